@@ -1,0 +1,37 @@
+"""laefast: PCA by training L2-regularized linear autoencoders, fast.
+
+The public surface:
+
+- :func:`solve` fits from a Gram matrix C = X X^T, :func:`fit` from data X of
+  shape (n_samples, n_features); both return an :class:`LAEResult`.
+- :func:`step`, :func:`exact_w1`, :func:`exact_w2`: single compiled steps
+  for libraries that drive their own loop.
+- :mod:`laefast.reference`: the paper's algorithms in plain NumPy.
+- :mod:`laefast.metrics`: U error, principal-angle sine, L_sigma.
+"""
+
+from . import metrics, reference
+from ._api import LAEResult, default_alpha, exact_w1, exact_w2, fit, gram_matrix, solve, step
+from ._exceptions import CollapsedComponentWarning, ConvergenceWarning, DivergenceError
+from ._openmp import openmp_enabled
+from ._validation import METHODS
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "METHODS",
+    "CollapsedComponentWarning",
+    "ConvergenceWarning",
+    "DivergenceError",
+    "LAEResult",
+    "default_alpha",
+    "exact_w1",
+    "exact_w2",
+    "fit",
+    "gram_matrix",
+    "metrics",
+    "openmp_enabled",
+    "reference",
+    "solve",
+    "step",
+]

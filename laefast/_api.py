@@ -1,0 +1,359 @@
+"""solve / fit / step: validation, dispatch to one kernel call, read-out."""
+
+import numbers
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _data, _gram
+from ._exceptions import ConvergenceWarning, DivergenceError
+from ._readout import readout
+from ._validation import (
+    as_float_array,
+    check_data,
+    check_gram,
+    check_method,
+    check_n_components,
+    check_scalar,
+    check_weights,
+)
+
+__all__ = ["LAEResult", "solve", "fit", "step", "exact_w1", "exact_w2",
+           "default_alpha"]
+
+_CODES = {
+    "untied": _gram.UNTIED,
+    "sync": _gram.SYNC,
+    "tied": _gram.TIED,
+    "exact-untied": _gram.EXACT_UNTIED,
+    "exact-sync": _gram.EXACT_SYNC,
+    "exact-tied": _gram.EXACT_TIED,
+}
+GD_METHODS = ("untied", "sync", "tied")
+DEFAULT_MAX_ITER = 100_000
+
+
+@dataclass
+class LAEResult:
+    """What a solver learned, and how it got there.
+
+    Attributes
+    ----------
+    W1, W2 : ndarray
+        Encoder (k x m) and decoder (m x k) at the end of the run.
+    components : ndarray (k x m)
+        Principal directions as rows (left singular vectors of W2), sorted by
+        decreasing variance; each row's largest-magnitude entry is positive.
+    singular_values : ndarray (k,)
+        Singular values of X, sigma_i = sqrt(lam / (1 - s_i^2)) with s_i the
+        singular values of W2; 0 for collapsed components.
+    eigenvalues : ndarray (k,)
+        Eigenvalues of C = X X^T (sigma_i^2); 0 for collapsed components.
+    collapsed : ndarray of bool (k,)
+        Components that lam switched off (lam >= sigma_i^2).
+    n_iter : int
+        Iterations run.
+    converged : bool
+        Whether the method's stopping rule held (else max_iter was reached).
+    stop : float
+        The last stopping quantity (DESIGN.md §3 defines it per method).
+    method, lam, alpha, tol :
+        The settings used (alpha is None for the exact methods).
+    history : dict or None
+        With history=True: ``{"stop": ..., "objective": ...}``, one entry per
+        iteration, recorded inside the kernel (objective is L_sigma).
+    mean : ndarray or None
+        The feature means subtracted by :func:`fit` (None from :func:`solve`).
+    """
+
+    W1: np.ndarray
+    W2: np.ndarray
+    components: np.ndarray
+    singular_values: np.ndarray
+    eigenvalues: np.ndarray
+    collapsed: np.ndarray
+    n_iter: int
+    converged: bool
+    stop: float
+    method: str
+    lam: float
+    alpha: float | None
+    tol: float
+    history: dict | None = None
+    mean: np.ndarray | None = field(default=None, repr=False)
+
+
+def _max_row_sum(C, block=1024):
+    return max(np.abs(C[i:i + block]).sum(axis=1).max()
+               for i in range(0, C.shape[0], block))
+
+
+def default_alpha(C, lam, W1, W2):
+    """The step used when alpha=None: 1 / (3 c r^2 + lam).
+
+    c = min(tr C, max_i sum_j |C_ij|) bounds the largest eigenvalue of C from
+    above, and r^2 = max(1, ||W1||_F^2, ||W2||_F^2).  Near a minimum the
+    gradient's Lipschitz constant is about 2 sigma_1^2, and while the weights
+    stay within spectral norm sqrt(4/3) it is at most 3 sigma_1^2 + lam (the
+    scalar case's Hessian), so this step cannot overshoot there.
+    """
+    c = min(float(np.trace(C)), float(_max_row_sum(C)))
+    r2 = max(1.0, float(np.sum(W1 * W1)), float(np.sum(W2 * W2)))
+    return 1.0 / (3.0 * c * r2 + lam)
+
+
+def _initial_weights(init, m, k, dtype, random_state):
+    if init is not None:
+        try:
+            W1, W2 = init
+        except (TypeError, ValueError):
+            raise ValueError("init must be a pair (W1, W2)") from None
+        return check_weights(W1, W2, m, k, dtype)
+    # Small random weights (Frobenius norm about 0.5): far from the saddle
+    # at 0 in every direction, and inside the region default_alpha covers.
+    rng = np.random.default_rng(random_state)
+    scale = 0.5 / np.sqrt(m * k)
+    W1 = (scale * rng.standard_normal((k, m))).astype(dtype)
+    W2 = (scale * rng.standard_normal((m, k))).astype(dtype)
+    return W1, W2
+
+
+def _check_max_iter(max_iter):
+    if max_iter is None:
+        return DEFAULT_MAX_ITER
+    if (not isinstance(max_iter, numbers.Integral)
+            or isinstance(max_iter, bool) or max_iter < 0):
+        raise ValueError(
+            f"max_iter must be a non-negative integer, got {max_iter!r}")
+    return int(max_iter)
+
+
+def _raise_for_status(status, method, n_iter, which, alpha, lam):
+    if status == _gram.NONFINITE:
+        if method in GD_METHODS:
+            raise DivergenceError(
+                f"{method} gradient descent diverged at iteration {n_iter}: "
+                f"the weights stopped being finite. The step alpha={alpha:g} "
+                "is too large for this problem; lower it, or pass alpha=None "
+                "for a safe step.")
+        raise DivergenceError(
+            f"{method} produced non-finite weights at iteration {n_iter}; "
+            "the problem is too badly scaled for this dtype.")
+    if status == _gram.NOT_PD_W2:
+        raise np.linalg.LinAlgError(
+            f"{method}, iteration {n_iter + 1}: the k x k matrix "
+            f"W1 C W1^T + lam I is not positive definite (lam={lam:g}). With "
+            "lam = 0 this happens when W1 C W1^T is singular (rank-deficient "
+            "C or start); use lam > 0.")
+    if status == _gram.NOT_PD_W1:
+        raise np.linalg.LinAlgError(
+            f"{method}, iteration {n_iter + 1}: the m x m matrix "
+            f"d_{which} C + lam I of the exact W1 step is not positive "
+            f"definite (lam={lam:g}). With lam = 0 this happens when C is "
+            "singular or W2 is rank-deficient; use lam > 0.")
+    if status == _gram.EIGH_FAILED:
+        raise np.linalg.LinAlgError(
+            f"{method}, iteration {n_iter + 1}: the eigendecomposition of "
+            "W2^T W2 did not converge.")
+
+
+def _run(C, W1, W2, k, lam, method, alpha, tol, max_iter, history):
+    """The one kernel call, then the read-out.  Inputs already validated."""
+    hist_stop = hist_obj = None
+    if history:
+        hist_stop = np.empty(max_iter, dtype=np.float64)
+        hist_obj = np.empty(max_iter, dtype=np.float64)
+    kernel_alpha = 0.0 if alpha is None else alpha
+    n_iter, status, stop, which = _gram.run(
+        _CODES[method], C, W1, W2, lam, kernel_alpha, tol, max_iter,
+        hist_stop, hist_obj)
+    _raise_for_status(status, method, n_iter, which, alpha, lam)
+    converged = status == _gram.CONVERGED
+    if not converged:
+        warnings.warn(
+            f"{method} stopped at max_iter={max_iter} with stopping quantity "
+            f"{stop:.3g} > tol={tol:g}; raise max_iter or tol.",
+            ConvergenceWarning, stacklevel=3)
+    components, sing, eig, collapsed = readout(W2, lam)
+    return LAEResult(
+        W1=W1, W2=W2, components=components,
+        singular_values=sing.astype(C.dtype), eigenvalues=eig.astype(C.dtype),
+        collapsed=collapsed, n_iter=int(n_iter), converged=bool(converged),
+        stop=float(stop), method=method, lam=lam, alpha=alpha, tol=tol,
+        history=(None if not history else
+                 {"stop": hist_stop[:n_iter], "objective": hist_obj[:n_iter]}))
+
+
+def _solve_checked(C, n_components, lam, method, alpha, tol, max_iter, init,
+                   random_state, history):
+    method = check_method(method)
+    m = C.shape[0]
+    k = check_n_components(n_components, m)
+    lam = check_scalar(lam, "lam")
+    tol = check_scalar(tol, "tol")
+    max_iter = _check_max_iter(max_iter)
+    W1, W2 = _initial_weights(init, m, k, C.dtype, random_state)
+    if method in GD_METHODS:
+        if alpha is None:
+            alpha = default_alpha(C, lam, W1, W2)
+        else:
+            alpha = check_scalar(alpha, "alpha", allow_zero=False)
+    elif alpha is not None:
+        check_scalar(alpha, "alpha", allow_zero=False)
+        alpha = None  # the exact methods take no step size
+    return _run(C, W1, W2, k, lam, method, alpha, tol, max_iter, history)
+
+
+def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
+          max_iter=None, init=None, random_state=None, history=False):
+    """Fit an L2-regularized linear autoencoder to a Gram matrix C = X X^T.
+
+    Parameters
+    ----------
+    C : array_like (m, m)
+        Symmetric positive semi-definite Gram matrix of centered data, the
+        paper's convention: no 1/n, so lam is compared with sigma_i^2.
+        float32 and float64 are used as they are (C or Fortran order, no
+        copy); other numeric types are converted to float64.
+    n_components : int
+        k, the latent width, 1 <= k <= m.
+    lam : float >= 0
+        L2 penalty lambda.  Components with sigma_i^2 <= lam collapse.
+    method : str
+        'untied', 'sync', 'tied' (gradient descent), or 'exact-untied',
+        'exact-sync', 'exact-tied' (alternating exact minimization).
+    alpha : float > 0 or None
+        Step size of the gradient methods (ignored by the exact ones).  None
+        picks 1 / (3 c r^2 + lam), c an upper bound on the largest eigenvalue
+        of C and r^2 = max(1, ||W1||_F^2, ||W2||_F^2) of the start: a step
+        that does not diverge from the default start (see default_alpha).
+    tol : float >= 0
+        The stopping rule's threshold eps (DESIGN.md §3).
+    max_iter : int or None
+        Cap on iterations (None: 100000).  Reaching it warns with
+        ConvergenceWarning.
+    init : (W1, W2) or None
+        Starting weights (k x m, m x k); copied, never modified.  None draws
+        small Gaussian weights from random_state.
+    random_state : int, numpy Generator or None
+    history : bool
+        Record the stopping quantity and L_sigma after every iteration.
+
+    Returns
+    -------
+    LAEResult
+    """
+    C = check_gram(C)
+    return _solve_checked(C, n_components, lam, method, alpha, tol, max_iter,
+                          init, random_state, history)
+
+
+def _gram_chunk_rows(m):
+    # Chunks of about 8 MiB of doubles, and at least 256 rows so the syrk
+    # update stays efficient.
+    return max(256, (1 << 20) // max(m, 1))
+
+
+def gram_matrix(X, center=True):
+    """C = Xc^T Xc for X of shape (n_samples, n_features); returns (C, mean).
+
+    Centering is done chunk by chunk into a small buffer: X is never copied.
+    """
+    X = check_data(X)
+    m = X.shape[1]
+    mean = X.mean(axis=0, dtype=np.float64).astype(X.dtype) if center else None
+    C = np.empty((m, m), dtype=X.dtype)
+    _data.gram(X, mean, C, _gram_chunk_rows(m))
+    return C, mean
+
+
+def fit(X, n_components, lam, *, center=True, method="exact-tied", alpha=None,
+        tol=1e-8, max_iter=None, init=None, random_state=None, history=False):
+    """Fit from data X of shape (n_samples, n_features).
+
+    X is the paper's data matrix transposed (samples as rows, the NumPy and
+    scikit-learn layout).  The Gram matrix C = Xc^T Xc of the centered data
+    (center=True) is formed with syrk, without copying X; then :func:`solve`
+    runs on it with the remaining parameters.  The result's ``mean`` holds
+    the subtracted feature means.
+    """
+    C, mean = gram_matrix(X, center)
+    result = _solve_checked(C, n_components, lam, method, alpha, tol,
+                            max_iter, init, random_state, history)
+    result.mean = mean
+    return result
+
+
+def _check_inplace(W, name, shape, dtype):
+    if not isinstance(W, np.ndarray):
+        raise ValueError(f"{name} must be a NumPy array (it is updated in place)")
+    if W.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {W.shape}")
+    if W.dtype != dtype:
+        raise ValueError(f"{name} must have C's dtype {dtype}, got {W.dtype}")
+    if not (W.flags.c_contiguous and W.flags.writeable):
+        raise ValueError(f"{name} must be C-contiguous and writeable "
+                         "(it is updated in place)")
+
+
+def step(W1, W2, C, lam, *, method="untied", alpha=None):
+    """One iteration of `method`, in place on W1 (k x m) and W2 (m x k).
+
+    W1 and W2 must be C-contiguous, writeable, of C's dtype.  Returns the
+    method's stopping quantity after the iteration.  For another library's
+    own loop: the kernels are the ones :func:`solve` runs.  (A lone untied
+    step costs three k x m x m GEMMs; inside :func:`solve` W1 C is carried
+    over and a step costs two.)
+    """
+    method = check_method(method)
+    C = check_gram(C)
+    m = C.shape[0]
+    k = W1.shape[0] if isinstance(W1, np.ndarray) and W1.ndim == 2 else -1
+    _check_inplace(W1, "W1", (k, m), C.dtype)
+    _check_inplace(W2, "W2", (m, k), C.dtype)
+    lam = check_scalar(lam, "lam")
+    if method in GD_METHODS:
+        if alpha is None:
+            raise ValueError(f"{method} needs a step size alpha")
+        alpha = check_scalar(alpha, "alpha", allow_zero=False)
+    n_iter, status, stop, which = _gram.run(
+        _CODES[method], C, W1, W2, lam, alpha or 0.0, -1.0, 1)
+    _raise_for_status(status, method, 0, which, alpha, lam)
+    return float(stop)
+
+
+def exact_w1(C, W2, lam):
+    """The encoder minimizing L_sigma for a fixed decoder W2 (m x k).
+
+    Solves (W2^T W2) W1 C + lam W1 = W2^T C through the eigendecomposition of
+    W2^T W2 and k Cholesky solves of size m (never the mk x mk system).
+    """
+    C = check_gram(C)
+    W2 = as_float_array(W2, "W2", C.dtype)
+    m = C.shape[0]
+    if W2.ndim != 2 or W2.shape[0] != m:
+        raise ValueError(f"W2 must have shape (m, k) with m={m}, got {W2.shape}")
+    _, W2 = check_weights(np.zeros((W2.shape[1], m)), W2, m, W2.shape[1],
+                          C.dtype)
+    lam = check_scalar(lam, "lam")
+    W1 = np.empty((W2.shape[1], m), dtype=C.dtype)
+    status, which = _gram.exact_w1_given_w2(C, W1, W2, lam)
+    _raise_for_status(status, "exact_w1", -1, which, None, lam)
+    return W1
+
+
+def exact_w2(C, W1, lam):
+    """The decoder minimizing L_sigma for a fixed encoder W1 (k x m)."""
+    C = check_gram(C)
+    W1 = as_float_array(W1, "W1", C.dtype)
+    m = C.shape[0]
+    if W1.ndim != 2 or W1.shape[1] != m:
+        raise ValueError(f"W1 must have shape (k, m) with m={m}, got {W1.shape}")
+    W1, _ = check_weights(W1, np.zeros((m, W1.shape[0])), m, W1.shape[0],
+                          C.dtype)
+    lam = check_scalar(lam, "lam")
+    W2 = np.empty((m, W1.shape[0]), dtype=C.dtype)
+    if _gram.exact_w2_given_w1(C, W1, W2, lam) != 0:
+        _raise_for_status(_gram.NOT_PD_W2, "exact_w2", -1, -1, None, lam)
+    return W2

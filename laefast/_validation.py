@@ -1,0 +1,140 @@
+"""Input checks shared by every entry point.
+
+Arrays are accepted without a copy whenever their dtype (float32/float64)
+and layout already fit; anything else is converted once, here.
+"""
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "METHODS",
+    "as_float_array",
+    "check_gram",
+    "check_data",
+    "check_weights",
+    "check_scalar",
+    "check_n_components",
+    "check_method",
+]
+
+METHODS = ("untied", "sync", "tied", "exact-untied", "exact-sync", "exact-tied")
+
+
+def _float_dtype(a):
+    return a.dtype if a.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+
+def as_float_array(a, name, dtype=None):
+    """An ndarray of float32/float64 (other numeric types become float64)."""
+    arr = np.asarray(a)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
+                                   or arr.dtype == bool):
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name} must be real, got dtype {arr.dtype}")
+    if dtype is None:
+        dtype = _float_dtype(arr)
+    return arr.astype(dtype, copy=False)
+
+
+def assert_finite(arr, name):
+    # Summing first is cheap and allocation-free; the element-wise test only
+    # runs when the sum says something is wrong (it also catches overflow).
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = arr.sum(dtype=np.float64)
+    if not np.isfinite(total):
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        raise ValueError(f"{name} has values too large to sum in float64")
+
+
+def check_gram(C):
+    """A square, symmetric, finite Gram matrix as a C-contiguous float array."""
+    C = as_float_array(C, "C")
+    if C.ndim != 2 or C.shape[0] != C.shape[1]:
+        raise ValueError(f"C must be a square 2-D matrix, got shape {C.shape}")
+    if C.shape[0] == 0:
+        raise ValueError("C must be at least 1 x 1")
+    assert_finite(C, "C")
+    if not C.flags.c_contiguous:
+        # A symmetric matrix stored in Fortran order is its own transpose in
+        # C order: use that view instead of copying.
+        C = C.T if C.flags.f_contiguous else np.ascontiguousarray(C)
+    _check_symmetric(C)
+    return C
+
+
+def _check_symmetric(C, block=512):
+    scale = np.abs(np.diagonal(C)).max()
+    # Gram matrices formed by a non-symmetric product carry rounding of
+    # order eps * sqrt(n) * scale; sqrt(eps) * scale allows for that.
+    tol = np.sqrt(np.finfo(C.dtype).eps) * scale
+    # Blocks keep the temporary small for large m.
+    for start in range(0, C.shape[0], block):
+        stop = min(start + block, C.shape[0])
+        worst = np.abs(C[start:stop] - C[:, start:stop].T).max()
+        if worst > tol:
+            raise ValueError(
+                "C must be symmetric: |C - C^T| reaches "
+                f"{worst:.3g} (tolerance {tol:.3g})")
+
+
+def check_data(X):
+    """Data of shape (n_samples, n_features), float, finite; no copy if it fits."""
+    X = as_float_array(X, "X")
+    if X.ndim != 2:
+        raise ValueError(
+            f"X must be 2-D (n_samples, n_features), got {X.ndim}-D")
+    if X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"X must be non-empty, got shape {X.shape}")
+    assert_finite(X, "X")
+    return X
+
+
+def check_n_components(n_components, m):
+    if (not isinstance(n_components, numbers.Integral)
+            or isinstance(n_components, bool)):
+        raise ValueError(
+            f"n_components must be an integer, got {n_components!r}")
+    if not 1 <= n_components <= m:
+        raise ValueError(
+            f"n_components must be in [1, {m}] (the number of features), "
+            f"got {n_components}")
+    return int(n_components)
+
+
+def check_scalar(value, name, *, allow_zero=True):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def check_method(method):
+    if method not in METHODS:
+        raise ValueError(
+            f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return method
+
+
+def check_weights(W1, W2, m, k, dtype):
+    """Copies of W1 (k x m) and W2 (m x k) in dtype, C order, finite."""
+    W1 = as_float_array(W1, "W1")
+    W2 = as_float_array(W2, "W2")
+    if W1.shape != (k, m):
+        raise ValueError(
+            f"W1 must have shape (n_components, m) = {(k, m)}, got {W1.shape}")
+    if W2.shape != (m, k):
+        raise ValueError(
+            f"W2 must have shape (m, n_components) = {(m, k)}, got {W2.shape}")
+    assert_finite(W1, "W1")
+    assert_finite(W2, "W2")
+    return (np.array(W1, dtype=dtype, order="C", copy=True),
+            np.array(W2, dtype=dtype, order="C", copy=True))

@@ -1,0 +1,550 @@
+"""The paper's six LAE-PCA solvers on a Gram matrix C = X X^T.
+
+Each solver runs its whole loop in one call with the GIL released, on
+preallocated workspace, and follows the update order and stopping rule of
+DESIGN.md section 3 exactly (``laefast.reference`` is the readable twin).
+No m x m x m product is ever formed: with P = W1 C and Q = C W2 a gradient
+step needs only (k x m) x (m x m) GEMMs plus O(k^2 m) work (DESIGN.md §4).
+
+Storage is row-major throughout: W1 is (k, m), W2 is (m, k), C is (m, m).
+"""
+
+import numpy as np
+
+from cython cimport floating
+from libc.math cimport sqrt, isfinite, INFINITY
+from libc.string cimport memcpy
+
+from _blas cimport blas_int, gemm, potrf, potrs_cm, syev, syev_lwork
+
+
+# Method codes, shared with laefast._api (one kernel loop each).
+cdef enum Method:
+    M_UNTIED, M_SYNC, M_TIED, M_EXACT_UNTIED, M_EXACT_SYNC, M_EXACT_TIED
+
+# Why a loop stopped.
+cdef enum Status:
+    S_CONVERGED
+    S_MAX_ITER
+    S_NONFINITE
+    S_NOT_PD_W2     # W1 C W1^T + lam I is not positive definite (k x k)
+    S_NOT_PD_W1     # d_i C + lam I is not positive definite (m x m)
+    S_EIGH_FAILED   # syev did not converge on W2^T W2
+
+UNTIED, SYNC, TIED = M_UNTIED, M_SYNC, M_TIED
+EXACT_UNTIED, EXACT_SYNC, EXACT_TIED = M_EXACT_UNTIED, M_EXACT_SYNC, M_EXACT_TIED
+CONVERGED, MAX_ITER, NONFINITE = S_CONVERGED, S_MAX_ITER, S_NONFINITE
+NOT_PD_W2, NOT_PD_W1, EIGH_FAILED = S_NOT_PD_W2, S_NOT_PD_W1, S_EIGH_FAILED
+
+
+# ---------------------------------------------------------------------------
+# Small helpers (O(km) or O(k^2 m) work)
+
+cdef double tie_gap(Py_ssize_t m, Py_ssize_t k, const floating* W1,
+                    const floating* W2) noexcept nogil:
+    """||W1 - W2^T||_F, accumulated in double."""
+    cdef Py_ssize_t i, j
+    cdef double d, s = 0.0
+    for i in range(k):
+        for j in range(m):
+            d = <double> W1[i * m + j] - <double> W2[j * k + i]
+            s += d * d
+    return sqrt(s)
+
+
+cdef double frobenius(Py_ssize_t n, const floating* x) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double s = 0.0
+    for i in range(n):
+        s += <double> x[i] * <double> x[i]
+    return sqrt(s)
+
+
+cdef void transpose_into(Py_ssize_t rows, Py_ssize_t cols, const floating* src,
+                         floating* dst) noexcept nogil:
+    """dst (cols x rows) = src (rows x cols)^T."""
+    cdef Py_ssize_t i, j
+    for i in range(rows):
+        for j in range(cols):
+            dst[j * rows + i] = src[i * cols + j]
+
+
+cdef double objective(Py_ssize_t m, Py_ssize_t k, const floating* C,
+                      double trace_c, const floating* W1, const floating* W2,
+                      double lam, floating* ws) noexcept nogil:
+    """L_sigma = ||X - W2 W1 X||^2 + lam (||W1||^2 + ||W2||^2), from C alone.
+
+    ||X - W2 W1 X||^2 = tr C - 2 tr(W1 C W2) + tr((W2^T W2)(W1 C W1^T)).
+    Workspace: k m + 2 k^2.
+    """
+    cdef floating* P = ws
+    cdef floating* A = P + k * m
+    cdef floating* B = A + k * k
+    cdef Py_ssize_t i, j
+    cdef double cross = 0.0, quad = 0.0, reg
+    gemm(False, False, k, m, m, 1, W1, m, C, m, 0, P, m)
+    for i in range(k):
+        for j in range(m):
+            cross += <double> P[i * m + j] * <double> W2[j * k + i]
+    gemm(True, False, k, k, m, 1, W2, k, W2, k, 0, A, k)
+    gemm(False, True, k, k, m, 1, P, m, W1, m, 0, B, k)
+    for i in range(k * k):
+        quad += <double> A[i] * <double> B[i]
+    reg = frobenius(k * m, W1) ** 2 + frobenius(m * k, W2) ** 2
+    return trace_c - 2.0 * cross + quad + lam * reg
+
+
+# ---------------------------------------------------------------------------
+# Exact half-steps
+
+cdef blas_int exact_w2(Py_ssize_t m, Py_ssize_t k, const floating* C,
+                       const floating* W1, floating* W2, floating lam,
+                       floating* S) noexcept nogil:
+    """W2 = C W1^T (W1 C W1^T + lam I)^-1, the minimizer given W1.
+
+    Row-major W2 (m x k) is column-major (k x m); filled with C W1^T it holds
+    P = W1 C column-major, which is exactly potrs's right-hand side layout, so
+    the solve lands in W2 with no transpose.  Workspace S: k^2.
+    Returns LAPACK's potrf info (0 on success).
+    """
+    cdef Py_ssize_t i
+    cdef blas_int info
+    gemm(False, True, m, k, m, 1, C, m, W1, m, 0, W2, k)
+    gemm(False, False, k, k, m, 1, W1, m, W2, k, 0, S, k)
+    for i in range(k):
+        S[i * k + i] += lam
+    info = potrf(k, S, k)
+    if info != 0:
+        return info
+    return potrs_cm(k, m, S, k, W2, k)
+
+
+cdef Py_ssize_t exact_w1_workspace(Py_ssize_t m, Py_ssize_t k) noexcept nogil:
+    return 2 * k * m + k * k + k + syev_lwork(k) + m * m
+
+
+cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
+                  floating* W1, const floating* W2, floating lam,
+                  floating* ws, Py_ssize_t* which) noexcept nogil:
+    """W1 = minimizer given W2: solves (W2^T W2) W1 C + lam W1 = W2^T C.
+
+    The (mk x mk) Kronecker system separates: with W2^T W2 = V D V^T and
+    W1 = V Z, row i of Z solves z_i (d_i C + lam I) = (V^T W2^T C)_i, one
+    m x m Cholesky solve per latent.  Returns a status code; `which` gets
+    the latent whose system failed.
+    """
+    cdef Py_ssize_t i, p
+    cdef blas_int info, lwork = syev_lwork(k)
+    cdef floating* Qt = ws
+    cdef floating* Vt = Qt + k * m
+    cdef floating* d = Vt + k * k
+    cdef floating* work = d + k
+    cdef floating* M = work + lwork
+    cdef floating* Z = M + m * m
+    gemm(True, False, k, m, m, 1, W2, k, C, m, 0, Qt, m)     # W2^T C
+    gemm(True, False, k, k, m, 1, W2, k, W2, k, 0, Vt, k)    # W2^T W2
+    if syev(k, Vt, k, d, work, lwork) != 0:
+        return S_EIGH_FAILED
+    gemm(False, False, k, m, k, 1, Vt, k, Qt, m, 0, Z, m)    # V^T W2^T C
+    for i in range(k):
+        for p in range(m * m):
+            M[p] = d[i] * C[p]
+        for p in range(m):
+            M[p * m + p] += lam
+        info = potrf(m, M, m)
+        if info != 0:
+            which[0] = i
+            return S_NOT_PD_W1
+        potrs_cm(m, 1, M, m, Z + i * m, m)
+    gemm(True, False, k, m, k, 1, Vt, k, Z, m, 0, W1, m)     # W1 = V Z
+    return S_CONVERGED
+
+
+# ---------------------------------------------------------------------------
+# The six loops.  Each returns a status code and writes n_iter and the last
+# stopping quantity; with history, record t holds the stopping quantity and
+# L_sigma of the iterate that quantity was measured on.
+
+cdef struct LoopOut:
+    Py_ssize_t n_iter
+    double stop
+    Py_ssize_t which
+
+
+cdef inline void record(Py_ssize_t m, Py_ssize_t k, const floating* C,
+                        double trace_c, const floating* W1, const floating* W2,
+                        double lam, floating* obj_ws, double* hist_stop,
+                        double* hist_obj, Py_ssize_t t, double stop) noexcept nogil:
+    if hist_stop != NULL:
+        hist_stop[t] = stop
+        hist_obj[t] = objective(m, k, C, trace_c, W1, W2, lam, obj_ws)
+
+
+cdef int untied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
+                     floating* W1, floating* W2, floating lam, floating alpha,
+                     double tol, Py_ssize_t max_iter, floating* ws,
+                     double trace_c, double* hist_stop, double* hist_obj,
+                     LoopOut* out) noexcept nogil:
+    """Untied GD, Gauss-Seidel order: W1 first, then W2 from the new W1."""
+    cdef floating* P = ws              # W1 C, carried from one step to the next
+    cdef floating* Qt = P + k * m      # W2^T C
+    cdef floating* A = Qt + k * m      # W2^T W2
+    cdef floating* B = A + k * k       # W1 C W1^T
+    cdef floating* T = B + k * k       # W2 B
+    cdef floating* obj_ws = T + m * k
+    cdef floating shrink = 1 - alpha * lam
+    cdef Py_ssize_t i, j, it = 0
+    cdef double stop = tie_gap(m, k, W1, W2)
+    cdef int status
+    gemm(False, False, k, m, m, 1, W1, m, C, m, 0, P, m)
+    while True:
+        if stop <= tol:
+            status = S_CONVERGED
+            break
+        if it >= max_iter:
+            status = S_MAX_ITER
+            break
+        # W1 -= alpha ((W2^T W2) W1 C - W2^T C + lam W1)
+        gemm(True, False, k, m, m, 1, W2, k, C, m, 0, Qt, m)
+        gemm(True, False, k, k, m, 1, W2, k, W2, k, 0, A, k)
+        for i in range(k * m):
+            W1[i] = shrink * W1[i] + alpha * Qt[i]
+        gemm(False, False, k, m, k, -alpha, A, k, P, m, 1, W1, m)
+        # W2 -= alpha (W2 (W1 C W1^T) - (W1 C)^T + lam W2), with the new W1
+        gemm(False, False, k, m, m, 1, W1, m, C, m, 0, P, m)
+        gemm(False, True, k, k, m, 1, P, m, W1, m, 0, B, k)
+        gemm(False, False, m, k, k, 1, W2, k, B, k, 0, T, k)
+        for j in range(m):
+            for i in range(k):
+                W2[j * k + i] = (shrink * W2[j * k + i]
+                                 + alpha * (P[i * m + j] - T[j * k + i]))
+        stop = tie_gap(m, k, W1, W2)
+        record(m, k, C, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
+               it, stop)
+        it += 1
+        if not isfinite(stop):
+            status = S_NONFINITE
+            break
+    out.n_iter = it
+    out.stop = stop
+    return status
+
+
+cdef int sync_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
+                   floating* W1, floating* W2, floating lam, floating alpha,
+                   double tol, Py_ssize_t max_iter, floating* ws,
+                   double trace_c, double* hist_stop, double* hist_obj,
+                   LoopOut* out) noexcept nogil:
+    """Sync GD: both gradients from the old, tied weights; then re-tie."""
+    cdef floating* P = ws              # W1 C == W2^T C while tied
+    cdef floating* G1 = P + k * m
+    cdef floating* G2 = G1 + k * m
+    cdef floating* A = G2 + m * k      # W1 W1^T == W2^T W2
+    cdef floating* B = A + k * k       # W1 C W1^T
+    cdef floating* obj_ws = B + k * k
+    cdef Py_ssize_t i, j, it = 0
+    cdef double stop = INFINITY
+    cdef floating w
+    cdef int status
+    transpose_into(m, k, W2, W1)
+    while True:
+        if stop <= tol:
+            status = S_CONVERGED
+            break
+        if it >= max_iter:
+            status = S_MAX_ITER
+            break
+        gemm(False, False, k, m, m, 1, W1, m, C, m, 0, P, m)
+        gemm(False, True, k, k, m, 1, W1, m, W1, m, 0, A, k)
+        gemm(False, True, k, k, m, 1, P, m, W1, m, 0, B, k)
+        # G1 = A P - P + lam W1 ; G2 = W2 B - P^T + lam W2
+        for i in range(k * m):
+            G1[i] = lam * W1[i] - P[i]
+        gemm(False, False, k, m, k, 1, A, k, P, m, 1, G1, m)
+        for j in range(m):
+            for i in range(k):
+                G2[j * k + i] = lam * W2[j * k + i] - P[i * m + j]
+        gemm(False, False, m, k, k, 1, W2, k, B, k, 1, G2, k)
+        stop = alpha * frobenius(k * m, G1) + alpha * frobenius(m * k, G2)
+        for i in range(k):
+            for j in range(m):
+                w = ((W1[i * m + j] - alpha * G1[i * m + j])
+                     + (W2[j * k + i] - alpha * G2[j * k + i])) / 2
+                W1[i * m + j] = w
+                W2[j * k + i] = w
+        record(m, k, C, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
+               it, stop)
+        it += 1
+        if not isfinite(stop):
+            status = S_NONFINITE
+            break
+    out.n_iter = it
+    out.stop = stop
+    return status
+
+
+cdef int tied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
+                   floating* W1, floating* W2, floating lam, floating alpha,
+                   double tol, Py_ssize_t max_iter, floating* ws,
+                   double trace_c, double* hist_stop, double* hist_obj,
+                   LoopOut* out) noexcept nogil:
+    """Tied GD (regularized Oja): U = alpha ((W2 W2^T - I) C W2 + lam W2)."""
+    cdef floating* Q = ws              # C W2
+    cdef floating* B = Q + m * k       # W2^T C W2
+    cdef floating* T = B + k * k       # W2 B
+    cdef floating* obj_ws = T + m * k
+    cdef Py_ssize_t i, it = 0
+    cdef double s, stop = INFINITY
+    cdef floating u
+    cdef int status
+    while True:
+        if stop <= tol:
+            status = S_CONVERGED
+            break
+        if it >= max_iter:
+            status = S_MAX_ITER
+            break
+        gemm(False, False, m, k, m, 1, C, m, W2, k, 0, Q, k)
+        gemm(True, False, k, k, m, 1, W2, k, Q, k, 0, B, k)
+        gemm(False, False, m, k, k, 1, W2, k, B, k, 0, T, k)
+        s = 0.0
+        for i in range(m * k):
+            u = alpha * (T[i] - Q[i] + lam * W2[i])
+            W2[i] -= u
+            s += <double> u * <double> u
+        stop = 2.0 * sqrt(s)
+        if hist_stop != NULL:
+            transpose_into(m, k, W2, W1)
+            record(m, k, C, trace_c, W1, W2, lam, obj_ws, hist_stop,
+                   hist_obj, it, stop)
+        it += 1
+        if not isfinite(stop):
+            status = S_NONFINITE
+            break
+    transpose_into(m, k, W2, W1)
+    out.n_iter = it
+    out.stop = stop
+    return status
+
+
+cdef int exact_untied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
+                           floating* W1, floating* W2, floating lam,
+                           double tol, Py_ssize_t max_iter, floating* ws,
+                           double trace_c, double* hist_stop,
+                           double* hist_obj, LoopOut* out) noexcept nogil:
+    """Alternate the exact W1 (Sylvester) and exact W2 (k x k) minimizers."""
+    cdef floating* S = ws
+    cdef floating* w1_ws = S + k * k
+    cdef floating* obj_ws = w1_ws + exact_w1_workspace(m, k)
+    cdef Py_ssize_t it = 0
+    cdef double stop = tie_gap(m, k, W1, W2)
+    cdef int status
+    while True:
+        if stop <= tol:
+            status = S_CONVERGED
+            break
+        if it >= max_iter:
+            status = S_MAX_ITER
+            break
+        status = exact_w1(m, k, C, W1, W2, lam, w1_ws, &out.which)
+        if status != S_CONVERGED:
+            break
+        if exact_w2(m, k, C, W1, W2, lam, S) != 0:
+            status = S_NOT_PD_W2
+            break
+        stop = tie_gap(m, k, W1, W2)
+        record(m, k, C, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
+               it, stop)
+        it += 1
+        if not isfinite(stop):
+            status = S_NONFINITE
+            break
+    out.n_iter = it
+    out.stop = stop
+    return status
+
+
+cdef int exact_sync_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
+                         floating* W1, floating* W2, floating lam,
+                         double tol, Py_ssize_t max_iter, floating* ws,
+                         double trace_c, double* hist_stop, double* hist_obj,
+                         LoopOut* out) noexcept nogil:
+    """Exact sync: W1 = (W2^T C W2 + lam I)^-1 W2^T C, W2 exact, average."""
+    cdef floating* S = ws
+    cdef floating* W1_prev = S + k * k
+    cdef floating* T = W1_prev + k * m
+    cdef floating* obj_ws = T + m * k
+    cdef Py_ssize_t i, j, it = 0
+    cdef double d, stop = INFINITY
+    cdef floating w
+    cdef int status
+    transpose_into(m, k, W2, W1)
+    while True:
+        if stop <= tol:
+            status = S_CONVERGED
+            break
+        if it >= max_iter:
+            status = S_MAX_ITER
+            break
+        memcpy(W1_prev, W1, k * m * sizeof(floating))
+        # While tied (W1 == W2^T), (W2^T C W2 + lam I)^-1 W2^T C is the
+        # transpose of the exact W2 given W1.
+        if exact_w2(m, k, C, W1, T, lam, S) != 0:
+            status = S_NOT_PD_W2
+            break
+        transpose_into(m, k, T, W1)
+        if exact_w2(m, k, C, W1, W2, lam, S) != 0:
+            status = S_NOT_PD_W2
+            break
+        stop = 0.0
+        for i in range(k):
+            for j in range(m):
+                w = (W1[i * m + j] + W2[j * k + i]) / 2
+                W1[i * m + j] = w
+                W2[j * k + i] = w
+                d = <double> w - <double> W1_prev[i * m + j]
+                stop += d * d
+        stop = sqrt(stop)
+        record(m, k, C, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
+               it, stop)
+        it += 1
+        if not isfinite(stop):
+            status = S_NONFINITE
+            break
+    out.n_iter = it
+    out.stop = stop
+    return status
+
+
+cdef int exact_tied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
+                         floating* W1, floating* W2, floating lam,
+                         double tol, Py_ssize_t max_iter, floating* ws,
+                         double trace_c, double* hist_stop, double* hist_obj,
+                         LoopOut* out) noexcept nogil:
+    """Exact tied: W2 = exact given W1, test ||W1 - W2^T||, then W1 = W2^T."""
+    cdef floating* S = ws
+    cdef floating* obj_ws = S + k * k
+    cdef Py_ssize_t it = 0
+    cdef double stop = INFINITY
+    cdef int status
+    while True:
+        if it >= max_iter:
+            status = S_MAX_ITER
+            break
+        if exact_w2(m, k, C, W1, W2, lam, S) != 0:
+            status = S_NOT_PD_W2
+            break
+        stop = tie_gap(m, k, W1, W2)
+        record(m, k, C, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
+               it, stop)
+        it += 1
+        if not isfinite(stop):
+            status = S_NONFINITE
+            break
+        if stop <= tol:
+            status = S_CONVERGED
+            break
+        transpose_into(m, k, W2, W1)
+    out.n_iter = it
+    out.stop = stop
+    return status
+
+
+# ---------------------------------------------------------------------------
+# Python entry point
+
+def run(int method, const floating[:, ::1] C, floating[:, ::1] W1,
+        floating[:, ::1] W2, double lam, double alpha, double tol,
+        Py_ssize_t max_iter, double[::1] hist_stop=None,
+        double[::1] hist_obj=None):
+    """Run one solver loop in place on W1 (k, m) and W2 (m, k).
+
+    Shapes, dtypes and values are validated by the caller (laefast._api).
+    Returns (n_iter, status, last stopping quantity, failing latent index).
+    With hist_stop/hist_obj (length >= max_iter), record t holds the stopping
+    quantity and the L_sigma objective after iteration t.
+    """
+    cdef Py_ssize_t m = C.shape[0], k = W1.shape[0], i
+    cdef int status
+    cdef double trace_c = 0.0
+    cdef LoopOut out
+    cdef double* hs = NULL
+    cdef double* ho = NULL
+    cdef floating flam = <floating> lam, falpha = <floating> alpha
+    dtype = np.float32 if floating is float else np.float64
+    # Enough for every loop: the largest needs 4 km + 2 k^2 plus the
+    # objective's k m + 2 k^2; exact-untied adds the Sylvester solve's.
+    cdef Py_ssize_t n_ws = 5 * k * m + 4 * k * k + 1
+    if method == M_EXACT_UNTIED:
+        n_ws += exact_w1_workspace(m, k)
+    cdef floating[::1] ws = np.empty(n_ws, dtype=dtype)
+
+    out.n_iter = 0
+    out.stop = INFINITY
+    out.which = -1
+    if hist_stop is not None:
+        if hist_stop.shape[0] < max_iter or hist_obj is None \
+                or hist_obj.shape[0] < max_iter:
+            raise ValueError("history buffers shorter than max_iter")
+        hs = &hist_stop[0] if max_iter > 0 else NULL
+        ho = &hist_obj[0] if max_iter > 0 else NULL
+    for i in range(m):
+        trace_c += C[i, i]
+
+    with nogil:
+        if method == M_UNTIED:
+            status = untied_loop(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0], flam,
+                                 falpha, tol, max_iter, &ws[0], trace_c, hs,
+                                 ho, &out)
+        elif method == M_SYNC:
+            status = sync_loop(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0], flam,
+                               falpha, tol, max_iter, &ws[0], trace_c, hs,
+                               ho, &out)
+        elif method == M_TIED:
+            status = tied_loop(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0], flam,
+                               falpha, tol, max_iter, &ws[0], trace_c, hs,
+                               ho, &out)
+        elif method == M_EXACT_UNTIED:
+            status = exact_untied_loop(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0],
+                                       flam, tol, max_iter, &ws[0], trace_c,
+                                       hs, ho, &out)
+        elif method == M_EXACT_SYNC:
+            status = exact_sync_loop(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0],
+                                     flam, tol, max_iter, &ws[0], trace_c,
+                                     hs, ho, &out)
+        elif method == M_EXACT_TIED:
+            status = exact_tied_loop(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0],
+                                     flam, tol, max_iter, &ws[0], trace_c,
+                                     hs, ho, &out)
+        else:
+            status = -1
+    if status == -1:
+        raise ValueError(f"unknown method code {method}")
+    return out.n_iter, status, out.stop, out.which
+
+
+def exact_w1_given_w2(const floating[:, ::1] C, floating[:, ::1] W1,
+                      const floating[:, ::1] W2, double lam):
+    """Write the exact minimizer W1 given W2 into W1; returns (status, which)."""
+    cdef Py_ssize_t m = C.shape[0], k = W2.shape[1]
+    cdef Py_ssize_t which = -1
+    cdef int status
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[::1] ws = np.empty(exact_w1_workspace(m, k), dtype=dtype)
+    with nogil:
+        status = exact_w1(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0],
+                          <floating> lam, &ws[0], &which)
+    return status, which
+
+
+def exact_w2_given_w1(const floating[:, ::1] C, const floating[:, ::1] W1,
+                      floating[:, ::1] W2, double lam):
+    """Write the exact minimizer W2 given W1 into W2; returns potrf's info."""
+    cdef Py_ssize_t m = C.shape[0], k = W1.shape[0]
+    cdef blas_int info
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[::1] S = np.empty(k * k, dtype=dtype)
+    with nogil:
+        info = exact_w2(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0],
+                        <floating> lam, &S[0])
+    return info
