@@ -105,10 +105,9 @@ def default_alpha(C, lam, W1, W2):
 
 def _initial_weights(init, m, k, dtype, random_state):
     if init is not None:
-        try:
-            W1, W2 = init
-        except (TypeError, ValueError):
-            raise ValueError("init must be a pair (W1, W2)") from None
+        if not isinstance(init, (tuple, list)) or len(init) != 2:
+            raise ValueError("init must be a pair (W1, W2)")
+        W1, W2 = init
         return check_weights(W1, W2, m, k, dtype)
     # Small random weights (Frobenius norm about 0.5): far from the saddle
     # at 0 in every direction, and inside the region default_alpha covers.
@@ -174,8 +173,9 @@ def _run(C, W1, W2, k, lam, method, alpha, tol, max_iter, history):
         warnings.warn(
             f"{method} stopped at max_iter={max_iter} with stopping quantity "
             f"{stop:.3g} > tol={tol:g}; raise max_iter or tol.",
-            ConvergenceWarning, stacklevel=3)
-    components, sing, eig, collapsed = readout(W2, lam)
+            ConvergenceWarning, stacklevel=4)
+    # _run <- _solve_checked <- solve/fit <- the caller
+    components, sing, eig, collapsed = readout(W2, lam, tol, stacklevel=4)
     return LAEResult(
         W1=W1, W2=W2, components=components,
         singular_values=sing.astype(C.dtype), eigenvalues=eig.astype(C.dtype),

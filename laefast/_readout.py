@@ -23,7 +23,7 @@ def flip_signs(components):
     return components
 
 
-def readout(W2, lam):
+def readout(W2, lam, tol=0.0, stacklevel=2):
     """Return (components k x m, singular_values, eigenvalues, collapsed mask).
 
     A direction whose decoder singular value vanished (lam >= sigma_i^2 up to
@@ -33,9 +33,12 @@ def readout(W2, lam):
     u, s, _ = np.linalg.svd(W2, full_matrices=False)
     components = flip_signs(np.ascontiguousarray(u.T))
     s = s.astype(np.float64)
-    # Below sqrt(eps), 1 - s^2 rounds to 1: sigma^2 is indistinguishable
-    # from lam, i.e. the component was switched off by the regularizer.
-    collapsed = s <= np.sqrt(np.finfo(W2.dtype).eps)
+    # A switched-off direction decays towards s = 0 but a run that stops at
+    # tol leaves a remnant of order tol.  Below sqrt(max(eps, tol)),
+    # sigma^2 = lam / (1 - s^2) differs from lam by less than max(eps, tol)
+    # relative: indistinguishable from lam, so the component is reported as
+    # collapsed rather than given a made-up variance.
+    collapsed = s <= np.sqrt(max(np.finfo(W2.dtype).eps, tol))
     one_minus = 1.0 - s * s
     if np.any(one_minus[~collapsed] <= 0):
         # Only a run stopped far from a critical point gets here.
@@ -43,7 +46,7 @@ def readout(W2, lam):
         warnings.warn(
             f"decoder singular values >= 1 for components {bad.tolist()}: the "
             "run is not at a minimum, so their variances cannot be read out "
-            "(reported as inf)", RuntimeWarning, stacklevel=3)
+            "(reported as inf)", RuntimeWarning, stacklevel=stacklevel + 1)
     with np.errstate(divide="ignore"):
         eigenvalues = np.where(one_minus > 0, lam / np.where(one_minus > 0, one_minus, 1), np.inf)
     eigenvalues[collapsed] = 0.0
@@ -54,6 +57,6 @@ def readout(W2, lam):
             "eigenvalue of C = X X^T, so their directions are arbitrary and "
             "their variances are reported as 0. Lower lam below the "
             "k-th eigenvalue of C to learn them.",
-            CollapsedComponentWarning, stacklevel=3)
+            CollapsedComponentWarning, stacklevel=stacklevel + 1)
     singular_values = np.sqrt(eigenvalues)
     return components, singular_values, eigenvalues, collapsed

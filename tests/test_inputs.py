@@ -1,0 +1,217 @@
+"""Layouts, dtypes, read-only inputs, and clear errors on bad input."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import laefast
+from conftest import make_problem
+
+
+@pytest.fixture
+def gram():
+    X, C, U, s = make_problem(m=6, n=300)
+    return X, C, U, s
+
+
+def _frozen(a):
+    a = a.copy(order="K")
+    a.flags.writeable = False
+    return a
+
+
+# --- layouts and dtypes ---------------------------------------------------
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_solve_layouts_readonly_and_untouched(gram, order, dtype):
+    X, C, U, s = gram
+    C = _frozen(np.asarray(C, dtype=dtype, order=order))
+    rng = np.random.default_rng(0)
+    W1 = _frozen(0.1 * rng.standard_normal((2, 6)).astype(dtype))
+    W2 = _frozen(np.asfortranarray(0.1 * rng.standard_normal((6, 2))).astype(dtype))
+    copies = [a.copy() for a in (C, W1, W2)]
+    tol = 1e-6 if dtype == np.float32 else 1e-10
+    res = laefast.solve(C, 2, 0.1 * s[1] ** 2, init=(W1, W2), tol=tol)
+    for a, b in zip((C, W1, W2), copies):
+        np.testing.assert_array_equal(a, b)
+    assert res.components.dtype == dtype and res.W2.dtype == dtype
+    assert laefast.metrics.u_error(res.components.T, U[:, :2]) < (
+        1e-2 if dtype == np.float32 else 1e-6)
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fit_layouts(gram, layout, dtype):
+    X, C, U, s = gram
+    data = np.asarray(X.T, dtype=dtype)          # (n_samples, n_features)
+    if layout == "C":
+        data = np.ascontiguousarray(data)
+    elif layout == "F":
+        data = np.asfortranarray(data)
+    else:
+        big = np.zeros((data.shape[0] * 2, data.shape[1] * 3), dtype=dtype)
+        big[::2, ::3] = data
+        data = big[::2, ::3]
+    data = _frozen(data) if layout != "strided" else data
+    before = data.copy()
+    tol = 1e-5 if dtype == np.float32 else 1e-10
+    res = laefast.fit(data, 2, 0.1 * s[1] ** 2, tol=tol)
+    np.testing.assert_array_equal(data, before)
+    assert res.components.dtype == dtype
+    # X was already centered, so the Gram is X X^T.
+    C_expected = X @ X.T
+    C_got, mean = laefast.gram_matrix(data)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(C_got, C_expected, rtol=rtol,
+                               atol=rtol * np.abs(C_expected).max())
+    assert laefast.metrics.u_error(res.components.T, U[:, :2]) < (
+        1e-2 if dtype == np.float32 else 1e-6)
+
+
+def test_gram_matrix_centers_large_offsets():
+    rng = np.random.default_rng(1)
+    data = 1e4 + rng.standard_normal((3000, 5))   # 3000 rows: several chunks
+    C, mean = laefast.gram_matrix(data)
+    centered = data - data.mean(axis=0)
+    np.testing.assert_allclose(C, centered.T @ centered, rtol=1e-9)
+    np.testing.assert_allclose(mean, data.mean(axis=0), rtol=1e-14)
+    C_raw, none = laefast.gram_matrix(data, center=False)
+    assert none is None
+    np.testing.assert_allclose(C_raw, data.T @ data, rtol=1e-12)
+
+
+def test_integer_input_becomes_float64(gram):
+    X, C, U, s = gram
+    res = laefast.fit(np.round(100 * X.T).astype(np.int64), 2, 1e4 * s[1] ** 2 / 4)
+    assert res.components.dtype == np.float64
+
+
+# --- errors -----------------------------------------------------------------
+
+def test_bad_gram(gram):
+    C = gram[1]
+    with pytest.raises(ValueError, match="square"):
+        laefast.solve(C[:, :4], 2, 1.0)
+    with pytest.raises(ValueError, match="square"):
+        laefast.solve(np.ones(5), 2, 1.0)
+    bad = C.copy()
+    bad[0, 3] += 1.0
+    with pytest.raises(ValueError, match="symmetric"):
+        laefast.solve(bad, 2, 1.0)
+    for value in (np.nan, np.inf):
+        bad = C.copy()
+        bad[1, 1] = value
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            laefast.solve(bad, 2, 1.0)
+    with pytest.raises(ValueError, match="numeric"):
+        laefast.solve(np.array([["a", "b"], ["b", "a"]]), 1, 1.0)
+
+
+def test_bad_data():
+    with pytest.raises(ValueError, match="2-D"):
+        laefast.fit(np.ones(5), 1, 1.0)
+    with pytest.raises(ValueError, match="non-empty"):
+        laefast.fit(np.ones((0, 3)), 1, 1.0)
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    X[4, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        laefast.fit(X, 1, 1.0)
+
+
+@pytest.mark.parametrize("k", [0, -1, 7, 2.5, True])
+def test_bad_n_components(gram, k):
+    with pytest.raises(ValueError, match="n_components"):
+        laefast.solve(gram[1], k, 1.0)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("lam", -1.0), ("lam", np.nan), ("alpha", -1e-3), ("alpha", 0.0),
+    ("tol", -1e-8), ("tol", np.inf), ("max_iter", -5), ("max_iter", 2.0)])
+def test_bad_scalars(gram, name, value):
+    kwargs = dict(lam=1.0, method="untied")
+    kwargs[name] = value
+    lam = kwargs.pop("lam")
+    with pytest.raises(ValueError, match=name):
+        laefast.solve(gram[1], 2, lam, **kwargs)
+
+
+def test_unknown_method(gram):
+    with pytest.raises(ValueError, match="unknown method 'newton'"):
+        laefast.solve(gram[1], 2, 1.0, method="newton")
+
+
+def test_bad_init(gram):
+    C = gram[1]
+    good1, good2 = np.ones((2, 6)), np.ones((6, 2))
+    with pytest.raises(ValueError, match="W1 must have shape"):
+        laefast.solve(C, 2, 1.0, init=(np.ones((6, 2)), good2))
+    with pytest.raises(ValueError, match="W2 must have shape"):
+        laefast.solve(C, 2, 1.0, init=(good1, np.ones((6, 3))))
+    with pytest.raises(ValueError, match="pair"):
+        laefast.solve(C, 2, 1.0, init=good1)
+    bad = good2.copy()
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="W2 contains NaN"):
+        laefast.solve(C, 2, 1.0, init=(good1, bad))
+
+
+def test_not_positive_definite_raises_linalgerror(gram):
+    C = gram[1]
+    # lam = 0 and a zero encoder: W1 C W1^T + lam I is the zero matrix.
+    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+        laefast.solve(C, 2, 0.0, method="exact-tied",
+                      init=(np.zeros((2, 6)), np.zeros((6, 2))))
+    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+        laefast.solve(C, 2, 0.0, method="exact-untied",
+                      init=(np.ones((2, 6)), np.zeros((6, 2))))
+    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+        laefast.exact_w2(C, np.zeros((2, 6)), 0.0)
+
+
+@pytest.mark.parametrize("method", ["untied", "sync", "tied"])
+def test_divergence_names_alpha(gram, method):
+    C = gram[1]
+    rng = np.random.default_rng(0)
+    init = (rng.standard_normal((2, 6)), rng.standard_normal((6, 2)))
+    with pytest.raises(laefast.DivergenceError, match="alpha"):
+        laefast.solve(C, 2, 1.0, method=method, alpha=1.0, init=init)
+    assert issubclass(laefast.DivergenceError, FloatingPointError)
+
+
+def test_collapsed_components_warn_not_nan(gram):
+    X, C, U, s = gram
+    lam = 0.5 * (s[1] ** 2 + s[2] ** 2)       # between sigma_3^2 and sigma_2^2
+    with pytest.warns(laefast.CollapsedComponentWarning, match=r"\[2\]"):
+        res = laefast.solve(C, 3, lam, method="exact-untied", random_state=0)
+    assert np.isfinite(res.singular_values).all()
+    np.testing.assert_array_equal(res.collapsed, [False, False, True])
+    assert res.singular_values[2] == 0
+    np.testing.assert_allclose(res.singular_values[:2], s[:2], rtol=1e-6)
+
+
+def test_max_iter_warns(gram):
+    with pytest.warns(laefast.ConvergenceWarning, match="max_iter=3"):
+        res = laefast.solve(gram[1], 2, 1.0, method="tied", max_iter=3)
+    assert not res.converged and res.n_iter == 3
+
+
+def test_step_requires_inplace_arrays(gram):
+    C = gram[1]
+    W1 = np.ones((2, 6))
+    with pytest.raises(ValueError, match="C-contiguous and writeable"):
+        laefast.step(W1, np.asfortranarray(np.ones((6, 2))), C, 1.0,
+                     alpha=1e-3)
+    with pytest.raises(ValueError, match="dtype"):
+        laefast.step(W1.astype(np.float32), np.ones((6, 2)), C, 1.0,
+                     alpha=1e-3)
+    with pytest.raises(ValueError, match="alpha"):
+        laefast.step(W1, np.ones((6, 2)), C, 1.0, method="tied")
+
+
+def test_warnings_point_at_caller(gram):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        laefast.solve(gram[1], 2, 1.0, method="tied", max_iter=2)
+    assert caught and all(w.filename == __file__ for w in caught)

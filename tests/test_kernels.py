@@ -1,0 +1,139 @@
+"""The compiled kernels against laefast.reference, iterate by iterate."""
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+
+import laefast
+from laefast import reference
+from conftest import make_problem
+
+GD = ("untied", "sync", "tied")
+
+
+def _start(m, k, seed=1, scale=0.3):
+    rng = np.random.default_rng(seed)
+    return scale * rng.standard_normal((k, m)), scale * rng.standard_normal((m, k))
+
+
+def _setup(method, dtype=np.float64):
+    X, C, U, s = make_problem()
+    m, k = C.shape[0], 3
+    lam = 0.2 * s[k - 1] ** 2
+    alpha = 0.3 / s[0] ** 2 if method in GD else None
+    W1, W2 = _start(m, k)
+    return C.astype(dtype), W1, W2, lam, alpha
+
+
+def _rel(a, b):
+    return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+@pytest.mark.parametrize("method", laefast.METHODS)
+def test_step_matches_reference_for_100_iterations(method):
+    C, W1, W2, lam, alpha = _setup(method)
+    ref = reference.iterates(method, C, W1, W2, lam, alpha, tol=-1.0)
+    w1, w2 = W1.copy(), W2.copy()
+    if method == "tied":
+        w1 = np.ascontiguousarray(w2.T)
+    for t in range(100):
+        stop = laefast.step(w1, w2, C, lam, method=method, alpha=alpha)
+        r1, r2, rstop = next(ref)
+        assert _rel(w1, r1) < 1e-10, (t, _rel(w1, r1))
+        assert _rel(w2, r2) < 1e-10, (t, _rel(w2, r2))
+        assert stop == pytest.approx(rstop, rel=1e-8, abs=1e-14)
+
+
+@pytest.mark.parametrize("method", laefast.METHODS)
+@pytest.mark.parametrize("n_iter", [1, 2, 17, 100])
+def test_solve_loop_matches_reference(method, n_iter):
+    # The fused loop (W1 C carried between steps) must agree with the
+    # reference after exactly n_iter iterations.
+    C, W1, W2, lam, alpha = _setup(method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", laefast.ConvergenceWarning)
+        res = laefast.solve(C, 3, lam, method=method, alpha=alpha, tol=0.0,
+                            max_iter=n_iter, init=(W1, W2))
+    ref = reference.run(method, C, W1, W2, lam, alpha, tol=0.0,
+                        max_iter=n_iter)
+    assert res.n_iter == ref.n_iter == n_iter
+    assert _rel(res.W1, ref.W1) < 1e-10
+    assert _rel(res.W2, ref.W2) < 1e-10
+    assert res.stop == pytest.approx(ref.stop, rel=1e-8)
+
+
+@pytest.mark.parametrize("method", laefast.METHODS)
+def test_float32_tracks_reference(method):
+    C, W1, W2, lam, alpha = _setup(method, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", laefast.ConvergenceWarning)
+        res = laefast.solve(C, 3, lam, method=method, alpha=alpha, tol=0.0,
+                            max_iter=100, init=(W1, W2))
+    ref = reference.run(method, C.astype(np.float64), W1, W2, lam, alpha,
+                        tol=0.0, max_iter=100)
+    assert res.W1.dtype == res.W2.dtype == np.float32
+    assert res.singular_values.dtype == np.float32
+    # float32 rounding (eps 6e-8) accumulated over 100 iterations.
+    assert _rel(res.W1, ref.W1) < 2e-5
+    assert _rel(res.W2, ref.W2) < 2e-5
+
+
+@pytest.mark.parametrize("method", laefast.METHODS)
+def test_history_is_recorded_in_kernel(method):
+    C, W1, W2, lam, alpha = _setup(method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", laefast.ConvergenceWarning)
+        res = laefast.solve(C, 3, lam, method=method, alpha=alpha, tol=0.0,
+                            max_iter=30, init=(W1, W2), history=True)
+    stops = [s for _, _, s in itertools.islice(
+        reference.iterates(method, C, W1, W2, lam, alpha, tol=0.0), 30)]
+    np.testing.assert_allclose(res.history["stop"], stops, rtol=1e-8)
+    assert len(res.history["objective"]) == 30
+    if method == "exact-tied":
+        # Recorded on (W1, new W2), before the closing W1 = W2^T copy.
+        before = reference.run(method, C, W1, W2, lam, tol=0.0, max_iter=29)
+        last = laefast.metrics.objective(
+            C, before.W1, reference.exact_w2(C, before.W1, lam), lam)
+    else:
+        last = laefast.metrics.objective(C, res.W1, res.W2, lam)
+    assert res.history["objective"][-1] == pytest.approx(last, rel=1e-10)
+
+
+def test_exact_w1_matches_kronecker_solve():
+    _, C, _, s = make_problem(m=12, k=4)
+    rng = np.random.default_rng(5)
+    W2 = rng.standard_normal((12, 4))
+    lam = 0.1 * s[3] ** 2
+    expected = reference.exact_w1(C, W2, lam)
+    np.testing.assert_allclose(laefast.exact_w1(C, W2, lam), expected,
+                               rtol=1e-10, atol=1e-12)
+    W1 = rng.standard_normal((4, 12))
+    np.testing.assert_allclose(laefast.exact_w2(C, W1, lam),
+                               reference.exact_w2(C, W1, lam),
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_exact_w1_with_rank_deficient_w2():
+    # W2^T W2 singular: d_i = 0 for one latent; lam > 0 keeps it solvable.
+    _, C, _, s = make_problem(m=6)
+    rng = np.random.default_rng(2)
+    W2 = rng.standard_normal((6, 3))
+    W2[:, 2] = W2[:, 0]
+    lam = 0.5
+    np.testing.assert_allclose(laefast.exact_w1(C, W2, lam),
+                               reference.exact_w1(C, W2, lam),
+                               rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", laefast.METHODS)
+def test_full_rank_k_equals_m(method):
+    X, C, U, s = make_problem(m=4, n=100)
+    lam = 0.1 * s[-1] ** 2
+    alpha = 0.3 / s[0] ** 2 if method in GD else None
+    res = laefast.solve(C, 4, lam, method=method, alpha=alpha, tol=1e-10,
+                        random_state=0)
+    assert res.converged
+    assert laefast.metrics.u_error(res.components.T, U) < 1e-5
+    np.testing.assert_allclose(res.singular_values, s, rtol=1e-6)
