@@ -165,8 +165,8 @@ def _run(C, W1, W2, k, lam, method, alpha, tol, max_iter, history):
         hist_obj = np.empty(max_iter, dtype=np.float64)
     kernel_alpha = 0.0 if alpha is None else alpha
     n_iter, status, stop, which = _gram.run(
-        _CODES[method], C, W1, W2, lam, kernel_alpha, tol, max_iter,
-        hist_stop, hist_obj)
+        _CODES[method], W1, W2, C, lam, kernel_alpha, tol, max_iter,
+        hist_stop, hist_obj, trace_c=float(np.trace(C)))
     _raise_for_status(status, method, n_iter, which, alpha, lam)
     converged = status == _gram.CONVERGED
     if not converged:
@@ -318,7 +318,7 @@ def step(W1, W2, C, lam, *, method="untied", alpha=None):
             raise ValueError(f"{method} needs a step size alpha")
         alpha = check_scalar(alpha, "alpha", allow_zero=False)
     n_iter, status, stop, which = _gram.run(
-        _CODES[method], C, W1, W2, lam, alpha or 0.0, -1.0, 1)
+        _CODES[method], W1, W2, C, lam, alpha or 0.0, -1.0, 1)
     _raise_for_status(status, method, 0, which, alpha, lam)
     return float(stop)
 
@@ -338,7 +338,7 @@ def exact_w1(C, W2, lam):
                           C.dtype)
     lam = check_scalar(lam, "lam")
     W1 = np.empty((W2.shape[1], m), dtype=C.dtype)
-    status, which = _gram.exact_w1_given_w2(C, W1, W2, lam)
+    status, which = _gram.exact_w1_given_w2(W1, W2, C, lam)
     _raise_for_status(status, "exact_w1", -1, which, None, lam)
     return W1
 
@@ -354,6 +354,6 @@ def exact_w2(C, W1, lam):
                           C.dtype)
     lam = check_scalar(lam, "lam")
     W2 = np.empty((m, W1.shape[0]), dtype=C.dtype)
-    if _gram.exact_w2_given_w1(C, W1, W2, lam) != 0:
+    if _gram.exact_w2_given_w1(W2, W1, C, lam) != 0:
         _raise_for_status(_gram.NOT_PD_W2, "exact_w2", -1, -1, None, lam)
     return W2

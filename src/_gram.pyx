@@ -1,10 +1,15 @@
-"""The paper's six LAE-PCA solvers on a Gram matrix C = X X^T.
+"""The paper's six LAE-PCA solvers, on a Gram matrix C = X X^T or on data.
 
 Each solver runs its whole loop in one call with the GIL released, on
 preallocated workspace, and follows the update order and stopping rule of
 DESIGN.md section 3 exactly (``laefast.reference`` is the readable twin).
 No m x m x m product is ever formed: with P = W1 C and Q = C W2 a gradient
 step needs only (k x m) x (m x m) GEMMs plus O(k^2 m) work (DESIGN.md §4).
+
+The loops touch C only through products W C and C W^T (GramOp below), so
+the same loops run on raw data, never forming C: W C = (Xc W^T)^T Xc costs
+two GEMMs against the samples instead of one against C.  Only exact-untied
+needs C itself (its m x m Cholesky solves).
 
 Storage is row-major throughout: W1 is (k, m), W2 is (m, k), C is (m, m).
 """
@@ -68,8 +73,83 @@ cdef void transpose_into(Py_ssize_t rows, Py_ssize_t cols, const floating* src,
         for j in range(cols):
             dst[j * rows + i] = src[i * cols + j]
 
+# ---------------------------------------------------------------------------
+# Products with C, explicit or implicit
 
-cdef double objective(Py_ssize_t m, Py_ssize_t k, const floating* C,
+cdef struct GramOp:
+    # Exactly one of C (m x m) and D is set.  D holds the n samples as rows:
+    # row-major (n x m), or column-major, i.e. the paper's X (m x n)
+    # row-major.  With mean set, products use the centered data D - 1 mean^T
+    # without forming it.  Y is workspace of n k + 2 k entries.
+    const void* C
+    const void* D
+    const void* mean
+    void* Y
+    Py_ssize_t n
+    Py_ssize_t m
+    bint d_colmajor
+
+
+cdef void times_gram(const GramOp* op, Py_ssize_t k, const floating* W,
+                     bint w_is_mk, floating* out, bint out_t) noexcept nogil:
+    """out = W' C (k x m), or with out_t its transpose C W'^T (m x k).
+
+    W' is W itself (k x m), or W^T for an (m x k) W when w_is_mk.
+    """
+    cdef Py_ssize_t n = op.n, m = op.m, i, j, r
+    cdef Py_ssize_t ldw = k if w_is_mk else m
+    cdef const floating* C = <const floating*> op.C
+    cdef const floating* D = <const floating*> op.D
+    cdef const floating* mu = <const floating*> op.mean
+    cdef floating* Y = <floating*> op.Y
+    cdef floating* v = Y + n * k
+    cdef floating* colsum = v + k
+    if C != NULL:
+        if not out_t:
+            gemm(w_is_mk, False, k, m, m, 1, W, ldw, C, m, 0, out, m)
+        else:
+            gemm(False, not w_is_mk, m, k, m, 1, C, m, W, ldw, 0, out, k)
+        return
+    # Y = D W'^T (n x k)
+    if not op.d_colmajor:
+        gemm(False, not w_is_mk, n, k, m, 1, D, m, W, ldw, 0, Y, k)
+    else:
+        gemm(True, not w_is_mk, n, k, m, 1, D, n, W, ldw, 0, Y, k)
+    if mu != NULL:
+        # Y -= 1 (W' mean)^T, so Y = (D - 1 mean^T) W'^T
+        for i in range(k):
+            v[i] = 0
+            for j in range(m):
+                v[i] += (W[j * k + i] if w_is_mk else W[i * m + j]) * mu[j]
+        for r in range(n):
+            for i in range(k):
+                Y[r * k + i] -= v[i]
+    if not out_t:
+        if not op.d_colmajor:
+            gemm(True, False, k, m, n, 1, Y, k, D, m, 0, out, m)
+        else:
+            gemm(True, True, k, m, n, 1, Y, k, D, n, 0, out, m)
+    else:
+        if not op.d_colmajor:
+            gemm(True, False, m, k, n, 1, D, m, Y, k, 0, out, k)
+        else:
+            gemm(False, False, m, k, n, 1, D, n, Y, k, 0, out, k)
+    if mu != NULL:
+        # Y^T (D - 1 mean^T) = Y^T D - (Y^T 1) mean^T
+        for i in range(k):
+            colsum[i] = 0
+        for r in range(n):
+            for i in range(k):
+                colsum[i] += Y[r * k + i]
+        for i in range(k):
+            for j in range(m):
+                if out_t:
+                    out[j * k + i] -= colsum[i] * mu[j]
+                else:
+                    out[i * m + j] -= colsum[i] * mu[j]
+
+
+cdef double objective(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                       double trace_c, const floating* W1, const floating* W2,
                       double lam, floating* ws) noexcept nogil:
     """L_sigma = ||X - W2 W1 X||^2 + lam (||W1||^2 + ||W2||^2), from C alone.
@@ -82,7 +162,7 @@ cdef double objective(Py_ssize_t m, Py_ssize_t k, const floating* C,
     cdef floating* B = A + k * k
     cdef Py_ssize_t i, j
     cdef double cross = 0.0, quad = 0.0, reg
-    gemm(False, False, k, m, m, 1, W1, m, C, m, 0, P, m)
+    times_gram(op, k, W1, False, P, False)
     for i in range(k):
         for j in range(m):
             cross += <double> P[i * m + j] * <double> W2[j * k + i]
@@ -97,7 +177,7 @@ cdef double objective(Py_ssize_t m, Py_ssize_t k, const floating* C,
 # ---------------------------------------------------------------------------
 # Exact half-steps
 
-cdef blas_int exact_w2(Py_ssize_t m, Py_ssize_t k, const floating* C,
+cdef blas_int exact_w2(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                        const floating* W1, floating* W2, floating lam,
                        floating* S) noexcept nogil:
     """W2 = C W1^T (W1 C W1^T + lam I)^-1, the minimizer given W1.
@@ -109,7 +189,7 @@ cdef blas_int exact_w2(Py_ssize_t m, Py_ssize_t k, const floating* C,
     """
     cdef Py_ssize_t i
     cdef blas_int info
-    gemm(False, True, m, k, m, 1, C, m, W1, m, 0, W2, k)
+    times_gram(op, k, W1, False, W2, True)
     gemm(False, False, k, k, m, 1, W1, m, W2, k, 0, S, k)
     for i in range(k):
         S[i * k + i] += lam
@@ -171,16 +251,16 @@ cdef struct LoopOut:
     Py_ssize_t which
 
 
-cdef inline void record(Py_ssize_t m, Py_ssize_t k, const floating* C,
+cdef inline void record(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                         double trace_c, const floating* W1, const floating* W2,
                         double lam, floating* obj_ws, double* hist_stop,
                         double* hist_obj, Py_ssize_t t, double stop) noexcept nogil:
     if hist_stop != NULL:
         hist_stop[t] = stop
-        hist_obj[t] = objective(m, k, C, trace_c, W1, W2, lam, obj_ws)
+        hist_obj[t] = objective(op, m, k, trace_c, W1, W2, lam, obj_ws)
 
 
-cdef int untied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
+cdef int untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                      floating* W1, floating* W2, floating lam, floating alpha,
                      double tol, Py_ssize_t max_iter, floating* ws,
                      double trace_c, double* hist_stop, double* hist_obj,
@@ -196,7 +276,7 @@ cdef int untied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
     cdef Py_ssize_t i, j, it = 0
     cdef double stop = tie_gap(m, k, W1, W2)
     cdef int status
-    gemm(False, False, k, m, m, 1, W1, m, C, m, 0, P, m)
+    times_gram(op, k, W1, False, P, False)
     while True:
         if stop <= tol:
             status = S_CONVERGED
@@ -205,13 +285,13 @@ cdef int untied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
             status = S_MAX_ITER
             break
         # W1 -= alpha ((W2^T W2) W1 C - W2^T C + lam W1)
-        gemm(True, False, k, m, m, 1, W2, k, C, m, 0, Qt, m)
+        times_gram(op, k, W2, True, Qt, False)
         gemm(True, False, k, k, m, 1, W2, k, W2, k, 0, A, k)
         for i in range(k * m):
             W1[i] = shrink * W1[i] + alpha * Qt[i]
         gemm(False, False, k, m, k, -alpha, A, k, P, m, 1, W1, m)
         # W2 -= alpha (W2 (W1 C W1^T) - (W1 C)^T + lam W2), with the new W1
-        gemm(False, False, k, m, m, 1, W1, m, C, m, 0, P, m)
+        times_gram(op, k, W1, False, P, False)
         gemm(False, True, k, k, m, 1, P, m, W1, m, 0, B, k)
         gemm(False, False, m, k, k, 1, W2, k, B, k, 0, T, k)
         for j in range(m):
@@ -219,7 +299,7 @@ cdef int untied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
                 W2[j * k + i] = (shrink * W2[j * k + i]
                                  + alpha * (P[i * m + j] - T[j * k + i]))
         stop = tie_gap(m, k, W1, W2)
-        record(m, k, C, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
+        record(op, m, k, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
                it, stop)
         it += 1
         if not isfinite(stop):
@@ -230,7 +310,7 @@ cdef int untied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
     return status
 
 
-cdef int sync_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
+cdef int sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                    floating* W1, floating* W2, floating lam, floating alpha,
                    double tol, Py_ssize_t max_iter, floating* ws,
                    double trace_c, double* hist_stop, double* hist_obj,
@@ -254,7 +334,7 @@ cdef int sync_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
         if it >= max_iter:
             status = S_MAX_ITER
             break
-        gemm(False, False, k, m, m, 1, W1, m, C, m, 0, P, m)
+        times_gram(op, k, W1, False, P, False)
         gemm(False, True, k, k, m, 1, W1, m, W1, m, 0, A, k)
         gemm(False, True, k, k, m, 1, P, m, W1, m, 0, B, k)
         # G1 = A P - P + lam W1 ; G2 = W2 B - P^T + lam W2
@@ -272,7 +352,7 @@ cdef int sync_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
                      + (W2[j * k + i] - alpha * G2[j * k + i])) / 2
                 W1[i * m + j] = w
                 W2[j * k + i] = w
-        record(m, k, C, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
+        record(op, m, k, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
                it, stop)
         it += 1
         if not isfinite(stop):
@@ -283,7 +363,7 @@ cdef int sync_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
     return status
 
 
-cdef int tied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
+cdef int tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                    floating* W1, floating* W2, floating lam, floating alpha,
                    double tol, Py_ssize_t max_iter, floating* ws,
                    double trace_c, double* hist_stop, double* hist_obj,
@@ -304,7 +384,7 @@ cdef int tied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
         if it >= max_iter:
             status = S_MAX_ITER
             break
-        gemm(False, False, m, k, m, 1, C, m, W2, k, 0, Q, k)
+        times_gram(op, k, W2, True, Q, True)
         gemm(True, False, k, k, m, 1, W2, k, Q, k, 0, B, k)
         gemm(False, False, m, k, k, 1, W2, k, B, k, 0, T, k)
         s = 0.0
@@ -315,7 +395,7 @@ cdef int tied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
         stop = 2.0 * sqrt(s)
         if hist_stop != NULL:
             transpose_into(m, k, W2, W1)
-            record(m, k, C, trace_c, W1, W2, lam, obj_ws, hist_stop,
+            record(op, m, k, trace_c, W1, W2, lam, obj_ws, hist_stop,
                    hist_obj, it, stop)
         it += 1
         if not isfinite(stop):
@@ -327,7 +407,7 @@ cdef int tied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
     return status
 
 
-cdef int exact_untied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
+cdef int exact_untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                            floating* W1, floating* W2, floating lam,
                            double tol, Py_ssize_t max_iter, floating* ws,
                            double trace_c, double* hist_stop,
@@ -346,14 +426,15 @@ cdef int exact_untied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
         if it >= max_iter:
             status = S_MAX_ITER
             break
-        status = exact_w1(m, k, C, W1, W2, lam, w1_ws, &out.which)
+        status = exact_w1(m, k, <const floating*> op.C, W1, W2, lam, w1_ws,
+                          &out.which)
         if status != S_CONVERGED:
             break
-        if exact_w2(m, k, C, W1, W2, lam, S) != 0:
+        if exact_w2(op, m, k, W1, W2, lam, S) != 0:
             status = S_NOT_PD_W2
             break
         stop = tie_gap(m, k, W1, W2)
-        record(m, k, C, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
+        record(op, m, k, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
                it, stop)
         it += 1
         if not isfinite(stop):
@@ -364,7 +445,7 @@ cdef int exact_untied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
     return status
 
 
-cdef int exact_sync_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
+cdef int exact_sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                          floating* W1, floating* W2, floating lam,
                          double tol, Py_ssize_t max_iter, floating* ws,
                          double trace_c, double* hist_stop, double* hist_obj,
@@ -389,11 +470,11 @@ cdef int exact_sync_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
         memcpy(W1_prev, W1, k * m * sizeof(floating))
         # While tied (W1 == W2^T), (W2^T C W2 + lam I)^-1 W2^T C is the
         # transpose of the exact W2 given W1.
-        if exact_w2(m, k, C, W1, T, lam, S) != 0:
+        if exact_w2(op, m, k, W1, T, lam, S) != 0:
             status = S_NOT_PD_W2
             break
         transpose_into(m, k, T, W1)
-        if exact_w2(m, k, C, W1, W2, lam, S) != 0:
+        if exact_w2(op, m, k, W1, W2, lam, S) != 0:
             status = S_NOT_PD_W2
             break
         stop = 0.0
@@ -405,7 +486,7 @@ cdef int exact_sync_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
                 d = <double> w - <double> W1_prev[i * m + j]
                 stop += d * d
         stop = sqrt(stop)
-        record(m, k, C, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
+        record(op, m, k, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
                it, stop)
         it += 1
         if not isfinite(stop):
@@ -416,7 +497,7 @@ cdef int exact_sync_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
     return status
 
 
-cdef int exact_tied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
+cdef int exact_tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                          floating* W1, floating* W2, floating lam,
                          double tol, Py_ssize_t max_iter, floating* ws,
                          double trace_c, double* hist_stop, double* hist_obj,
@@ -431,11 +512,15 @@ cdef int exact_tied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
         if it >= max_iter:
             status = S_MAX_ITER
             break
-        if exact_w2(m, k, C, W1, W2, lam, S) != 0:
+        if exact_w2(op, m, k, W1, W2, lam, S) != 0:
             status = S_NOT_PD_W2
             break
         stop = tie_gap(m, k, W1, W2)
-        record(m, k, C, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
+        if stop > tol:
+            transpose_into(m, k, W2, W1)
+        # Recorded on the iterate as it is left, copy included, so the last
+        # record always describes the weights returned.
+        record(op, m, k, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
                it, stop)
         it += 1
         if not isfinite(stop):
@@ -444,34 +529,71 @@ cdef int exact_tied_loop(Py_ssize_t m, Py_ssize_t k, const floating* C,
         if stop <= tol:
             status = S_CONVERGED
             break
-        transpose_into(m, k, W2, W1)
     out.n_iter = it
     out.stop = stop
     return status
 
 
 # ---------------------------------------------------------------------------
-# Python entry point
+# Python entry points
 
-def run(int method, const floating[:, ::1] C, floating[:, ::1] W1,
-        floating[:, ::1] W2, double lam, double alpha, double tol,
+cdef GramOp make_op(const floating[:, ::1] C, const floating[:, ::1] data,
+                    bint data_colmajor, const floating[::1] mean,
+                    floating[::1] Y):
+    cdef GramOp op
+    op.C = NULL
+    op.D = NULL
+    op.mean = NULL
+    op.Y = NULL
+    if C is not None:
+        op.C = &C[0, 0]
+        op.m = C.shape[0]
+        op.n = 0
+    else:
+        op.D = &data[0, 0]
+        op.d_colmajor = data_colmajor
+        op.n = data.shape[1] if data_colmajor else data.shape[0]
+        op.m = data.shape[0] if data_colmajor else data.shape[1]
+        op.Y = &Y[0]
+        if mean is not None:
+            op.mean = &mean[0]
+    return op
+
+
+def _data_workspace(dtype, data, data_colmajor, k):
+    if data is None:
+        return None
+    n = data.shape[1] if data_colmajor else data.shape[0]
+    return np.empty(n * k + 2 * k, dtype=dtype)
+
+
+def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
+        const floating[:, ::1] C, double lam, double alpha, double tol,
         Py_ssize_t max_iter, double[::1] hist_stop=None,
-        double[::1] hist_obj=None):
+        double[::1] hist_obj=None, const floating[:, ::1] data=None,
+        bint data_colmajor=False, const floating[::1] mean=None,
+        double trace_c=0.0):
     """Run one solver loop in place on W1 (k, m) and W2 (m, k).
 
-    Shapes, dtypes and values are validated by the caller (laefast._api).
-    Returns (n_iter, status, last stopping quantity, failing latent index).
-    With hist_stop/hist_obj (length >= max_iter), record t holds the stopping
-    quantity and the L_sigma objective after iteration t.
+    The problem is the Gram matrix C, or (C None) the samples `data`: an
+    (n, m) array, or with data_colmajor the paper's X as an (m, n) array,
+    centered on the fly by `mean` when given.  Shapes, dtypes and values are
+    validated by the caller (laefast._api).  Returns (n_iter, status, last
+    stopping quantity, failing latent index).  With hist_stop/hist_obj
+    (length >= max_iter), record t holds the stopping quantity and L_sigma
+    (which needs trace_c = tr C) after iteration t.
     """
-    cdef Py_ssize_t m = C.shape[0], k = W1.shape[0], i
+    cdef Py_ssize_t k = W1.shape[0], m = W1.shape[1]
     cdef int status
-    cdef double trace_c = 0.0
     cdef LoopOut out
     cdef double* hs = NULL
     cdef double* ho = NULL
     cdef floating flam = <floating> lam, falpha = <floating> alpha
     dtype = np.float32 if floating is float else np.float64
+    if C is None and method == M_EXACT_UNTIED:
+        raise ValueError("exact-untied needs the Gram matrix")
+    cdef floating[::1] Y = _data_workspace(dtype, data, data_colmajor, k)
+    cdef GramOp op = make_op(C, data, data_colmajor, mean, Y)
     # Enough for every loop: the largest needs 4 km + 2 k^2 plus the
     # objective's k m + 2 k^2; exact-untied adds the Sylvester solve's.
     cdef Py_ssize_t n_ws = 5 * k * m + 4 * k * k + 1
@@ -488,32 +610,30 @@ def run(int method, const floating[:, ::1] C, floating[:, ::1] W1,
             raise ValueError("history buffers shorter than max_iter")
         hs = &hist_stop[0] if max_iter > 0 else NULL
         ho = &hist_obj[0] if max_iter > 0 else NULL
-    for i in range(m):
-        trace_c += C[i, i]
 
     with nogil:
         if method == M_UNTIED:
-            status = untied_loop(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0], flam,
+            status = untied_loop(&op, m, k, &W1[0, 0], &W2[0, 0], flam,
                                  falpha, tol, max_iter, &ws[0], trace_c, hs,
                                  ho, &out)
         elif method == M_SYNC:
-            status = sync_loop(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0], flam,
+            status = sync_loop(&op, m, k, &W1[0, 0], &W2[0, 0], flam,
                                falpha, tol, max_iter, &ws[0], trace_c, hs,
                                ho, &out)
         elif method == M_TIED:
-            status = tied_loop(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0], flam,
+            status = tied_loop(&op, m, k, &W1[0, 0], &W2[0, 0], flam,
                                falpha, tol, max_iter, &ws[0], trace_c, hs,
                                ho, &out)
         elif method == M_EXACT_UNTIED:
-            status = exact_untied_loop(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0],
+            status = exact_untied_loop(&op, m, k, &W1[0, 0], &W2[0, 0],
                                        flam, tol, max_iter, &ws[0], trace_c,
                                        hs, ho, &out)
         elif method == M_EXACT_SYNC:
-            status = exact_sync_loop(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0],
+            status = exact_sync_loop(&op, m, k, &W1[0, 0], &W2[0, 0],
                                      flam, tol, max_iter, &ws[0], trace_c,
                                      hs, ho, &out)
         elif method == M_EXACT_TIED:
-            status = exact_tied_loop(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0],
+            status = exact_tied_loop(&op, m, k, &W1[0, 0], &W2[0, 0],
                                      flam, tol, max_iter, &ws[0], trace_c,
                                      hs, ho, &out)
         else:
@@ -523,8 +643,8 @@ def run(int method, const floating[:, ::1] C, floating[:, ::1] W1,
     return out.n_iter, status, out.stop, out.which
 
 
-def exact_w1_given_w2(const floating[:, ::1] C, floating[:, ::1] W1,
-                      const floating[:, ::1] W2, double lam):
+def exact_w1_given_w2(floating[:, ::1] W1, const floating[:, ::1] W2,
+                      const floating[:, ::1] C, double lam):
     """Write the exact minimizer W1 given W2 into W1; returns (status, which)."""
     cdef Py_ssize_t m = C.shape[0], k = W2.shape[1]
     cdef Py_ssize_t which = -1
@@ -537,14 +657,19 @@ def exact_w1_given_w2(const floating[:, ::1] C, floating[:, ::1] W1,
     return status, which
 
 
-def exact_w2_given_w1(const floating[:, ::1] C, const floating[:, ::1] W1,
-                      floating[:, ::1] W2, double lam):
+def exact_w2_given_w1(floating[:, ::1] W2, const floating[:, ::1] W1,
+                      const floating[:, ::1] C, double lam):
     """Write the exact minimizer W2 given W1 into W2; returns potrf's info."""
     cdef Py_ssize_t m = C.shape[0], k = W1.shape[0]
     cdef blas_int info
+    cdef GramOp op
+    op.C = &C[0, 0]
+    op.D = op.mean = op.Y = NULL
+    op.m = m
+    op.n = 0
     dtype = np.float32 if floating is float else np.float64
     cdef floating[::1] S = np.empty(k * k, dtype=dtype)
     with nogil:
-        info = exact_w2(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0],
-                        <floating> lam, &S[0])
+        info = exact_w2(&op, m, k, &W1[0, 0], &W2[0, 0], <floating> lam,
+                        &S[0])
     return info
