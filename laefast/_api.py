@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _data, _gram
+from . import _gram
 from ._exceptions import ConvergenceWarning, DivergenceError
+from ._problem import GramProblem, choose_path
 from ._readout import readout
 from ._validation import (
     as_float_array,
@@ -84,21 +85,20 @@ class LAEResult:
     mean: np.ndarray | None = field(default=None, repr=False)
 
 
-def _max_row_sum(C, block=1024):
-    return max(np.abs(C[i:i + block]).sum(axis=1).max()
-               for i in range(0, C.shape[0], block))
-
-
-def default_alpha(C, lam, W1, W2):
+def default_alpha(problem, lam, W1, W2):
     """The step used when alpha=None: 1 / (3 c r^2 + lam).
 
-    c = min(tr C, max_i sum_j |C_ij|) bounds the largest eigenvalue of C from
-    above, and r^2 = max(1, ||W1||_F^2, ||W2||_F^2).  Near a minimum the
-    gradient's Lipschitz constant is about 2 sigma_1^2, and while the weights
-    stay within spectral norm sqrt(4/3) it is at most 3 sigma_1^2 + lam (the
+    c bounds the largest eigenvalue of C from above (on C: min(tr C,
+    max_i sum_j |C_ij|); on data: a Lanczos estimate plus 5%), and
+    r^2 = max(1, ||W1||_F^2, ||W2||_F^2).  Near a minimum the gradient's
+    Lipschitz constant is about 2 sigma_1^2, and while the weights stay
+    within spectral norm sqrt(4/3) it is at most 3 sigma_1^2 + lam (the
     scalar case's Hessian), so this step cannot overshoot there.
+    `problem` is a Gram matrix C or a laefast._problem.GramProblem.
     """
-    c = min(float(np.trace(C)), float(_max_row_sum(C)))
+    if not isinstance(problem, GramProblem):
+        problem = GramProblem.from_gram(problem)
+    c = problem.eigenvalue_bound()
     r2 = max(1.0, float(np.sum(W1 * W1)), float(np.sum(W2 * W2)))
     return 1.0 / (3.0 * c * r2 + lam)
 
@@ -157,7 +157,7 @@ def _raise_for_status(status, method, n_iter, which, alpha, lam):
             "W2^T W2 did not converge.")
 
 
-def _run(C, W1, W2, k, lam, method, alpha, tol, max_iter, history):
+def _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history):
     """The one kernel call, then the read-out.  Inputs already validated."""
     hist_stop = hist_obj = None
     if history:
@@ -165,8 +165,9 @@ def _run(C, W1, W2, k, lam, method, alpha, tol, max_iter, history):
         hist_obj = np.empty(max_iter, dtype=np.float64)
     kernel_alpha = 0.0 if alpha is None else alpha
     n_iter, status, stop, which = _gram.run(
-        _CODES[method], W1, W2, C, lam, kernel_alpha, tol, max_iter,
-        hist_stop, hist_obj, trace_c=float(np.trace(C)))
+        _CODES[method], W1, W2, lam=lam, alpha=kernel_alpha, tol=tol,
+        max_iter=max_iter, hist_stop=hist_stop, hist_obj=hist_obj,
+        trace_c=problem.trace() if history else 0.0, **problem.kernel_args())
     _raise_for_status(status, method, n_iter, which, alpha, lam)
     converged = status == _gram.CONVERGED
     if not converged:
@@ -178,31 +179,34 @@ def _run(C, W1, W2, k, lam, method, alpha, tol, max_iter, history):
     components, sing, eig, collapsed = readout(W2, lam, tol, stacklevel=4)
     return LAEResult(
         W1=W1, W2=W2, components=components,
-        singular_values=sing.astype(C.dtype), eigenvalues=eig.astype(C.dtype),
+        singular_values=sing.astype(problem.dtype),
+        eigenvalues=eig.astype(problem.dtype),
         collapsed=collapsed, n_iter=int(n_iter), converged=bool(converged),
         stop=float(stop), method=method, lam=lam, alpha=alpha, tol=tol,
         history=(None if not history else
                  {"stop": hist_stop[:n_iter], "objective": hist_obj[:n_iter]}))
 
 
-def _solve_checked(C, n_components, lam, method, alpha, tol, max_iter, init,
-                   random_state, history):
+def _check_settings(method, n_components, m, lam, tol, max_iter):
     method = check_method(method)
-    m = C.shape[0]
-    k = check_n_components(n_components, m)
-    lam = check_scalar(lam, "lam")
-    tol = check_scalar(tol, "tol")
-    max_iter = _check_max_iter(max_iter)
-    W1, W2 = _initial_weights(init, m, k, C.dtype, random_state)
+    return (method, check_n_components(n_components, m),
+            check_scalar(lam, "lam"), check_scalar(tol, "tol"),
+            _check_max_iter(max_iter))
+
+
+def _solve_checked(problem, method, k, lam, alpha, tol, max_iter, init,
+                   random_state, history):
+    m = problem.m
+    W1, W2 = _initial_weights(init, m, k, problem.dtype, random_state)
     if method in GD_METHODS:
         if alpha is None:
-            alpha = default_alpha(C, lam, W1, W2)
+            alpha = default_alpha(problem, lam, W1, W2)
         else:
             alpha = check_scalar(alpha, "alpha", allow_zero=False)
     elif alpha is not None:
         check_scalar(alpha, "alpha", allow_zero=False)
         alpha = None  # the exact methods take no step size
-    return _run(C, W1, W2, k, lam, method, alpha, tol, max_iter, history)
+    return _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history)
 
 
 def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
@@ -244,15 +248,11 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
     -------
     LAEResult
     """
-    C = check_gram(C)
-    return _solve_checked(C, n_components, lam, method, alpha, tol, max_iter,
-                          init, random_state, history)
-
-
-def _gram_chunk_rows(m):
-    # Chunks of about 8 MiB of doubles, and at least 256 rows so the syrk
-    # update stays efficient.
-    return max(256, (1 << 20) // max(m, 1))
+    problem = GramProblem.from_gram(C)
+    settings = _check_settings(method, n_components, problem.m, lam, tol,
+                               max_iter)
+    return _solve_checked(problem, *settings[:3], alpha, *settings[3:], init,
+                          random_state, history)
 
 
 def gram_matrix(X, center=True):
@@ -260,28 +260,44 @@ def gram_matrix(X, center=True):
 
     Centering is done chunk by chunk into a small buffer: X is never copied.
     """
-    X = check_data(X)
-    m = X.shape[1]
-    mean = X.mean(axis=0, dtype=np.float64).astype(X.dtype) if center else None
-    C = np.empty((m, m), dtype=X.dtype)
-    _data.gram(X, mean, C, _gram_chunk_rows(m))
-    return C, mean
+    problem = GramProblem.from_data(X, center, path="gram")
+    return problem.C, problem.mean
 
 
-def fit(X, n_components, lam, *, center=True, method="exact-tied", alpha=None,
-        tol=1e-8, max_iter=None, init=None, random_state=None, history=False):
+def fit(X, n_components, lam, *, center=True, path="auto", method="exact-tied",
+        alpha=None, tol=1e-8, max_iter=None, init=None, random_state=None,
+        history=False):
     """Fit from data X of shape (n_samples, n_features).
 
     X is the paper's data matrix transposed (samples as rows, the NumPy and
-    scikit-learn layout).  The Gram matrix C = Xc^T Xc of the centered data
-    (center=True) is formed with syrk, without copying X; then :func:`solve`
-    runs on it with the remaining parameters.  The result's ``mean`` holds
-    the subtracted feature means.
+    scikit-learn layout); C- or Fortran-ordered X is used without a copy.
+
+    path : {'auto', 'gram', 'data'}
+        'gram' forms C = Xc^T Xc once (syrk, n m^2 flops, m^2 memory) and
+        iterates on it; 'data' never forms C and runs every product against
+        the samples (untied ~8kmn, tied and exact-tied ~4kmn flops per
+        iteration), centering on the fly.  'auto' picks the cheaper by the
+        cost model of DESIGN.md §4 with an assumed iteration count (1000 for
+        the gradient methods, 100 for the exact ones), and 'data' whenever C
+        would exceed 2 GiB.  exact-untied always needs C.
+
+    The other parameters are those of :func:`solve`.  The result's ``mean``
+    holds the subtracted feature means (None with center=False).
     """
-    C, mean = gram_matrix(X, center)
-    result = _solve_checked(C, n_components, lam, method, alpha, tol,
-                            max_iter, init, random_state, history)
-    result.mean = mean
+    X = check_data(X)
+    settings = _check_settings(method, n_components, X.shape[1], lam, tol,
+                               max_iter)
+    method, k = settings[0], settings[1]
+    if path == "auto":
+        path = choose_path(X.shape[0], X.shape[1], k, method, X.itemsize)
+    elif path not in ("gram", "data"):
+        raise ValueError(f"path must be 'auto', 'gram' or 'data', got {path!r}")
+    if path == "data" and method == "exact-untied":
+        raise ValueError("exact-untied needs the Gram matrix: use path='gram'")
+    problem = GramProblem.from_data(X, center, path)
+    result = _solve_checked(problem, *settings[:3], alpha, *settings[3:],
+                            init, random_state, history)
+    result.mean = problem.mean
     return result
 
 

@@ -1,0 +1,132 @@
+"""The Gram operator a solver runs on: C given, or C = Xc^T Xc left implicit.
+
+Forming C costs n m^2 flops and m^2 memory once; iterating on the samples
+costs a factor n/m more per product but never holds an m x m matrix
+(DESIGN.md §4).  Both kinds present the same interface to laefast._api.
+"""
+
+import numpy as np
+import scipy.sparse.linalg
+
+from . import _data
+from ._validation import check_data, check_gram
+
+__all__ = ["GramProblem", "choose_path"]
+
+# Flops per iteration, in units of k m^2 (on C) or k m n (on data), and an
+# assumed iteration count, for choosing a path before running (DESIGN.md §4).
+_GRAM_FLOPS = {"untied": 4, "sync": 2, "tied": 2, "exact-untied": None,
+               "exact-sync": 4, "exact-tied": 2}
+_DATA_FLOPS = {"untied": 8, "sync": 4, "tied": 4, "exact-untied": None,
+               "exact-sync": 8, "exact-tied": 4}
+_ASSUMED_ITERATIONS = {"untied": 1000, "sync": 1000, "tied": 1000,
+                       "exact-untied": 100, "exact-sync": 100,
+                       "exact-tied": 100}
+# Beyond this the Gram matrix is not formed unless asked for.
+GRAM_MEMORY_LIMIT = 2 << 30
+
+
+def choose_path(n, m, k, method, itemsize):
+    """'gram' or 'data': whichever the cost model says is cheaper."""
+    if method == "exact-untied":
+        return "gram"                 # its m x m solves need C itself
+    if m * m * itemsize > GRAM_MEMORY_LIMIT:
+        return "data"
+    iters = _ASSUMED_ITERATIONS[method]
+    cost_gram = n * m * m + iters * _GRAM_FLOPS[method] * k * m * m
+    cost_data = iters * _DATA_FLOPS[method] * k * m * n
+    return "data" if cost_data < cost_gram else "gram"
+
+
+class GramProblem:
+    """C = Xc^T Xc, as an explicit matrix or as the (n x m) samples."""
+
+    def __init__(self, C=None, data=None, mean=None):
+        self.C = C
+        self.mean = mean
+        self._data = data
+        if C is not None:
+            self.m, self.n, self.dtype = C.shape[0], None, C.dtype
+        else:
+            self.n, self.m = data.shape
+            self.dtype = data.dtype
+
+    @classmethod
+    def from_gram(cls, C):
+        return cls(C=check_gram(C))
+
+    @classmethod
+    def from_data(cls, X, center=True, path="gram"):
+        X = check_data(X)
+        mean = X.mean(axis=0, dtype=np.float64).astype(X.dtype) if center else None
+        if path == "gram":
+            C = np.empty((X.shape[1], X.shape[1]), dtype=X.dtype)
+            _data.gram(X, mean, C, _gram_chunk_rows(X.shape[1]))
+            return cls(C=C, mean=mean)
+        return cls(data=X, mean=mean)
+
+    @property
+    def on_data(self):
+        return self.C is None
+
+    def kernel_args(self):
+        """Keyword arguments of laefast._gram.run that describe C."""
+        if self.C is not None:
+            return {"C": self.C}
+        X = self._data
+        if X.flags.c_contiguous:
+            data, colmajor = X, False
+        elif X.flags.f_contiguous:
+            # (n, m) in Fortran order is the paper's X (m, n) in C order.
+            data, colmajor = X.T, True
+        else:
+            data, colmajor = np.ascontiguousarray(X), False
+        return {"C": None, "data": data, "data_colmajor": colmajor,
+                "mean": self.mean}
+
+    def trace(self):
+        if self.C is not None:
+            return float(np.trace(self.C))
+        total = 0.0
+        for start in range(0, self.n, 4096):
+            block = np.asarray(self._data[start:start + 4096], dtype=np.float64)
+            if self.mean is not None:
+                block = block - self.mean
+            total += float(np.einsum("ij,ij->", block, block))
+        return total
+
+    def eigenvalue_bound(self):
+        """An upper bound (on C: proven; on data: estimated) on C's top eigenvalue."""
+        if self.C is not None:
+            C = self.C
+            row_sum = max(np.abs(C[i:i + 1024]).sum(axis=1).max()
+                          for i in range(0, C.shape[0], 1024))
+            return min(float(np.trace(C)), float(row_sum))
+        # Lanczos converges to the top eigenvalue from below; a 5% margin
+        # over a 1e-3-accurate estimate stays above it.
+        X, mu = self._data, self.mean
+
+        def matvec(v):
+            v = np.ravel(v).astype(np.float64)
+            y = X @ v
+            if mu is not None:
+                y = y - mu @ v
+            out = X.T @ y
+            if mu is not None:
+                out = out - mu * y.sum()
+            return out
+
+        if self.m <= 2:
+            return self.trace()
+        op = scipy.sparse.linalg.LinearOperator((self.m, self.m),
+                                                matvec=matvec, dtype=np.float64)
+        top = scipy.sparse.linalg.eigsh(op, k=1, which="LA", tol=1e-3,
+                                        return_eigenvectors=False,
+                                        v0=np.ones(self.m))[0]
+        return min(1.05 * float(top), self.trace())
+
+
+def _gram_chunk_rows(m):
+    # Chunks of about 8 MiB of doubles, and at least 256 rows so the syrk
+    # update stays efficient.
+    return max(256, (1 << 20) // max(m, 1))
