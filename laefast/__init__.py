@@ -14,6 +14,7 @@ from . import metrics, reference
 from ._api import LAEResult, default_alpha, exact_w1, exact_w2, fit, gram_matrix, solve, step
 from ._exceptions import CollapsedComponentWarning, ConvergenceWarning, DivergenceError
 from ._openmp import openmp_enabled
+from ._stream import LAEStream
 from ._validation import METHODS
 
 __version__ = "0.1.0"
@@ -24,6 +25,7 @@ __all__ = [
     "ConvergenceWarning",
     "DivergenceError",
     "LAEResult",
+    "LAEStream",
     "default_alpha",
     "exact_w1",
     "exact_w2",

@@ -176,15 +176,24 @@ def _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history):
             f"{stop:.3g} > tol={tol:g}; raise max_iter or tol.",
             ConvergenceWarning, stacklevel=4)
     # _run <- _solve_checked <- solve/fit <- the caller
-    components, sing, eig, collapsed = readout(W2, lam, tol, stacklevel=4)
-    return LAEResult(
-        W1=W1, W2=W2, components=components,
-        singular_values=sing.astype(problem.dtype),
-        eigenvalues=eig.astype(problem.dtype),
-        collapsed=collapsed, n_iter=int(n_iter), converged=bool(converged),
-        stop=float(stop), method=method, lam=lam, alpha=alpha, tol=tol,
+    return make_result(
+        W1, W2, lam, method=method, alpha=alpha, tol=tol, n_iter=n_iter,
+        converged=converged, stop=stop, stacklevel=5,
         history=(None if not history else
                  {"stop": hist_stop[:n_iter], "objective": hist_obj[:n_iter]}))
+
+
+def make_result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
+                history=None, mean=None, stacklevel=2):
+    """An LAEResult from trained weights: the read-out of DESIGN.md §2.3."""
+    components, sing, eig, collapsed = readout(W2, lam, tol,
+                                               stacklevel=stacklevel)
+    return LAEResult(
+        W1=W1, W2=W2, components=components,
+        singular_values=sing.astype(W2.dtype), eigenvalues=eig.astype(W2.dtype),
+        collapsed=collapsed, n_iter=int(n_iter), converged=bool(converged),
+        stop=float(stop), method=method, lam=lam, alpha=alpha, tol=tol,
+        history=history, mean=mean)
 
 
 def _check_settings(method, n_components, m, lam, tol, max_iter):

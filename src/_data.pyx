@@ -1,50 +1,232 @@
-"""Kernels on raw data X of shape (n_samples, n_features)."""
+"""Kernels that read raw samples: Gram accumulation and minibatch SGD.
+
+X has shape (n_samples, n_features) in any layout.  Work is split into
+blocks of rows; each block is centered into a small thread-local buffer
+(which also makes it contiguous for BLAS), so the input is never copied
+whole.  The OpenMP loops call BLAS from inside the parallel region: the
+caller limits BLAS to one thread there (threadpoolctl), or the two thread
+pools fight for the cores.
+"""
 
 import numpy as np
 
 from cython cimport floating
-from libc.string cimport memcpy
+from cython.parallel cimport prange, threadid
+from libc.math cimport sqrt
 
-from _blas cimport syrk_at_a, mirror_upper
+from _blas cimport gemm, syrk_at_a, mirror_upper
+
+
+cdef void center_rows(const floating[:, :] X, Py_ssize_t start,
+                      Py_ssize_t rows, const double* shift,
+                      floating* buf) noexcept nogil:
+    """buf (rows x m, row-major) = X[start:start + rows] - shift."""
+    cdef Py_ssize_t i, j, m = X.shape[1]
+    for i in range(rows):
+        if shift != NULL:
+            for j in range(m):
+                buf[i * m + j] = <floating> (X[start + i, j] - shift[j])
+        else:
+            for j in range(m):
+                buf[i * m + j] = X[start + i, j]
 
 
 def gram(const floating[:, :] X, const floating[::1] mean, floating[:, ::1] out,
          Py_ssize_t chunk_rows):
     """out = (X - mean)^T (X - mean), the paper's C = X X^T (no 1/n).
 
-    X is read in chunks of rows that are centered into one small buffer, so
-    any layout works and the input is never copied whole.  With mean None and
-    a C-contiguous X, one syrk runs over X itself.
+    Rows are centered chunk by chunk into one small buffer.  With mean None
+    and a C-contiguous X, one syrk runs over X itself.
     """
     cdef Py_ssize_t n = X.shape[0], m = X.shape[1]
-    cdef Py_ssize_t start, b, i, j
-    cdef bint centered = mean is not None
+    cdef Py_ssize_t start, b, j
     cdef floating beta
+    cdef double[::1] shift
+    cdef const double* shift_ptr = NULL
     dtype = np.float32 if floating is float else np.float64
-    if not centered and n > 0 and X.strides[1] == sizeof(floating) \
+    if mean is None and n > 0 and X.strides[1] == sizeof(floating) \
             and X.strides[0] == m * sizeof(floating):
         with nogil:
             syrk_at_a(m, n, 1, &X[0, 0], m, 0, &out[0, 0], m)
             mirror_upper(m, &out[0, 0], m)
         return
+    if mean is not None:
+        shift = np.asarray(mean, dtype=np.float64)
+        shift_ptr = &shift[0]
     chunk_rows = max(1, min(chunk_rows, n))
-    cdef floating[:, ::1] buf = np.empty((chunk_rows, m), dtype=dtype)
+    cdef floating[::1] buf = np.empty(chunk_rows * m, dtype=dtype)
     with nogil:
+        out[:, :] = 0
         start = 0
         while start < n:
             b = min(chunk_rows, n - start)
-            for i in range(b):
-                if centered:
-                    for j in range(m):
-                        buf[i, j] = X[start + i, j] - mean[j]
-                else:
-                    for j in range(m):
-                        buf[i, j] = X[start + i, j]
-            beta = 0 if start == 0 else 1
-            syrk_at_a(m, b, 1, &buf[0, 0], m, beta, &out[0, 0], m)
+            center_rows(X, start, b, shift_ptr, &buf[0])
+            syrk_at_a(m, b, 1, &buf[0], m, 1, &out[0, 0], m)
             start += b
-        if n == 0:
-            for i in range(m):
-                for j in range(m):
-                    out[i, j] = 0
         mirror_upper(m, &out[0, 0], m)
+
+
+# Below this many flops a parallel region costs more than it saves: waking
+# the team takes tens of microseconds, and on a loaded machine a spinning
+# worker can cost a whole scheduler slice.
+cdef double PARALLEL_MIN_FLOPS = 4e6
+
+
+def _threads_for(Py_ssize_t n_blocks, int n_threads, double flops):
+    """Threads for one parallel region: 1 unless each gets real work."""
+    if flops < PARALLEL_MIN_FLOPS:
+        return 1
+    return max(1, min(n_threads, n_blocks))
+
+
+def gram_accumulate(const floating[:, :] X, const double[::1] shift,
+                    Py_ssize_t block_rows, int n_threads):
+    """Shifted sums of a batch of rows, computed in parallel over row blocks.
+
+    Returns (G, s): G = sum_i (x_i - K)(x_i - K)^T (m x m, X's dtype) and
+    s = sum_i (x_i - K) (float64), K = shift.  With the shift close to the
+    mean (the caller passes the running mean, or the first rows' mean) the
+    centered Gram G - s s^T / n loses nothing to cancellation.  Each thread
+    owns a partial G over a static share of the blocks; the partials are
+    added in thread order, so a given thread count gives the same bits.
+    """
+    cdef Py_ssize_t n = X.shape[0], m = X.shape[1]
+    cdef Py_ssize_t n_blocks = (n + block_rows - 1) // block_rows
+    cdef int nt = _threads_for(n_blocks, n_threads, <double> n * m * m)
+    cdef Py_ssize_t blk, start, rows, t, i, j
+    cdef floating* buf
+    cdef double* s_t
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[:, :, ::1] G_t = np.zeros((nt, m, m), dtype=dtype)
+    cdef double[:, ::1] S_t = np.zeros((nt, m), dtype=np.float64)
+    cdef floating[:, ::1] bufs = np.empty((nt, block_rows * m), dtype=dtype)
+    for blk in prange(n_blocks, nogil=True, num_threads=nt,
+                      schedule="static"):
+        t = threadid()
+        start = blk * block_rows
+        rows = min(block_rows, n - start)
+        buf = &bufs[t, 0]
+        center_rows(X, start, rows, &shift[0], buf)
+        syrk_at_a(m, rows, 1, buf, m, 1, &G_t[t, 0, 0], m)
+        s_t = &S_t[t, 0]
+        for i in range(rows):
+            for j in range(m):
+                s_t[j] += buf[i * m + j]
+    G = np.asarray(G_t[0])
+    s = np.asarray(S_t[0])
+    for t in range(1, nt):
+        G += np.asarray(G_t[t])
+        s += np.asarray(S_t[t])
+    cdef floating[:, ::1] Gv = G
+    with nogil:
+        mirror_upper(m, &Gv[0, 0], m)
+    return G, s
+
+
+cdef void block_products(const floating[:, :] X, Py_ssize_t start,
+                         Py_ssize_t rows, const double* shift,
+                         const floating* W1, const floating* W2,
+                         Py_ssize_t k, bint tied, floating* buf, floating* Y,
+                         floating* P, floating* Qt) noexcept nogil:
+    """For one block B of centered rows: P = (B W1^T)^T B, Qt = (B W2)^T B."""
+    cdef Py_ssize_t m = X.shape[1]
+    center_rows(X, start, rows, shift, buf)
+    if not tied:
+        gemm(False, True, rows, k, m, 1, buf, m, W1, m, 0, Y, k)
+        gemm(True, False, k, m, rows, 1, Y, k, buf, m, 0, P, m)
+    gemm(False, False, rows, k, m, 1, buf, m, W2, k, 0, Y, k)
+    gemm(True, False, k, m, rows, 1, Y, k, buf, m, 0, Qt, m)
+
+
+def sgd_epoch(const floating[:, :] X, const double[::1] mean,
+              floating[:, ::1] W1, floating[:, ::1] W2, double lam,
+              double alpha, double decay, Py_ssize_t step0,
+              Py_ssize_t batch_size, Py_ssize_t block_rows, double n_total,
+              bint tied, int n_threads):
+    """Minibatch SGD on L_sigma over the rows of X, one batch per step.
+
+    Each step descends the unbiased estimate of L_sigma from its batch B of
+    b rows: (n_total / b) ||X_B - W2 W1 X_B||^2 + lam (||W1||^2 + ||W2||^2),
+    i.e. the paper's batch loss with lam scaled by b / n, times n / b, so
+    that alpha means what it means for full-batch GD.  Step t uses
+    alpha / (1 + decay t), t counted from step0.  Untied steps update W1 and
+    W2 from the same (old) weights; tied steps update W2 and set W1 = W2^T.
+
+    The batch is split into blocks of block_rows rows; blocks run in
+    parallel, each writing its own slot, and the slots are summed in block
+    order: the result is the same for every thread count.
+    Returns the number of steps taken.
+    """
+    cdef Py_ssize_t n = X.shape[0], m = X.shape[1], k = W1.shape[0]
+    cdef Py_ssize_t max_blocks = (min(batch_size, n) + block_rows - 1) // block_rows
+    cdef int nt = _threads_for(max_blocks, n_threads,
+                               (4 if tied else 8) * <double> min(batch_size, n) * m * k)
+    cdef Py_ssize_t start, b, n_blocks, blk, t, i, j, steps = 0
+    cdef double scale, a
+    cdef const double* mu = &mean[0] if mean is not None else NULL
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[:, ::1] bufs = np.empty((nt, block_rows * m), dtype=dtype)
+    cdef floating[:, ::1] Ys = np.empty((nt, block_rows * k), dtype=dtype)
+    cdef floating[:, ::1] P_slots = np.empty((max_blocks, k * m), dtype=dtype)
+    cdef floating[:, ::1] Q_slots = np.empty((max_blocks, k * m), dtype=dtype)
+    cdef floating[::1] P = np.empty(k * m, dtype=dtype)
+    cdef floating[::1] Qt = np.empty(k * m, dtype=dtype)
+    cdef floating[::1] A = np.empty(k * k, dtype=dtype)
+    cdef floating[::1] Bk = np.empty(k * k, dtype=dtype)
+    cdef floating[::1] T1 = np.empty(k * m, dtype=dtype)
+    cdef floating[::1] T2 = np.empty(m * k, dtype=dtype)
+    cdef floating* W1p = &W1[0, 0]
+    cdef floating* W2p = &W2[0, 0]
+    start = 0
+    while start < n:
+        b = min(batch_size, n - start)
+        n_blocks = (b + block_rows - 1) // block_rows
+        for blk in prange(n_blocks, nogil=True, num_threads=nt,
+                          schedule="static"):
+            t = threadid()
+            block_products(X, start + blk * block_rows,
+                           min(block_rows, b - blk * block_rows), mu, W1p,
+                           W2p, k, tied, &bufs[t, 0], &Ys[t, 0],
+                           &P_slots[blk, 0], &Q_slots[blk, 0])
+        with nogil:
+            for i in range(k * m):
+                Qt[i] = Q_slots[0, i]
+                if not tied:
+                    P[i] = P_slots[0, i]
+            for blk in range(1, n_blocks):
+                for i in range(k * m):
+                    Qt[i] += Q_slots[blk, i]
+                    if not tied:
+                        P[i] += P_slots[blk, i]
+            scale = n_total / b
+            a = alpha / (1.0 + decay * (step0 + steps))
+            if tied:
+                # U = a (scale (W2 (W2^T C_B W2) - C_B W2) + lam W2)
+                gemm(False, False, k, k, m, 1, &Qt[0], m, W2p, k, 0, &Bk[0], k)
+                gemm(False, False, m, k, k, 1, W2p, k, &Bk[0], k, 0, &T2[0], k)
+                for j in range(m):
+                    for i in range(k):
+                        W2p[j * k + i] -= <floating> (a * (
+                            scale * (T2[j * k + i] - Qt[i * m + j])
+                            + lam * W2p[j * k + i]))
+                for i in range(k):
+                    for j in range(m):
+                        W1p[i * m + j] = W2p[j * k + i]
+            else:
+                # G1 = scale (A P - Qt) + lam W1, A = W2^T W2
+                # G2 = scale (W2 (P W1^T) - P^T) + lam W2, from the old W1
+                gemm(True, False, k, k, m, 1, W2p, k, W2p, k, 0, &A[0], k)
+                gemm(False, False, k, m, k, 1, &A[0], k, &P[0], m, 0, &T1[0], m)
+                gemm(False, True, k, k, m, 1, &P[0], m, W1p, m, 0, &Bk[0], k)
+                gemm(False, False, m, k, k, 1, W2p, k, &Bk[0], k, 0, &T2[0], k)
+                for i in range(k):
+                    for j in range(m):
+                        W1p[i * m + j] -= <floating> (a * (
+                            scale * (T1[i * m + j] - Qt[i * m + j])
+                            + lam * W1p[i * m + j]))
+                        W2p[j * k + i] -= <floating> (a * (
+                            scale * (T2[j * k + i] - P[i * m + j])
+                            + lam * W2p[j * k + i]))
+        steps += 1
+        start += b
+    return steps

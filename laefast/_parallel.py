@@ -1,0 +1,36 @@
+"""Thread counts for the OpenMP kernels, and BLAS kept serial inside them."""
+
+import contextlib
+import numbers
+
+from threadpoolctl import threadpool_limits
+
+from ._openmp import max_threads, openmp_enabled
+
+__all__ = ["resolve_threads", "serial_blas"]
+
+
+def resolve_threads(n_threads):
+    """The thread count to use: None means every core OpenMP offers.
+
+    None follows OMP_NUM_THREADS when it is set.  Without OpenMP in the
+    build the answer is always 1.
+    """
+    if n_threads is None:
+        n_threads = max_threads()
+    elif (not isinstance(n_threads, numbers.Integral)
+          or isinstance(n_threads, bool) or n_threads < 1):
+        raise ValueError(
+            f"n_threads must be a positive integer or None, got {n_threads!r}")
+    return int(n_threads) if openmp_enabled() else 1
+
+
+@contextlib.contextmanager
+def serial_blas():
+    """Limit BLAS (NumPy's and SciPy's) to one thread for the block.
+
+    The OpenMP kernels call BLAS from every thread of a parallel region;
+    a threaded BLAS inside would oversubscribe the cores.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

@@ -1,0 +1,294 @@
+"""LAEStream: principal components of data that arrives in chunks."""
+
+import numbers
+
+import numpy as np
+
+from . import _data
+from ._api import _initial_weights, make_result, solve
+from ._exceptions import DivergenceError
+from ._parallel import resolve_threads, serial_blas
+from ._problem import GramProblem
+from ._validation import as_float_array, assert_finite, check_scalar
+
+__all__ = ["LAEStream"]
+
+_MODES = ("gram", "sgd")
+
+
+def _positive_int(value, name):
+    if (not isinstance(value, numbers.Integral) or isinstance(value, bool)
+            or value < 1):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _merge(n_a, mean_a, M2_a, n_b, mean_b, M2_b):
+    """Chan et al.'s pairwise merge of (count, mean, centered Gram)."""
+    if n_a == 0:
+        return n_b, mean_b, M2_b
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    mean = mean_a + delta * (n_b / n)
+    if M2_a is None:
+        return n, mean, None
+    M2 = M2_a + M2_b
+    M2 += (np.outer(delta, delta) * (n_a * n_b / n)).astype(M2.dtype)
+    return n, mean, M2
+
+
+class LAEStream:
+    """Principal components from a stream of (b, m) chunks of samples.
+
+    Parameters
+    ----------
+    n_components : int
+    lam : float
+        L2 penalty, in the units of the eigenvalues of C = Xc^T Xc over all
+        the samples (the paper's convention, no 1/n).
+    mode : {'gram', 'sgd'}
+        'gram': one pass keeps the running mean and centered Gram matrix
+        (m x m), merging each chunk's syrk with the rank-one mean correction;
+        :meth:`solve` then runs any solver on it.  The fast choice while an
+        m x m matrix fits in memory.
+        'sgd': each chunk is swept once by minibatch SGD on L_sigma
+        (``method`` 'untied' or 'tied'), holding only the weights.
+    method : str or None
+        'gram' mode: the solver :meth:`solve` uses (default 'exact-tied').
+        'sgd' mode: 'untied' (default) or 'tied'.
+    alpha : float or None
+        SGD step.  None: laefast.default_alpha's step 1 / (3 c r^2 + lam),
+        re-derived for every chunk from the current weights (r^2) and
+        c = n_samples_total times the top eigenvalue per sample, estimated
+        on the first chunk.
+    decay : float or None
+        SGD step t uses alpha / (1 + decay t).  None: batch_size /
+        n_samples_total, so the step halves after one pass over the data.
+    batch_size : int
+        Samples per SGD step.  Each step descends
+        (n / b) ||X_B - W2 W1 X_B||^2 + lam (||W1||^2 + ||W2||^2), an
+        unbiased estimate of L_sigma: the paper's minibatch loss with lam
+        scaled by b / n, multiplied by n / b.
+    n_samples_total : int or None
+        n in the line above (SGD only).  None: the samples seen so far,
+        which suits a stream seen once; for several passes over the same
+        data, pass its size.
+    n_threads : int or None
+        OpenMP threads for the chunk kernels (None: all, following
+        OMP_NUM_THREADS).  Any thread count gives the same SGD result bit
+        for bit; the Gram pass is reproducible for a given count.
+    block_rows : int
+        Rows per parallel work item.
+    max_memory : int
+        Bytes of a chunk read at a time: an ``np.memmap`` larger than memory
+        is processed in slabs of at most this size.
+    random_state : int, Generator or None
+        SGD's starting weights.
+
+    Attributes
+    ----------
+    n_features_in_, n_samples_seen_, mean_ (float64), gram_ ('gram' mode:
+    the centered Gram matrix), W1_, W2_ ('sgd' mode), n_steps_ ('sgd').
+
+    A chunk that holds NaN or inf, has the wrong number of features, or a
+    dtype that cannot be cast safely to the stream's raises ValueError and
+    leaves the state exactly as it was before that chunk.
+    """
+
+    def __init__(self, n_components, lam, *, mode="gram", method=None,
+                 alpha=None, decay=None, batch_size=1024,
+                 n_samples_total=None, n_threads=None, block_rows=256,
+                 max_memory=256 << 20, random_state=None):
+        if mode not in _MODES:
+            raise ValueError(f"mode must be 'gram' or 'sgd', got {mode!r}")
+        if mode == "sgd":
+            method = "untied" if method is None else method
+            if method not in ("untied", "tied"):
+                raise ValueError(
+                    f"sgd mode runs 'untied' or 'tied', got {method!r}")
+        self.n_components = _positive_int(n_components, "n_components")
+        self.lam = check_scalar(lam, "lam")
+        self.mode = mode
+        self.method = method
+        self.alpha = None if alpha is None else check_scalar(
+            alpha, "alpha", allow_zero=False)
+        self.decay = None if decay is None else check_scalar(decay, "decay")
+        self.batch_size = _positive_int(batch_size, "batch_size")
+        self.n_samples_total = (None if n_samples_total is None else
+                                _positive_int(n_samples_total,
+                                              "n_samples_total"))
+        self.n_threads = resolve_threads(n_threads)
+        self.block_rows = _positive_int(block_rows, "block_rows")
+        self.max_memory = _positive_int(max_memory, "max_memory")
+        self.random_state = random_state
+        self.n_samples_seen_ = 0
+        self.n_features_in_ = None
+        self.dtype_ = None
+        self.mean_ = None
+        self.gram_ = None
+        self.W1_ = self.W2_ = None
+        self.alpha_ = None
+        self.n_steps_ = 0
+        self._top_per_sample = None
+
+    # -- input ---------------------------------------------------------------
+
+    def partial_fit(self, chunks):
+        """Take one chunk (an (b, m) array or memmap) or an iterable of them."""
+        if _is_one_chunk(chunks):
+            self._take(chunks)
+        else:
+            for chunk in chunks:
+                self._take(chunk)
+        return self
+
+    def _check_chunk(self, chunk):
+        X = np.asarray(chunk) if not isinstance(chunk, np.ndarray) else chunk
+        if X.ndim != 2:
+            raise ValueError(f"a chunk must be 2-D (b, m), got {X.ndim}-D")
+        if self.n_features_in_ is not None and X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"chunk has {X.shape[1]} features, the stream has "
+                f"{self.n_features_in_}")
+        if X.shape[1] < self.n_components:
+            raise ValueError(
+                f"n_components={self.n_components} exceeds the "
+                f"{X.shape[1]} features")
+        dtype = self.dtype_
+        if dtype is None:
+            dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+        if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool) \
+                or np.iscomplexobj(X):
+            raise ValueError(f"chunk dtype {X.dtype} is not a real number type")
+        if not np.can_cast(X.dtype, dtype, casting="safe"):
+            raise ValueError(
+                f"chunk dtype {X.dtype} cannot be cast safely to the stream's "
+                f"{np.dtype(dtype)}")
+        return X, np.dtype(dtype)
+
+    def _slabs(self, X, dtype, multiple=1):
+        """Validated, float-typed slabs of X of about max_memory bytes.
+
+        Slabs hold a whole multiple of `multiple` rows (at least one).
+        """
+        rows = max(self.block_rows,
+                   self.max_memory // max(1, X.shape[1] * dtype.itemsize))
+        rows = max(multiple, rows - rows % multiple)
+        for start in range(0, X.shape[0], rows):
+            slab = as_float_array(X[start:start + rows], "chunk", dtype)
+            assert_finite(slab, "chunk")
+            yield slab
+
+    def _take(self, chunk):
+        X, dtype = self._check_chunk(chunk)
+        if X.shape[0] == 0:
+            return
+        if self.mode == "gram":
+            self._take_gram(X, dtype)
+        else:
+            self._take_sgd(X, dtype)
+        self.n_features_in_ = X.shape[1]
+        self.dtype_ = dtype
+
+    def _take_gram(self, X, dtype):
+        # Everything goes into a pending accumulator first: the state only
+        # changes once the whole chunk has passed validation.
+        n_p, mean_p, M2_p = 0, None, None
+        for slab in self._slabs(X, dtype):
+            if n_p:
+                shift = mean_p
+            elif self.n_samples_seen_:
+                shift = self.mean_
+            else:
+                shift = slab[:1024].mean(axis=0, dtype=np.float64)
+            with serial_blas():
+                G, s = _data.gram_accumulate(
+                    slab, np.ascontiguousarray(shift, dtype=np.float64),
+                    self.block_rows, self.n_threads)
+            n_b = slab.shape[0]
+            mean_b = shift + s / n_b
+            G -= (np.outer(s, s) / n_b).astype(G.dtype)
+            n_p, mean_p, M2_p = _merge(n_p, mean_p, M2_p, n_b, mean_b, G)
+        self.n_samples_seen_, self.mean_, self.gram_ = _merge(
+            self.n_samples_seen_, self.mean_, self.gram_, n_p, mean_p, M2_p)
+
+    def _take_sgd(self, X, dtype):
+        # Pass 1 validates the whole chunk and takes its mean, before any
+        # state changes; pass 2 sweeps it in batches.  Slabs hold whole
+        # batches, so a memmap read in slabs gives the same steps as the
+        # same data in memory.
+        n_b, m, k = X.shape[0], X.shape[1], self.n_components
+        total = np.zeros(m)
+        for slab in self._slabs(X, dtype):
+            total += slab.sum(axis=0, dtype=np.float64)
+        count, mean, _ = _merge(self.n_samples_seen_, self.mean_, None,
+                                n_b, total / n_b, None)
+        n_total = self.n_samples_total or count
+        if self.W1_ is None:
+            W1, W2 = _initial_weights(None, m, k, dtype, self.random_state)
+        else:
+            W1, W2 = self.W1_.copy(), self.W2_.copy()
+        alpha = self.alpha
+        if alpha is None:
+            # default_alpha's step, re-derived for every chunk as the weights
+            # and n_total grow; the top eigenvalue per sample is estimated
+            # once, on the first chunk's first rows (Lanczos costs passes).
+            if self._top_per_sample is None:
+                first = as_float_array(X[:4096], "chunk", dtype)
+                problem = GramProblem(data=first, mean=mean.astype(dtype))
+                self._top_per_sample = (problem.eigenvalue_bound()
+                                        / first.shape[0])
+            r2 = max(1.0, float(np.sum(W1 * W1)), float(np.sum(W2 * W2)))
+            alpha = 1.0 / (3.0 * self._top_per_sample * n_total * r2
+                           + self.lam)
+        decay = self.decay if self.decay is not None else (
+            self.batch_size / n_total)
+        steps = 0
+        for slab in self._slabs(X, dtype, multiple=self.batch_size):
+            with serial_blas():
+                steps += _data.sgd_epoch(
+                    slab, mean, W1, W2, self.lam, alpha, decay,
+                    self.n_steps_ + steps, self.batch_size, self.block_rows,
+                    float(n_total), self.method == "tied", self.n_threads)
+        if not (np.isfinite(W1).all() and np.isfinite(W2).all()):
+            raise DivergenceError(
+                "minibatch SGD diverged: the weights stopped being finite. "
+                f"The step alpha={alpha:g} is too large; lower it or pass "
+                "alpha=None.")
+        self.n_samples_seen_, self.mean_ = count, mean
+        self.W1_, self.W2_, self.alpha_ = W1, W2, alpha
+        self.n_steps_ += steps
+
+    # -- output --------------------------------------------------------------
+
+    def solve(self, **kwargs):
+        """The principal components of everything seen so far (LAEResult).
+
+        'gram' mode runs :func:`laefast.solve` on the centered Gram matrix
+        (keyword arguments go to it; the method defaults to the stream's);
+        'sgd' mode reads out the current weights.
+        """
+        if self.n_samples_seen_ == 0:
+            raise ValueError("the stream has seen no samples yet")
+        if self.mode == "gram":
+            kwargs.setdefault("method", self.method or "exact-tied")
+            result = solve(self.gram_, self.n_components, self.lam, **kwargs)
+        else:
+            result = make_result(
+                self.W1_.copy(), self.W2_.copy(), self.lam,
+                method="sgd-" + self.method, alpha=self.alpha_, tol=0.0,
+                n_iter=self.n_steps_, converged=False, stop=np.nan,
+                stacklevel=2)
+        result.mean = self.mean_
+        return result
+
+
+def _is_one_chunk(obj):
+    if isinstance(obj, np.ndarray) or hasattr(obj, "__array__"):
+        return True
+    if isinstance(obj, (list, tuple)):
+        try:
+            return np.asarray(obj).ndim == 2
+        except ValueError:
+            return False
+    return False
