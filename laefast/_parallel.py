@@ -3,7 +3,7 @@
 import contextlib
 import numbers
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ._openmp import max_threads, openmp_enabled
 
@@ -25,12 +25,23 @@ def resolve_threads(n_threads):
     return int(n_threads) if openmp_enabled() else 1
 
 
+_controller = None
+
+
 @contextlib.contextmanager
-def serial_blas():
+def serial_blas(n_threads=2):
     """Limit BLAS (NumPy's and SciPy's) to one thread for the block.
 
     The OpenMP kernels call BLAS from every thread of a parallel region;
-    a threaded BLAS inside would oversubscribe the cores.
+    a threaded BLAS inside would oversubscribe the cores.  With
+    n_threads == 1 there is no parallel region and nothing to limit.
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    global _controller
+    if n_threads <= 1:
+        yield
+        return
+    if _controller is None:
+        # Scanning the loaded libraries costs about a millisecond: once.
+        _controller = ThreadpoolController()
+    with _controller.limit(limits=1, user_api="blas"):
         yield

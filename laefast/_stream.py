@@ -201,7 +201,9 @@ class LAEStream:
                 shift = self.mean_
             else:
                 shift = slab[:1024].mean(axis=0, dtype=np.float64)
-            with serial_blas():
+            nt = _data.gram_accumulate_threads(*slab.shape, self.block_rows,
+                                               self.n_threads)
+            with serial_blas(nt):
                 G, s = _data.gram_accumulate(
                     slab, np.ascontiguousarray(shift, dtype=np.float64),
                     self.block_rows, self.n_threads)
@@ -244,8 +246,10 @@ class LAEStream:
         decay = self.decay if self.decay is not None else (
             self.batch_size / n_total)
         steps = 0
+        nt = _data.sgd_threads(n_b, m, k, self.batch_size, self.block_rows,
+                               self.method == "tied", self.n_threads)
         for slab in self._slabs(X, dtype, multiple=self.batch_size):
-            with serial_blas():
+            with serial_blas(nt):
                 steps += _data.sgd_epoch(
                     slab, mean, W1, W2, self.lam, alpha, decay,
                     self.n_steps_ + steps, self.batch_size, self.block_rows,

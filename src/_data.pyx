@@ -72,11 +72,26 @@ def gram(const floating[:, :] X, const floating[::1] mean, floating[:, ::1] out,
 cdef double PARALLEL_MIN_FLOPS = 4e6
 
 
-def _threads_for(Py_ssize_t n_blocks, int n_threads, double flops):
+def threads_for(Py_ssize_t n_blocks, int n_threads, double flops):
     """Threads for one parallel region: 1 unless each gets real work."""
     if flops < PARALLEL_MIN_FLOPS:
         return 1
     return max(1, min(n_threads, n_blocks))
+
+
+def gram_accumulate_threads(Py_ssize_t n, Py_ssize_t m, Py_ssize_t block_rows,
+                            int n_threads):
+    """The thread count gram_accumulate will use."""
+    return threads_for((n + block_rows - 1) // block_rows, n_threads,
+                       <double> n * m * m)
+
+
+def sgd_threads(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, Py_ssize_t batch_size,
+                Py_ssize_t block_rows, bint tied, int n_threads):
+    """The thread count sgd_epoch will use."""
+    cdef Py_ssize_t b = min(batch_size, n)
+    return threads_for((b + block_rows - 1) // block_rows, n_threads,
+                       (4 if tied else 8) * <double> b * m * k)
 
 
 def gram_accumulate(const floating[:, :] X, const double[::1] shift,
@@ -92,7 +107,7 @@ def gram_accumulate(const floating[:, :] X, const double[::1] shift,
     """
     cdef Py_ssize_t n = X.shape[0], m = X.shape[1]
     cdef Py_ssize_t n_blocks = (n + block_rows - 1) // block_rows
-    cdef int nt = _threads_for(n_blocks, n_threads, <double> n * m * m)
+    cdef int nt = gram_accumulate_threads(n, m, block_rows, n_threads)
     cdef Py_ssize_t blk, start, rows, t, i, j
     cdef floating* buf
     cdef double* s_t
@@ -159,8 +174,8 @@ def sgd_epoch(const floating[:, :] X, const double[::1] mean,
     """
     cdef Py_ssize_t n = X.shape[0], m = X.shape[1], k = W1.shape[0]
     cdef Py_ssize_t max_blocks = (min(batch_size, n) + block_rows - 1) // block_rows
-    cdef int nt = _threads_for(max_blocks, n_threads,
-                               (4 if tied else 8) * <double> min(batch_size, n) * m * k)
+    cdef int nt = sgd_threads(n, m, k, batch_size, block_rows, tied,
+                              n_threads)
     cdef Py_ssize_t start, b, n_blocks, blk, t, i, j, steps = 0
     cdef double scale, a
     cdef const double* mu = &mean[0] if mean is not None else NULL
