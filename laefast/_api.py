@@ -8,15 +8,16 @@ import numpy as np
 
 from . import _gram
 from ._exceptions import ConvergenceWarning, DivergenceError
+from ._parallel import resolve_threads, serial_blas
 from ._problem import GramProblem, choose_path
 from ._readout import readout
 from ._validation import (
-    as_float_array,
     check_data,
     check_gram,
     check_method,
     check_n_components,
     check_scalar,
+    check_matrix,
     check_weights,
 )
 
@@ -157,17 +158,24 @@ def _raise_for_status(status, method, n_iter, which, alpha, lam):
             "W2^T W2 did not converge.")
 
 
-def _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history):
+def _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history,
+         n_threads):
     """The one kernel call, then the read-out.  Inputs already validated."""
     hist_stop = hist_obj = None
     if history:
         hist_stop = np.empty(max_iter, dtype=np.float64)
         hist_obj = np.empty(max_iter, dtype=np.float64)
     kernel_alpha = 0.0 if alpha is None else alpha
-    n_iter, status, stop, which = _gram.run(
-        _CODES[method], W1, W2, lam=lam, alpha=kernel_alpha, tol=tol,
-        max_iter=max_iter, hist_stop=hist_stop, hist_obj=hist_obj,
-        trace_c=problem.trace() if history else 0.0, **problem.kernel_args())
+    # Only exact-untied's k independent m x m solves run in parallel; the
+    # other loops are chains of GEMMs that BLAS's own threads serve best.
+    parallel = (_gram.exact_w1_threads(problem.m, k, n_threads)
+                if method == "exact-untied" else 1)
+    with serial_blas(parallel):
+        n_iter, status, stop, which = _gram.run(
+            _CODES[method], W1, W2, lam=lam, alpha=kernel_alpha, tol=tol,
+            max_iter=max_iter, hist_stop=hist_stop, hist_obj=hist_obj,
+            trace_c=problem.trace() if history else 0.0, n_threads=n_threads,
+            **problem.kernel_args())
     _raise_for_status(status, method, n_iter, which, alpha, lam)
     converged = status == _gram.CONVERGED
     if not converged:
@@ -175,7 +183,7 @@ def _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history):
             f"{method} stopped at max_iter={max_iter} with stopping quantity "
             f"{stop:.3g} > tol={tol:g}; raise max_iter or tol.",
             ConvergenceWarning, stacklevel=4)
-    # _run <- _solve_checked <- solve/fit <- the caller
+    # _run <- _solve <- solve/fit <- the caller
     return make_result(
         W1, W2, lam, method=method, alpha=alpha, tol=tol, n_iter=n_iter,
         converged=converged, stop=stop, stacklevel=5,
@@ -196,16 +204,16 @@ def make_result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
         history=history, mean=mean)
 
 
-def _check_settings(method, n_components, m, lam, tol, max_iter):
-    method = check_method(method)
-    return (method, check_n_components(n_components, m),
-            check_scalar(lam, "lam"), check_scalar(tol, "tol"),
-            _check_max_iter(max_iter))
-
-
-def _solve_checked(problem, method, k, lam, alpha, tol, max_iter, init,
-                   random_state, history):
+def _solve(problem, method, n_components, lam, alpha, tol, max_iter, init,
+           random_state, history, n_threads):
+    """Validate the settings, pick the start and the step, run."""
     m = problem.m
+    method = check_method(method)
+    k = check_n_components(n_components, m)
+    lam = check_scalar(lam, "lam")
+    tol = check_scalar(tol, "tol")
+    max_iter = _check_max_iter(max_iter)
+    n_threads = resolve_threads(n_threads)
     W1, W2 = _initial_weights(init, m, k, problem.dtype, random_state)
     if method in GD_METHODS:
         if alpha is None:
@@ -215,11 +223,13 @@ def _solve_checked(problem, method, k, lam, alpha, tol, max_iter, init,
     elif alpha is not None:
         check_scalar(alpha, "alpha", allow_zero=False)
         alpha = None  # the exact methods take no step size
-    return _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history)
+    return _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history,
+                n_threads)
 
 
 def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
-          max_iter=None, init=None, random_state=None, history=False):
+          max_iter=None, init=None, random_state=None, history=False,
+          n_threads=None):
     """Fit an L2-regularized linear autoencoder to a Gram matrix C = X X^T.
 
     Parameters
@@ -252,16 +262,20 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
     random_state : int, numpy Generator or None
     history : bool
         Record the stopping quantity and L_sigma after every iteration.
+    n_threads : int or None
+        OpenMP threads for exact-untied's k independent m x m Cholesky
+        solves (None: all cores, following OMP_NUM_THREADS); BLAS runs
+        single-threaded inside them.  Below about 4e6 flops per W1 step
+        they run serially.  The other methods are chains of GEMMs and use
+        BLAS's own threads (limit those with threadpoolctl).
 
     Returns
     -------
     LAEResult
     """
     problem = GramProblem.from_gram(C)
-    settings = _check_settings(method, n_components, problem.m, lam, tol,
-                               max_iter)
-    return _solve_checked(problem, *settings[:3], alpha, *settings[3:], init,
-                          random_state, history)
+    return _solve(problem, method, n_components, lam, alpha, tol, max_iter,
+                  init, random_state, history, n_threads)
 
 
 def gram_matrix(X, center=True):
@@ -275,7 +289,7 @@ def gram_matrix(X, center=True):
 
 def fit(X, n_components, lam, *, center=True, path="auto", method="exact-tied",
         alpha=None, tol=1e-8, max_iter=None, init=None, random_state=None,
-        history=False):
+        history=False, n_threads=None):
     """Fit from data X of shape (n_samples, n_features).
 
     X is the paper's data matrix transposed (samples as rows, the NumPy and
@@ -294,9 +308,8 @@ def fit(X, n_components, lam, *, center=True, path="auto", method="exact-tied",
     holds the subtracted feature means (None with center=False).
     """
     X = check_data(X)
-    settings = _check_settings(method, n_components, X.shape[1], lam, tol,
-                               max_iter)
-    method, k = settings[0], settings[1]
+    method = check_method(method)
+    k = check_n_components(n_components, X.shape[1])
     if path == "auto":
         path = choose_path(X.shape[0], X.shape[1], k, method, X.itemsize)
     elif path not in ("gram", "data"):
@@ -304,8 +317,8 @@ def fit(X, n_components, lam, *, center=True, path="auto", method="exact-tied",
     if path == "data" and method == "exact-untied":
         raise ValueError("exact-untied needs the Gram matrix: use path='gram'")
     problem = GramProblem.from_data(X, center, path)
-    result = _solve_checked(problem, *settings[:3], alpha, *settings[3:],
-                            init, random_state, history)
+    result = _solve(problem, method, k, lam, alpha, tol, max_iter, init,
+                    random_state, history, n_threads)
     result.mean = problem.mean
     return result
 
@@ -348,22 +361,22 @@ def step(W1, W2, C, lam, *, method="untied", alpha=None):
     return float(stop)
 
 
-def exact_w1(C, W2, lam):
+def exact_w1(C, W2, lam, *, n_threads=None):
     """The encoder minimizing L_sigma for a fixed decoder W2 (m x k).
 
     Solves (W2^T W2) W1 C + lam W1 = W2^T C through the eigendecomposition of
-    W2^T W2 and k Cholesky solves of size m (never the mk x mk system).
+    W2^T W2 and k Cholesky solves of size m (never the mk x mk system),
+    run in parallel over n_threads (see :func:`solve`).
     """
     C = check_gram(C)
-    W2 = as_float_array(W2, "W2", C.dtype)
     m = C.shape[0]
-    if W2.ndim != 2 or W2.shape[0] != m:
-        raise ValueError(f"W2 must have shape (m, k) with m={m}, got {W2.shape}")
-    _, W2 = check_weights(np.zeros((W2.shape[1], m)), W2, m, W2.shape[1],
-                          C.dtype)
+    W2 = check_matrix(W2, "W2", (m, None), C.dtype)
     lam = check_scalar(lam, "lam")
-    W1 = np.empty((W2.shape[1], m), dtype=C.dtype)
-    status, which = _gram.exact_w1_given_w2(W1, W2, C, lam)
+    k = W2.shape[1]
+    W1 = np.empty((k, m), dtype=C.dtype)
+    parallel = _gram.exact_w1_threads(m, k, resolve_threads(n_threads))
+    with serial_blas(parallel):
+        status, which = _gram.exact_w1_given_w2(W1, W2, C, lam, parallel)
     _raise_for_status(status, "exact_w1", -1, which, None, lam)
     return W1
 
@@ -371,12 +384,8 @@ def exact_w1(C, W2, lam):
 def exact_w2(C, W1, lam):
     """The decoder minimizing L_sigma for a fixed encoder W1 (k x m)."""
     C = check_gram(C)
-    W1 = as_float_array(W1, "W1", C.dtype)
     m = C.shape[0]
-    if W1.ndim != 2 or W1.shape[1] != m:
-        raise ValueError(f"W1 must have shape (k, m) with m={m}, got {W1.shape}")
-    W1, _ = check_weights(W1, np.zeros((m, W1.shape[0])), m, W1.shape[0],
-                          C.dtype)
+    W1 = check_matrix(W1, "W1", (None, m), C.dtype)
     lam = check_scalar(lam, "lam")
     W2 = np.empty((m, W1.shape[0]), dtype=C.dtype)
     if _gram.exact_w2_given_w1(W2, W1, C, lam) != 0:

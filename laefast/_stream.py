@@ -77,8 +77,11 @@ class LAEStream:
         OpenMP threads for the chunk kernels (None: all, following
         OMP_NUM_THREADS).  Any thread count gives the same SGD result bit
         for bit; the Gram pass is reproducible for a given count.
-    block_rows : int
-        Rows per parallel work item.
+    block_rows : int or None
+        Rows per parallel work item.  None: in 'gram' mode blocks of about
+        2 MiB (1024 rows at m=256, at least 128), big enough for syrk to
+        run near its peak; in 'sgd' mode 256, so a batch splits into
+        several blocks.
     max_memory : int
         Bytes of a chunk read at a time: an ``np.memmap`` larger than memory
         is processed in slabs of at most this size.
@@ -97,7 +100,7 @@ class LAEStream:
 
     def __init__(self, n_components, lam, *, mode="gram", method=None,
                  alpha=None, decay=None, batch_size=1024,
-                 n_samples_total=None, n_threads=None, block_rows=256,
+                 n_samples_total=None, n_threads=None, block_rows=None,
                  max_memory=256 << 20, random_state=None):
         if mode not in _MODES:
             raise ValueError(f"mode must be 'gram' or 'sgd', got {mode!r}")
@@ -118,7 +121,8 @@ class LAEStream:
                                 _positive_int(n_samples_total,
                                               "n_samples_total"))
         self.n_threads = resolve_threads(n_threads)
-        self.block_rows = _positive_int(block_rows, "block_rows")
+        self.block_rows = (None if block_rows is None else
+                           _positive_int(block_rows, "block_rows"))
         self.max_memory = _positive_int(max_memory, "max_memory")
         self.random_state = random_state
         self.n_samples_seen_ = 0
@@ -166,18 +170,22 @@ class LAEStream:
                 f"{np.dtype(dtype)}")
         return X, np.dtype(dtype)
 
-    def _slabs(self, X, dtype, multiple=1):
-        """Validated, float-typed slabs of X of about max_memory bytes.
+    def _block_rows(self, m, dtype):
+        if self.block_rows is not None:
+            return self.block_rows
+        if self.mode == "sgd":
+            return 256
+        return int(min(1024, max(128, (2 << 20) // (m * dtype.itemsize))))
 
-        Slabs hold a whole multiple of `multiple` rows (at least one).
-        """
-        rows = max(self.block_rows,
+    def _slabs(self, X, dtype, multiple=1):
+        """Float-typed slabs of X of about max_memory bytes (views when X
+        already has the dtype).  Slabs hold a whole multiple of `multiple`
+        rows (at least one).  Finiteness is the caller's to check."""
+        rows = max(self._block_rows(X.shape[1], dtype),
                    self.max_memory // max(1, X.shape[1] * dtype.itemsize))
         rows = max(multiple, rows - rows % multiple)
         for start in range(0, X.shape[0], rows):
-            slab = as_float_array(X[start:start + rows], "chunk", dtype)
-            assert_finite(slab, "chunk")
-            yield slab
+            yield as_float_array(X[start:start + rows], "chunk", dtype)
 
     def _take(self, chunk):
         X, dtype = self._check_chunk(chunk)
@@ -191,28 +199,36 @@ class LAEStream:
         self.dtype_ = dtype
 
     def _take_gram(self, X, dtype):
-        # Everything goes into a pending accumulator first: the state only
-        # changes once the whole chunk has passed validation.
-        n_p, mean_p, M2_p = 0, None, None
+        # The chunk's shifted sums go into a fresh accumulator; the state
+        # only changes once the whole chunk has been read and found finite.
+        # The shift is the running mean (or the first rows' mean), so the
+        # one rank-one correction below loses nothing to cancellation.
+        m, n_a = X.shape[1], self.n_samples_seen_
+        shift = (self.mean_.astype(np.float64) if n_a else
+                 np.asarray(X[:1024], dtype=np.float64).mean(axis=0))
+        G = np.zeros((m, m), dtype=dtype)
+        s = np.zeros(m)
         for slab in self._slabs(X, dtype):
-            if n_p:
-                shift = mean_p
-            elif self.n_samples_seen_:
-                shift = self.mean_
-            else:
-                shift = slab[:1024].mean(axis=0, dtype=np.float64)
-            nt = _data.gram_accumulate_threads(*slab.shape, self.block_rows,
+            block_rows = self._block_rows(m, dtype)
+            nt = _data.gram_accumulate_threads(*slab.shape, block_rows,
                                                self.n_threads)
             with serial_blas(nt):
-                G, s = _data.gram_accumulate(
-                    slab, np.ascontiguousarray(shift, dtype=np.float64),
-                    self.block_rows, self.n_threads)
-            n_b = slab.shape[0]
-            mean_b = shift + s / n_b
-            G -= (np.outer(s, s) / n_b).astype(G.dtype)
-            n_p, mean_p, M2_p = _merge(n_p, mean_p, M2_p, n_b, mean_b, G)
-        self.n_samples_seen_, self.mean_, self.gram_ = _merge(
-            self.n_samples_seen_, self.mean_, self.gram_, n_p, mean_p, M2_p)
+                _data.gram_accumulate(slab, shift, block_rows,
+                                      self.n_threads, G, s)
+        # Any NaN or inf in the chunk reaches the diagonal of G (a sum of
+        # squares) or s; the element-wise test runs only to name the cause.
+        if not (np.isfinite(np.diagonal(G)).all() and np.isfinite(s).all()):
+            assert_finite(X, "chunk")
+            raise ValueError("chunk has values whose squares overflow "
+                             f"{dtype.name}")
+        n = n_a + X.shape[0]
+        # Chan et al.'s merge with the shift at the running mean: the
+        # cross term and the chunk's own centering combine into -s s^T / n.
+        G -= (np.outer(s, s) / n).astype(dtype)
+        if n_a:
+            G += self.gram_
+        self.n_samples_seen_, self.mean_, self.gram_ = (
+            n, shift + s / n, G)
 
     def _take_sgd(self, X, dtype):
         # Pass 1 validates the whole chunk and takes its mean, before any
@@ -223,6 +239,9 @@ class LAEStream:
         total = np.zeros(m)
         for slab in self._slabs(X, dtype):
             total += slab.sum(axis=0, dtype=np.float64)
+        if not np.isfinite(total).all():
+            assert_finite(X, "chunk")
+            raise ValueError("chunk has values too large to sum in float64")
         count, mean, _ = _merge(self.n_samples_seen_, self.mean_, None,
                                 n_b, total / n_b, None)
         n_total = self.n_samples_total or count
@@ -246,13 +265,14 @@ class LAEStream:
         decay = self.decay if self.decay is not None else (
             self.batch_size / n_total)
         steps = 0
-        nt = _data.sgd_threads(n_b, m, k, self.batch_size, self.block_rows,
+        block_rows = self._block_rows(m, dtype)
+        nt = _data.sgd_threads(n_b, m, k, self.batch_size, block_rows,
                                self.method == "tied", self.n_threads)
         for slab in self._slabs(X, dtype, multiple=self.batch_size):
             with serial_blas(nt):
                 steps += _data.sgd_epoch(
                     slab, mean, W1, W2, self.lam, alpha, decay,
-                    self.n_steps_ + steps, self.batch_size, self.block_rows,
+                    self.n_steps_ + steps, self.batch_size, block_rows,
                     float(n_total), self.method == "tied", self.n_threads)
         if not (np.isfinite(W1).all() and np.isfinite(W2).all()):
             raise DivergenceError(

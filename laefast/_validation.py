@@ -13,6 +13,7 @@ __all__ = [
     "as_float_array",
     "check_gram",
     "check_data",
+    "check_matrix",
     "check_weights",
     "check_scalar",
     "check_n_components",
@@ -124,17 +125,21 @@ def check_method(method):
     return method
 
 
+def check_matrix(W, name, shape, dtype):
+    """W as a finite, C-contiguous 2-D array of dtype, of the given shape
+    (None in `shape`: any positive size).  Copies only when needed."""
+    W = as_float_array(W, name, dtype)
+    if (W.ndim != 2 or any(want is not None and got != want
+                           for got, want in zip(W.shape, shape))
+            or 0 in W.shape):
+        expected = tuple("any" if s is None else s for s in shape)
+        raise ValueError(f"{name} must have shape {expected}, got {W.shape}")
+    assert_finite(W, name)
+    return np.ascontiguousarray(W)
+
+
 def check_weights(W1, W2, m, k, dtype):
     """Copies of W1 (k x m) and W2 (m x k) in dtype, C order, finite."""
-    W1 = as_float_array(W1, "W1")
-    W2 = as_float_array(W2, "W2")
-    if W1.shape != (k, m):
-        raise ValueError(
-            f"W1 must have shape (n_components, m) = {(k, m)}, got {W1.shape}")
-    if W2.shape != (m, k):
-        raise ValueError(
-            f"W2 must have shape (m, n_components) = {(m, k)}, got {W2.shape}")
-    assert_finite(W1, "W1")
-    assert_finite(W2, "W2")
-    return (np.array(W1, dtype=dtype, order="C", copy=True),
-            np.array(W2, dtype=dtype, order="C", copy=True))
+    W1 = check_matrix(W1, "W1", (k, m), dtype)
+    W2 = check_matrix(W2, "W2", (m, k), dtype)
+    return np.array(W1, copy=True), np.array(W2, copy=True)

@@ -15,6 +15,7 @@ from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt
 
 from _blas cimport gemm, syrk_at_a, mirror_upper
+from _threads cimport threads_for
 
 
 cdef void center_rows(const floating[:, :] X, Py_ssize_t start,
@@ -66,19 +67,6 @@ def gram(const floating[:, :] X, const floating[::1] mean, floating[:, ::1] out,
         mirror_upper(m, &out[0, 0], m)
 
 
-# Below this many flops a parallel region costs more than it saves: waking
-# the team takes tens of microseconds, and on a loaded machine a spinning
-# worker can cost a whole scheduler slice.
-cdef double PARALLEL_MIN_FLOPS = 4e6
-
-
-def threads_for(Py_ssize_t n_blocks, int n_threads, double flops):
-    """Threads for one parallel region: 1 unless each gets real work."""
-    if flops < PARALLEL_MIN_FLOPS:
-        return 1
-    return max(1, min(n_threads, n_blocks))
-
-
 def gram_accumulate_threads(Py_ssize_t n, Py_ssize_t m, Py_ssize_t block_rows,
                             int n_threads):
     """The thread count gram_accumulate will use."""
@@ -95,47 +83,57 @@ def sgd_threads(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, Py_ssize_t batch_size,
 
 
 def gram_accumulate(const floating[:, :] X, const double[::1] shift,
-                    Py_ssize_t block_rows, int n_threads):
-    """Shifted sums of a batch of rows, computed in parallel over row blocks.
+                    Py_ssize_t block_rows, int n_threads, floating[:, ::1] G,
+                    double[::1] s):
+    """Add the shifted sums of a batch of rows, in parallel over row blocks.
 
-    Returns (G, s): G = sum_i (x_i - K)(x_i - K)^T (m x m, X's dtype) and
-    s = sum_i (x_i - K) (float64), K = shift.  With the shift close to the
+    G += sum_i (x_i - K)(x_i - K)^T (m x m, X's dtype, kept symmetric) and
+    s += sum_i (x_i - K) (float64), K = shift.  With the shift close to the
     mean (the caller passes the running mean, or the first rows' mean) the
-    centered Gram G - s s^T / n loses nothing to cancellation.  Each thread
-    owns a partial G over a static share of the blocks; the partials are
-    added in thread order, so a given thread count gives the same bits.
+    centered Gram G - s s^T / n loses nothing to cancellation.  Thread 0
+    adds into G itself, the others into zeroed partials over their static
+    share of the blocks; the partials are added in thread order, so a given
+    thread count gives the same bits.
     """
     cdef Py_ssize_t n = X.shape[0], m = X.shape[1]
     cdef Py_ssize_t n_blocks = (n + block_rows - 1) // block_rows
     cdef int nt = gram_accumulate_threads(n, m, block_rows, n_threads)
     cdef Py_ssize_t blk, start, rows, t, i, j
     cdef floating* buf
+    cdef floating* g_t
     cdef double* s_t
+    cdef floating v
     dtype = np.float32 if floating is float else np.float64
-    cdef floating[:, :, ::1] G_t = np.zeros((nt, m, m), dtype=dtype)
+    cdef floating[:, :, ::1] G_t = np.zeros((nt - 1, m, m), dtype=dtype) \
+        if nt > 1 else None
     cdef double[:, ::1] S_t = np.zeros((nt, m), dtype=np.float64)
     cdef floating[:, ::1] bufs = np.empty((nt, block_rows * m), dtype=dtype)
+    if n == 0:
+        return
     for blk in prange(n_blocks, nogil=True, num_threads=nt,
                       schedule="static"):
         t = threadid()
         start = blk * block_rows
         rows = min(block_rows, n - start)
         buf = &bufs[t, 0]
-        center_rows(X, start, rows, &shift[0], buf)
-        syrk_at_a(m, rows, 1, buf, m, 1, &G_t[t, 0, 0], m)
         s_t = &S_t[t, 0]
+        # Center into the buffer and sum in the same pass.
         for i in range(rows):
             for j in range(m):
-                s_t[j] += buf[i * m + j]
-    G = np.asarray(G_t[0])
-    s = np.asarray(S_t[0])
-    for t in range(1, nt):
-        G += np.asarray(G_t[t])
-        s += np.asarray(S_t[t])
-    cdef floating[:, ::1] Gv = G
+                v = <floating> (X[start + i, j] - shift[j])
+                buf[i * m + j] = v
+                s_t[j] += v
+        g_t = &G[0, 0] if t == 0 else &G_t[t - 1, 0, 0]
+        syrk_at_a(m, rows, 1, buf, m, 1, g_t, m)
     with nogil:
-        mirror_upper(m, &Gv[0, 0], m)
-    return G, s
+        for t in range(1, nt):
+            for i in range(m):
+                for j in range(i, m):       # syrk fills the upper triangle
+                    G[i, j] += G_t[t - 1, i, j]
+        for t in range(nt):
+            for j in range(m):
+                s[j] += S_t[t, j]
+        mirror_upper(m, &G[0, 0], m)
 
 
 cdef void block_products(const floating[:, :] X, Py_ssize_t start,

@@ -17,10 +17,12 @@ Storage is row-major throughout: W1 is (k, m), W2 is (m, k), C is (m, m).
 import numpy as np
 
 from cython cimport floating
+from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt, isfinite, INFINITY
 from libc.string cimport memcpy
 
 from _blas cimport blas_int, gemm, potrf, potrs_cm, syev, syev_lwork
+from _threads cimport threads_for
 
 
 # Method codes, shared with laefast._api (one kernel loop each).
@@ -199,43 +201,65 @@ cdef blas_int exact_w2(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     return potrs_cm(k, m, S, k, W2, k)
 
 
-cdef Py_ssize_t exact_w1_workspace(Py_ssize_t m, Py_ssize_t k) noexcept nogil:
-    return 2 * k * m + k * k + k + syev_lwork(k) + m * m
+cdef Py_ssize_t exact_w1_workspace(Py_ssize_t m, Py_ssize_t k,
+                                   int n_threads) noexcept nogil:
+    return 2 * k * m + k * k + 2 * k + syev_lwork(k) + n_threads * m * m
+
+
+cdef floating latent_solve(Py_ssize_t m, const floating* C, floating d,
+                           floating lam, floating* M,
+                           floating* z) noexcept nogil:
+    """z <- z (d C + lam I)^{-1}, with M (m x m) as scratch; 0 on success."""
+    cdef Py_ssize_t p
+    for p in range(m * m):
+        M[p] = d * C[p]
+    for p in range(m):
+        M[p * m + p] += lam
+    if potrf(m, M, m) != 0:
+        return 1
+    potrs_cm(m, 1, M, m, z, m)
+    return 0
 
 
 cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
                   floating* W1, const floating* W2, floating lam,
-                  floating* ws, Py_ssize_t* which) noexcept nogil:
+                  floating* ws, int n_threads, Py_ssize_t* which) noexcept nogil:
     """W1 = minimizer given W2: solves (W2^T W2) W1 C + lam W1 = W2^T C.
 
     The (mk x mk) Kronecker system separates: with W2^T W2 = V D V^T and
     W1 = V Z, row i of Z solves z_i (d_i C + lam I) = (V^T W2^T C)_i, one
-    m x m Cholesky solve per latent.  Returns a status code; `which` gets
-    the latent whose system failed.
+    m x m Cholesky solve per latent.  The k solves are independent: with
+    n_threads > 1 they run in parallel, each with its own m x m scratch
+    (the caller keeps BLAS serial inside; at moderate m one single-threaded
+    potrf per core beats a threaded potrf per latent).  Every solve is the
+    same computation whatever the thread count.  Returns a status code;
+    `which` gets the first latent whose system failed.
     """
-    cdef Py_ssize_t i, p
-    cdef blas_int info, lwork = syev_lwork(k)
+    cdef Py_ssize_t i
+    cdef blas_int lwork = syev_lwork(k)
     cdef floating* Qt = ws
     cdef floating* Vt = Qt + k * m
     cdef floating* d = Vt + k * k
-    cdef floating* work = d + k
-    cdef floating* M = work + lwork
-    cdef floating* Z = M + m * m
+    cdef floating* failed = d + k
+    cdef floating* work = failed + k
+    cdef floating* M = work + lwork     # n_threads scratch matrices
+    cdef floating* Z = M + n_threads * m * m
     gemm(True, False, k, m, m, 1, W2, k, C, m, 0, Qt, m)     # W2^T C
     gemm(True, False, k, k, m, 1, W2, k, W2, k, 0, Vt, k)    # W2^T W2
     if syev(k, Vt, k, d, work, lwork) != 0:
         return S_EIGH_FAILED
     gemm(False, False, k, m, k, 1, Vt, k, Qt, m, 0, Z, m)    # V^T W2^T C
+    if n_threads > 1:
+        for i in prange(k, num_threads=n_threads, schedule="static"):
+            failed[i] = latent_solve(m, C, d[i], lam, M + threadid() * m * m,
+                                     Z + i * m)
+    else:
+        for i in range(k):
+            failed[i] = latent_solve(m, C, d[i], lam, M, Z + i * m)
     for i in range(k):
-        for p in range(m * m):
-            M[p] = d[i] * C[p]
-        for p in range(m):
-            M[p * m + p] += lam
-        info = potrf(m, M, m)
-        if info != 0:
+        if failed[i] != 0:
             which[0] = i
             return S_NOT_PD_W1
-        potrs_cm(m, 1, M, m, Z + i * m, m)
     gemm(True, False, k, m, k, 1, Vt, k, Z, m, 0, W1, m)     # W1 = V Z
     return S_CONVERGED
 
@@ -411,11 +435,12 @@ cdef int exact_untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                            floating* W1, floating* W2, floating lam,
                            double tol, Py_ssize_t max_iter, floating* ws,
                            double trace_c, double* hist_stop,
-                           double* hist_obj, LoopOut* out) noexcept nogil:
+                           double* hist_obj, int n_threads,
+                           LoopOut* out) noexcept nogil:
     """Alternate the exact W1 (Sylvester) and exact W2 (k x k) minimizers."""
     cdef floating* S = ws
     cdef floating* w1_ws = S + k * k
-    cdef floating* obj_ws = w1_ws + exact_w1_workspace(m, k)
+    cdef floating* obj_ws = w1_ws + exact_w1_workspace(m, k, n_threads)
     cdef Py_ssize_t it = 0
     cdef double stop = tie_gap(m, k, W1, W2)
     cdef int status
@@ -427,7 +452,7 @@ cdef int exact_untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
             status = S_MAX_ITER
             break
         status = exact_w1(m, k, <const floating*> op.C, W1, W2, lam, w1_ws,
-                          &out.which)
+                          n_threads, &out.which)
         if status != S_CONVERGED:
             break
         if exact_w2(op, m, k, W1, W2, lam, S) != 0:
@@ -545,13 +570,13 @@ cdef GramOp make_op(const floating[:, ::1] C, const floating[:, ::1] data,
     op.D = NULL
     op.mean = NULL
     op.Y = NULL
+    op.d_colmajor = data_colmajor
     if C is not None:
         op.C = &C[0, 0]
         op.m = C.shape[0]
         op.n = 0
     else:
         op.D = &data[0, 0]
-        op.d_colmajor = data_colmajor
         op.n = data.shape[1] if data_colmajor else data.shape[0]
         op.m = data.shape[0] if data_colmajor else data.shape[1]
         op.Y = &Y[0]
@@ -572,7 +597,7 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
         Py_ssize_t max_iter, double[::1] hist_stop=None,
         double[::1] hist_obj=None, const floating[:, ::1] data=None,
         bint data_colmajor=False, const floating[::1] mean=None,
-        double trace_c=0.0):
+        double trace_c=0.0, int n_threads=1):
     """Run one solver loop in place on W1 (k, m) and W2 (m, k).
 
     The problem is the Gram matrix C, or (C None) the samples `data`: an
@@ -581,7 +606,9 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
     validated by the caller (laefast._api).  Returns (n_iter, status, last
     stopping quantity, failing latent index).  With hist_stop/hist_obj
     (length >= max_iter), record t holds the stopping quantity and L_sigma
-    (which needs trace_c = tr C) after iteration t.
+    (which needs trace_c = tr C) after iteration t.  n_threads: the
+    threads exact-untied's W1 step may use (exact_w1_threads decides how
+    many it does use; the caller keeps BLAS serial when that is > 1).
     """
     cdef Py_ssize_t k = W1.shape[0], m = W1.shape[1]
     cdef int status
@@ -598,7 +625,8 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
     # objective's k m + 2 k^2; exact-untied adds the Sylvester solve's.
     cdef Py_ssize_t n_ws = 5 * k * m + 4 * k * k + 1
     if method == M_EXACT_UNTIED:
-        n_ws += exact_w1_workspace(m, k)
+        n_threads = exact_w1_threads(m, k, n_threads)
+        n_ws += exact_w1_workspace(m, k, n_threads)
     cdef floating[::1] ws = np.empty(n_ws, dtype=dtype)
 
     out.n_iter = 0
@@ -627,7 +655,7 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
         elif method == M_EXACT_UNTIED:
             status = exact_untied_loop(&op, m, k, &W1[0, 0], &W2[0, 0],
                                        flam, tol, max_iter, &ws[0], trace_c,
-                                       hs, ho, &out)
+                                       hs, ho, n_threads, &out)
         elif method == M_EXACT_SYNC:
             status = exact_sync_loop(&op, m, k, &W1[0, 0], &W2[0, 0],
                                      flam, tol, max_iter, &ws[0], trace_c,
@@ -643,17 +671,29 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
     return out.n_iter, status, out.stop, out.which
 
 
+def exact_w1_threads(Py_ssize_t m, Py_ssize_t k, int n_threads):
+    """The threads the exact W1 step uses: one per latent solve at most,
+    and 1 when the k Cholesky factorizations (k m^3 / 3 flops) are small."""
+    return threads_for(k, n_threads, k * <double> m * m * m / 3)
+
+
 def exact_w1_given_w2(floating[:, ::1] W1, const floating[:, ::1] W2,
-                      const floating[:, ::1] C, double lam):
-    """Write the exact minimizer W1 given W2 into W1; returns (status, which)."""
+                      const floating[:, ::1] C, double lam, int n_threads=1):
+    """Write the exact minimizer W1 given W2 into W1; returns (status, which).
+
+    n_threads as in run(): the caller keeps BLAS serial when
+    exact_w1_threads(m, k, n_threads) > 1.
+    """
     cdef Py_ssize_t m = C.shape[0], k = W2.shape[1]
     cdef Py_ssize_t which = -1
     cdef int status
+    n_threads = exact_w1_threads(m, k, n_threads)
     dtype = np.float32 if floating is float else np.float64
-    cdef floating[::1] ws = np.empty(exact_w1_workspace(m, k), dtype=dtype)
+    cdef floating[::1] ws = np.empty(exact_w1_workspace(m, k, n_threads),
+                                     dtype=dtype)
     with nogil:
         status = exact_w1(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0],
-                          <floating> lam, &ws[0], &which)
+                          <floating> lam, &ws[0], n_threads, &which)
     return status, which
 
 
@@ -665,6 +705,7 @@ def exact_w2_given_w1(floating[:, ::1] W2, const floating[:, ::1] W1,
     cdef GramOp op
     op.C = &C[0, 0]
     op.D = op.mean = op.Y = NULL
+    op.d_colmajor = False
     op.m = m
     op.n = 0
     dtype = np.float32 if floating is float else np.float64

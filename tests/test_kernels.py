@@ -8,6 +8,7 @@ import pytest
 
 import laefast
 from laefast import reference
+from laefast.metrics import max_principal_sine
 from conftest import make_problem
 
 GD = ("untied", "sync", "tied")
@@ -119,6 +120,48 @@ def test_exact_w1_with_rank_deficient_w2():
     np.testing.assert_allclose(laefast.exact_w1(C, W2, lam),
                                reference.exact_w1(C, W2, lam),
                                rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.skipif(not laefast.openmp_enabled(), reason="built without OpenMP")
+def test_parallel_exact_w1_matches_serial_and_kronecker():
+    # m=120, k=8: 8 * 120^3 / 3 flops, enough for the parallel latent solves.
+    m, k = 120, 8
+    assert laefast._gram.exact_w1_threads(m, k, 2) == 2
+    _, C, _, s = make_problem(m=m, n=400, k=k, seed=3)
+    rng = np.random.default_rng(4)
+    W2 = rng.standard_normal((m, k))
+    lam = 0.05 * s[k - 1] ** 2
+    serial = laefast.exact_w1(C, W2, lam, n_threads=1)
+    parallel = laefast.exact_w1(C, W2, lam, n_threads=2)
+    # Each latent's solve is the same computation on any thread; only the
+    # BLAS thread count of the GEMMs around them may differ.
+    np.testing.assert_allclose(parallel, serial, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(parallel, reference.exact_w1(C, W2, lam),
+                               rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.skipif(not laefast.openmp_enabled(), reason="built without OpenMP")
+def test_parallel_exact_untied_agrees_with_one_thread():
+    m, k = 120, 8
+    _, C, U, s = make_problem(m=m, n=400, k=k, seed=3)
+    lam = 0.05 * s[k - 1] ** 2
+    runs = [laefast.solve(C, k, lam, method="exact-untied", random_state=0,
+                          tol=1e-10, n_threads=t) for t in (1, 2)]
+    assert runs[0].n_iter == runs[1].n_iter
+    np.testing.assert_allclose(runs[1].W2, runs[0].W2, rtol=1e-9, atol=1e-12)
+    assert max_principal_sine(runs[1].components.T, U[:, :k]) < 1e-6
+
+
+def test_parallel_exact_w1_names_the_failing_latent():
+    # lam = 0 and C of rank 2: every d_i C is singular, so latent 0 fails
+    # first, whatever thread gets it.
+    m, k = 120, 4
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((m, 2))
+    C = B @ B.T
+    W2 = rng.standard_normal((m, k))
+    with pytest.raises(np.linalg.LinAlgError, match="d_0 C"):
+        laefast.exact_w1(C, W2, 0.0, n_threads=2)
 
 
 @pytest.mark.parametrize("method", laefast.METHODS)

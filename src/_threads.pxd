@@ -1,0 +1,14 @@
+# How many OpenMP threads a parallel region gets; shared by the kernels.
+
+
+cdef inline int threads_for(Py_ssize_t n_tasks, int n_threads,
+                            double flops) noexcept nogil:
+    """Threads for one parallel region: 1 unless each gets real work.
+
+    Below 4e6 flops a parallel region costs more than it saves: waking the
+    team takes tens of microseconds, and on a loaded machine a spinning
+    worker can cost a whole scheduler slice.
+    """
+    if flops < 4e6 or n_threads < 1:
+        return 1
+    return <int> min(<Py_ssize_t> n_threads, max(<Py_ssize_t> 1, n_tasks))
