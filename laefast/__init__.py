@@ -6,11 +6,14 @@ The public surface:
   shape (n_samples, n_features); both return an :class:`LAEResult`.
 - :func:`step`, :func:`exact_w1`, :func:`exact_w2`: single compiled steps
   for libraries that drive their own loop.
+- :class:`LAEPCA`: a scikit-learn-compatible PCA estimator that needs no
+  tuning; :class:`LAEStream` fits from chunks of samples.
 - :mod:`laefast.reference`: the paper's algorithms in plain NumPy.
 - :mod:`laefast.metrics`: U error, principal-angle sine, L_sigma.
 """
 
 from . import metrics, reference
+from ._estimator import LAEPCA, NotFittedError
 from ._api import LAEResult, default_alpha, exact_w1, exact_w2, fit, gram_matrix, solve, step
 from ._exceptions import CollapsedComponentWarning, ConvergenceWarning, DivergenceError
 from ._openmp import openmp_enabled
@@ -24,6 +27,7 @@ __all__ = [
     "CollapsedComponentWarning",
     "ConvergenceWarning",
     "DivergenceError",
+    "LAEPCA",
     "LAEResult",
     "LAEStream",
     "default_alpha",
@@ -32,6 +36,7 @@ __all__ = [
     "fit",
     "gram_matrix",
     "metrics",
+    "NotFittedError",
     "openmp_enabled",
     "reference",
     "solve",

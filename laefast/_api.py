@@ -158,6 +158,28 @@ def _raise_for_status(status, method, n_iter, which, alpha, lam):
             "W2^T W2 did not converge.")
 
 
+def run_kernel(problem, W1, W2, method, lam, alpha, tol, max_iter,
+               n_threads=1, hist_stop=None, hist_obj=None):
+    """One compiled solver loop, in place on W1 and W2: (n_iter, status, stop).
+
+    Inputs are validated already; failures (divergence, a k x k or m x m
+    system that is not positive definite) raise here.
+    """
+    # Only exact-untied's k independent m x m solves run in parallel; the
+    # other loops are chains of GEMMs that BLAS's own threads serve best.
+    parallel = (_gram.exact_w1_threads(problem.m, W1.shape[0], n_threads)
+                if method == "exact-untied" else 1)
+    with serial_blas(parallel):
+        n_iter, status, stop, which = _gram.run(
+            _CODES[method], W1, W2, lam=lam,
+            alpha=0.0 if alpha is None else alpha, tol=tol,
+            max_iter=max_iter, hist_stop=hist_stop, hist_obj=hist_obj,
+            trace_c=problem.trace() if hist_stop is not None else 0.0,
+            n_threads=n_threads, **problem.kernel_args())
+    _raise_for_status(status, method, n_iter, which, alpha, lam)
+    return n_iter, status, stop
+
+
 def _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history,
          n_threads):
     """The one kernel call, then the read-out.  Inputs already validated."""
@@ -165,18 +187,9 @@ def _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history,
     if history:
         hist_stop = np.empty(max_iter, dtype=np.float64)
         hist_obj = np.empty(max_iter, dtype=np.float64)
-    kernel_alpha = 0.0 if alpha is None else alpha
-    # Only exact-untied's k independent m x m solves run in parallel; the
-    # other loops are chains of GEMMs that BLAS's own threads serve best.
-    parallel = (_gram.exact_w1_threads(problem.m, k, n_threads)
-                if method == "exact-untied" else 1)
-    with serial_blas(parallel):
-        n_iter, status, stop, which = _gram.run(
-            _CODES[method], W1, W2, lam=lam, alpha=kernel_alpha, tol=tol,
-            max_iter=max_iter, hist_stop=hist_stop, hist_obj=hist_obj,
-            trace_c=problem.trace() if history else 0.0, n_threads=n_threads,
-            **problem.kernel_args())
-    _raise_for_status(status, method, n_iter, which, alpha, lam)
+    n_iter, status, stop = run_kernel(problem, W1, W2, method, lam, alpha,
+                                      tol, max_iter, n_threads, hist_stop,
+                                      hist_obj)
     converged = status == _gram.CONVERGED
     if not converged:
         warnings.warn(

@@ -84,6 +84,23 @@ class GramProblem:
         return {"C": None, "data": data, "data_colmajor": colmajor,
                 "mean": self.mean}
 
+    def times(self, Q):
+        """C @ Q for Q of shape (m, r), in float64 (C never formed on data)."""
+        Q = np.asarray(Q, dtype=np.float64)
+        if self.C is not None:
+            return self.C @ Q
+        out = np.zeros_like(Q)
+        mu_q = None if self.mean is None else self.mean.astype(np.float64) @ Q
+        for start in range(0, self.n, 4096):
+            block = np.asarray(self._data[start:start + 4096], dtype=np.float64)
+            Y = block @ Q
+            if mu_q is not None:
+                Y -= mu_q
+            out += block.T @ Y
+            if mu_q is not None:
+                out -= np.outer(self.mean, Y.sum(axis=0))
+        return out
+
     def trace(self):
         if self.C is not None:
             return float(np.trace(self.C))

@@ -1,0 +1,589 @@
+"""LAEPCA: a scikit-learn-compatible PCA estimator trained as an LAE.
+
+No tuning: lam, alpha and the solver are chosen from the data, and the
+principal directions and variances are read out exactly (Rayleigh-Ritz on
+the decoder's span, DESIGN.md §5) whatever lam is.  scikit-learn is never
+imported at run time; the estimator follows its conventions by hand.
+"""
+
+import numbers
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from ._api import DEFAULT_MAX_ITER, GD_METHODS, run_kernel
+from ._exceptions import CollapsedComponentWarning, ConvergenceWarning
+from ._parallel import resolve_threads
+from ._problem import GramProblem, choose_path
+from ._readout import flip_signs
+from ._stream import LAEStream
+from ._validation import METHODS
+
+__all__ = ["LAEPCA", "NotFittedError"]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """The estimator was used before fit (as scikit-learn's NotFittedError)."""
+
+
+_FIRST_ROUND = 8          # iterations before the first convergence check
+_MAX_ROUND = 1024         # ... and at most this many between checks
+_MIN_RESTART_SCALE = 0.1  # see _restart
+
+
+class LAEPCA:
+    """Principal component analysis by a trained L2-regularized linear autoencoder.
+
+    A drop-in for :class:`sklearn.decomposition.PCA` (same fitted attributes,
+    same ``transform``), fitted by the LAE solvers of :func:`laefast.solve`.
+
+    Parameters
+    ----------
+    n_components : int or None
+        Components to keep; None keeps min(n_samples, n_features).
+    method : str
+        'auto' (exact-tied, see below) or one of laefast.METHODS.
+        exact-tied's W2 update spans C W2: it is block power iteration, and
+        the Rayleigh-Ritz read-out makes it subspace iteration, which
+        converges at (sigma_{k+p+1} / sigma_k)^2 per iteration whatever lam.
+        Where the data live is chosen from the shape:
+
+        ====================================  ================================
+        situation                             path
+        ====================================  ================================
+        ``partial_fit``, or ``batch_size``    one streaming pass accumulates
+                                              the centered Gram matrix (OpenMP
+                                              syrk), then the solver runs on it
+        C (m x m) cheaper than the samples    form C once (syrk), iterate on C
+        otherwise, or C would exceed 2 GiB    iterate on the samples, never
+                                              forming C
+        ====================================  ================================
+
+    lam : 'auto' or float >= 0
+        L2 penalty, in units of the eigenvalues of C = Xc^T Xc (no 1/n).
+        'auto': 10 (k + p) eps times an upper bound on the top eigenvalue
+        of C (eps of the dtype, k + p latents): just enough to keep the
+        k x k systems positive definite, far below every component that
+        the dtype can resolve, so none collapses.  Directions and variances do not
+        depend on lam (the read-out is exact); a lam at or above a kept
+        component's eigenvalue collapses it (CollapsedComponentWarning, its
+        variance reported as 0).
+    alpha : 'auto' or float > 0
+        Step of the gradient methods.  'auto': laefast.default_alpha's step
+        1 / (3 c r^2 + lam), re-derived before every round of iterations as
+        the weights grow.  Ignored by the exact methods.
+    tol : float or None
+        Stop when every kept Ritz pair (theta_i, y_i) has
+        ||C y_i - theta_i y_i|| <= tol * theta_1.  None: 1e-10 for float64,
+        1e-4 for float32.
+    max_iter : int or None
+        Cap on solver iterations (None: 100000); reaching it warns with
+        ConvergenceWarning and the residual reached.
+    batch_size : int or None
+        Fit from X in chunks of this many rows (for memmaps larger than
+        memory); None reads X at once.
+    oversample : int
+        Extra latents trained beside the kept ones (capped at m - k); they
+        speed up convergence when the eigengap is small.
+    n_threads : int or None
+        OpenMP threads for the streaming Gram pass and exact-untied's
+        solves (None: all cores).
+    random_state : int, Generator or None
+        The solver's random start.
+    verbose : int
+        1 prints progress (iteration, L_sigma, residual, seconds) to stderr
+        at most once a second; 0 prints nothing.
+
+    Attributes
+    ----------
+    components_ : (n_components, n_features) principal axes, by decreasing
+        variance, each row's largest-magnitude entry positive.
+    explained_variance_ : variances (ddof=1) along them.
+    explained_variance_ratio_, singular_values_, mean_, n_components_,
+    n_features_in_, n_samples_seen_, noise_variance_ : as in scikit-learn.
+    n_iter_, converged_ : solver iterations and whether tol was met.
+    W1_, W2_ : the autoencoder (k x m, m x k) at the minimum of L_sigma in
+        the learned span: W2_ = components_^T (I - lam / eig)^(1/2), W1_ =
+        W2_^T (DESIGN.md §2.2).
+    lam_, alpha_ : the lam and (gradient methods) step used.
+    """
+
+    def __init__(self, n_components=None, *, method="auto", lam="auto",
+                 alpha="auto", tol=None, max_iter=None, batch_size=None,
+                 oversample=10, n_threads=None, random_state=None, verbose=0):
+        self.n_components = n_components
+        self.method = method
+        self.lam = lam
+        self.alpha = alpha
+        self.tol = tol
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.oversample = oversample
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- scikit-learn's estimator protocol ------------------------------------
+
+    _PARAMS = ("n_components", "method", "lam", "alpha", "tol", "max_iter",
+               "batch_size", "oversample", "n_threads", "random_state",
+               "verbose")
+
+    def get_params(self, deep=True):
+        return {name: getattr(self, name) for name in self._PARAMS}
+
+    def set_params(self, **params):
+        for name, value in params.items():
+            if name not in self._PARAMS:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for estimator {self!r}. "
+                    f"Valid parameters are: {sorted(self._PARAMS)}.")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        defaults = LAEPCA().get_params()
+        changed = [f"{name}={value!r}"
+                   for name, value in self.get_params().items()
+                   if not _same(value, defaults[name])]
+        return f"LAEPCA({', '.join(changed)})"
+
+    def __sklearn_tags__(self):
+        # Only reached when scikit-learn itself asks.
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
+        return Tags(estimator_type=None,
+                    target_tags=TargetTags(required=False),
+                    transformer_tags=TransformerTags(
+                        preserves_dtype=["float64", "float32"]),
+                    input_tags=InputTags(two_d_array=True))
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "components_")
+
+    # -- fitting ---------------------------------------------------------------
+
+    def fit(self, X, y=None):
+        """Fit on X of shape (n_samples, n_features); y is ignored."""
+        self._fit(X, reset=True)
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Fit on X and return its projection (n_samples, n_components)."""
+        X = self._validate(X, reset=True)
+        self._fit(X, reset=True, validated=True)
+        return self._project(X)
+
+    def partial_fit(self, X, y=None):
+        """Add a batch of samples and refit on everything seen so far.
+
+        The running mean and centered Gram matrix are kept (LAEStream's
+        'gram' mode), and the solver restarts from the previous weights.  A
+        bad batch raises ValueError and changes nothing.
+        """
+        first = getattr(self, "_stream", None) is None
+        X = self._validate(X, reset=first)
+        stream = self._stream if not first else LAEStream(
+            1, 0.0, n_threads=self.n_threads)
+        if stream.n_samples_seen_ + X.shape[0] < 2:
+            raise ValueError(
+                "LAEPCA needs at least 2 samples to estimate variances, got "
+                f"n_samples = {stream.n_samples_seen_ + X.shape[0]}")
+        saved = (stream.n_samples_seen_, stream.mean_, stream.gram_,
+                 stream.n_features_in_, stream.dtype_)
+        try:
+            stream.partial_fit(X)
+            problem = GramProblem(C=stream.gram_, mean=stream.mean_)
+            fitted = self._solve(problem, stream.n_samples_seen_,
+                                 warm=getattr(self, "_warm", None))
+        except BaseException:
+            (stream.n_samples_seen_, stream.mean_, stream.gram_,
+             stream.n_features_in_, stream.dtype_) = saved
+            raise
+        self._stream = stream
+        self._set_fitted(fitted, stream.mean_, stream.n_samples_seen_,
+                         X.shape[1])
+        return self
+
+    def _fit(self, X, reset, validated=False):
+        if not validated:
+            X = self._validate(X, reset=reset)
+        n, m = X.shape
+        if n < 2:
+            raise ValueError(
+                "LAEPCA needs at least 2 samples to estimate variances, got "
+                f"n_samples = {n}")
+        if self.batch_size is not None:
+            batch = _check_positive_int(self.batch_size, "batch_size")
+            stream = LAEStream(1, 0.0, n_threads=self.n_threads)
+            for start in range(0, n, batch):
+                stream.partial_fit(X[start:start + batch])
+            problem = GramProblem(C=stream.gram_, mean=stream.mean_)
+        else:
+            method = self._method()
+            k = self._n_components(n, m)
+            width = min(m, k + self._oversample())
+            path = choose_path(n, m, width, method, X.itemsize)
+            problem = GramProblem.from_data(X, center=True, path=path)
+        fitted = self._solve(problem, n)
+        self._stream = None
+        self._set_fitted(fitted, problem.mean, n, m)
+
+    def _set_fitted(self, fitted, mean, n_samples, n_features):
+        # Everything was computed first: a failure above leaves the
+        # previous fit (or none) intact.
+        self._warm = fitted.pop("_warm_start")
+        for name, value in fitted.items():
+            setattr(self, name, value)
+        self.mean_ = np.asarray(mean, dtype=self.components_.dtype)
+        self.n_samples_seen_ = int(n_samples)
+        self.n_features_in_ = int(n_features)
+
+    # -- the solver ------------------------------------------------------------
+
+    def _method(self):
+        if self.method == "auto":
+            return "exact-tied"
+        if self.method not in METHODS:
+            raise ValueError(
+                f"method must be 'auto' or one of {', '.join(METHODS)}, got "
+                f"{self.method!r}")
+        return self.method
+
+    def _n_components(self, n, m):
+        if self.n_components is None:
+            return min(n, m)
+        k = self.n_components
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
+            raise ValueError(
+                f"n_components must be a positive integer or None, got {k!r}")
+        if k > min(n, m):
+            raise ValueError(
+                f"n_components={k} must be between 1 and min(n_samples, "
+                f"n_features)={min(n, m)}")
+        return int(k)
+
+    def _oversample(self):
+        p = self.oversample
+        if not isinstance(p, numbers.Integral) or isinstance(p, bool) or p < 0:
+            raise ValueError(
+                f"oversample must be a non-negative integer, got {p!r}")
+        return int(p)
+
+    def _solve(self, problem, n_samples, warm=None):
+        """Train the LAE on `problem`; returns the fitted attributes."""
+        m, dtype = problem.m, problem.dtype
+        method = self._method()
+        k = self._n_components(n_samples, m)
+        width = min(m, k + self._oversample())
+        tol = self.tol
+        if tol is None:
+            tol = 1e-10 if dtype == np.float64 else 1e-4
+        elif not isinstance(tol, numbers.Real) or not tol >= 0:
+            raise ValueError(f"tol must be a non-negative number, got {tol!r}")
+        max_iter = DEFAULT_MAX_ITER if self.max_iter is None else self.max_iter
+        if (not isinstance(max_iter, numbers.Integral)
+                or isinstance(max_iter, bool) or max_iter < 0):
+            raise ValueError(
+                f"max_iter must be a non-negative integer, got {max_iter!r}")
+        n_threads = resolve_threads(self.n_threads)
+        top_bound = problem.eigenvalue_bound()
+        lam = self.lam
+        if isinstance(lam, str) and lam == "auto":
+            # Just enough to keep W2^T C W2 + lam I positive definite in
+            # this dtype when the data hold zero-variance directions.
+            lam = 10.0 * width * np.finfo(dtype).eps * top_bound
+        elif (not isinstance(lam, numbers.Real) or isinstance(lam, bool)
+              or not np.isfinite(lam) or lam < 0):
+            raise ValueError(f"lam must be 'auto' or a finite number >= 0, "
+                             f"got {lam!r}")
+        lam = float(lam)
+        fixed_alpha = None
+        if method in GD_METHODS and not (isinstance(self.alpha, str)
+                                         and self.alpha == "auto"):
+            if (not isinstance(self.alpha, numbers.Real)
+                    or isinstance(self.alpha, bool)
+                    or not np.isfinite(self.alpha) or self.alpha <= 0):
+                raise ValueError(f"alpha must be 'auto' or a finite number "
+                                 f"> 0, got {self.alpha!r}")
+            fixed_alpha = float(self.alpha)
+
+        # Rounds of compiled iterations; after each, Rayleigh-Ritz on the
+        # decoder's span measures convergence and restarts the weights at
+        # the minimum of L_sigma inside that span (DESIGN.md §2.2), which
+        # keeps the k x k systems well conditioned whatever lam is.
+        W2 = _start(warm, m, width, dtype, self.random_state)
+        W1 = np.empty((width, m), dtype=dtype)
+        progress = _Progress(self.verbose)
+        n_iter, round_len, alpha = 0, _FIRST_ROUND, None
+        V, theta, residual = _rayleigh_ritz(problem, W2, k, lam)
+        # At least one iteration (unless max_iter=0), even when the start
+        # already spans the answer (k + p = m): the weights are trained.
+        while n_iter < max_iter and (n_iter == 0 or residual > tol):
+            _restart(W1, W2, V, theta, lam)
+            if method in GD_METHODS:
+                # default_alpha's step for the current weights (the bound
+                # on C's top eigenvalue is computed once, above).
+                r2 = max(1.0, float(np.sum(W1 * W1)), float(np.sum(W2 * W2)))
+                alpha = fixed_alpha or 1.0 / (3.0 * top_bound * r2 + lam)
+            steps = min(round_len, max_iter - n_iter)
+            run_kernel(problem, W1, W2, method, lam, alpha, -1.0, steps,
+                       n_threads)
+            n_iter += steps
+            V, theta, residual = _rayleigh_ritz(problem, W2, k, lam)
+            progress.report(n_iter, problem, W1, W2, lam, residual)
+            round_len = min(2 * round_len, _MAX_ROUND)
+        converged = residual <= tol
+        progress.report(n_iter, problem, W1, W2, lam, residual, final=True)
+        if not converged:
+            warnings.warn(
+                f"LAEPCA ({method}) stopped at max_iter={max_iter} with "
+                f"relative Ritz residual {residual:.3g} > tol={tol:g}; raise "
+                "max_iter or tol.", ConvergenceWarning, stacklevel=4)
+        _restart(W1, W2, V, theta, lam)
+        components = flip_signs(np.ascontiguousarray(V[:, :k].T))
+        eig = np.maximum(theta[:k], 0.0)
+        # Eigenvalues that lam switched off (or that the dtype cannot tell
+        # from 0) carry no direction: report them as 0.
+        collapsed = eig <= _zero_floor(lam, top_bound, m, dtype)
+        if collapsed.any() and self.lam != "auto":
+            warnings.warn(
+                f"components {np.flatnonzero(collapsed).tolist()} collapsed: "
+                f"lam = {lam:g} is at or above their eigenvalue of C = Xc^T "
+                "Xc; their variances are reported as 0.",
+                CollapsedComponentWarning, stacklevel=4)
+        eig = np.where(collapsed, 0.0, eig)
+        scale = np.sqrt(np.clip(1.0 - lam / np.where(eig > 0, eig, 1.0),
+                                0.0, None)) * (eig > 0)
+        W2_min = (components.T * scale).astype(dtype)
+        ddof_n = max(n_samples - 1, 1)
+        total_var = problem.trace() / ddof_n
+        explained = eig / ddof_n
+        rest = min(n_samples, m) - k
+        noise = (max(total_var - explained.sum(), 0.0) / rest
+                 if rest > 0 else 0.0)
+        return {
+            "components_": components.astype(dtype),
+            "explained_variance_": explained.astype(dtype),
+            "explained_variance_ratio_": (explained / total_var
+                                          if total_var > 0 else
+                                          np.zeros(k)).astype(dtype),
+            "singular_values_": np.sqrt(eig).astype(dtype),
+            "noise_variance_": float(noise),
+            "n_components_": k,
+            "n_iter_": int(n_iter),
+            "converged_": bool(converged),
+            "W1_": np.ascontiguousarray(W2_min.T),
+            "W2_": W2_min,
+            "lam_": lam,
+            "alpha_": alpha,
+            "_warm_start": W2,
+        }
+
+    # -- using the fit ------------------------------------------------------
+
+    def transform(self, X):
+        """Project X onto the components: (X - mean_) @ components_.T."""
+        self._check_fitted()
+        return self._project(self._validate(X, reset=False))
+
+    def inverse_transform(self, X):
+        """Map projections back to feature space: X @ components_ + mean_."""
+        self._check_fitted()
+        Z = np.asarray(X)
+        if Z.ndim != 2 or Z.shape[1] != self.n_components_:
+            raise ValueError(
+                f"X must have shape (n_samples, {self.n_components_}), got "
+                f"{Z.shape}")
+        dtype = self.components_.dtype
+        return Z.astype(dtype, copy=False) @ self.components_ + self.mean_
+
+    def get_covariance(self):
+        """Covariance of the probabilistic PCA model (n_features, n_features)."""
+        self._check_fitted()
+        V = self.components_.astype(np.float64)
+        d = np.maximum(self.explained_variance_ - self.noise_variance_, 0.0)
+        cov = (V.T * d) @ V
+        cov.flat[::cov.shape[0] + 1] += self.noise_variance_
+        return cov.astype(self.components_.dtype)
+
+    def get_precision(self):
+        """Inverse of :meth:`get_covariance`."""
+        return np.linalg.inv(self.get_covariance().astype(np.float64)).astype(
+            self.components_.dtype)
+
+    def score_samples(self, X):
+        """Log-likelihood of each sample under the probabilistic PCA model."""
+        self._check_fitted()
+        X = self._validate(X, reset=False)
+        Xc = X.astype(np.float64) - self.mean_
+        cov = self.get_covariance().astype(np.float64)
+        sign, logdet = np.linalg.slogdet(cov)
+        if sign <= 0:
+            raise ValueError(
+                "the model's covariance is singular (noise_variance_ = 0 "
+                "with fewer components than features): score is undefined")
+        solved = np.linalg.solve(cov, Xc.T).T
+        m = X.shape[1]
+        return -0.5 * (np.sum(Xc * solved, axis=1) + m * np.log(2 * np.pi)
+                       + logdet)
+
+    def score(self, X, y=None):
+        """Average log-likelihood of the samples."""
+        return float(np.mean(self.score_samples(X)))
+
+    def get_feature_names_out(self, input_features=None):
+        """Output names 'laepca0', 'laepca1', ... (scikit-learn's style)."""
+        self._check_fitted()
+        return np.asarray([f"laepca{i}" for i in range(self.n_components_)],
+                          dtype=object)
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _project(self, X):
+        dtype = self.components_.dtype
+        return (X - self.mean_.astype(dtype)) @ self.components_.T
+
+    def _check_fitted(self):
+        if not hasattr(self, "components_"):
+            raise NotFittedError(
+                "This LAEPCA instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator.")
+
+    def _validate(self, X, reset):
+        """X as a finite float32/float64 2-D array, copied only if needed."""
+        if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+            raise TypeError("LAEPCA does not support sparse input; pass a "
+                            "dense array (X.toarray()).")
+        X_arr = np.asarray(X)
+        if X_arr.dtype.kind == "c":
+            raise ValueError("Complex data not supported")
+        if X_arr.dtype == object:
+            # Numbers stored as objects are converted; anything else makes
+            # NumPy raise TypeError naming the offending value.
+            X_arr = X_arr.astype(np.float64)
+        elif X_arr.dtype.kind not in "biuf":
+            raise ValueError(f"X must be numeric, got dtype {X_arr.dtype}")
+        if X_arr.ndim != 2:
+            raise ValueError(
+                f"Expected 2D array, got {X_arr.ndim}D array instead. "
+                "Reshape your data either using array.reshape(-1, 1) if your "
+                "data has a single feature or array.reshape(1, -1) if it "
+                "contains a single sample.")
+        n, m = X_arr.shape
+        if m == 0:
+            raise ValueError(f"Found array with 0 feature(s) (shape={X_arr.shape})"
+                             " while a minimum of 1 is required.")
+        if n == 0:
+            raise ValueError(f"Found array with 0 sample(s) (shape={X_arr.shape})"
+                             " while a minimum of 1 is required.")
+        if X_arr.dtype not in (np.float32, np.float64):
+            X_arr = X_arr.astype(np.float64)
+        if not np.isfinite(X_arr.sum(dtype=np.float64)):
+            if np.isnan(X_arr).any():
+                raise ValueError("Input X contains NaN.")
+            if np.isinf(X_arr).any():
+                raise ValueError("Input X contains infinity.")
+            raise ValueError("Input X has values too large to sum in float64.")
+        if not reset:
+            expected = getattr(self, "n_features_in_", None)
+            if expected is not None and m != expected:
+                raise ValueError(
+                    f"X has {m} features, but LAEPCA is expecting {expected} "
+                    "features as input.")
+        return X_arr
+
+
+def _check_positive_int(value, name):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) \
+            or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _start(warm, m, width, dtype, random_state):
+    """The decoder to start from: the previous fit's (partial_fit), or a
+    random orthonormal basis; always a fresh C-ordered array of dtype."""
+    if warm is not None and warm.shape == (m, width):
+        return np.array(warm, dtype=dtype, order="C")
+    rng = np.random.default_rng(random_state)
+    Q = np.linalg.qr(rng.standard_normal((m, width)))[0]
+    return np.ascontiguousarray(Q, dtype=dtype)
+
+
+def _restart(W1, W2, V, theta, lam):
+    """W2 = V diag(s), W1 = W2^T, in place: the minimum of L_sigma on
+    span(V), s_i = sqrt(1 - lam / theta_i) (DESIGN.md §2.2), except that no
+    s_i goes below 0.1.  A latent zeroed here could never come back, and a
+    Ritz value below lam early on may belong to a direction the iterations
+    have not found yet; a genuinely collapsed latent decays again."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.sqrt(np.clip(1.0 - lam / theta, 0.0, None))
+    s = np.maximum(np.nan_to_num(s), _MIN_RESTART_SCALE)
+    W2[...] = V * s
+    W1[...] = W2.T
+
+
+def _zero_floor(lam, top, m, dtype):
+    """Eigenvalues at or below this are collapsed or numerically 0."""
+    return max(lam, 10.0 * np.finfo(dtype).eps * top)
+
+
+def _same(a, b):
+    try:
+        return bool(a is b or a == b)
+    except Exception:
+        return False
+
+
+def _rayleigh_ritz(problem, W2, k, lam):
+    """Ritz pairs of C on span(W2): (V, theta, residual).
+
+    V (m x width) holds the Ritz vectors by decreasing Ritz value theta;
+    residual is max_i ||C v_i - theta_i v_i|| / theta_1 over the k kept
+    pairs.  Latents that collapsed leave W2 rank-deficient; the SVD's
+    orthonormal basis still spans width columns, and their Ritz values say
+    how much variance those directions hold.
+    """
+    Q = np.linalg.svd(W2.astype(np.float64), full_matrices=False)[0]
+    CQ = problem.times(Q)
+    H = Q.T @ CQ
+    theta, Y = np.linalg.eigh((H + H.T) / 2)
+    theta, Y = theta[::-1], Y[:, ::-1]
+    top = max(theta[0], 0.0)
+    V = Q @ Y
+    R = CQ @ Y[:, :k] - V[:, :k] * theta[:k]
+    # Pairs that lam switched off, or at the dtype's resolution of 0, hold
+    # no direction the solver can learn: their residual does not count.
+    meaningful = theta[:k] > _zero_floor(lam, top, problem.m, W2.dtype)
+    if not meaningful.any():
+        return V, theta, 0.0
+    residual = float(np.linalg.norm(R[:, meaningful], axis=0).max() / top)
+    return V, theta, residual
+
+
+class _Progress:
+    """verbose=1: one line at most every second, and one at the end."""
+
+    def __init__(self, verbose):
+        self.verbose = verbose
+        self.start = self.last = time.perf_counter()
+
+    def report(self, n_iter, problem, W1, W2, lam, residual, final=False):
+        if not self.verbose:
+            return
+        now = time.perf_counter()
+        if not final and now - self.last < 1.0:
+            return
+        self.last = now
+        # L_sigma from one product with C (only when printing).
+        W1d, W2d = W1.astype(np.float64), W2.astype(np.float64)
+        P = problem.times(W1d.T).T
+        obj = (problem.trace() - 2.0 * np.sum(P * W2d.T)
+               + np.sum((W2d.T @ W2d) * (P @ W1d.T))
+               + lam * (np.sum(W1d * W1d) + np.sum(W2d * W2d)))
+        tag = "done" if final else "iter"
+        print(f"[LAEPCA] {tag} {n_iter:7d}  L_sigma {obj:.6e}  residual "
+              f"{residual:.3e}  {now - self.start:8.2f} s", file=sys.stderr,
+              flush=True)

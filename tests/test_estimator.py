@@ -1,0 +1,408 @@
+"""LAEPCA against scikit-learn's PCA and against np.linalg.eigh."""
+
+import pickle
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+
+import laefast
+from laefast import LAEPCA
+from laefast.metrics import max_principal_sine
+
+
+
+def spiked(n=2000, m=150, k=8, seed=0, dtype=np.float64):
+    """k strong directions (variances 400 .. 100) over unit noise."""
+    rng = np.random.default_rng(seed)
+    U = np.linalg.qr(rng.standard_normal((m, k)))[0]
+    X = (rng.standard_normal((n, k)) * np.linspace(20, 10, k)) @ U.T
+    X += rng.standard_normal((n, m)) + 5.0
+    return X.astype(dtype)
+
+
+def eigh_pca(X, k):
+    """Top-k principal axes (rows) and variances (ddof=1) by np.linalg.eigh."""
+    Xc = X.astype(np.float64) - X.astype(np.float64).mean(axis=0)
+    w, V = np.linalg.eigh(Xc.T @ Xc / (X.shape[0] - 1))
+    return V[:, ::-1][:, :k].T, w[::-1][:k], w.sum()
+
+
+def sign_aligned(A, B):
+    """B's rows flipped to match A's signs."""
+    return B * np.sign(np.sum(A * B, axis=1))[:, None]
+
+
+# ---------------------------------------------------------------------------
+# Agreement with independent references
+
+
+@pytest.mark.parametrize("k", [1, 5, 8, 20])
+def test_matches_eigh_on_spiked_problem(k):
+    X = spiked()
+    est = LAEPCA(k, random_state=0).fit(X)
+    V, w, total = eigh_pca(X, k)
+    assert est.converged_ and est.n_iter_ >= 1
+    assert max_principal_sine(est.components_.T, V.T) < 1e-6
+    np.testing.assert_allclose(est.explained_variance_, w, rtol=1e-6)
+    np.testing.assert_allclose(est.explained_variance_ratio_, w / total,
+                               rtol=1e-6)
+    np.testing.assert_allclose(est.singular_values_,
+                               np.sqrt(w * (X.shape[0] - 1)), rtol=1e-6)
+    np.testing.assert_allclose(est.mean_, X.mean(axis=0), rtol=1e-12)
+    # Each component, not just the span (variances are distinct).
+    np.testing.assert_allclose(sign_aligned(V, est.components_), V, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", laefast.METHODS)
+def test_every_method_reaches_the_principal_directions(method):
+    X = spiked(n=400, m=30, k=3, seed=1)
+    # oversample=0: the autoencoder has exactly k latents, so the solver
+    # itself has to find the subspace.
+    est = LAEPCA(3, method=method, oversample=0, random_state=0,
+                 max_iter=50000).fit(X)
+    V, w, _ = eigh_pca(X, 3)
+    assert est.converged_
+    assert max_principal_sine(est.components_.T, V.T) < 1e-6
+    np.testing.assert_allclose(est.explained_variance_, w, rtol=1e-6)
+
+
+def test_weights_are_the_lae_minimum():
+    # DESIGN.md §2.2: W2 = U_k (I - lam S_k^-2)^(1/2) O, W1 = W2^T.
+    X = spiked(n=500, m=40, k=4, seed=2)
+    lam = 50.0
+    est = LAEPCA(4, lam=lam, random_state=0).fit(X)
+    np.testing.assert_array_equal(est.W1_, est.W2_.T)
+    eig = est.singular_values_ ** 2
+    s = np.linalg.svd(est.W2_, compute_uv=False)
+    np.testing.assert_allclose(s, np.sqrt(1 - lam / eig), rtol=1e-10)
+    # Gradients of L_sigma vanish there (the paper's G1 with C = Xc^T Xc).
+    Xc = X - X.mean(axis=0)
+    C = Xc.T @ Xc
+    W1, W2 = est.W1_, est.W2_
+    G1 = W2.T @ (W2 @ W1 - np.eye(40)) @ C + lam * W1
+    assert np.abs(G1).max() < 1e-6 * np.abs(C).max()
+    assert est.lam_ == lam
+
+
+def test_lam_auto_keeps_components_over_many_decades():
+    rng = np.random.default_rng(3)
+    m = 20
+    scales = np.logspace(0, -5, m)          # variances over 10 decades
+    X = rng.standard_normal((600, m)) * scales
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # no collapse warning
+        est = LAEPCA(m - 2, random_state=0).fit(X)
+    V, w, _ = eigh_pca(X, m - 2)
+    np.testing.assert_allclose(est.explained_variance_, w, rtol=1e-6)
+    # lam is in units of C = Xc^T Xc: far below the smallest kept eigenvalue.
+    assert est.lam_ < 1e-3 * w[-1] * (X.shape[0] - 1)
+
+
+def test_float32_is_preserved_and_accurate():
+    X = spiked(dtype=np.float32)
+    est = LAEPCA(5, random_state=0).fit(X)
+    assert est.components_.dtype == np.float32
+    assert est.explained_variance_.dtype == np.float32
+    assert est.transform(X).dtype == np.float32
+    assert est.W2_.dtype == np.float32
+    V, w, _ = eigh_pca(X, 5)
+    assert max_principal_sine(est.components_.T, V.T) < 1e-3
+    np.testing.assert_allclose(est.explained_variance_, w, rtol=1e-4)
+
+
+def test_transform_and_inverse_transform():
+    X = spiked(n=300, m=20, k=3)
+    est = LAEPCA(20, random_state=0).fit(X)
+    Z = est.transform(X)
+    np.testing.assert_allclose(Z, (X - X.mean(axis=0)) @ est.components_.T,
+                               atol=1e-10)
+    # With every component kept the round trip is the identity.
+    np.testing.assert_allclose(est.inverse_transform(Z), X,
+                               atol=1e-8 * np.abs(X).max())
+    np.testing.assert_allclose(LAEPCA(20, random_state=0).fit_transform(X), Z,
+                               atol=1e-8 * np.abs(Z).max())
+
+
+def test_fortran_and_c_input_agree_without_copying():
+    X = spiked(n=60000, m=100, k=4)
+    F = np.asfortranarray(X)
+    est_c = LAEPCA(4, random_state=0).fit(X)
+    tracemalloc.start()
+    est_f = LAEPCA(4, random_state=0).fit(F)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # No copy of X (48 MB): only an 8 MB centering buffer and small arrays.
+    assert peak < 0.25 * F.nbytes
+    np.testing.assert_allclose(est_f.components_, est_c.components_,
+                               atol=1e-10)
+
+
+def test_read_only_input_is_not_modified():
+    X = spiked(n=300, m=20, k=3)
+    before = X.copy()
+    X.setflags(write=False)
+    est = LAEPCA(3, random_state=0).fit(X)
+    est.transform(X)
+    np.testing.assert_array_equal(X, before)
+
+
+# ---------------------------------------------------------------------------
+# Streaming
+
+
+def test_partial_fit_equals_fit():
+    X = spiked(n=3000, m=60, k=5, seed=4)
+    full = LAEPCA(5, random_state=0).fit(X)
+    inc = LAEPCA(5, random_state=0)
+    for start in range(0, 3000, 700):
+        inc.partial_fit(X[start:start + 700])
+    assert inc.n_samples_seen_ == 3000
+    np.testing.assert_allclose(inc.mean_, full.mean_, rtol=1e-12)
+    assert max_principal_sine(inc.components_.T, full.components_.T) < 1e-6
+    np.testing.assert_allclose(inc.explained_variance_,
+                               full.explained_variance_, rtol=1e-8)
+
+
+def test_batch_size_and_memmap(tmp_path):
+    X = spiked(n=3000, m=60, k=5, seed=5)
+    path = tmp_path / "x.dat"
+    mm = np.memmap(path, dtype=np.float64, mode="w+", shape=X.shape)
+    mm[:] = X
+    mm.flush()
+    mm = np.memmap(path, dtype=np.float64, mode="r", shape=X.shape)
+    full = LAEPCA(5, random_state=0).fit(X)
+    batched = LAEPCA(5, batch_size=512, random_state=0).fit(mm)
+    assert max_principal_sine(batched.components_.T,
+                              full.components_.T) < 1e-6
+    np.testing.assert_allclose(batched.explained_variance_,
+                               full.explained_variance_, rtol=1e-8)
+
+
+# ---------------------------------------------------------------------------
+# Bad input: clear errors, nothing half-updated
+
+
+@pytest.fixture
+def fitted():
+    X = spiked(n=300, m=20, k=3)
+    return LAEPCA(3, random_state=0).fit(X), X
+
+
+def _state(est):
+    return {k: (v.copy() if isinstance(v, np.ndarray) else v)
+            for k, v in vars(est).items() if k.endswith("_")}
+
+
+def _assert_same_state(est, state):
+    now = _state(est)
+    assert now.keys() == state.keys()
+    for key, value in state.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(now[key], value)
+        else:
+            assert now[key] == value
+
+
+@pytest.mark.parametrize("bad, match", [
+    ("nan", "NaN"),
+    ("inf", "infinity"),
+    ("empty", "0 sample"),
+    ("nofeat", "0 feature"),
+    ("1d", "Expected 2D array"),
+    ("strings", "numeric"),
+    ("complex", "Complex"),
+    ("one_sample", "n_samples = 1"),
+])
+def test_bad_fit_input_raises_and_keeps_the_previous_fit(fitted, bad, match):
+    est, X = fitted
+    state = _state(est)
+    data = {
+        "nan": np.where(np.arange(X.size).reshape(X.shape) == 7, np.nan, X),
+        "inf": np.where(np.arange(X.size).reshape(X.shape) == 7, np.inf, X),
+        "empty": np.empty((0, 20)),
+        "nofeat": np.empty((10, 0)),
+        "1d": X[0],
+        "strings": np.array([["a", "b"], ["c", "d"]]),
+        "complex": X + 1j,
+        "one_sample": X[:1],
+    }[bad]
+    with pytest.raises(ValueError, match=match):
+        est.fit(data)
+    _assert_same_state(est, state)
+
+
+def test_n_components_above_min_shape():
+    X = spiked(n=10, m=20, k=3)
+    with pytest.raises(ValueError, match=r"min\(n_samples, n_features\)=10"):
+        LAEPCA(11).fit(X)
+    # None keeps min(n_samples, n_features), as scikit-learn does.
+    assert LAEPCA(random_state=0).fit(X).n_components_ == 10
+
+
+def test_wrong_feature_count(fitted):
+    est, X = fitted
+    with pytest.raises(ValueError, match="X has 19 features, but LAEPCA is "
+                                         "expecting 20 features"):
+        est.transform(X[:, :19])
+    inc = LAEPCA(3, random_state=0).partial_fit(X)
+    state = _state(inc)
+    with pytest.raises(ValueError, match="X has 19 features"):
+        inc.partial_fit(X[:, :19])
+    with pytest.raises(ValueError, match="NaN"):
+        inc.partial_fit(np.full((5, 20), np.nan))
+    _assert_same_state(inc, state)
+    # The stream behind it is untouched too: the next good batch counts.
+    inc.partial_fit(X)
+    assert inc.n_samples_seen_ == 2 * X.shape[0]
+
+
+def test_unfitted_use_raises():
+    est = LAEPCA(2)
+    with pytest.raises(laefast.NotFittedError, match="not fitted"):
+        est.transform(np.ones((3, 2)))
+    with pytest.raises(AttributeError):     # scikit-learn's convention too
+        est.inverse_transform(np.ones((3, 2)))
+
+
+def test_lam_that_collapses_components_warns_with_their_indices():
+    X = spiked(n=2000, m=40, k=4, seed=6)
+    _, w, _ = eigh_pca(X, 4)
+    lam = 0.5 * (w[2] + w[3]) * (X.shape[0] - 1)   # between the 3rd and 4th
+    with pytest.warns(laefast.CollapsedComponentWarning, match=r"\[3\]"):
+        est = LAEPCA(4, lam=lam, random_state=0).fit(X)
+    assert est.explained_variance_[3] == 0.0
+    np.testing.assert_allclose(est.explained_variance_[:3], w[:3], rtol=1e-6)
+
+
+def test_max_iter_warns_with_the_residual_reached():
+    X = spiked(n=400, m=30, k=3, seed=1)
+    with pytest.warns(laefast.ConvergenceWarning,
+                      match=r"max_iter=5 with relative Ritz residual \S+"):
+        est = LAEPCA(3, method="untied", oversample=0, max_iter=5,
+                     random_state=0).fit(X)
+    assert not est.converged_ and est.n_iter_ == 5
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"method": "newton"}, "method"),
+    ({"lam": -1.0}, "lam"),
+    ({"lam": "big"}, "lam"),
+    ({"alpha": 0.0, "method": "untied"}, "alpha"),
+    ({"tol": -1.0}, "tol"),
+    ({"max_iter": -1}, "max_iter"),
+    ({"n_components": 0}, "n_components"),
+    ({"n_components": 2.5}, "n_components"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"oversample": -1}, "oversample"),
+    ({"n_threads": 0}, "n_threads"),
+])
+def test_bad_parameters_raise_at_fit(params, match):
+    X = spiked(n=100, m=10, k=2)
+    est = LAEPCA(**{"n_components": 2, **params})   # constructor stores only
+    with pytest.raises(ValueError, match=match):
+        est.fit(X)
+
+
+# ---------------------------------------------------------------------------
+# Estimator protocol, progress
+
+
+def test_params_round_trip_and_pickle(fitted):
+    est, X = fitted
+    params = est.get_params()
+    clone = LAEPCA(**params)
+    assert clone.get_params() == params
+    clone.set_params(lam=3.0, verbose=0)
+    assert clone.lam == 3.0
+    with pytest.raises(ValueError, match="Invalid parameter"):
+        clone.set_params(gamma=1)
+    assert "lam=3.0" in repr(clone)
+    again = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(again.transform(X), est.transform(X))
+
+
+def test_verbose_prints_progress_only_when_asked(capsys):
+    X = spiked(n=400, m=30, k=3, seed=1)
+    LAEPCA(3, random_state=0).fit(X)
+    assert capsys.readouterr().err == ""
+    LAEPCA(3, method="tied", oversample=0, verbose=1, random_state=0).fit(X)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("[LAEPCA]")]
+    assert lines and lines[-1].startswith("[LAEPCA] done")
+    assert "L_sigma" in lines[-1] and "residual" in lines[-1]
+
+
+# ---------------------------------------------------------------------------
+# scikit-learn
+
+
+def _sklearn_sets():
+    datasets = pytest.importorskip("sklearn.datasets")
+    return {"digits": datasets.load_digits().data,
+            "breast_cancer": datasets.load_breast_cancer().data,
+            "random": np.random.default_rng(7).standard_normal((500, 40))
+            @ np.random.default_rng(8).standard_normal((40, 40)),
+            "spiked": spiked()}
+
+
+@pytest.mark.parametrize("name", ["digits", "breast_cancer", "random",
+                                  "spiked"])
+@pytest.mark.parametrize("k", [3, 10, None])
+def test_matches_sklearn_pca(name, k):
+    decomposition = pytest.importorskip("sklearn.decomposition")
+    X = _sklearn_sets()[name]
+    ref = decomposition.PCA(k, svd_solver="full").fit(X)
+    est = LAEPCA(k, random_state=0).fit(X)
+    assert est.n_components_ == ref.n_components_
+    ev_ref = ref.explained_variance_
+    # Through the Gram matrix an eigenvalue is known to about
+    # eps * lambda_1 absolutely (the covariance_eigh solver's limit too):
+    # the relative check applies where that is below 1e-6 relative.
+    resolved = ev_ref > 1e-9 * ev_ref[0]
+    assert max_principal_sine(est.components_[resolved].T,
+                              ref.components_[resolved].T) < 1e-6
+    np.testing.assert_allclose(est.explained_variance_[resolved],
+                               ev_ref[resolved], rtol=1e-6)
+    np.testing.assert_allclose(est.explained_variance_, ev_ref,
+                               atol=1e-12 * ev_ref[0])
+    np.testing.assert_allclose(est.explained_variance_ratio_,
+                               ref.explained_variance_ratio_, atol=1e-12)
+    np.testing.assert_allclose(est.noise_variance_, ref.noise_variance_,
+                               rtol=1e-6, atol=1e-12 * ev_ref[0])
+    scale = np.abs(X).max()
+    if resolved.all():
+        Z = est.transform(X)
+        Zr = ref.transform(X)
+        signs = np.sign(np.sum(Z * Zr, axis=0))
+        np.testing.assert_allclose(Z * signs, Zr, atol=1e-8 * scale)
+        np.testing.assert_allclose(est.inverse_transform(Z),
+                                   ref.inverse_transform(Zr),
+                                   atol=1e-8 * scale)
+
+
+def test_score_and_covariance_match_sklearn():
+    decomposition = pytest.importorskip("sklearn.decomposition")
+    X = spiked(n=500, m=30, k=4, seed=9)
+    ref = decomposition.PCA(4, svd_solver="full").fit(X)
+    est = LAEPCA(4, random_state=0).fit(X)
+    np.testing.assert_allclose(est.get_covariance(), ref.get_covariance(),
+                               rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(est.score_samples(X), ref.score_samples(X),
+                               rtol=1e-8)
+    assert est.score(X) == pytest.approx(ref.score(X), rel=1e-8)
+
+
+def test_sklearn_check_estimator():
+    estimator_checks = pytest.importorskip("sklearn.utils.estimator_checks")
+    with warnings.catch_warnings():
+        # LAEPCA does not inherit BaseEstimator (scikit-learn is optional).
+        warnings.simplefilter("ignore")
+        results = estimator_checks.check_estimator(LAEPCA(), on_fail=None)
+    not_passed = {r["check_name"]: r["status"] for r in results
+                  if r["status"] != "passed"}
+    # Skipped, with the reason: check_array_api_input needs SCIPY_ARRAY_API
+    # set before SciPy is imported, and LAEPCA works on NumPy arrays only.
+    assert set(not_passed) <= {"check_array_api_input"}, not_passed
+    assert all(status == "skipped" for status in not_passed.values())
