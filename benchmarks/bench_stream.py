@@ -1,0 +1,185 @@
+"""Streaming and raw-data benchmark (issue: streaming and raw-data solvers).
+
+Run:  python benchmarks/bench_stream.py [--quick] [--repeats N] [--threads 1 2 4 ...] [--json PATH]
+
+Each number is the best of several repeats taken in this one run; ratios are
+printed with PASS/FAIL against their targets (a report: always exits 0).
+
+1. Streaming Gram accumulation over n=200000, m=256 in chunks of 4096
+   (LAEStream, mode='gram') against one dsyrk over the whole array (SciPy's
+   BLAS, all threads).  Target: <= 1.2x.
+2. OpenMP scaling: the streaming Gram pass and the minibatch SGD steps
+   (b=4096, m=256, k=16; the compiled sweep over 16 batches), with 1 thread
+   against each count in --threads.  "1 thread" means one core: BLAS is
+   limited to one thread too (threadpoolctl), as it is inside the parallel
+   regions.  Target: 2 threads >= 1.7x faster than 1.
+3. Raw-data untied step at m=4096, n=20000, k=32 (fit(path='data')), per
+   step as (t(N2) - t(N1)) / (N2 - N1), against the four GEMMs it needs
+   (Y = X W1^T, P = Y^T X, Z = X W2, Q = Z^T X), timed with SciPy's BLAS.
+   Target: <= 1.3x.
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+import warnings
+
+import numpy as np
+import scipy
+from scipy.linalg.blas import dgemm, dsyrk
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import laefast
+
+
+def interleaved_best(fns, repeats):
+    """Best time of each function over `repeats` rounds, one call of each
+    per round: this machine's speed drifts by minutes, and a ratio of two
+    timings taken far apart measures the drift."""
+    for fn in fns:
+        fn()                                    # warm-up
+    best = [np.inf] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best
+
+
+def report(name, value, target, better="lower"):
+    ok = value <= target if better == "lower" else value >= target
+    sign = "<=" if better == "lower" else ">="
+    print(f"  {name:<58} {value:8.3f}  (target {sign} {target})  "
+          f"{'PASS' if ok else 'FAIL'}", flush=True)
+    return {"name": name, "value": value, "target": target, "pass": bool(ok)}
+
+
+def machine():
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs; python "
+          f"{platform.python_version()}, numpy {np.__version__}, scipy "
+          f"{scipy.__version__}, laefast {laefast.__version__} (OpenMP: "
+          f"{laefast.openmp_enabled()})")
+    for info in threadpool_info():
+        print(f"  {info['user_api']}: {info['internal_api']} "
+              f"{info.get('version')} threads={info['num_threads']} "
+              f"{os.path.basename(info['filepath'])}")
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE"):
+        if var in os.environ:
+            print(f"  {var}={os.environ[var]}")
+
+
+def gram_stream(X, chunk, threads):
+    stream = laefast.LAEStream(1, 1.0, n_threads=threads)
+    for start in range(0, len(X), chunk):
+        stream.partial_fit(X[start:start + chunk])
+    return stream
+
+
+def one_core(fn):
+    """fn run on one core: BLAS limited to one thread as well."""
+    def run():
+        with threadpool_limits(1):
+            return fn()
+    return run
+
+
+def sgd_steps(X, threads):
+    """The compiled SGD sweep over X in batches of 4096 (16 steps for
+    65536 rows), as LAEStream(mode='sgd') runs it, without its validation
+    pass: the minibatch steps themselves."""
+    from laefast import _data
+    from laefast._parallel import serial_blas
+    k, m = 16, X.shape[1]
+    rng = np.random.default_rng(0)
+    W1 = 0.01 * rng.standard_normal((k, m))
+    W2 = 0.01 * rng.standard_normal((m, k))
+    mean = X[:4096].mean(axis=0)
+    nt = _data.sgd_threads(len(X), m, k, 4096, 256, False, threads)
+
+    def run():
+        with serial_blas(nt):
+            _data.sgd_epoch(X, mean, W1.copy(), W2.copy(), 1.0, 1e-12, 0.0,
+                            0, 4096, 256, float(len(X)), False, threads)
+    return run
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller problems, fewer repeats")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--threads", type=int, nargs="+", default=[2],
+                        help="thread counts to compare with 1 (default: 2)")
+    parser.add_argument("--json", default=None, help="write results here")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (2 if args.quick else 5)
+    machine()
+    results = []
+    rng = np.random.default_rng(0)
+
+    n, m = (50_000, 256) if args.quick else (200_000, 256)
+    X = 3.0 + rng.standard_normal((n, m))
+    print(f"\n1. streaming Gram, n={n} m={m}, chunks of 4096")
+    # X.T is Fortran-ordered: dsyrk reads X without a copy.
+    t_syrk, t_stream = interleaved_best(
+        [lambda: dsyrk(1.0, X.T), lambda: gram_stream(X, 4096, None)], repeats)
+    print(f"  one dsyrk {t_syrk:.4f} s, LAEStream {t_stream:.4f} s")
+    results.append(report("stream Gram / one dsyrk", t_stream / t_syrk, 1.2))
+
+    print("\n2. OpenMP scaling (BLAS limited to 1 thread inside the regions)")
+    Xs = X[:16384] if args.quick else X[:65536]
+    for threads in args.threads:
+        base_gram, t_gram = interleaved_best(
+            [one_core(lambda: gram_stream(X, 4096, 1)),
+             lambda: gram_stream(X, 4096, threads)], repeats)
+        base_sgd, t_sgd = interleaved_best(
+            [one_core(sgd_steps(Xs, 1)), sgd_steps(Xs, threads)], repeats)
+        print(f"  1 thread : Gram pass {base_gram:.4f} s, SGD steps "
+              f"{base_sgd:.4f} s ({len(Xs) // 4096} steps)")
+        print(f"  {threads} threads: Gram pass {t_gram:.4f} s, SGD steps "
+              f"{t_sgd:.4f} s")
+        target = 1.7 if threads == 2 else 0.0
+        results.append(report(f"Gram pass speedup, {threads} threads vs 1",
+                              base_gram / t_gram, target, "higher"))
+        results.append(report(f"SGD steps speedup, {threads} threads vs 1",
+                              base_sgd / t_sgd, target, "higher"))
+    del X, Xs
+
+    n, m, k = (5000, 2048, 32) if args.quick else (20_000, 4096, 32)
+    print(f"\n3. raw-data untied step, n={n} m={m} k={k}")
+    D = rng.standard_normal((n, m))
+    W1 = 0.01 * rng.standard_normal((k, m))
+    W2 = 0.01 * rng.standard_normal((m, k))
+
+    def run(steps):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            laefast.fit(D, k, 1.0, path="data", method="untied", alpha=1e-12,
+                        tol=0.0, max_iter=steps, init=(W1, W2))
+
+    n1, n2 = 1, 4
+
+    def gemms():
+        # The same four products, as Fortran views of the C-ordered data.
+        y = dgemm(1.0, D.T, W1.T, trans_a=1)          # X W1^T   (n x k)
+        dgemm(1.0, y, D.T, trans_a=1, trans_b=1)      # Y^T X    (k x m)
+        z = dgemm(1.0, D.T, W2, trans_a=1)            # X W2     (n x k)
+        dgemm(1.0, z, D.T, trans_a=1, trans_b=1)      # Z^T X    (k x m)
+
+    t1, t2, t_gemm = interleaved_best(
+        [lambda: run(n1), lambda: run(n2), gemms], repeats)
+    per_step = (t2 - t1) / (n2 - n1)
+    print(f"  laefast step {per_step:.4f} s, four GEMMs {t_gemm:.4f} s")
+    results.append(report("raw-data untied step / its GEMMs",
+                          per_step / t_gemm, 1.3))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
