@@ -1,0 +1,315 @@
+"""Base classes of the asv suite; one module per problem subclasses them.
+
+Every measurement goes through :mod:`laefast._bench`, the machinery that
+``python -m laefast bench`` uses too.  The classes here start with an
+underscore so that asv does not collect them; bench_paper.py,
+bench_spiked.py and bench_digits.py set ``problem`` and the timeouts, and
+define ``setup_cache`` themselves (asv keys a cache by the module and line
+of its ``setup_cache``, so an inherited one would be shared by all
+problems).
+
+What each benchmark measures:
+
+- ``time_laefast`` / ``time_reference``: laefast.solve / laefast.reference
+  on the problem's Gram matrix from its common start, to the stopping rule
+  (the reference is skipped where it is capped or infeasible: see
+  ``laefast._bench.reference_cap``);
+- ``time_laefast_step`` / ``time_reference_step``: one iteration;
+- ``track_*_error_per_second``: U error removed per second from the common
+  start to the stopping rule (or to the reference's iteration cap, where
+  the ratio compares laefast over the same iterations), best of several
+  runs inside the benchmark;
+- peers: ``time_peer`` and ``track_peer_*`` for numpy/scipy eigh (on C and
+  forming C) and, with scikit-learn, PCA's solvers and IncrementalPCA;
+- ``peakmem_*``: fitting from the samples versus forming C.
+"""
+
+try:
+    from laefast import _bench
+except ImportError:        # a commit from before laefast._bench existed
+    _bench = None
+
+METHODS = ("untied", "sync", "tied", "exact-untied", "exact-sync",
+           "exact-tied")
+PEERS = (tuple(_bench.PEERS) if _bench is not None else
+         ("numpy.linalg.eigh(C)", "scipy.linalg.eigh(C, subset)"))
+REPEATS = 3            # best of, inside the track_ benchmarks
+BUDGET = 1.0           # ... stopping once a row has spent this many seconds
+
+
+def problem(name):
+    """The problem, or NotImplementedError (asv: skipped) if unavailable."""
+    if _bench is None:
+        raise NotImplementedError("this commit has no laefast._bench")
+    return _bench.get_problem(name)   # NotImplementedError: no scikit-learn
+
+
+def problem_cache(name):
+    """setup_cache of the timing benchmarks: the problem without its samples
+    (C, truth, start: small to pickle), so that each benchmark process does
+    not rebuild it; None where the problem is unavailable."""
+    try:
+        return problem(name).without_samples()
+    except NotImplementedError:
+        return None
+
+
+def memory_cache(name):
+    """setup_cache of the memory benchmarks: lam, computed in the cache's
+    own process so that the measured ones only hold the samples."""
+    if _bench is None:
+        return None
+    try:
+        _, k, lam = _bench.problem_samples(name)
+    except NotImplementedError:
+        return None
+    return {"k": k, "lam": lam}
+
+
+def _cached(P):
+    if P is None:
+        raise NotImplementedError("problem unavailable")
+    return P
+
+
+def solver_cache(name):
+    """setup_cache of the error-per-second benchmarks: all six methods."""
+    try:
+        P = problem(name)
+    except NotImplementedError:
+        return None
+    result = _bench.measure_problem(
+        P, METHODS, repeats=REPEATS, budget=BUDGET, with_reference=True,
+        with_peers=False, with_fit=False)
+    return {row["name"]: row for row in result["rows"]
+            if row["solver"] == "laefast"} | {
+        "reference " + row["name"]: row for row in result["rows"]
+        if row["solver"] == "reference"}
+
+
+def peer_cache(name):
+    """setup_cache of the peers' accuracy benchmarks."""
+    try:
+        P = problem(name)
+    except NotImplementedError:
+        return None
+    rows = {}
+    for peer in _bench.peer_names():
+        _bench.settle(P.settle_s)
+        rows[peer] = _bench.measure_peer(P, peer, REPEATS, BUDGET).as_dict()
+    return rows
+
+
+def _value(cache, key, field):
+    if cache is None:
+        raise NotImplementedError("problem unavailable")
+    row = cache.get(key)
+    if row is None or row.get("skipped") or row.get(field) is None:
+        raise NotImplementedError(f"{key}: not measured")
+    return row[field]
+
+
+class _Solve:
+    """Wall time of laefast.solve to the stopping rule."""
+
+    problem = None
+    params = [METHODS]
+    param_names = ["method"]
+
+    def setup(self, P, method):
+        self.P = _cached(P)
+
+    def time_laefast(self, P, method):
+        _bench.run_laefast(self.P, method)
+
+
+class _SolveReference:
+    """Wall time of laefast.reference to the stopping rule."""
+
+    problem = None
+    params = [METHODS]
+    param_names = ["method"]
+
+    def setup(self, P, method):
+        self.P = _cached(P)
+        cap, reason = _bench.reference_cap(self.P, method)
+        if cap is not None:
+            raise NotImplementedError(reason)
+
+    def time_reference(self, P, method):
+        _bench.run_reference(self.P, method)
+
+
+class _Step:
+    """Wall time of one laefast.step (in place; the state carries over)."""
+
+    problem = None
+    params = [METHODS]
+    param_names = ["method"]
+
+    def setup(self, P, method):
+        self.P = _cached(P)
+        self.step = _bench.step_function(self.P, method, "laefast")
+
+    def time_laefast_step(self, P, method):
+        self.step()
+
+
+class _StepReference:
+    """Wall time of one iteration of laefast.reference."""
+
+    problem = None
+    params = [METHODS]
+    param_names = ["method"]
+
+    def setup(self, P, method):
+        self.P = _cached(P)
+        cap, reason = _bench.reference_cap(self.P, method)
+        if cap == 0:
+            raise NotImplementedError(reason)
+        self.step = _bench.step_function(self.P, method, "reference")
+
+    def time_reference_step(self, P, method):
+        self.step()
+
+
+class _ErrorPerSecond:
+    """laefast's U error removed per second, U error, iterations and time
+    per iteration, to the stopping rule.
+
+    The numbers come from setup_cache (``solver_cache``: one measurement
+    per method, best of REPEATS inside); each track_ reads one of them.
+    """
+
+    problem = None
+    params = [METHODS]
+    param_names = ["method"]
+
+    def setup(self, cache, method):
+        if cache is None or method not in cache:
+            raise NotImplementedError("problem unavailable")
+
+    def track_laefast_error_per_second(self, cache, method):
+        return _value(cache, method, "error_per_second")
+    track_laefast_error_per_second.unit = "U error/s"
+
+    def track_laefast_u_error(self, cache, method):
+        return _value(cache, method, "u_error")
+    track_laefast_u_error.unit = "U error"
+
+    def track_laefast_seconds_per_iteration(self, cache, method):
+        # laefast.solve's wall time over its iterations: the per-step cost
+        # inside the compiled loop (time_laefast_step adds a Python call).
+        return _value(cache, method, "seconds_per_iter")
+    track_laefast_seconds_per_iteration.unit = "seconds"
+
+    def track_laefast_iterations(self, cache, method):
+        return _value(cache, method, "n_iter")
+    track_laefast_iterations.unit = "iterations"
+
+
+class _ReferenceErrorPerSecond:
+    """The reference's U error removed per second, and laefast over it.
+
+    Shares the setup_cache of _ErrorPerSecond.  Where the reference is
+    capped, its numbers are over the capped run and the ratio compares
+    laefast over the same iterations; where it is infeasible the benchmark
+    is skipped with the reason.
+    """
+
+    problem = None
+    params = [METHODS]
+    param_names = ["method"]
+
+    def setup(self, cache, method):
+        row = None if cache is None else cache.get("reference " + method)
+        if row is None:
+            raise NotImplementedError("problem unavailable")
+        if row.get("skipped"):
+            raise NotImplementedError(row["skipped"])
+
+    def track_reference_error_per_second(self, cache, method):
+        return _value(cache, "reference " + method, "error_per_second")
+    track_reference_error_per_second.unit = "U error/s"
+
+    def track_laefast_over_reference(self, cache, method):
+        return _value(cache, method, "vs_reference")
+    track_laefast_over_reference.unit = "ratio"
+
+    def track_laefast_over_reference_per_step(self, cache, method):
+        return _value(cache, method, "per_step_vs_reference")
+    track_laefast_over_reference_per_step.unit = "ratio"
+
+    def track_reference_seconds_per_iteration(self, cache, method):
+        return _value(cache, "reference " + method, "seconds_per_iter")
+    track_reference_seconds_per_iteration.unit = "seconds"
+
+
+class _Peers:
+    """Wall time of each peer: eigh on C, eigh forming C, scikit-learn."""
+
+    problem = None
+    params = [PEERS]
+    param_names = ["peer"]
+
+    def setup(self, peer):
+        self.P = problem(self.problem)
+        self.fn = _bench.peer_function(self.P, peer)  # NotImplementedError
+
+    def time_peer(self, peer):
+        self.fn()
+
+
+class _PeerAccuracy:
+    """Each peer's U error and error per second (best of REPEATS inside)."""
+
+    problem = None
+    params = [PEERS]
+    param_names = ["peer"]
+
+    def setup(self, cache, peer):
+        if cache is None or peer not in cache:
+            raise NotImplementedError(f"{peer} unavailable")
+
+    def track_peer_u_error(self, cache, peer):
+        return _value(cache, peer, "u_error")
+    track_peer_u_error.unit = "U error"
+
+    def track_peer_error_per_second(self, cache, peer):
+        return _value(cache, peer, "error_per_second")
+    track_peer_error_per_second.unit = "U error/s"
+
+
+class _Memory:
+    """Peak memory: laefast.fit on the samples (path 'data' never forms C,
+    'gram' forms it once) against forming C, with laefast.gram_matrix and
+    with NumPy (centered copy, then Xc^T Xc).  The samples themselves
+    (built in setup) are part of every number, and so are the BLAS
+    libraries' own work buffers, allocated on first use."""
+
+    problem = None
+
+    def setup(self, cache):
+        if cache is None:
+            raise NotImplementedError("problem unavailable")
+        self.X, self.k, self.lam = _bench.problem_samples(self.problem,
+                                                          cache["lam"])
+
+    def _fit(self, path):
+        import laefast
+        laefast.fit(self.X, self.k, self.lam, path=path,
+                    method="exact-tied", random_state=0, max_iter=10_000)
+
+    def peakmem_fit_data(self, cache):
+        self._fit("data")
+
+    def peakmem_fit_gram(self, cache):
+        self._fit("gram")
+
+    def peakmem_gram_matrix_laefast(self, cache):
+        import laefast
+        laefast.gram_matrix(self.X)
+
+    def peakmem_gram_matrix_numpy(self, cache):
+        Xc = self.X - self.X.mean(axis=0)
+        Xc.T @ Xc

@@ -1,0 +1,153 @@
+"""The benchmark machinery (laefast._bench) and ``python -m laefast bench``.
+
+Only the paper's problem (m=10) is run here, with the fast methods, so each
+test takes well under two seconds; the spiked problem is exercised by the
+asv suite and the bench command itself.
+"""
+
+import dataclasses
+import json
+import types
+
+import numpy as np
+import pytest
+
+from laefast import _bench
+from laefast.__main__ import main
+
+
+def test_error_per_second_arithmetic():
+    assert _bench.error_per_second(3.0, 1.0, 0.5) == pytest.approx(4.0)
+    assert _bench.error_per_second(2.0, 2.0, 1.0) == 0.0
+    # A run that made things worse removes a negative amount.
+    assert _bench.error_per_second(1.0, 2.0, 0.25) == pytest.approx(-4.0)
+    for bad in (0.0, -1.0, None, float("nan")):
+        with pytest.raises(ValueError):
+            _bench.error_per_second(1.0, 0.0, bad)
+
+
+def test_best_of_repeats_and_budget():
+    calls = []
+
+    def fn():
+        calls.append(1)
+        return len(calls)
+
+    t, out, n = _bench.best_of(fn, repeats=4, budget=1e9)
+    assert n == 4 and out == 4 and len(calls) == 4 and t >= 0
+    calls.clear()
+    t, out, n = _bench.best_of(fn, repeats=4, budget=0.0)
+    assert n == 1 and out == 1      # the budget stops after one call
+
+
+def test_reference_cap_reasons():
+    fake = types.SimpleNamespace(
+        reference_caps={"untied": 10, "exact-untied": 0}, m=1000, k=20)
+    assert _bench.reference_cap(fake, "tied") == (None, "")
+    cap, reason = _bench.reference_cap(fake, "untied")
+    assert cap == 10 and "10 iterations" in reason
+    cap, reason = _bench.reference_cap(fake, "exact-untied")
+    assert cap == 0
+    assert "20000 x 20000" in reason and "3.2 GB" in reason
+
+
+def test_paper_problem_matches_reference():
+    P = _bench.get_problem("paper")
+    assert (P.m, P.n, P.k, P.lam, P.tol, P.gd_alpha) == (10, 10_000, 2, 50.0,
+                                                         1e-8, 1e-5)
+    # U_true: top-k left singular vectors of the centered data (columns).
+    assert np.allclose(P.U_true.T @ P.U_true, np.eye(2))
+    assert P.start_error > 0.1
+
+
+def test_measure_problem_rows_are_consistent():
+    P = _bench.get_problem("paper")
+    result = _bench.measure_problem(P, ["exact-sync", "exact-tied"],
+                                    repeats=1, budget=0.0, with_peers=False)
+    rows = result["rows"]
+    lae = {r["name"]: r for r in rows if r["solver"] == "laefast"}
+    ref = {r["name"]: r for r in rows if r["solver"] == "reference"}
+    assert set(ref) == {"exact-sync", "exact-tied"}
+    for method in ref:
+        a, b = lae[method], ref[method]
+        assert a["n_iter"] == b["n_iter"]            # same start, same rule
+        assert a["u_error"] == pytest.approx(b["u_error"], rel=1e-3, abs=1e-9)
+        for r in (a, b):
+            assert r["error_per_second"] == pytest.approx(
+                (P.start_error - r["u_error"]) / r["seconds"])
+        assert a["vs_reference"] == pytest.approx(
+            a["error_per_second"] / b["error_per_second"])
+    fit = lae["fit(X) exact-tied"]
+    assert fit["input"] == "data" and fit["u_error"] < 1e-4
+
+
+def test_capped_reference_compares_the_same_iterations():
+    P = _bench.get_problem("paper")
+    capped = dataclasses.replace(P, reference_caps={"exact-tied": 30})
+    result = _bench.measure_problem(capped, ["exact-tied"], repeats=1,
+                                    budget=0.0, with_peers=False,
+                                    with_fit=False)
+    lae, ref = result["rows"]
+    assert ref["capped"] and ref["n_iter"] == 30
+    assert lae["n_iter"] > 30 and lae["converged"]
+    assert "first 30 its" in lae["note"]
+    over = lae["vs_reference_over"]
+    assert over["iterations"] == 30
+    assert lae["vs_reference"] == pytest.approx(
+        over["laefast_error_per_second"] / ref["error_per_second"])
+    # Same start, same 30 iterations: the same U error.
+    assert over["laefast_u_error"] == pytest.approx(ref["u_error"], rel=1e-6)
+    assert any("capped at 30" in note for note in result["notes"])
+
+
+def test_bench_command_json(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    rc = main(["bench", "--problems", "paper", "--methods", "exact-tied",
+               "--repeats", "1", "--budget", "0", "--json", str(path),
+               "--quiet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "machine:" in out and "BLAS:" in out and "exact-tied" in out
+    report = json.loads(path.read_text())
+    assert set(report) >= {"environment", "environment_line", "settings",
+                           "problems", "elapsed_s"}
+    env = report["environment"]
+    assert any(p["user_api"] == "blas" for p in env["threadpools"])
+    assert isinstance(env["openmp_enabled"], bool)
+    (problem,) = report["problems"]
+    assert problem["problem"]["name"] == "paper"
+    solvers = {r["solver"] for r in problem["rows"]}
+    assert solvers == {"laefast", "reference", "peer"}
+    peers = {r["name"] for r in problem["rows"] if r["solver"] == "peer"}
+    assert {"numpy.linalg.eigh(C)", "scipy.linalg.eigh(C, subset)",
+            "numpy.linalg.eigh, forming C"} <= peers
+    for row in problem["rows"]:
+        assert set(row) >= {"solver", "name", "n_iter", "seconds", "u_error",
+                            "error_per_second", "vs_reference", "vs_peers"}
+        assert row["seconds"] > 0
+    (lae,) = [r for r in problem["rows"]
+              if r["solver"] == "laefast" and r["name"] == "exact-tied"]
+    assert lae["vs_reference"] > 0 and lae["vs_peers"] > 0
+
+
+def test_bench_json_to_stdout(capsys):
+    rc = main(["bench", "--problems", "paper", "--methods", "exact-sync",
+               "--repeats", "1", "--budget", "0", "--no-reference",
+               "--no-peers", "--json", "-", "--quiet"])
+    assert rc == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)      # the table went to stderr
+    assert "machine:" in captured.err
+    names = [r["name"] for r in report["problems"][0]["rows"]]
+    assert names == ["exact-sync", "fit(X) exact-tied"]
+
+
+def test_digits_skipped_without_sklearn(monkeypatch, capsys):
+    monkeypatch.setattr(_bench, "sklearn_available", lambda: False)
+    monkeypatch.delitem(_bench._CACHE, "digits", raising=False)
+    with pytest.raises(NotImplementedError):
+        _bench.get_problem("digits")
+    assert all(not _bench.PEERS[p][1] for p in _bench.peer_names())
+    rc = _bench.run_bench(problems=["digits"], progress=False)
+    assert rc == 0
+    assert "digits: skipped" in capsys.readouterr().out
