@@ -34,15 +34,21 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import laefast
 
 
+SETTLE_S = 0.2
+
+
 def interleaved_best(fns, repeats):
     """Best time of each function over `repeats` rounds, one call of each
     per round: this machine's speed drifts by minutes, and a ratio of two
-    timings taken far apart measures the drift."""
+    timings taken far apart measures the drift.  Each call starts after a
+    short sleep, so that no thread pool (OpenBLAS's, OpenMP's) is still
+    spinning from the call before and stealing the cores."""
     for fn in fns:
         fn()                                    # warm-up
     best = [np.inf] * len(fns)
     for _ in range(repeats):
         for i, fn in enumerate(fns):
+            time.sleep(SETTLE_S)
             t0 = time.perf_counter()
             fn()
             best[i] = min(best[i], time.perf_counter() - t0)
@@ -115,7 +121,7 @@ def main(argv=None):
                         help="thread counts to compare with 1 (default: 2)")
     parser.add_argument("--json", default=None, help="write results here")
     args = parser.parse_args(argv)
-    repeats = args.repeats or (2 if args.quick else 5)
+    repeats = args.repeats or (3 if args.quick else 9)
     machine()
     results = []
     rng = np.random.default_rng(0)

@@ -199,36 +199,39 @@ class LAEStream:
         self.dtype_ = dtype
 
     def _take_gram(self, X, dtype):
-        # The chunk's shifted sums go into a fresh accumulator; the state
-        # only changes once the whole chunk has been read and found finite.
-        # The shift is the running mean (or the first rows' mean), so the
-        # one rank-one correction below loses nothing to cancellation.
+        # The chunk is merged into a fresh matrix G; the state only changes
+        # once the whole chunk has been read and found finite.  The shift is
+        # the running mean (or the first rows' mean), so the rank-one merge
+        # loses nothing to cancellation.
         m, n_a = X.shape[1], self.n_samples_seen_
+        n = n_a + X.shape[0]
         shift = (self.mean_.astype(np.float64) if n_a else
                  np.asarray(X[:1024], dtype=np.float64).mean(axis=0))
+        block_rows = self._block_rows(m, dtype)
         G = np.zeros((m, m), dtype=dtype)
         s = np.zeros(m)
-        for slab in self._slabs(X, dtype):
-            block_rows = self._block_rows(m, dtype)
+        slabs = self._slabs(X, dtype)
+        slab = next(slabs)
+        first = True
+        while slab is not None:
+            following = next(slabs, None)
             nt = _data.gram_accumulate_threads(*slab.shape, block_rows,
                                                self.n_threads)
             with serial_blas(nt):
-                _data.gram_accumulate(slab, shift, block_rows,
-                                      self.n_threads, G, s)
+                # The previous Gram enters with the first slab, the
+                # rank-one merge with the last.
+                _data.gram_accumulate(
+                    slab, shift, block_rows, self.n_threads, G, s,
+                    G_init=self.gram_ if first and n_a else None,
+                    n_correct=float(n) if following is None else 0.0)
+            slab, first = following, False
         # Any NaN or inf in the chunk reaches the diagonal of G (a sum of
         # squares) or s; the element-wise test runs only to name the cause.
         if not (np.isfinite(np.diagonal(G)).all() and np.isfinite(s).all()):
             assert_finite(X, "chunk")
             raise ValueError("chunk has values whose squares overflow "
                              f"{dtype.name}")
-        n = n_a + X.shape[0]
-        # Chan et al.'s merge with the shift at the running mean: the
-        # cross term and the chunk's own centering combine into -s s^T / n.
-        G -= (np.outer(s, s) / n).astype(dtype)
-        if n_a:
-            G += self.gram_
-        self.n_samples_seen_, self.mean_, self.gram_ = (
-            n, shift + s / n, G)
+        self.n_samples_seen_, self.mean_, self.gram_ = n, shift + s / n, G
 
     def _take_sgd(self, X, dtype):
         # Pass 1 validates the whole chunk and takes its mean, before any

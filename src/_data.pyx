@@ -84,32 +84,39 @@ def sgd_threads(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, Py_ssize_t batch_size,
 
 def gram_accumulate(const floating[:, :] X, const double[::1] shift,
                     Py_ssize_t block_rows, int n_threads, floating[:, ::1] G,
-                    double[::1] s):
-    """Add the shifted sums of a batch of rows, in parallel over row blocks.
+                    double[::1] s, const floating[:, ::1] G_init=None,
+                    double n_correct=0.0):
+    """Add a batch of rows to shifted sums, in parallel over row blocks.
 
-    G += sum_i (x_i - K)(x_i - K)^T (m x m, X's dtype, kept symmetric) and
-    s += sum_i (x_i - K) (float64), K = shift.  With the shift close to the
-    mean (the caller passes the running mean, or the first rows' mean) the
-    centered Gram G - s s^T / n loses nothing to cancellation.  Thread 0
-    adds into G itself, the others into zeroed partials over their static
-    share of the blocks; the partials are added in thread order, so a given
-    thread count gives the same bits.
+    s += sum_i (x_i - K) (float64) and
+    G = B + sum_i (x_i - K)(x_i - K)^T [- s s^T / n_correct]
+    (m x m, X's dtype, symmetric), K = shift, B = G_init if given, else G's
+    own contents; the bracket applies when n_correct > 0, with s the total
+    after this batch.  With K the running mean (or the first rows' mean),
+    G_init the centered Gram so far and n_correct the new sample count, G is
+    the centered Gram of everything (Chan et al.'s merge, whose cross term
+    and the batch's own centering combine into - s s^T / n), with nothing
+    lost to cancellation.
+
+    Each thread syrk's its static share of the blocks into its own partial;
+    the partials are added in thread order, so a given thread count gives
+    the same bits.  The merge and the mirror run in parallel over rows.
     """
     cdef Py_ssize_t n = X.shape[0], m = X.shape[1]
     cdef Py_ssize_t n_blocks = (n + block_rows - 1) // block_rows
     cdef int nt = gram_accumulate_threads(n, m, block_rows, n_threads)
     cdef Py_ssize_t blk, start, rows, t, i, j
     cdef floating* buf
-    cdef floating* g_t
     cdef double* s_t
     cdef floating v
+    cdef double acc
+    cdef bint has_init = G_init is not None
     dtype = np.float32 if floating is float else np.float64
-    cdef floating[:, :, ::1] G_t = np.zeros((nt - 1, m, m), dtype=dtype) \
-        if nt > 1 else None
+    # Partials need no zeroing: a thread's first syrk overwrites (beta 0).
+    cdef floating[:, :, ::1] G_t = np.empty((nt, m, m), dtype=dtype)
+    cdef int[::1] started = np.zeros(nt, dtype=np.intc)
     cdef double[:, ::1] S_t = np.zeros((nt, m), dtype=np.float64)
     cdef floating[:, ::1] bufs = np.empty((nt, block_rows * m), dtype=dtype)
-    if n == 0:
-        return
     for blk in prange(n_blocks, nogil=True, num_threads=nt,
                       schedule="static"):
         t = threadid()
@@ -123,17 +130,28 @@ def gram_accumulate(const floating[:, :] X, const double[::1] shift,
                 v = <floating> (X[start + i, j] - shift[j])
                 buf[i * m + j] = v
                 s_t[j] += v
-        g_t = &G[0, 0] if t == 0 else &G_t[t - 1, 0, 0]
-        syrk_at_a(m, rows, 1, buf, m, 1, g_t, m)
+        syrk_at_a(m, rows, 1, buf, m, started[t], &G_t[t, 0, 0], m)
+        started[t] = 1
     with nogil:
-        for t in range(1, nt):
-            for i in range(m):
-                for j in range(i, m):       # syrk fills the upper triangle
-                    G[i, j] += G_t[t - 1, i, j]
         for t in range(nt):
             for j in range(m):
                 s[j] += S_t[t, j]
-        mirror_upper(m, &G[0, 0], m)
+    # syrk fills the upper triangle; rows are dealt round-robin, since row
+    # i holds m - i entries.
+    for i in prange(m, nogil=True, num_threads=nt, schedule="static",
+                    chunksize=1):
+        for j in range(i, m):
+            acc = G_init[i, j] if has_init else G[i, j]
+            for t in range(nt):
+                if started[t]:
+                    acc = acc + G_t[t, i, j]
+            if n_correct > 0:
+                acc = acc - s[i] * s[j] / n_correct
+            G[i, j] = <floating> acc
+    for i in prange(m, nogil=True, num_threads=nt, schedule="static",
+                    chunksize=1):
+        for j in range(i):
+            G[i, j] = G[j, i]
 
 
 cdef void block_products(const floating[:, :] X, Py_ssize_t start,
