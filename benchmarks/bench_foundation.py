@@ -222,10 +222,26 @@ def bench_step(repeats, ref_steps, n_long, n_short):
             return laefast.solve(C, k, lam, method="untied", alpha=alpha,
                                  tol=0.0, max_iter=n_iter, init=(W1, W2))
 
+    # The two GEMMs of a step, with the kernel's exact operands and flags:
+    #   P  = W1 C   row-major (k x m) == column-major C (m x m) . W1^T (m x k)
+    #   Qt = W2^T C row-major (k x m) == column-major C . (W2 as k x m)^T
+    # C.T, W1.T and W2.T are Fortran-contiguous views: no copies.
+    Cf, W1f, W2f = C.T, W1.T, W2.T
+    out1 = np.empty((m, k), order="F")
+    out2 = np.empty((m, k), order="F")
+    n_gemm = n_long - n_short
+
+    def gemms():
+        for _ in range(n_gemm):
+            dgemm(1.0, Cf, W1f, c=out1, overwrite_c=1)
+            dgemm(1.0, Cf, W2f, trans_b=1, c=out2, overwrite_c=1)
+
     def per_step(settle_each):
-        """Best-of times of N=n_short and N=n_long, interleaved so that
-        machine noise hits both; the difference is the per-step time."""
-        t_short = t_long = np.inf
+        """Best-of times of N=n_short and N=n_long solves and of the GEMMs
+        of (n_long - n_short) steps, interleaved round by round so that the
+        machine's drift hits all three alike; the difference of the solves
+        is the per-step time."""
+        t_short = t_long = t_gemm = np.inf
         for _ in range(repeats):
             if settle_each:
                 settle()
@@ -235,36 +251,23 @@ def bench_step(repeats, ref_steps, n_long, n_short):
                 settle()
             t, r_long = time_once(lambda: solve_n(n_long))
             t_long = min(t_long, t)
+            if settle_each:
+                settle()
+            t_gemm = min(t_gemm, time_once(gemms)[0])
         assert r_short.n_iter == n_short and r_long.n_iter == n_long
         t_step = (t_long - t_short) / (n_long - n_short)
-        return t_short, t_long, t_step, t_short - n_short * t_step
+        return (t_short, t_long, t_step, t_short - n_short * t_step,
+                t_gemm / n_gemm)
 
     solve_n(n_short)
     solve_n(n_long)
+    gemms()
     # Main number: each call starts with both BLAS pools idle.
-    t_short, t_long, t_step, t_fixed = per_step(settle_each=True)
+    t_short, t_long, t_step, t_fixed, t_gemm_pair = per_step(settle_each=True)
     # Diagnostic: calls back to back, as a user's loop would make them.  The
     # previous call's read-out (np.linalg.svd, NumPy's OpenBLAS) leaves that
     # pool's worker spinning while the next kernel's SciPy GEMMs start.
-    b2b_short, b2b_long, b2b_step, b2b_fixed = per_step(settle_each=False)
-
-    # The two GEMMs of a step, with the kernel's exact operands and flags:
-    #   P  = W1 C   row-major (k x m) == column-major C (m x m) . W1^T (m x k)
-    #   Qt = W2^T C row-major (k x m) == column-major C . (W2 as k x m)^T
-    # C.T, W1.T and W2.T are Fortran-contiguous views: no copies.
-    Cf, W1f, W2f = C.T, W1.T, W2.T
-    out1 = np.empty((m, k), order="F")
-    out2 = np.empty((m, k), order="F")
-    n_gemm = n_long
-
-    def gemms():
-        for _ in range(n_gemm):
-            dgemm(1.0, Cf, W1f, c=out1, overwrite_c=1)
-            dgemm(1.0, Cf, W2f, trans_b=1, c=out2, overwrite_c=1)
-
-    settle()
-    t_gemms, _ = best_of(gemms, repeats, settle_each=True)
-    t_gemm_pair = t_gemms / n_gemm
+    b2b_short, b2b_long, b2b_step, b2b_fixed, _ = per_step(settle_each=False)
     assert np.allclose(out1.T, W1 @ C) and np.allclose(out2.T, W2.T @ C)
 
     # The naive call form, for context: f2py copies C-ordered inputs.
@@ -407,7 +410,8 @@ def bench_exact_w1(repeats, ref_repeats, n_inner):
     print(f"   laefast.exact_w1         : {fmt_t(t_fast)}  "
           f"(best of {repeats} x {n_inner} calls)")
     print(f"   {k} x scipy dpotrf({m})    : {fmt_t(t_chol)}  "
-          f"(the separable method's floor; "
+          f"(one after another, threaded BLAS; laefast runs its k "
+          f"solves in parallel on OpenMP threads; "
           f"{k * m ** 3 / 3 / t_chol / 1e9:.1f} GFLOP/s)")
     print(f"   NumPy separable          : {fmt_t(t_np)}  "
           f"({t_np / t_fast:.2f}x laefast; eigh + {k} cho_factor/cho_solve)")
