@@ -8,6 +8,8 @@ import numbers
 
 import numpy as np
 
+from ._checks import gram_stats
+
 __all__ = [
     "METHODS",
     "as_float_array",
@@ -51,35 +53,34 @@ def assert_finite(arr, name):
         raise ValueError(f"{name} has values too large to sum in float64")
 
 
-def check_gram(C):
-    """A square, symmetric, finite Gram matrix as a C-contiguous float array."""
+def check_gram(C, with_stats=False):
+    """A square, symmetric, finite Gram matrix as a C-contiguous float array.
+
+    One tiled pass over C (compiled, no temporaries) checks finiteness and
+    symmetry.  with_stats=True also returns {'trace', 'row_abs_max'}.
+    """
     C = as_float_array(C, "C")
     if C.ndim != 2 or C.shape[0] != C.shape[1]:
         raise ValueError(f"C must be a square 2-D matrix, got shape {C.shape}")
     if C.shape[0] == 0:
         raise ValueError("C must be at least 1 x 1")
-    assert_finite(C, "C")
     if not C.flags.c_contiguous:
         # A symmetric matrix stored in Fortran order is its own transpose in
         # C order: use that view instead of copying.
         C = C.T if C.flags.f_contiguous else np.ascontiguousarray(C)
-    _check_symmetric(C)
-    return C
-
-
-def _check_symmetric(C, block=512):
-    scale = np.abs(np.diagonal(C)).max()
+    asym, diag, row_abs_max, trace, total = gram_stats(C)
+    if not np.isfinite(total):
+        assert_finite(C, "C")           # names NaN/inf, or overflow
     # Gram matrices formed by a non-symmetric product carry rounding of
     # order eps * sqrt(n) * scale; sqrt(eps) * scale allows for that.
-    tol = np.sqrt(np.finfo(C.dtype).eps) * scale
-    # Blocks keep the temporary small for large m.
-    for start in range(0, C.shape[0], block):
-        stop = min(start + block, C.shape[0])
-        worst = np.abs(C[start:stop] - C[:, start:stop].T).max()
-        if worst > tol:
-            raise ValueError(
-                "C must be symmetric: |C - C^T| reaches "
-                f"{worst:.3g} (tolerance {tol:.3g})")
+    tol = np.sqrt(np.finfo(C.dtype).eps) * diag
+    if asym > tol:
+        raise ValueError(
+            f"C must be symmetric: |C - C^T| reaches {asym:.3g} "
+            f"(tolerance {tol:.3g})")
+    if with_stats:
+        return C, {"trace": trace, "row_abs_max": row_abs_max}
+    return C
 
 
 def check_data(X):
