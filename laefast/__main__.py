@@ -5,8 +5,10 @@ import sys
 
 __all__ = ["main"]
 
-_METHODS = ("untied", "sync", "tied", "exact-untied", "exact-sync",
-            "exact-tied")
+from ._validation import METHODS as _METHODS
+
+# The bench command's problems (laefast._bench.PROBLEMS, which imports
+# more than a parser needs).
 _PROBLEMS = ("paper", "spiked", "digits")
 
 

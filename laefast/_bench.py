@@ -41,6 +41,8 @@ import scipy
 import scipy.linalg
 
 from . import reference
+from ._api import GD_METHODS
+from ._validation import METHODS
 from .metrics import u_error
 
 __all__ = [
@@ -75,9 +77,6 @@ __all__ = [
     "run_bench",
 ]
 
-METHODS = ("untied", "sync", "tied", "exact-untied", "exact-sync",
-           "exact-tied")
-GD_METHODS = ("untied", "sync", "tied")
 PROBLEMS = ("paper", "spiked", "digits")
 DEFAULT_PROBLEMS = PROBLEMS
 SETTLE_S = 0.2            # > OpenBLAS's spin-wait (2^28 cycles) before its

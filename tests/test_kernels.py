@@ -55,6 +55,10 @@ def test_solve_loop_matches_reference(method, n_iter):
     C, W1, W2, lam, alpha = _setup(method)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", laefast.ConvergenceWarning)
+        # A few steps from the N(0, 1) start are far from a minimum: the
+        # read-out says so, which is not what this test is about.
+        warnings.filterwarnings("ignore", "decoder singular values",
+                                RuntimeWarning)
         res = laefast.solve(C, 3, lam, method=method, alpha=alpha, tol=0.0,
                             max_iter=n_iter, init=(W1, W2))
     ref = reference.run(method, C, W1, W2, lam, alpha, tol=0.0,
