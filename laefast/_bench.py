@@ -392,6 +392,13 @@ def fit_laefast(problem, method="exact-tied"):
                    init=(problem.W1, problem.W2))
 
 
+def fit_laepca(problem):
+    """laefast.LAEPCA with its defaults (nothing tuned) on the samples."""
+    from ._estimator import LAEPCA
+    with _quiet():
+        return LAEPCA(problem.k, random_state=0).fit(problem.X)
+
+
 def reference_cap(problem, method):
     """(max_iter or None, reason): how far the reference runs on `problem`.
 
@@ -562,6 +569,18 @@ def measure_fit(problem, method="exact-tied", repeats=3, budget=0.5):
         note="from the samples: centering and C (or not) included")
 
 
+def measure_laepca(problem, repeats=3, budget=0.5):
+    t, est, calls = best_of(lambda: fit_laepca(problem), repeats, budget)
+    err = u_error(est.components_.T, problem.U_true)
+    return Measurement(
+        solver="laefast", name="LAEPCA()", input="data",
+        n_iter=est.n_iter_, converged=est.converged_, seconds=t,
+        seconds_per_iter=None, u_error=err,
+        error_per_second=_eps(problem, t, err), repeats=calls,
+        note="the estimator, untuned: lam, step and path chosen from the "
+             "data, Rayleigh-Ritz read-out")
+
+
 def measure_reference(problem, method, repeats=1, budget=0.5):
     cap, reason = reference_cap(problem, method)
     if cap == 0:
@@ -712,6 +731,11 @@ def measure_problem(problem, methods=METHODS, repeats=3, budget=0.5,
         say(f"[{problem.name}] laefast   fit(X) exact-tied "
             f"{fit_row.seconds:9.4f} s  U error {fit_row.u_error:.1e}")
         rows.append(fit_row)
+        settle(problem.settle_s)
+        pca_row = measure_laepca(problem, repeats, budget)
+        say(f"[{problem.name}] laefast   LAEPCA()          "
+            f"{pca_row.seconds:9.4f} s  U error {pca_row.u_error:.1e}")
+        rows.append(pca_row)
     rows.extend(ref_rows.values())
     peer_rows = []
     if with_peers:

@@ -12,6 +12,7 @@ import time
 import warnings
 
 import numpy as np
+import scipy.linalg
 
 from ._api import DEFAULT_MAX_ITER, GD_METHODS, run_kernel
 from ._exceptions import CollapsedComponentWarning, ConvergenceWarning
@@ -546,10 +547,13 @@ def _rayleigh_ritz(problem, W2, k, lam):
     orthonormal basis still spans width columns, and their Ritz values say
     how much variance those directions hold.
     """
-    Q = np.linalg.svd(W2.astype(np.float64), full_matrices=False)[0]
+    # SciPy's LAPACK, like the kernels: alternating NumPy's and SciPy's
+    # OpenBLAS makes their idle thread pools fight for the cores.
+    Q = scipy.linalg.svd(W2.astype(np.float64), full_matrices=False,
+                         check_finite=False)[0]
     CQ = problem.times(Q)
     H = Q.T @ CQ
-    theta, Y = np.linalg.eigh((H + H.T) / 2)
+    theta, Y = scipy.linalg.eigh((H + H.T) / 2, check_finite=False)
     theta, Y = theta[::-1], Y[:, ::-1]
     top = max(theta[0], 0.0)
     V = Q @ Y

@@ -6,6 +6,7 @@ costs a factor n/m more per product but never holds an m x m matrix
 """
 
 import numpy as np
+import scipy.linalg.blas
 import scipy.sparse.linalg
 
 from . import _data
@@ -90,7 +91,12 @@ class GramProblem:
         """C @ Q for Q of shape (m, r), in float64 (C never formed on data)."""
         Q = np.asarray(Q, dtype=np.float64)
         if self.C is not None:
-            return self.C @ Q
+            if self.C.dtype != np.float64:
+                return self.C @ Q
+            # SciPy's BLAS, the kernels' own (see LAEPCA's Rayleigh-Ritz);
+            # C.T is C, Fortran-ordered: no copy.
+            gemm = scipy.linalg.blas.get_blas_funcs("gemm", (self.C, Q))
+            return gemm(1.0, self.C.T, Q)
         out = np.zeros_like(Q)
         mu_q = None if self.mean is None else self.mean.astype(np.float64) @ Q
         for start in range(0, self.n, 4096):

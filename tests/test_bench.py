@@ -139,7 +139,7 @@ def test_bench_json_to_stdout(capsys):
     report = json.loads(captured.out)      # the table went to stderr
     assert "machine:" in captured.err
     names = [r["name"] for r in report["problems"][0]["rows"]]
-    assert names == ["exact-sync", "fit(X) exact-tied"]
+    assert names == ["exact-sync", "fit(X) exact-tied", "LAEPCA()"]
 
 
 def test_digits_skipped_without_sklearn(monkeypatch, capsys):
