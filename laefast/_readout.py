@@ -8,6 +8,7 @@ sigma_i = sqrt(lam / (1 - s_i^2)).
 import warnings
 
 import numpy as np
+import scipy.linalg
 
 from ._exceptions import CollapsedComponentWarning
 
@@ -30,7 +31,9 @@ def readout(W2, lam, tol=0.0, stacklevel=2):
     rounding) carries no information about sigma_i: it is reported as
     collapsed, with singular value and eigenvalue 0, and a warning names it.
     """
-    u, s, _ = np.linalg.svd(W2, full_matrices=False)
+    # SciPy's LAPACK, the kernels' own: right after a kernel, NumPy's
+    # OpenBLAS pool would wake while SciPy's still spins.
+    u, s, _ = scipy.linalg.svd(W2, full_matrices=False, check_finite=False)
     components = flip_signs(np.ascontiguousarray(u.T))
     s = s.astype(np.float64)
     # A switched-off direction decays towards s = 0 but a run that stops at
