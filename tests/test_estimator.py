@@ -406,3 +406,17 @@ def test_sklearn_check_estimator():
     # set before SciPy is imported, and LAEPCA works on NumPy arrays only.
     assert set(not_passed) <= {"check_array_api_input"}, not_passed
     assert all(status == "skipped" for status in not_passed.values())
+
+
+def test_wide_data_iterates_on_the_samples():
+    # n << m: the cost model iterates on the samples, never forming C.
+    from laefast._problem import choose_path
+    n, m, k = 200, 3000, 3
+    assert choose_path(n, m, k + 10, "exact-tied", 8) == "data"
+    X = spiked(n=n, m=m, k=k, seed=11)
+    est = LAEPCA(k, random_state=0).fit(X)
+    Xc = X - X.mean(axis=0)
+    _, s, Vt = np.linalg.svd(Xc, full_matrices=False)
+    assert max_principal_sine(est.components_.T, Vt[:k].T) < 1e-6
+    np.testing.assert_allclose(est.explained_variance_, s[:k] ** 2 / (n - 1),
+                               rtol=1e-6)
