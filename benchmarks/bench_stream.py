@@ -12,7 +12,10 @@ printed with PASS/FAIL against their targets (a report: always exits 0).
    (b=4096, m=256, k=16; the compiled sweep over 16 batches), with 1 thread
    against each count in --threads.  "1 thread" means one core: BLAS is
    limited to one thread too (threadpoolctl), as it is inside the parallel
-   regions.  Target: 2 threads >= 1.7x faster than 1.
+   regions.  Target: 2 threads >= 1.7x faster than 1.  Printed beside it:
+   the machine's ceiling, the aggregate dgemm rate of that many independent
+   single-threaded processes over one (a shared or throttled host shows
+   here).
 3. Raw-data untied step at m=4096, n=20000, k=32 (fit(path='data')), per
    step as (t(N2) - t(N1)) / (N2 - N1), against the four GEMMs it needs
    (Y = X W1^T, P = Y^T X, Z = X W2, Q = Z^T X), timed with SciPy's BLAS.
@@ -77,6 +80,30 @@ def machine():
             print(f"  {var}={os.environ[var]}")
 
 
+def _dgemm_rate(seconds):
+    """GFLOP/s of single-threaded 512 x 512 dgemm calls for `seconds`."""
+    a = np.asfortranarray(np.random.default_rng(0).random((512, 512)))
+    with threadpool_limits(1):
+        dgemm(1.0, a, a)
+        t0, calls = time.perf_counter(), 0
+        while time.perf_counter() - t0 < seconds:
+            dgemm(1.0, a, a)
+            calls += 1
+        elapsed = time.perf_counter() - t0
+    return calls * 2 * 512 ** 3 / elapsed / 1e9
+
+
+def parallel_ceiling(n_procs, seconds=2.0):
+    """Aggregate dgemm rate of n_procs independent processes over that of
+    one: the most any code can gain from n_procs cores on this machine."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(n_procs) as pool:
+        one = pool.apply(_dgemm_rate, (seconds,))
+        together = sum(pool.map(_dgemm_rate, [seconds] * n_procs))
+    return together / one
+
+
 def gram_stream(X, chunk, threads):
     stream = laefast.LAEStream(1, 1.0, n_threads=threads)
     for start in range(0, len(X), chunk):
@@ -136,6 +163,9 @@ def main(argv=None):
     results.append(report("stream Gram / one dsyrk", t_stream / t_syrk, 1.2))
 
     print("\n2. OpenMP scaling (BLAS limited to 1 thread inside the regions)")
+    for threads in args.threads:
+        print(f"  machine ceiling: {threads} independent single-threaded "
+              f"dgemm processes give {parallel_ceiling(threads):.2f}x one")
     Xs = X[:16384] if args.quick else X[:65536]
     for threads in args.threads:
         base_gram, t_gram = interleaved_best(
