@@ -136,7 +136,7 @@ def _raise_for_status(status, method, n_iter, which, alpha, lam):
                 f"{method} gradient descent diverged at iteration {n_iter}: "
                 f"the weights stopped being finite. The step alpha={alpha:g} "
                 "is too large for this problem; lower it, or pass alpha=None "
-                "for a safe step.")
+                "(LAEPCA: alpha='auto') for a safe step.")
         raise DivergenceError(
             f"{method} produced non-finite weights at iteration {n_iter}; "
             "the problem is too badly scaled for this dtype.")

@@ -180,13 +180,24 @@ class LAEPCA:
         """Add a batch of samples and refit on everything seen so far.
 
         The running mean and centered Gram matrix are kept (LAEStream's
-        'gram' mode), and the solver restarts from the previous weights.  A
-        bad batch raises ValueError and changes nothing.
+        'gram' mode; :meth:`fit` keeps them too, unless it iterated on the
+        samples without forming C), and the solver restarts from the
+        previous weights.  Batches after the first are cast to the model's
+        dtype.  A bad batch raises ValueError and changes nothing.
         """
         first = getattr(self, "_stream", None) is None
+        if first and hasattr(self, "components_"):
+            raise ValueError(
+                "this LAEPCA was fitted on the samples without forming the "
+                "Gram matrix (too large to keep), so partial_fit cannot add "
+                "to it; refit, or use partial_fit from the start")
         X = self._validate(X, reset=first)
         stream = self._stream if not first else LAEStream(
             1, 0.0, n_threads=self.n_threads)
+        if stream.dtype_ is not None:
+            # The model's dtype holds, as a float32 model's does in
+            # scikit-learn: later batches are cast to it.
+            X = X.astype(stream.dtype_, copy=False)
         if stream.n_samples_seen_ + X.shape[0] < 2:
             raise ValueError(
                 "LAEPCA needs at least 2 samples to estimate variances, got "
@@ -229,6 +240,13 @@ class LAEPCA:
             problem = GramProblem.from_data(X, center=True, path=path)
         fitted = self._solve(problem, n)
         self._stream = None
+        if not problem.on_data:
+            # partial_fit after fit adds to what fit saw.
+            self._stream = LAEStream(1, 0.0, n_threads=self.n_threads)
+            (self._stream.n_samples_seen_, self._stream.mean_,
+             self._stream.gram_, self._stream.n_features_in_,
+             self._stream.dtype_) = (n, np.asarray(problem.mean, np.float64),
+                                     problem.C, m, problem.dtype)
         self._set_fitted(fitted, problem.mean, n, m)
 
     def _set_fitted(self, fitted, mean, n_samples, n_features):
@@ -319,9 +337,13 @@ class LAEPCA:
         progress = _Progress(self.verbose)
         n_iter, round_len, alpha = 0, _FIRST_ROUND, None
         V, theta, residual = _rayleigh_ritz(problem, W2, k, lam)
+        # C = 0 (constant data, or squares below the dtype's range): every
+        # variance is 0 and there is nothing to train.
+        trainable = top_bound > 0.0
         # At least one iteration (unless max_iter=0), even when the start
         # already spans the answer (k + p = m): the weights are trained.
-        while n_iter < max_iter and (n_iter == 0 or residual > tol):
+        while trainable and n_iter < max_iter and (n_iter == 0
+                                                   or residual > tol):
             _restart(W1, W2, V, theta, lam)
             if method in GD_METHODS:
                 # default_alpha's step for the current weights (the bound
@@ -519,9 +541,12 @@ def _restart(W1, W2, V, theta, lam):
     s_i goes below 0.1.  A latent zeroed here could never come back, and a
     Ritz value below lam early on may belong to a direction the iterations
     have not found yet; a genuinely collapsed latent decays again."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.sqrt(np.clip(1.0 - lam / theta, 0.0, None))
-    s = np.maximum(np.nan_to_num(s), _MIN_RESTART_SCALE)
+    # Ritz values of zero-variance directions come out as rounding, maybe
+    # negative: 1 - lam / theta must not blow up there.
+    s = np.zeros_like(theta)
+    positive = theta > lam
+    s[positive] = np.sqrt(1.0 - lam / theta[positive])
+    s = np.clip(s, _MIN_RESTART_SCALE, 1.0)
     W2[...] = V * s
     W1[...] = W2.T
 

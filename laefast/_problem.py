@@ -61,10 +61,16 @@ class GramProblem:
     @classmethod
     def from_data(cls, X, center=True, path="gram"):
         X = check_data(X)
-        mean = X.mean(axis=0, dtype=np.float64).astype(X.dtype) if center else None
+        # float64 whatever X's dtype: a mean rounded to float32 would leave
+        # an offset d in the data and n d d^T in C.
+        mean = X.mean(axis=0, dtype=np.float64) if center else None
         if path == "gram":
             C = np.empty((X.shape[1], X.shape[1]), dtype=X.dtype)
             _data.gram(X, mean, C, _gram_chunk_rows(X.shape[1]))
+            if not np.isfinite(np.diagonal(C)).all():
+                raise ValueError(
+                    f"X has values whose squares overflow {X.dtype.name}: "
+                    "rescale the data")
             return cls(C=C, mean=mean)
         return cls(data=X, mean=mean)
 
@@ -98,15 +104,13 @@ class GramProblem:
             gemm = scipy.linalg.blas.get_blas_funcs("gemm", (self.C, Q))
             return gemm(1.0, self.C.T, Q)
         out = np.zeros_like(Q)
-        mu_q = None if self.mean is None else self.mean.astype(np.float64) @ Q
         for start in range(0, self.n, 4096):
+            # Centered block by block: X Q - 1 mean^T Q would cancel when
+            # the mean is large against the spread.
             block = np.asarray(self._data[start:start + 4096], dtype=np.float64)
-            Y = block @ Q
-            if mu_q is not None:
-                Y -= mu_q
-            out += block.T @ Y
-            if mu_q is not None:
-                out -= np.outer(self.mean, Y.sum(axis=0))
+            if self.mean is not None:
+                block = block - self.mean
+            out += block.T @ (block @ Q)
         return out
 
     def trace(self):
@@ -142,14 +146,18 @@ class GramProblem:
                 out = out - mu * y.sum()
             return out
 
-        if self.m <= 2:
-            return self.trace()
+        trace = self.trace()
+        if self.m <= 2 or trace == 0.0:
+            return trace
         op = scipy.sparse.linalg.LinearOperator((self.m, self.m),
                                                 matvec=matvec, dtype=np.float64)
-        top = scipy.sparse.linalg.eigsh(op, k=1, which="LA", tol=1e-3,
-                                        return_eigenvectors=False,
-                                        v0=np.ones(self.m))[0]
-        return min(1.05 * float(top), self.trace())
+        try:
+            top = scipy.sparse.linalg.eigsh(op, k=1, which="LA", tol=1e-3,
+                                            return_eigenvectors=False,
+                                            v0=np.ones(self.m))[0]
+        except scipy.sparse.linalg.ArpackError:
+            return trace        # the always-valid bound
+        return min(1.05 * float(top), trace)
 
 
 def _gram_chunk_rows(m):

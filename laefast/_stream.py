@@ -59,8 +59,9 @@ class LAEStream:
     alpha : float or None
         SGD step.  None: laefast.default_alpha's step 1 / (3 c r^2 + lam),
         re-derived for every chunk from the current weights (r^2) and
-        c = n_samples_total times the top eigenvalue per sample, estimated
-        on the first chunk.
+        c = n_samples_total times the larger of the top eigenvalue per
+        sample and max_i ||x_i - mean||^2 / batch_size (which bounds a
+        small batch's curvature), both estimated on the first 4096 samples.
     decay : float or None
         SGD step t uses alpha / (1 + decay t).  None: batch_size /
         n_samples_total, so the step halves after one pass over the data.
@@ -134,6 +135,8 @@ class LAEStream:
         self.alpha_ = None
         self.n_steps_ = 0
         self._top_per_sample = None
+        self._max_sq = 0.0
+        self._scale_samples = 0
 
     # -- input ---------------------------------------------------------------
 
@@ -237,7 +240,7 @@ class LAEStream:
         # Pass 1 validates the whole chunk and takes its mean, before any
         # state changes; pass 2 sweeps it in batches.  Slabs hold whole
         # batches, so a memmap read in slabs gives the same steps as the
-        # same data in memory.
+        # same data in memory (up to the rounding of the mean).
         n_b, m, k = X.shape[0], X.shape[1], self.n_components
         total = np.zeros(m)
         for slab in self._slabs(X, dtype):
@@ -254,17 +257,7 @@ class LAEStream:
             W1, W2 = self.W1_.copy(), self.W2_.copy()
         alpha = self.alpha
         if alpha is None:
-            # default_alpha's step, re-derived for every chunk as the weights
-            # and n_total grow; the top eigenvalue per sample is estimated
-            # once, on the first chunk's first rows (Lanczos costs passes).
-            if self._top_per_sample is None:
-                first = as_float_array(X[:4096], "chunk", dtype)
-                problem = GramProblem(data=first, mean=mean.astype(dtype))
-                self._top_per_sample = (problem.eigenvalue_bound()
-                                        / first.shape[0])
-            r2 = max(1.0, float(np.sum(W1 * W1)), float(np.sum(W2 * W2)))
-            alpha = 1.0 / (3.0 * self._top_per_sample * n_total * r2
-                           + self.lam)
+            alpha = self._default_step(X, dtype, mean, n_total, W1, W2)
         decay = self.decay if self.decay is not None else (
             self.batch_size / n_total)
         steps = 0
@@ -285,6 +278,37 @@ class LAEStream:
         self.n_samples_seen_, self.mean_ = count, mean
         self.W1_, self.W2_, self.alpha_ = W1, W2, alpha
         self.n_steps_ += steps
+
+    def _default_step(self, X, dtype, mean, n_total, W1, W2):
+        """default_alpha's step 1 / (3 c r^2 + lam) for this chunk.
+
+        A batch of b rows has a gradient whose Lipschitz constant is about
+        (n / b) lambda_max(X_B^T X_B) <= n max(top eigenvalue per sample,
+        max_i ||x_i - mean||^2 / b): c is n_total times the larger of the
+        two.  Both are estimated on the chunks' first rows (Lanczos costs
+        passes) until 4096 samples have been looked at, then kept.
+        """
+        if self._scale_samples < 4096:
+            rows = np.asarray(X[:4096], dtype=np.float64) - mean
+            sq = float(np.einsum("ij,ij->i", rows, rows).max())
+            if sq == 0.0:
+                # Nothing but the mean so far: the samples' own size is the
+                # only scale there is.
+                raw = np.asarray(X[:4096], dtype=np.float64)
+                sq = float(np.einsum("ij,ij->i", raw, raw).max())
+            top = sq
+            if rows.shape[0] >= 2:
+                problem = GramProblem(data=rows.astype(dtype), mean=None)
+                top = problem.eigenvalue_bound() / rows.shape[0]
+            self._top_per_sample = max(self._top_per_sample or 0.0, top)
+            self._max_sq = max(self._max_sq, sq)
+            self._scale_samples += rows.shape[0]
+        b = min(self.batch_size, n_total)
+        c = n_total * max(self._top_per_sample, self._max_sq / b)
+        r2 = max(1.0, float(np.sum(W1 * W1)), float(np.sum(W2 * W2)))
+        if c == 0.0 and self.lam == 0.0:
+            return 1.0          # all samples are zero: every gradient is 0
+        return 1.0 / (3.0 * c * r2 + self.lam)
 
     # -- output --------------------------------------------------------------
 

@@ -32,7 +32,7 @@ cdef void center_rows(const floating[:, :] X, Py_ssize_t start,
                 buf[i * m + j] = X[start + i, j]
 
 
-def gram(const floating[:, :] X, const floating[::1] mean, floating[:, ::1] out,
+def gram(const floating[:, :] X, const double[::1] mean, floating[:, ::1] out,
          Py_ssize_t chunk_rows):
     """out = (X - mean)^T (X - mean), the paper's C = X X^T (no 1/n).
 
@@ -42,7 +42,7 @@ def gram(const floating[:, :] X, const floating[::1] mean, floating[:, ::1] out,
     cdef Py_ssize_t n = X.shape[0], m = X.shape[1]
     cdef Py_ssize_t start, b, j
     cdef floating beta
-    cdef double[::1] shift
+    cdef const double[::1] shift
     cdef const double* shift_ptr = NULL
     dtype = np.float32 if floating is float else np.float64
     if mean is None and n > 0 and X.strides[1] == sizeof(floating) \
@@ -52,7 +52,7 @@ def gram(const floating[:, :] X, const floating[::1] mean, floating[:, ::1] out,
             mirror_upper(m, &out[0, 0], m)
         return
     if mean is not None:
-        shift = np.asarray(mean, dtype=np.float64)
+        shift = mean
         shift_ptr = &shift[0]
     chunk_rows = max(1, min(chunk_rows, n))
     cdef floating[::1] buf = np.empty(chunk_rows * m, dtype=dtype)

@@ -81,11 +81,11 @@ cdef void transpose_into(Py_ssize_t rows, Py_ssize_t cols, const floating* src,
 cdef struct GramOp:
     # Exactly one of C (m x m) and D is set.  D holds the n samples as rows:
     # row-major (n x m), or column-major, i.e. the paper's X (m x n)
-    # row-major.  With mean set, products use the centered data D - 1 mean^T
-    # without forming it.  Y is workspace of n k + 2 k entries.
+    # row-major.  With mean set, products use the centered data D - 1 mean^T,
+    # centered block by block.  Y is workspace (data_workspace entries).
     const void* C
     const void* D
-    const void* mean
+    const double* mean     # float64 whatever the data's dtype
     void* Y
     Py_ssize_t n
     Py_ssize_t m
@@ -102,30 +102,21 @@ cdef void times_gram(const GramOp* op, Py_ssize_t k, const floating* W,
     cdef Py_ssize_t ldw = k if w_is_mk else m
     cdef const floating* C = <const floating*> op.C
     cdef const floating* D = <const floating*> op.D
-    cdef const floating* mu = <const floating*> op.mean
     cdef floating* Y = <floating*> op.Y
-    cdef floating* v = Y + n * k
-    cdef floating* colsum = v + k
     if C != NULL:
         if not out_t:
             gemm(w_is_mk, False, k, m, m, 1, W, ldw, C, m, 0, out, m)
         else:
             gemm(False, not w_is_mk, m, k, m, 1, C, m, W, ldw, 0, out, k)
         return
-    # Y = D W'^T (n x k)
+    if op.mean != NULL:
+        centered_times(op, k, W, w_is_mk, out, out_t)
+        return
+    # Y = D W'^T (n x k), then out = Y^T D (k x m) or D^T Y (m x k)
     if not op.d_colmajor:
         gemm(False, not w_is_mk, n, k, m, 1, D, m, W, ldw, 0, Y, k)
     else:
         gemm(True, not w_is_mk, n, k, m, 1, D, n, W, ldw, 0, Y, k)
-    if mu != NULL:
-        # Y -= 1 (W' mean)^T, so Y = (D - 1 mean^T) W'^T
-        for i in range(k):
-            v[i] = 0
-            for j in range(m):
-                v[i] += (W[j * k + i] if w_is_mk else W[i * m + j]) * mu[j]
-        for r in range(n):
-            for i in range(k):
-                Y[r * k + i] -= v[i]
     if not out_t:
         if not op.d_colmajor:
             gemm(True, False, k, m, n, 1, Y, k, D, m, 0, out, m)
@@ -136,19 +127,60 @@ cdef void times_gram(const GramOp* op, Py_ssize_t k, const floating* W,
             gemm(True, False, m, k, n, 1, D, m, Y, k, 0, out, k)
         else:
             gemm(False, False, m, k, n, 1, D, n, Y, k, 0, out, k)
-    if mu != NULL:
-        # Y^T (D - 1 mean^T) = Y^T D - (Y^T 1) mean^T
-        for i in range(k):
-            colsum[i] = 0
-        for r in range(n):
-            for i in range(k):
-                colsum[i] += Y[r * k + i]
-        for i in range(k):
+
+
+cdef inline Py_ssize_t centered_block_rows(Py_ssize_t m) noexcept nogil:
+    # About 2 MiB of doubles per block: it stays in cache between the two
+    # GEMMs that read it.
+    return max(16, min(256, 262144 // max(m, 1)))
+
+
+cdef Py_ssize_t data_workspace(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k,
+                               bint centered) noexcept nogil:
+    cdef Py_ssize_t rows
+    if not centered:
+        return n * k
+    rows = min(n, centered_block_rows(m))
+    return rows * m + rows * k
+
+
+cdef void centered_times(const GramOp* op, Py_ssize_t k, const floating* W,
+                         bint w_is_mk, floating* out,
+                         bint out_t) noexcept nogil:
+    """times_gram on D - 1 mean^T, centered block by block.
+
+    Forming X v and subtracting mean^T v afterwards cancels catastrophically
+    when the mean is large against the spread (an offset of 1e5 over unit
+    noise loses every digit of the small eigenvalues).  Each block of rows
+    is centered into a small buffer, which both GEMMs then read from cache:
+    one pass over D per product.
+    """
+    cdef Py_ssize_t n = op.n, m = op.m, i, j, r0, rows
+    cdef Py_ssize_t R = min(n, centered_block_rows(m))
+    cdef Py_ssize_t ldw = k if w_is_mk else m
+    cdef const floating* D = <const floating*> op.D
+    cdef const double* mu = op.mean
+    cdef floating* B = <floating*> op.Y
+    cdef floating* Yb = B + R * m
+    cdef floating beta = 0
+    r0 = 0
+    while r0 < n:
+        rows = min(R, n - r0)
+        if not op.d_colmajor:
+            for i in range(rows):
+                for j in range(m):
+                    B[i * m + j] = <floating> (D[(r0 + i) * m + j] - mu[j])
+        else:
             for j in range(m):
-                if out_t:
-                    out[j * k + i] -= colsum[i] * mu[j]
-                else:
-                    out[i * m + j] -= colsum[i] * mu[j]
+                for i in range(rows):
+                    B[i * m + j] = <floating> (D[j * n + r0 + i] - mu[j])
+        gemm(False, not w_is_mk, rows, k, m, 1, B, m, W, ldw, 0, Yb, k)
+        if not out_t:
+            gemm(True, False, k, m, rows, 1, Yb, k, B, m, beta, out, m)
+        else:
+            gemm(True, False, m, k, rows, 1, B, m, Yb, k, beta, out, k)
+        beta = 1
+        r0 += rows
 
 
 cdef double objective(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
@@ -563,7 +595,7 @@ cdef int exact_tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
 # Python entry points
 
 cdef GramOp make_op(const floating[:, ::1] C, const floating[:, ::1] data,
-                    bint data_colmajor, const floating[::1] mean,
+                    bint data_colmajor, const double[::1] mean,
                     floating[::1] Y):
     cdef GramOp op
     op.C = NULL
@@ -585,18 +617,19 @@ cdef GramOp make_op(const floating[:, ::1] C, const floating[:, ::1] data,
     return op
 
 
-def _data_workspace(dtype, data, data_colmajor, k):
+def _data_workspace(dtype, data, data_colmajor, k, centered):
     if data is None:
         return None
     n = data.shape[1] if data_colmajor else data.shape[0]
-    return np.empty(n * k + 2 * k, dtype=dtype)
+    m = data.shape[0] if data_colmajor else data.shape[1]
+    return np.empty(max(1, data_workspace(n, m, k, centered)), dtype=dtype)
 
 
 def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
         const floating[:, ::1] C, double lam, double alpha, double tol,
         Py_ssize_t max_iter, double[::1] hist_stop=None,
         double[::1] hist_obj=None, const floating[:, ::1] data=None,
-        bint data_colmajor=False, const floating[::1] mean=None,
+        bint data_colmajor=False, const double[::1] mean=None,
         double trace_c=0.0, int n_threads=1):
     """Run one solver loop in place on W1 (k, m) and W2 (m, k).
 
@@ -619,7 +652,8 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
     dtype = np.float32 if floating is float else np.float64
     if C is None and method == M_EXACT_UNTIED:
         raise ValueError("exact-untied needs the Gram matrix")
-    cdef floating[::1] Y = _data_workspace(dtype, data, data_colmajor, k)
+    cdef floating[::1] Y = _data_workspace(dtype, data, data_colmajor, k,
+                                           mean is not None)
     cdef GramOp op = make_op(C, data, data_colmajor, mean, Y)
     # Enough for every loop: the largest needs 4 km + 2 k^2 plus the
     # objective's k m + 2 k^2; exact-untied adds the Sylvester solve's.

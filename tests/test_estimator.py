@@ -420,3 +420,76 @@ def test_wide_data_iterates_on_the_samples():
     assert max_principal_sine(est.components_.T, Vt[:k].T) < 1e-6
     np.testing.assert_allclose(est.explained_variance_, s[:k] ** 2 / (n - 1),
                                rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# Regressions found in review
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fewer_directions_of_variance_than_latents(seed):
+    # Duplicated columns: rank 6 of 12, with k + oversample = 13 latents.
+    # Ritz values of the null directions come out as (negative) rounding.
+    X = np.tile(np.random.default_rng(seed).standard_normal((200, 6)), 2)
+    est = LAEPCA(3, random_state=seed).fit(X)
+    V, w, _ = eigh_pca(X, 3)
+    assert max_principal_sine(est.components_.T, V.T) < 1e-6
+    np.testing.assert_allclose(est.explained_variance_, w, rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["untied", "exact-untied", "exact-tied"])
+def test_rank_deficient_data_every_kind_of_method(method):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((500, 3)) @ rng.standard_normal((3, 50))
+    est = LAEPCA(2, method=method, random_state=0, max_iter=20000).fit(X)
+    _, w, _ = eigh_pca(X, 2)
+    np.testing.assert_allclose(est.explained_variance_, w, rtol=1e-6)
+
+
+def test_constant_data_has_zero_variance():
+    for X in (np.ones((20, 5)), np.ones((2, 5))):
+        est = LAEPCA(2 if X.shape[0] > 2 else 1).fit(X)
+        np.testing.assert_array_equal(est.explained_variance_, 0.0)
+        np.testing.assert_allclose(
+            np.abs(est.components_ @ est.components_.T),
+            np.eye(est.n_components_), atol=1e-12)
+
+
+def test_wide_data_with_a_large_offset():
+    # The samples path centers block by block: an implicit X v - mean^T v
+    # would lose the small eigenvalues to cancellation here.
+    X = 1e5 + np.random.default_rng(0).standard_normal((10, 100))
+    est = LAEPCA(3, random_state=0).fit(X)
+    Xc = X - X.mean(axis=0)
+    s = np.linalg.svd(Xc, compute_uv=False)
+    np.testing.assert_allclose(est.explained_variance_, s[:3] ** 2 / 9,
+                               rtol=1e-9)
+
+
+def test_float32_with_a_large_offset():
+    # The mean stays in float64: rounded to float32 it would leave an
+    # offset d in the data and n d d^T in C.
+    rng = np.random.default_rng(0)
+    X = (1e7 + rng.standard_normal((60, 100)) * np.linspace(3, 1, 100))
+    X = X.astype(np.float32)
+    est = LAEPCA(5, random_state=0).fit(X)
+    w = np.linalg.eigvalsh(np.cov(X.astype(np.float64).T))[::-1][:5]
+    np.testing.assert_allclose(est.explained_variance_, w, rtol=1e-5)
+
+
+def test_partial_fit_after_fit_adds_to_it():
+    X = spiked(n=600, m=30, k=3, seed=3)
+    est = LAEPCA(3, random_state=0).fit(X[:300])
+    est.partial_fit(X[300:])
+    assert est.n_samples_seen_ == 600
+    _, w, _ = eigh_pca(X, 3)
+    np.testing.assert_allclose(est.explained_variance_, w, rtol=1e-8)
+
+
+def test_partial_fit_casts_later_batches_to_the_model_dtype():
+    X = spiked(n=300, m=10, k=2, seed=4)
+    est = LAEPCA(2, random_state=0).partial_fit(X[:100].astype(np.float32))
+    est.partial_fit(np.abs(X[100:200]).astype(np.uint8))
+    est.partial_fit(X[200:])
+    assert est.components_.dtype == np.float32
+    assert est.n_samples_seen_ == 300

@@ -194,3 +194,18 @@ def test_stream_parameters():
         laefast.LAEStream(2, 1.0, batch_size=0)
     with pytest.raises(ValueError, match="no samples"):
         laefast.LAEStream(2, 1.0).solve()
+
+
+def test_sgd_default_step_with_a_tiny_first_chunk_and_batches_of_one():
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((2000, 10)) * np.linspace(3, 1, 10)
+    # One row first: no spread to estimate the step from yet.
+    stream = laefast.LAEStream(2, 1.0, mode="sgd", random_state=0)
+    stream.partial_fit(Y[:1])
+    stream.partial_fit(Y[1:])
+    assert np.isfinite(stream.W2_).all() and np.abs(stream.W2_).max() > 0
+    laefast.LAEStream(1, 0.0, mode="sgd").partial_fit(Y[:1, :2])
+    # Batches of one sample: the step bounds a single sample's curvature.
+    single = laefast.LAEStream(3, 10.0, mode="sgd", batch_size=1,
+                               random_state=0).partial_fit(Y)
+    assert np.isfinite(single.W2_).all()
