@@ -425,32 +425,43 @@ def run_reference(problem, method, max_iter=None):
                          max_iter=100_000 if max_iter is None else max_iter)
 
 
+def _laefast_iterates(problem, method, tol=-1.0):
+    """laefast.step in place on copies of the common start, as a generator
+    of (W1, W2, stopping quantity) like laefast.reference.iterates."""
+    from . import step
+    alpha = problem.ref_alpha if method in GD_METHODS else None
+    W1 = np.array(problem.W1, dtype=np.float64, order="C", copy=True)
+    W2 = np.array(problem.W2, dtype=np.float64, order="C", copy=True)
+    if method in ("sync", "tied", "exact-sync"):
+        W1[...] = W2.T
+    while True:
+        stop = step(W1, W2, problem.C, problem.lam, method=method,
+                    alpha=alpha)
+        yield W1, W2, stop
+        if stop <= tol:
+            return
+
+
+def _reference_iterates(problem, method, tol=-1.0):
+    alpha = problem.ref_alpha if method in GD_METHODS else None
+    return reference.iterates(method, problem.C, problem.W1, problem.W2,
+                              problem.lam, alpha, tol=tol)
+
+
 def step_function(problem, method, implementation="laefast"):
     """A zero-argument function doing one iteration per call (state kept).
 
     laefast: laefast.step in place on copies of the start; reference: the
-    next iterate of laefast.reference.iterates with a stopping rule that
-    never holds.
+    next iterate of laefast.reference.iterates; the stopping rule never
+    holds.  Returns the stopping quantity.
     """
-    alpha = problem.ref_alpha if method in GD_METHODS else None
-    if implementation == "laefast":
-        from . import step
-        W1 = np.array(problem.W1, dtype=np.float64, order="C", copy=True)
-        W2 = np.array(problem.W2, dtype=np.float64, order="C", copy=True)
-        C = problem.C
-        if method in ("sync", "tied", "exact-sync"):
-            W1[...] = W2.T
-        lam = problem.lam
+    iterates = (_laefast_iterates if implementation == "laefast"
+                else _reference_iterates)
+    gen = iterates(problem, method)
 
-        def one_step():
-            return step(W1, W2, C, lam, method=method, alpha=alpha)
-        return one_step
-    gen = reference.iterates(method, problem.C, problem.W1, problem.W2,
-                             problem.lam, alpha, tol=-1.0)
-
-    def one_ref_step():
-        return next(gen)
-    return one_ref_step
+    def one_step():
+        return next(gen)[2]
+    return one_step
 
 
 def _checkpoints(ratio):
@@ -459,6 +470,24 @@ def _checkpoints(ratio):
     while True:
         yield it
         it = max(it + 1, int(it * ratio))
+
+
+def _trajectory(gen, problem, max_iter, ratio):
+    """(iterations, U errors) at geometrically thinned checkpoints of the
+    iterates `gen`, up to the stopping rule or max_iter."""
+    marks = _checkpoints(ratio)
+    mark = next(marks)
+    its, errs = [], []
+    for it, (_, W2, stop) in enumerate(gen, start=1):
+        done = stop <= problem.tol or it == max_iter
+        if it == mark or done:
+            its.append(it)
+            errs.append(start_error(W2, problem.U_true))
+            while mark <= it:
+                mark = next(marks)
+        if done:
+            break
+    return np.array(its), np.array(errs)
 
 
 def laefast_trajectory(problem, method, max_iter=100_000, ratio=1.01):
@@ -470,48 +499,15 @@ def laefast_trajectory(problem, method, max_iter=100_000, ratio=1.01):
     are the kernels laefast.solve runs, one call per iteration (the same
     iterates; not a timing).
     """
-    from . import step
-    alpha = problem.ref_alpha if method in GD_METHODS else None
-    W1 = np.array(problem.W1, dtype=np.float64, order="C", copy=True)
-    W2 = np.array(problem.W2, dtype=np.float64, order="C", copy=True)
-    if method in ("sync", "tied", "exact-sync"):
-        W1[...] = W2.T
-    marks = _checkpoints(ratio)
-    mark = next(marks)
-    its, errs = [], []
-    for it in range(1, max_iter + 1):
-        stop = step(W1, W2, problem.C, problem.lam, method=method,
-                    alpha=alpha)
-        done = stop <= problem.tol or it == max_iter
-        if it == mark or done:
-            its.append(it)
-            errs.append(start_error(W2, problem.U_true))
-            while mark <= it:
-                mark = next(marks)
-        if done:
-            break
-    return np.array(its), np.array(errs)
+    return _trajectory(_laefast_iterates(problem, method, problem.tol),
+                       problem, max_iter, ratio)
 
 
 def reference_trajectory(problem, method, max_iter=None, ratio=1.01):
     """Like laefast_trajectory, for laefast.reference.iterates."""
-    alpha = problem.ref_alpha if method in GD_METHODS else None
     max_iter = 100_000 if max_iter is None else max_iter
-    marks = _checkpoints(ratio)
-    mark = next(marks)
-    its, errs = [], []
-    gen = reference.iterates(method, problem.C, problem.W1, problem.W2,
-                             problem.lam, alpha, problem.tol)
-    for it, (W1, W2, stop) in enumerate(gen, start=1):
-        done = stop <= problem.tol or it == max_iter
-        if it == mark or done:
-            its.append(it)
-            errs.append(start_error(W2, problem.U_true))
-            while mark <= it:
-                mark = next(marks)
-        if done:
-            break
-    return np.array(its), np.array(errs)
+    return _trajectory(_reference_iterates(problem, method, problem.tol),
+                       problem, max_iter, ratio)
 
 
 @dataclass
