@@ -31,10 +31,7 @@ Traps handled here:
 """
 
 import argparse
-import gc
 import json
-import os
-import platform
 import sys
 import time
 import warnings
@@ -46,7 +43,8 @@ from scipy.linalg.blas import dgemm
 from scipy.linalg.lapack import dpotrf
 
 import laefast
-from laefast import reference
+from laefast import _bench, reference
+from laefast._bench import time_once
 
 GD_METHODS = ("untied", "sync", "tied")
 SETTLE_S = 0.3  # > OpenBLAS's spin-wait before its threads go to sleep
@@ -57,20 +55,7 @@ SETTLE_S = 0.3  # > OpenBLAS's spin-wait before its threads go to sleep
 
 def settle():
     """Let the other BLAS pool's spinning threads go idle."""
-    time.sleep(SETTLE_S)
-
-
-def time_once(fn):
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        out = fn()
-        t = time.perf_counter() - t0
-    finally:
-        if gc_was:
-            gc.enable()
-    return t, out
+    _bench.settle(SETTLE_S)
 
 
 def best_of(fn, repeats, warmup=1, settle_each=False):
@@ -107,49 +92,11 @@ def fmt_t(t):
 # Environment
 
 def environment():
-    from threadpoolctl import threadpool_info
-
-    info = {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "affinity": (len(os.sched_getaffinity(0))
-                     if hasattr(os, "sched_getaffinity") else None),
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "laefast": laefast.__version__,
-        "threadpools": [
-            {key: pool.get(key) for key in
-             ("user_api", "internal_api", "version", "num_threads",
-              "threading_layer", "architecture", "filepath")}
-            for pool in threadpool_info()
-        ],
-    }
+    info = _bench.environment()
     print("== Environment")
-    print(f"platform   : {info['platform']}")
-    print(f"cpu        : {info['processor']}  (os.cpu_count()={info['cpu_count']},"
-          f" usable={info['affinity']})")
-    print(f"python {info['python']}   numpy {info['numpy']}   scipy "
-          f"{info['scipy']}   laefast {info['laefast']}")
-    for pool in info["threadpools"]:
-        print(f"  {pool['user_api']:6s} {pool['internal_api']:9s} "
-              f"version={pool['version']} num_threads={pool['num_threads']} "
-              f"arch={pool['architecture']}\n         {pool['filepath']}")
+    print(_bench.environment_line(info))
     print()
     return info
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 # ---------------------------------------------------------------------------

@@ -25,16 +25,16 @@ printed with PASS/FAIL against their targets (a report: always exits 0).
 import argparse
 import json
 import os
-import platform
 import time
 import warnings
 
 import numpy as np
-import scipy
 from scipy.linalg.blas import dgemm, dsyrk
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
 import laefast
+from laefast import _bench
+from laefast._bench import time_once
 
 
 SETTLE_S = 0.2
@@ -52,9 +52,7 @@ def interleaved_best(fns, repeats):
     for _ in range(repeats):
         for i, fn in enumerate(fns):
             time.sleep(SETTLE_S)
-            t0 = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
+            best[i] = min(best[i], time_once(fn)[0])
     return best
 
 
@@ -67,14 +65,7 @@ def report(name, value, target, better="lower"):
 
 
 def machine():
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs; python "
-          f"{platform.python_version()}, numpy {np.__version__}, scipy "
-          f"{scipy.__version__}, laefast {laefast.__version__} (OpenMP: "
-          f"{laefast.openmp_enabled()})")
-    for info in threadpool_info():
-        print(f"  {info['user_api']}: {info['internal_api']} "
-              f"{info.get('version')} threads={info['num_threads']} "
-              f"{os.path.basename(info['filepath'])}")
+    print(f"machine: {_bench.environment_line()}")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE"):
         if var in os.environ:
             print(f"  {var}={os.environ[var]}")

@@ -70,6 +70,7 @@ __all__ = [
     "reference_cap",
     "step_function",
     "laefast_trajectory",
+    "time_once",
     "reference_trajectory",
     "environment",
     "environment_line",
@@ -337,6 +338,19 @@ def settle(seconds=SETTLE_S):
         time.sleep(seconds)
 
 
+def time_once(fn):
+    """(wall time, result) of one call, with the garbage collector off."""
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        out = fn()
+        return time.perf_counter() - t0, out
+    finally:
+        if gc_was:
+            gc.enable()
+
+
 def best_of(fn, repeats=3, budget=0.5):
     """(best wall time, last result, calls made) over up to `repeats` calls.
 
@@ -345,16 +359,8 @@ def best_of(fn, repeats=3, budget=0.5):
     The garbage collector is off while a call is timed.
     """
     best, out, calls, spent = np.inf, None, 0, 0.0
-    gc_was = gc.isenabled()
     for _ in range(max(1, int(repeats))):
-        gc.disable()
-        try:
-            t0 = time.perf_counter()
-            out = fn()
-            t = time.perf_counter() - t0
-        finally:
-            if gc_was:
-                gc.enable()
+        t, out = time_once(fn)
         best = min(best, t)
         calls += 1
         spent += t
