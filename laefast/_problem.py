@@ -133,18 +133,10 @@ class GramProblem:
                 self._stats = check_gram(self.C, with_stats=True)[1]
             return min(self.trace(), float(self._stats["row_abs_max"]))
         # Lanczos converges to the top eigenvalue from below; a 5% margin
-        # over a 1e-3-accurate estimate stays above it.
-        X, mu = self._data, self.mean
-
+        # over a 1e-3-accurate estimate stays above it.  Its products are
+        # times(), which centers block by block.
         def matvec(v):
-            v = np.ravel(v).astype(np.float64)
-            y = X @ v
-            if mu is not None:
-                y = y - mu @ v
-            out = X.T @ y
-            if mu is not None:
-                out = out - mu * y.sum()
-            return out
+            return self.times(np.reshape(v, (-1, 1)))[:, 0]
 
         trace = self.trace()
         if self.m <= 2 or trace == 0.0:
