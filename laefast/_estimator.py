@@ -202,16 +202,14 @@ class LAEPCA:
             raise ValueError(
                 "LAEPCA needs at least 2 samples to estimate variances, got "
                 f"n_samples = {stream.n_samples_seen_ + X.shape[0]}")
-        saved = (stream.n_samples_seen_, stream.mean_, stream.gram_,
-                 stream.n_features_in_, stream.dtype_)
+        saved = stream._gram_state()
         try:
             stream.partial_fit(X)
             problem = GramProblem(C=stream.gram_, mean=stream.mean_)
             fitted = self._solve(problem, stream.n_samples_seen_,
                                  warm=getattr(self, "_warm", None))
         except BaseException:
-            (stream.n_samples_seen_, stream.mean_, stream.gram_,
-             stream.n_features_in_, stream.dtype_) = saved
+            stream._restore_gram_state(saved)
             raise
         self._stream = stream
         self._set_fitted(fitted, stream.mean_, stream.n_samples_seen_,
@@ -226,9 +224,11 @@ class LAEPCA:
             raise ValueError(
                 "LAEPCA needs at least 2 samples to estimate variances, got "
                 f"n_samples = {n}")
+        # The stream (running mean and Gram) is kept so that partial_fit
+        # after fit adds to what fit saw; on the samples path there is none.
+        stream = LAEStream(1, 0.0, n_threads=self.n_threads)
         if self.batch_size is not None:
             batch = _check_positive_int(self.batch_size, "batch_size")
-            stream = LAEStream(1, 0.0, n_threads=self.n_threads)
             for start in range(0, n, batch):
                 stream.partial_fit(X[start:start + batch])
             problem = GramProblem(C=stream.gram_, mean=stream.mean_)
@@ -238,15 +238,11 @@ class LAEPCA:
             width = min(m, k + self._oversample())
             path = choose_path(n, m, width, method, X.itemsize)
             problem = GramProblem.from_data(X, center=True, path=path)
+            if not problem.on_data:
+                stream._restore_gram_state((n, problem.mean, problem.C, m,
+                                            problem.dtype))
         fitted = self._solve(problem, n)
-        self._stream = None
-        if not problem.on_data:
-            # partial_fit after fit adds to what fit saw.
-            self._stream = LAEStream(1, 0.0, n_threads=self.n_threads)
-            (self._stream.n_samples_seen_, self._stream.mean_,
-             self._stream.gram_, self._stream.n_features_in_,
-             self._stream.dtype_) = (n, np.asarray(problem.mean, np.float64),
-                                     problem.C, m, problem.dtype)
+        self._stream = None if problem.on_data else stream
         self._set_fitted(fitted, problem.mean, n, m)
 
     def _set_fitted(self, fitted, mean, n_samples, n_features):

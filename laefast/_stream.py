@@ -138,6 +138,22 @@ class LAEStream:
         self._max_sq = 0.0
         self._scale_samples = 0
 
+    # -- state ---------------------------------------------------------------
+
+    _GRAM_STATE = ("n_samples_seen_", "mean_", "gram_", "n_features_in_",
+                   "dtype_")
+
+    def _gram_state(self):
+        """The 'gram' mode state, to hand to _restore_gram_state()."""
+        return tuple(getattr(self, name) for name in self._GRAM_STATE)
+
+    def _restore_gram_state(self, state):
+        """Put back a state from _gram_state(): (n_samples_seen_, mean_,
+        gram_, n_features_in_, dtype_).  partial_fit never changes a state's
+        arrays in place, so a saved state stays valid."""
+        for name, value in zip(self._GRAM_STATE, state):
+            setattr(self, name, value)
+
     # -- input ---------------------------------------------------------------
 
     def partial_fit(self, chunks):
