@@ -99,7 +99,12 @@ def default_alpha(problem, lam, W1, W2):
     """
     if not isinstance(problem, GramProblem):
         problem = GramProblem.from_gram(problem)
-    c = problem.eigenvalue_bound()
+    return step_for_bound(problem.eigenvalue_bound(), lam, W1, W2)
+
+
+def step_for_bound(c, lam, W1, W2):
+    """default_alpha's 1 / (3 c r^2 + lam) for a known bound c, for callers
+    that keep c while the weights change."""
     r2 = max(1.0, float(np.sum(W1 * W1)), float(np.sum(W2 * W2)))
     return 1.0 / (3.0 * c * r2 + lam)
 

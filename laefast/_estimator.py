@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import scipy.linalg
 
-from ._api import DEFAULT_MAX_ITER, GD_METHODS, run_kernel
+from ._api import DEFAULT_MAX_ITER, GD_METHODS, run_kernel, step_for_bound
 from ._exceptions import CollapsedComponentWarning, ConvergenceWarning
 from ._parallel import resolve_threads
 from ._problem import GramProblem, choose_path
@@ -344,8 +344,7 @@ class LAEPCA:
             if method in GD_METHODS:
                 # default_alpha's step for the current weights (the bound
                 # on C's top eigenvalue is computed once, above).
-                r2 = max(1.0, float(np.sum(W1 * W1)), float(np.sum(W2 * W2)))
-                alpha = fixed_alpha or 1.0 / (3.0 * top_bound * r2 + lam)
+                alpha = fixed_alpha or step_for_bound(top_bound, lam, W1, W2)
             steps = min(round_len, max_iter - n_iter)
             run_kernel(problem, W1, W2, method, lam, alpha, -1.0, steps,
                        n_threads)

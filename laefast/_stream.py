@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 
 from . import _data
-from ._api import _initial_weights, make_result, solve
+from ._api import _initial_weights, make_result, solve, step_for_bound
 from ._exceptions import DivergenceError
 from ._parallel import resolve_threads, serial_blas
 from ._problem import GramProblem
@@ -321,10 +321,9 @@ class LAEStream:
             self._scale_samples += rows.shape[0]
         b = min(self.batch_size, n_total)
         c = n_total * max(self._top_per_sample, self._max_sq / b)
-        r2 = max(1.0, float(np.sum(W1 * W1)), float(np.sum(W2 * W2)))
         if c == 0.0 and self.lam == 0.0:
             return 1.0          # all samples are zero: every gradient is 0
-        return 1.0 / (3.0 * c * r2 + self.lam)
+        return step_for_bound(c, self.lam, W1, W2)
 
     # -- output --------------------------------------------------------------
 
