@@ -31,7 +31,6 @@ import sys
 import textwrap
 import time
 
-import numpy as np
 
 from laefast import _bench
 
