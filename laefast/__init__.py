@@ -8,11 +8,14 @@ The public surface:
   for libraries that drive their own loop.
 - :class:`LAEPCA`: a scikit-learn-compatible PCA estimator that needs no
   tuning; :class:`LAEStream` fits from chunks of samples.
+- :class:`GramAccumulator`: count, mean and centered Gram matrix of data
+  seen in pieces, one parallel pass each, mergeable (Chan et al.).
 - :mod:`laefast.reference`: the paper's algorithms in plain NumPy.
 - :mod:`laefast.metrics`: U error, principal-angle sine, L_sigma.
 """
 
 from . import metrics, reference
+from ._accumulator import GramAccumulator
 from ._estimator import LAEPCA, NotFittedError
 from ._api import LAEResult, default_alpha, exact_w1, exact_w2, fit, gram_matrix, solve, step
 from ._exceptions import CollapsedComponentWarning, ConvergenceWarning, DivergenceError
@@ -27,6 +30,7 @@ __all__ = [
     "CollapsedComponentWarning",
     "ConvergenceWarning",
     "DivergenceError",
+    "GramAccumulator",
     "LAEPCA",
     "LAEResult",
     "LAEStream",

@@ -296,12 +296,15 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
                   init, random_state, history, n_threads)
 
 
-def gram_matrix(X, center=True):
+def gram_matrix(X, center=True, *, n_threads=None):
     """C = Xc^T Xc for X of shape (n_samples, n_features); returns (C, mean).
 
-    Centering is done chunk by chunk into a small buffer: X is never copied.
+    One parallel pass over X (see :class:`GramAccumulator`): rows are
+    centered block by block into thread-local buffers, so X is never
+    copied; C is accumulated in float64 and returned in X's dtype.
     """
-    problem = GramProblem.from_data(X, center, path="gram")
+    problem = GramProblem.from_data(X, center, path="gram",
+                                    n_threads=resolve_threads(n_threads))
     return problem.C, problem.mean
 
 
@@ -325,7 +328,7 @@ def fit(X, n_components, lam, *, center=True, path="auto", method="exact-tied",
     The other parameters are those of :func:`solve`.  The result's ``mean``
     holds the subtracted feature means (None with center=False).
     """
-    X = check_data(X)
+    X = check_data(X, finite=False)      # the first pass over X checks it
     method = check_method(method)
     k = check_n_components(n_components, X.shape[1])
     if path == "auto":
@@ -334,7 +337,8 @@ def fit(X, n_components, lam, *, center=True, path="auto", method="exact-tied",
         raise ValueError(f"path must be 'auto', 'gram' or 'data', got {path!r}")
     if path == "data" and method == "exact-untied":
         raise ValueError("exact-untied needs the Gram matrix: use path='gram'")
-    problem = GramProblem.from_data(X, center, path)
+    problem = GramProblem.from_data(X, center, path,
+                                    n_threads=resolve_threads(n_threads))
     result = _solve(problem, method, k, lam, alpha, tol, max_iter, init,
                     random_state, history, n_threads)
     result.mean = problem.mean

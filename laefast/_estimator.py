@@ -6,6 +6,7 @@ the decoder's span, DESIGN.md §5) whatever lam is.  scikit-learn is never
 imported at run time; the estimator follows its conventions by hand.
 """
 
+import copy
 import numbers
 import sys
 import time
@@ -14,24 +15,20 @@ import warnings
 import numpy as np
 import scipy.linalg
 
+from ._accumulator import GramAccumulator
 from ._api import DEFAULT_MAX_ITER, GD_METHODS, run_kernel, step_for_bound
 from ._exceptions import CollapsedComponentWarning, ConvergenceWarning
 from ._parallel import resolve_threads
 from ._problem import GramProblem, choose_path
 from ._readout import flip_signs
-from ._stream import LAEStream
-from ._validation import METHODS
+from ._subspace import KRYLOV_DEPTH, block_krylov, residual, ritz_pairs
+from ._validation import METHODS, raise_nonfinite
 
 __all__ = ["LAEPCA", "NotFittedError"]
 
 
 class NotFittedError(ValueError, AttributeError):
     """The estimator was used before fit (as scikit-learn's NotFittedError)."""
-
-
-_FIRST_ROUND = 8          # iterations before the first convergence check
-_MAX_ROUND = 1024         # ... and at most this many between checks
-_MIN_RESTART_SCALE = 0.1  # see _restart
 
 
 class LAEPCA:
@@ -167,83 +164,82 @@ class LAEPCA:
 
     def fit(self, X, y=None):
         """Fit on X of shape (n_samples, n_features); y is ignored."""
-        self._fit(X, reset=True)
+        self._fit(self._validate(X, reset=True))
         return self
 
     def fit_transform(self, X, y=None):
         """Fit on X and return its projection (n_samples, n_components)."""
         X = self._validate(X, reset=True)
-        self._fit(X, reset=True, validated=True)
+        self._fit(X)
         return self._project(X)
 
     def partial_fit(self, X, y=None):
         """Add a batch of samples and refit on everything seen so far.
 
-        The running mean and centered Gram matrix are kept (LAEStream's
-        'gram' mode; :meth:`fit` keeps them too, unless it iterated on the
-        samples without forming C), and the solver restarts from the
-        previous weights.  Batches after the first are cast to the model's
-        dtype.  A bad batch raises ValueError and changes nothing.
+        The running count, mean and centered Gram matrix are kept in a
+        :class:`laefast.GramAccumulator` (:meth:`fit` keeps them too,
+        unless it iterated on the samples without forming C), and the
+        solver restarts from the previous components.  Batches after the
+        first are cast to the model's dtype.  A bad batch raises
+        ValueError and changes nothing.
         """
-        first = getattr(self, "_stream", None) is None
-        if first and hasattr(self, "components_"):
+        acc = getattr(self, "_acc", None)
+        if acc is None and hasattr(self, "components_"):
             raise ValueError(
                 "this LAEPCA was fitted on the samples without forming the "
                 "Gram matrix (too large to keep), so partial_fit cannot add "
                 "to it; refit, or use partial_fit from the start")
-        X = self._validate(X, reset=first)
-        stream = self._stream if not first else LAEStream(
-            1, 0.0, n_threads=self.n_threads)
-        if stream.dtype_ is not None:
-            # The model's dtype holds, as a float32 model's does in
-            # scikit-learn: later batches are cast to it.
-            X = X.astype(stream.dtype_, copy=False)
-        if stream.n_samples_seen_ + X.shape[0] < 2:
+        X = self._validate(X, reset=acc is None)
+        dtype = self.components_.dtype if acc is not None else X.dtype
+        # The model's dtype holds, as a float32 model's does in
+        # scikit-learn: later batches are cast to it.
+        X = X.astype(dtype, copy=False)
+        seen = acc.n_samples_seen_ if acc is not None else 0
+        if seen + X.shape[0] < 2:
             raise ValueError(
                 "LAEPCA needs at least 2 samples to estimate variances, got "
-                f"n_samples = {stream.n_samples_seen_ + X.shape[0]}")
-        saved = stream._gram_state()
-        try:
-            stream.partial_fit(X)
-            problem = GramProblem(C=stream.gram_, mean=stream.mean_)
-            fitted = self._solve(problem, stream.n_samples_seen_,
-                                 warm=getattr(self, "_warm", None))
-        except BaseException:
-            stream._restore_gram_state(saved)
-            raise
-        self._stream = stream
-        self._set_fitted(fitted, stream.mean_, stream.n_samples_seen_,
-                         X.shape[1])
+                f"n_samples = {seen + X.shape[0]}")
+        # The accumulator replaces its arrays, never changes them: a shallow
+        # copy is a snapshot, and the model changes only if all succeeds.
+        acc = (copy.copy(acc) if acc is not None else
+               GramAccumulator(n_threads=self.n_threads))
+        acc.add(X)
+        problem = GramProblem.from_accumulator(acc)
+        fitted = self._solve(problem, acc.n_samples_seen_, dtype,
+                             warm=getattr(self, "_warm", None))
+        self._acc = acc
+        self._set_fitted(fitted, acc.mean_, acc.n_samples_seen_, X.shape[1])
         return self
 
-    def _fit(self, X, reset, validated=False):
-        if not validated:
-            X = self._validate(X, reset=reset)
+    def _fit(self, X):
         n, m = X.shape
         if n < 2:
             raise ValueError(
                 "LAEPCA needs at least 2 samples to estimate variances, got "
                 f"n_samples = {n}")
-        # The stream (running mean and Gram) is kept so that partial_fit
-        # after fit adds to what fit saw; on the samples path there is none.
-        stream = LAEStream(1, 0.0, n_threads=self.n_threads)
+        k = self._n_components(n, m)
+        width = min(m, k + self._oversample())
+        n_threads = resolve_threads(self.n_threads)
+        acc = None
         if self.batch_size is not None:
             batch = _check_positive_int(self.batch_size, "batch_size")
+            acc = GramAccumulator(n_threads=n_threads)
             for start in range(0, n, batch):
-                stream.partial_fit(X[start:start + batch])
-            problem = GramProblem(C=stream.gram_, mean=stream.mean_)
+                acc.add(X[start:start + batch])
+        elif choose_path(n, m, width, self._cost_method(), X.itemsize) == "gram":
+            acc = GramAccumulator(n_threads=n_threads).add(X)
+        if acc is not None:
+            # The accumulator is kept, so that partial_fit after fit adds to
+            # what fit saw; on the samples path there is none.
+            problem = GramProblem.from_accumulator(acc)
+            mean = acc.mean_
         else:
-            method = self._method()
-            k = self._n_components(n, m)
-            width = min(m, k + self._oversample())
-            path = choose_path(n, m, width, method, X.itemsize)
-            problem = GramProblem.from_data(X, center=True, path=path)
-            if not problem.on_data:
-                stream._restore_gram_state((n, problem.mean, problem.C, m,
-                                            problem.dtype))
-        fitted = self._solve(problem, n)
-        self._stream = None if problem.on_data else stream
-        self._set_fitted(fitted, problem.mean, n, m)
+            problem = GramProblem.from_data(X, path="data",
+                                            n_threads=n_threads)
+            mean = problem.mean
+        fitted = self._solve(problem, n, X.dtype)
+        self._acc = acc
+        self._set_fitted(fitted, mean, n, m)
 
     def _set_fitted(self, fitted, mean, n_samples, n_features):
         # Everything was computed first: a failure above leaves the
@@ -259,12 +255,17 @@ class LAEPCA:
 
     def _method(self):
         if self.method == "auto":
-            return "exact-tied"
+            return "auto"
         if self.method not in METHODS:
             raise ValueError(
                 f"method must be 'auto' or one of {', '.join(METHODS)}, got "
                 f"{self.method!r}")
         return self.method
+
+    def _cost_method(self):
+        # 'auto' iterates like exact-tied (one product with C per step).
+        method = self._method()
+        return "exact-tied" if method == "auto" else method
 
     def _n_components(self, n, m):
         if self.n_components is None:
@@ -286,99 +287,172 @@ class LAEPCA:
                 f"oversample must be a non-negative integer, got {p!r}")
         return int(p)
 
-    def _solve(self, problem, n_samples, warm=None):
-        """Train the LAE on `problem`; returns the fitted attributes."""
-        m, dtype = problem.m, problem.dtype
+    def _settings(self, problem, n_samples, data_dtype):
+        """Every parameter checked, with its 'auto' and None resolved."""
         method = self._method()
-        k = self._n_components(n_samples, m)
-        width = min(m, k + self._oversample())
+        k = self._n_components(n_samples, problem.m)
         tol = self.tol
         if tol is None:
-            tol = 1e-10 if dtype == np.float64 else 1e-4
-        elif not isinstance(tol, numbers.Real) or not tol >= 0:
+            tol = 1e-10 if data_dtype == np.float64 else 1e-8
+        elif (not isinstance(tol, numbers.Real) or isinstance(tol, bool)
+              or not tol >= 0):
             raise ValueError(f"tol must be a non-negative number, got {tol!r}")
         max_iter = DEFAULT_MAX_ITER if self.max_iter is None else self.max_iter
         if (not isinstance(max_iter, numbers.Integral)
                 or isinstance(max_iter, bool) or max_iter < 0):
             raise ValueError(
                 f"max_iter must be a non-negative integer, got {max_iter!r}")
-        n_threads = resolve_threads(self.n_threads)
-        top_bound = problem.eigenvalue_bound()
         lam = self.lam
-        if isinstance(lam, str) and lam == "auto":
-            # Just enough to keep W2^T C W2 + lam I positive definite in
-            # this dtype when the data hold zero-variance directions.
-            lam = 10.0 * width * np.finfo(dtype).eps * top_bound
-        elif (not isinstance(lam, numbers.Real) or isinstance(lam, bool)
-              or not np.isfinite(lam) or lam < 0):
+        if not (isinstance(lam, str) and lam == "auto") and (
+                not isinstance(lam, numbers.Real) or isinstance(lam, bool)
+                or not np.isfinite(lam) or lam < 0):
             raise ValueError(f"lam must be 'auto' or a finite number >= 0, "
                              f"got {lam!r}")
-        lam = float(lam)
-        fixed_alpha = None
-        if method in GD_METHODS and not (isinstance(self.alpha, str)
-                                         and self.alpha == "auto"):
-            if (not isinstance(self.alpha, numbers.Real)
-                    or isinstance(self.alpha, bool)
-                    or not np.isfinite(self.alpha) or self.alpha <= 0):
+        alpha = self.alpha
+        if method in GD_METHODS and not (isinstance(alpha, str)
+                                         and alpha == "auto"):
+            if (not isinstance(alpha, numbers.Real) or isinstance(alpha, bool)
+                    or not np.isfinite(alpha) or alpha <= 0):
                 raise ValueError(f"alpha must be 'auto' or a finite number "
-                                 f"> 0, got {self.alpha!r}")
-            fixed_alpha = float(self.alpha)
+                                 f"> 0, got {alpha!r}")
+        return {"method": method, "k": k,
+                "width": min(problem.m, k + self._oversample()),
+                "tol": float(tol), "max_iter": int(max_iter),
+                "n_threads": resolve_threads(self.n_threads)}
 
-        # Rounds of compiled iterations; after each, Rayleigh-Ritz on the
-        # decoder's span measures convergence and restarts the weights at
-        # the minimum of L_sigma inside that span (DESIGN.md §2.2), which
-        # keeps the k x k systems well conditioned whatever lam is.
-        W2 = _start(warm, m, width, dtype, self.random_state)
-        W1 = np.empty((width, m), dtype=dtype)
+    def _lam(self, top, width, dtype):
+        """lam, with 'auto' = 10 (k + p) eps top: just enough to keep the
+        k x k systems positive definite in this dtype when the data hold
+        zero-variance directions, far below every resolvable component."""
+        if isinstance(self.lam, str):
+            return 10.0 * width * np.finfo(dtype).eps * top
+        return float(self.lam)
+
+    def _solve(self, problem, n_samples, data_dtype, warm=None):
+        """Train the LAE on `problem`; returns the fitted attributes."""
+        opts = self._settings(problem, n_samples, data_dtype)
+        Q = _start(warm, problem.m, opts["width"], self.random_state)
         progress = _Progress(self.verbose)
-        n_iter, round_len, alpha = 0, _FIRST_ROUND, None
-        V, theta, residual = _rayleigh_ritz(problem, W2, k, lam)
-        # C = 0 (constant data, or squares below the dtype's range): every
-        # variance is 0 and there is nothing to train.
-        trainable = top_bound > 0.0
-        # At least one iteration (unless max_iter=0), even when the start
-        # already spans the answer (k + p = m): the weights are trained.
-        while trainable and n_iter < max_iter and (n_iter == 0
-                                                   or residual > tol):
-            _restart(W1, W2, V, theta, lam)
-            if method in GD_METHODS:
-                # default_alpha's step for the current weights (the bound
-                # on C's top eigenvalue is computed once, above).
-                alpha = fixed_alpha or step_for_bound(top_bound, lam, W1, W2)
-            steps = min(round_len, max_iter - n_iter)
-            run_kernel(problem, W1, W2, method, lam, alpha, -1.0, steps,
-                       n_threads)
-            n_iter += steps
-            V, theta, residual = _rayleigh_ritz(problem, W2, k, lam)
-            progress.report(n_iter, problem, W1, W2, lam, residual)
-            round_len = min(2 * round_len, _MAX_ROUND)
-        converged = residual <= tol
-        progress.report(n_iter, problem, W1, W2, lam, residual, final=True)
+        if problem.trace() <= 0.0 or opts["max_iter"] == 0:
+            # C = 0 (constant data, or squares below the dtype's range):
+            # every variance is 0 and there is nothing to train.
+            V, theta, res, n_iter = Q, np.zeros(opts["width"]), 0.0, 0
+            lam, alpha = self._lam(0.0, opts["width"], problem.dtype), None
+        elif opts["method"] == "auto":
+            V, theta, res, n_iter, lam, alpha = self._run_krylov(
+                problem, Q, opts, progress)
+        else:
+            V, theta, res, n_iter, lam, alpha = self._run_kernel_rounds(
+                problem, Q, opts, progress)
+        converged = res <= opts["tol"]
+        progress.report(n_iter, residual=res, final=True,
+                        objective=l_sigma_at_readout(problem.trace(), theta,
+                                                     lam))
         if not converged:
             warnings.warn(
-                f"LAEPCA ({method}) stopped at max_iter={max_iter} with "
-                f"relative Ritz residual {residual:.3g} > tol={tol:g}; raise "
-                "max_iter or tol.", ConvergenceWarning, stacklevel=4)
-        _restart(W1, W2, V, theta, lam)
+                f"LAEPCA ({opts['method']}) stopped at max_iter="
+                f"{opts['max_iter']} with relative Ritz residual {res:.3g} > "
+                f"tol={opts['tol']:g}; raise max_iter or tol.",
+                ConvergenceWarning, stacklevel=4)
+        fitted = self._attributes(problem, V, theta, lam, opts["k"],
+                                  n_samples, data_dtype)
+        fitted.update(n_iter_=int(n_iter), converged_=bool(converged),
+                      alpha_=alpha, _warm_start=V)
+        return fitted
+
+    def _run_krylov(self, problem, Q, opts, progress):
+        """method='auto': exact-tied accelerated by block Krylov extension
+        (laefast._subspace), or, on C, the dense eigensolver when the
+        measured convergence says it is cheaper."""
+        m, w, k = problem.m, opts["width"], opts["k"]
+        top = problem.trace()
+        floor = _zero_floor(0.0, top, problem.dtype)
+        eigh_cost = _EIGH_FLOPS * m ** 3 if not problem.on_data else None
+        round_cost = KRYLOV_DEPTH * _product_flops(problem, w) \
+            + 4.0 * m * ((KRYLOV_DEPTH + 1) * w) ** 2
+
+        def give_up(history, products):
+            return _predicted_rounds(history, opts["tol"]) * round_cost \
+                > eigh_cost if eigh_cost is not None else _stalled(history)
+
+        if eigh_cost is not None and (KRYLOV_DEPTH + 1) * w * 2 >= m:
+            stopped = "give_up"          # the Krylov span would be most of C
+            V, theta, res, n_iter = Q, None, np.inf, 0
+        else:
+            V, theta, res, n_iter, stopped = block_krylov(
+                problem.times, Q, k, opts["tol"], opts["max_iter"], floor,
+                on_round=lambda p, r: progress.report(p, residual=r),
+                give_up=give_up)
+        if stopped == "give_up" and eigh_cost is not None:
+            # The closed-form minimum of L_sigma: by the paper's theorem the
+            # global minimum of the LAE, from the top w eigenpairs of C.
+            theta, V = scipy.linalg.eigh(problem.C, subset_by_index=[m - w,
+                                                                     m - 1],
+                                         check_finite=False)
+            theta, V = theta[::-1], np.asfortranarray(V[:, ::-1])
+            CV = problem.times(V)
+            res = residual(V, CV, theta, k, floor)
+            n_iter = max(n_iter, 1)
+        return V, theta, res, n_iter, self._lam(top, w, problem.dtype), None
+
+    def _run_kernel_rounds(self, problem, Q, opts, progress):
+        """One of the paper's six methods, in rounds of compiled iterations;
+        after each, Rayleigh-Ritz on the decoder's span measures convergence
+        and restarts the weights at the minimum of L_sigma inside that span,
+        which keeps the k x k systems well conditioned whatever lam is.
+        Round lengths follow the measured rate of convergence."""
+        method, w, k = opts["method"], opts["width"], opts["k"]
+        tol, max_iter = opts["tol"], opts["max_iter"]
+        dtype = problem.dtype
+        top = (problem.eigenvalue_bound() if method in GD_METHODS
+               else problem.trace())
+        lam = self._lam(top, w, dtype)
+        W2 = np.ascontiguousarray(Q, dtype=dtype)
+        W1 = np.empty((w, problem.m), dtype=dtype)
+        floor = _zero_floor(lam, top, dtype)
+        V, theta, res = _rayleigh_ritz(problem, W2, k, floor)
+        n_iter, round_len, alpha, history = 0, _FIRST_ROUND, None, []
+        # At least one iteration, even when the start already spans the
+        # answer (k + p = m): the weights are trained.
+        while n_iter < max_iter and (n_iter == 0 or res > tol):
+            _restart(W1, W2, V, theta, lam)
+            if method in GD_METHODS:
+                # default_alpha's step for the current weights.
+                alpha = (float(self.alpha) if not isinstance(self.alpha, str)
+                         else step_for_bound(top, lam, W1, W2))
+            steps = min(round_len, max_iter - n_iter)
+            run_kernel(problem, W1, W2, method, lam, alpha, -1.0, steps,
+                       opts["n_threads"])
+            n_iter += steps
+            V, theta, res = _rayleigh_ritz(problem, W2, k, floor)
+            progress.report(n_iter, residual=res)
+            history.append((n_iter, res))
+            round_len = _next_round(history, tol, round_len)
+        return V, theta, res, n_iter, lam, alpha
+
+    def _attributes(self, problem, V, theta, lam, k, n_samples, dtype):
+        """The fitted attributes from the Ritz pairs (V, theta) of C."""
+        top = max(theta[0], 0.0) if len(theta) else 0.0
         components = flip_signs(np.ascontiguousarray(V[:, :k].T))
         eig = np.maximum(theta[:k], 0.0)
         # Eigenvalues that lam switched off (or that the dtype cannot tell
         # from 0) carry no direction: report them as 0.
-        collapsed = eig <= _zero_floor(lam, top_bound, m, dtype)
-        if collapsed.any() and self.lam != "auto":
+        collapsed = eig <= _zero_floor(lam, top, problem.dtype)
+        if collapsed.any() and not isinstance(self.lam, str):
             warnings.warn(
                 f"components {np.flatnonzero(collapsed).tolist()} collapsed: "
                 f"lam = {lam:g} is at or above their eigenvalue of C = Xc^T "
                 "Xc; their variances are reported as 0.",
-                CollapsedComponentWarning, stacklevel=4)
+                CollapsedComponentWarning, stacklevel=5)
         eig = np.where(collapsed, 0.0, eig)
+        # The minimum of L_sigma on span(V): W2 = V (I - lam / eig)^(1/2).
         scale = np.sqrt(np.clip(1.0 - lam / np.where(eig > 0, eig, 1.0),
                                 0.0, None)) * (eig > 0)
-        W2_min = (components.T * scale).astype(dtype)
+        W2 = (components.T * scale).astype(dtype)
         ddof_n = max(n_samples - 1, 1)
         total_var = problem.trace() / ddof_n
         explained = eig / ddof_n
-        rest = min(n_samples, m) - k
+        rest = min(n_samples, problem.m) - k
         noise = (max(total_var - explained.sum(), 0.0) / rest
                  if rest > 0 else 0.0)
         return {
@@ -390,13 +464,9 @@ class LAEPCA:
             "singular_values_": np.sqrt(eig).astype(dtype),
             "noise_variance_": float(noise),
             "n_components_": k,
-            "n_iter_": int(n_iter),
-            "converged_": bool(converged),
-            "W1_": np.ascontiguousarray(W2_min.T),
-            "W2_": W2_min,
+            "W1_": np.ascontiguousarray(W2.T),
+            "W2_": W2,
             "lam_": lam,
-            "alpha_": alpha,
-            "_warm_start": W2,
         }
 
     # -- using the fit ------------------------------------------------------
@@ -436,6 +506,8 @@ class LAEPCA:
         self._check_fitted()
         X = self._validate(X, reset=False)
         Xc = X.astype(np.float64) - self.mean_
+        if not np.isfinite(Xc).all():
+            raise_nonfinite(X)
         cov = self.get_covariance().astype(np.float64)
         sign, logdet = np.linalg.slogdet(cov)
         if sign <= 0:
@@ -461,7 +533,10 @@ class LAEPCA:
 
     def _project(self, X):
         dtype = self.components_.dtype
-        return (X - self.mean_.astype(dtype)) @ self.components_.T
+        Z = (X - self.mean_.astype(dtype)) @ self.components_.T
+        if not np.isfinite(Z).all():
+            raise_nonfinite(X)
+        return Z
 
     def _check_fitted(self):
         if not hasattr(self, "components_"):
@@ -470,7 +545,11 @@ class LAEPCA:
                 "appropriate arguments before using this estimator.")
 
     def _validate(self, X, reset):
-        """X as a finite float32/float64 2-D array, copied only if needed."""
+        """X as a float32/float64 2-D array, copied only if needed.
+
+        Finiteness is read off the first pass over X that follows (the Gram
+        pass, the mean, the projection): no pass of its own.
+        """
         if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
             raise TypeError("LAEPCA does not support sparse input; pass a "
                             "dense array (X.toarray()).")
@@ -498,12 +577,6 @@ class LAEPCA:
                              " while a minimum of 1 is required.")
         if X_arr.dtype not in (np.float32, np.float64):
             X_arr = X_arr.astype(np.float64)
-        if not np.isfinite(X_arr.sum(dtype=np.float64)):
-            if np.isnan(X_arr).any():
-                raise ValueError("Input X contains NaN.")
-            if np.isinf(X_arr).any():
-                raise ValueError("Input X contains infinity.")
-            raise ValueError("Input X has values too large to sum in float64.")
         if not reset:
             expected = getattr(self, "n_features_in_", None)
             if expected is not None and m != expected:
@@ -520,19 +593,63 @@ def _check_positive_int(value, name):
     return int(value)
 
 
-def _start(warm, m, width, dtype, random_state):
-    """The decoder to start from: the previous fit's (partial_fit), or a
-    random orthonormal basis; always a fresh C-ordered array of dtype."""
+_FIRST_ROUND = 8          # kernel iterations before the first check
+_MAX_ROUND = 1024         # ... and at most this many between checks
+_MIN_RESTART_SCALE = 0.1  # see _restart
+# A dense symmetric eigensolver (tridiagonal reduction at BLAS-2 speed) costs
+# about as much as this many m^3 flops of GEMM.
+_EIGH_FLOPS = 10.0
+
+
+def _product_flops(problem, r):
+    """Flops of one product C Q with Q (m, r)."""
+    if problem.on_data:
+        return 4.0 * problem.n * problem.m * r
+    return 2.0 * problem.m * problem.m * r
+
+
+def _predicted_rounds(history, tol):
+    """Rounds still needed at the rate of the last round (inf if stalled)."""
+    if len(history) < 2 or history[-1] <= 0:
+        return 0.0
+    rate = history[-1] / history[-2] if history[-2] > 0 else 1.0
+    if rate >= 1.0:
+        return np.inf
+    return np.log(tol / history[-1]) / np.log(rate)
+
+
+def _stalled(history):
+    """Three rounds without halving the residual: rounding has won."""
+    return len(history) >= 4 and history[-1] > 0.5 * min(history[-4:-1])
+
+
+def _next_round(history, tol, current):
+    """The next round's length for the kernel methods: the iterations the
+    measured rate needs to reach tol (10% spare), between 8 and 1024."""
+    if len(history) < 2:
+        return min(2 * current, _MAX_ROUND)
+    (i0, r0), (i1, r1) = history[-2], history[-1]
+    if r1 <= 0 or r0 <= 0 or r1 >= r0:
+        return min(2 * current, _MAX_ROUND)
+    per_iter = np.log(r1 / r0) / (i1 - i0)
+    need = np.log(tol / r1) / per_iter
+    return int(np.clip(1.1 * need + 1, _FIRST_ROUND, _MAX_ROUND))
+
+
+def _start(warm, m, width, random_state):
+    """Orthonormal (m, width) float64 start: the previous fit's Ritz vectors
+    (partial_fit), or a random basis."""
     if warm is not None and warm.shape == (m, width):
-        return np.array(warm, dtype=dtype, order="C")
+        return np.asfortranarray(warm, dtype=np.float64)
     rng = np.random.default_rng(random_state)
-    Q = np.linalg.qr(rng.standard_normal((m, width)))[0]
-    return np.ascontiguousarray(Q, dtype=dtype)
+    Q = scipy.linalg.qr(rng.standard_normal((m, width)), mode="economic",
+                        check_finite=False)[0]
+    return np.asfortranarray(Q)
 
 
 def _restart(W1, W2, V, theta, lam):
     """W2 = V diag(s), W1 = W2^T, in place: the minimum of L_sigma on
-    span(V), s_i = sqrt(1 - lam / theta_i) (DESIGN.md §2.2), except that no
+    span(V), s_i = sqrt(1 - lam / theta_i) (docs/theory.md), except that no
     s_i goes below 0.1.  A latent zeroed here could never come back, and a
     Ritz value below lam early on may belong to a direction the iterations
     have not found yet; a genuinely collapsed latent decays again."""
@@ -546,7 +663,7 @@ def _restart(W1, W2, V, theta, lam):
     W1[...] = W2.T
 
 
-def _zero_floor(lam, top, m, dtype):
+def _zero_floor(lam, top, dtype):
     """Eigenvalues at or below this are collapsed or numerically 0."""
     return max(lam, 10.0 * np.finfo(dtype).eps * top)
 
@@ -558,33 +675,24 @@ def _same(a, b):
         return False
 
 
-def _rayleigh_ritz(problem, W2, k, lam):
-    """Ritz pairs of C on span(W2): (V, theta, residual).
-
-    V (m x width) holds the Ritz vectors by decreasing Ritz value theta;
-    residual is max_i ||C v_i - theta_i v_i|| / theta_1 over the k kept
-    pairs.  Latents that collapsed leave W2 rank-deficient; the SVD's
-    orthonormal basis still spans width columns, and their Ritz values say
-    how much variance those directions hold.
-    """
-    # SciPy's LAPACK, like the kernels: alternating NumPy's and SciPy's
-    # OpenBLAS makes their idle thread pools fight for the cores.
+def _rayleigh_ritz(problem, W2, k, floor):
+    """Ritz pairs of C on span(W2): (V, theta, residual), see
+    laefast._subspace.  Latents that collapsed leave W2 rank-deficient; the
+    SVD's orthonormal basis still spans width columns, and their Ritz
+    values say how much variance those directions hold."""
     Q = scipy.linalg.svd(W2.astype(np.float64), full_matrices=False,
                          check_finite=False)[0]
-    CQ = problem.times(Q)
-    H = Q.T @ CQ
-    theta, Y = scipy.linalg.eigh((H + H.T) / 2, check_finite=False)
-    theta, Y = theta[::-1], Y[:, ::-1]
-    top = max(theta[0], 0.0)
-    V = Q @ Y
-    R = CQ @ Y[:, :k] - V[:, :k] * theta[:k]
-    # Pairs that lam switched off, or at the dtype's resolution of 0, hold
-    # no direction the solver can learn: their residual does not count.
-    meaningful = theta[:k] > _zero_floor(lam, top, problem.m, W2.dtype)
-    if not meaningful.any():
-        return V, theta, 0.0
-    residual = float(np.linalg.norm(R[:, meaningful], axis=0).max() / top)
-    return V, theta, residual
+    Q = np.asfortranarray(Q)
+    V, CV, theta = ritz_pairs(Q, np.asfortranarray(problem.times(Q)),
+                              Q.shape[1])
+    return V, theta, residual(V, CV, theta, k, floor)
+
+
+def l_sigma_at_readout(trace, theta, lam):
+    """L_sigma at W2 = V diag(sqrt(1 - lam / theta)), W1 = W2^T:
+    tr C - sum over theta_i > lam of (theta_i - lam)^2 / theta_i."""
+    live = theta[theta > lam]
+    return float(trace - np.sum((live - lam) ** 2 / live))
 
 
 class _Progress:
@@ -594,20 +702,14 @@ class _Progress:
         self.verbose = verbose
         self.start = self.last = time.perf_counter()
 
-    def report(self, n_iter, problem, W1, W2, lam, residual, final=False):
+    def report(self, n_iter, residual, objective=None, final=False):
         if not self.verbose:
             return
         now = time.perf_counter()
         if not final and now - self.last < 1.0:
             return
         self.last = now
-        # L_sigma from one product with C (only when printing).
-        W1d, W2d = W1.astype(np.float64), W2.astype(np.float64)
-        P = problem.times(W1d.T).T
-        obj = (problem.trace() - 2.0 * np.sum(P * W2d.T)
-               + np.sum((W2d.T @ W2d) * (P @ W1d.T))
-               + lam * (np.sum(W1d * W1d) + np.sum(W2d * W2d)))
         tag = "done" if final else "iter"
-        print(f"[LAEPCA] {tag} {n_iter:7d}  L_sigma {obj:.6e}  residual "
-              f"{residual:.3e}  {now - self.start:8.2f} s", file=sys.stderr,
-              flush=True)
+        obj = "" if objective is None else f"  L_sigma {objective:.6e}"
+        print(f"[LAEPCA] {tag} {n_iter:7d}{obj}  residual {residual:.3e}  "
+              f"{now - self.start:8.2f} s", file=sys.stderr, flush=True)

@@ -2,6 +2,7 @@
 
 import contextlib
 import numbers
+import threading
 
 from threadpoolctl import ThreadpoolController
 
@@ -26,6 +27,12 @@ def resolve_threads(n_threads):
 
 
 _controller = None
+# serial_blas may be entered from several Python threads at once: the first
+# to enter limits BLAS, the last to leave restores it (a per-call save and
+# restore would let one thread restore another's limit as the "original").
+_lock = threading.Lock()
+_active = 0
+_saved_limits = None
 
 
 @contextlib.contextmanager
@@ -35,13 +42,28 @@ def serial_blas(n_threads=2):
     The OpenMP kernels call BLAS from every thread of a parallel region;
     a threaded BLAS inside would oversubscribe the cores.  With
     n_threads == 1 there is no parallel region and nothing to limit.
+    Safe to enter from several threads at once: the limits in force
+    before the first entry are restored when the last one leaves.
     """
-    global _controller
+    global _controller, _active, _saved_limits
     if n_threads <= 1:
         yield
         return
-    if _controller is None:
-        # Scanning the loaded libraries costs about a millisecond: once.
-        _controller = ThreadpoolController()
-    with _controller.limit(limits=1, user_api="blas"):
+    with _lock:
+        if _controller is None:
+            # Scanning the loaded libraries costs about a millisecond: once.
+            _controller = ThreadpoolController()
+        if _active == 0:
+            blas = _controller.select(user_api="blas")
+            _saved_limits = [lib.num_threads for lib in blas.lib_controllers]
+            blas.limit(limits=1)
+        _active += 1
+    try:
         yield
+    finally:
+        with _lock:
+            _active -= 1
+            if _active == 0:
+                blas = _controller.select(user_api="blas")
+                for lib, threads in zip(blas.lib_controllers, _saved_limits):
+                    lib.set_num_threads(threads)

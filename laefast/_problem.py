@@ -10,7 +10,9 @@ import scipy.linalg.blas
 import scipy.sparse.linalg
 
 from . import _data
-from ._validation import check_data, check_gram
+from ._accumulator import GramAccumulator
+from ._parallel import serial_blas
+from ._validation import assert_finite, check_data, check_gram, raise_nonfinite
 
 __all__ = ["GramProblem", "choose_path"]
 
@@ -40,13 +42,21 @@ def choose_path(n, m, k, method, itemsize):
 
 
 class GramProblem:
-    """C = Xc^T Xc, as an explicit matrix or as the (n x m) samples."""
+    """C = Xc^T Xc, as an explicit matrix or as the (n x m) samples.
 
-    def __init__(self, C=None, data=None, mean=None, stats=None):
+    On samples, every product with C is one parallel pass over X with the
+    centering fused in (laefast._data.centered_product): X is never copied
+    for it, whatever its layout.
+    """
+
+    def __init__(self, C=None, data=None, mean=None, stats=None, n_threads=1):
         self.C = C
         self.mean = mean
         self._data = data
         self._stats = stats
+        self._trace = None
+        self._contiguous = None
+        self.n_threads = n_threads
         if C is not None:
             self.m, self.n, self.dtype = C.shape[0], None, C.dtype
         else:
@@ -59,20 +69,32 @@ class GramProblem:
         return cls(C=C, stats=stats)
 
     @classmethod
-    def from_data(cls, X, center=True, path="gram"):
-        X = check_data(X)
-        # float64 whatever X's dtype: a mean rounded to float32 would leave
-        # an offset d in the data and n d d^T in C.
-        mean = X.mean(axis=0, dtype=np.float64) if center else None
+    def from_accumulator(cls, acc, dtype=np.float64):
+        """The problem of a GramAccumulator's data; C cast to dtype."""
+        C = acc.gram_.astype(dtype, copy=False)
+        return cls(C=C, mean=acc.mean_ if acc.center else None)
+
+    @classmethod
+    def from_data(cls, X, center=True, path="gram", n_threads=1,
+                  gram_dtype=None):
+        """X (n, m), validated for shape and dtype; finiteness is read off
+        the one pass that either path starts with.  On the 'gram' path, C
+        is accumulated in float64 and returned in gram_dtype (X's dtype by
+        default)."""
+        X = check_data(X, finite=False)
         if path == "gram":
-            C = np.empty((X.shape[1], X.shape[1]), dtype=X.dtype)
-            _data.gram(X, mean, C, _gram_chunk_rows(X.shape[1]))
-            if not np.isfinite(np.diagonal(C)).all():
-                raise ValueError(
-                    f"X has values whose squares overflow {X.dtype.name}: "
-                    "rescale the data")
-            return cls(C=C, mean=mean)
-        return cls(data=X, mean=mean)
+            acc = GramAccumulator(n_threads=n_threads, center=center).add(X)
+            return cls.from_accumulator(acc, gram_dtype or X.dtype)
+        mean = None
+        if center:
+            # float64 whatever X's dtype: a mean rounded to float32 would
+            # leave an offset d in the data and n d d^T in C.
+            mean = _data.column_sums(X, n_threads) / X.shape[0]
+            if not np.isfinite(mean).all():
+                raise_nonfinite(X)
+        else:
+            assert_finite(X, "X")
+        return cls(data=X, mean=mean, n_threads=n_threads)
 
     @property
     def on_data(self):
@@ -89,28 +111,31 @@ class GramProblem:
             # (n, m) in Fortran order is the paper's X (m, n) in C order.
             data, colmajor = X.T, True
         else:
-            data, colmajor = np.ascontiguousarray(X), False
+            # The solver loops need one layout: a strided X is copied once.
+            if self._contiguous is None:
+                self._contiguous = np.ascontiguousarray(X)
+            data, colmajor = self._contiguous, False
         return {"C": None, "data": data, "data_colmajor": colmajor,
                 "mean": self.mean}
 
     def times(self, Q):
         """C @ Q for Q of shape (m, r), in float64 (C never formed on data)."""
-        Q = np.asarray(Q, dtype=np.float64)
+        Q = np.ascontiguousarray(Q, dtype=np.float64)
         if self.C is not None:
             if self.C.dtype != np.float64:
-                return self.C @ Q
+                return self.C.astype(np.float64) @ Q
             # SciPy's BLAS, the kernels' own (see LAEPCA's Rayleigh-Ritz);
             # C.T is C, Fortran-ordered: no copy.
             gemm = scipy.linalg.blas.get_blas_funcs("gemm", (self.C, Q))
             return gemm(1.0, self.C.T, Q)
-        out = np.zeros_like(Q)
-        for start in range(0, self.n, 4096):
-            # Centered block by block: X Q - 1 mean^T Q would cancel when
-            # the mean is large against the spread.
-            block = np.asarray(self._data[start:start + 4096], dtype=np.float64)
-            if self.mean is not None:
-                block = block - self.mean
-            out += block.T @ (block @ Q)
+        out = np.empty_like(Q)
+        mean = self.mean if self.mean is not None else np.zeros(self.m)
+        nt = _data.centered_product_threads(self.n, self.m, Q.shape[1],
+                                            self.n_threads)
+        with serial_blas(nt):
+            trace = _data.centered_product(self._data, mean, Q, out,
+                                           self.n_threads)
+        self._trace = trace
         return out
 
     def trace(self):
@@ -118,13 +143,10 @@ class GramProblem:
             return float(self._stats["trace"])
         if self.C is not None:
             return float(np.trace(self.C))
-        total = 0.0
-        for start in range(0, self.n, 4096):
-            block = np.asarray(self._data[start:start + 4096], dtype=np.float64)
-            if self.mean is not None:
-                block = block - self.mean
-            total += float(np.einsum("ij,ij->", block, block))
-        return total
+        if self._trace is None:
+            # A by-product of any product with C.
+            self.times(np.zeros((self.m, 1)))
+        return self._trace
 
     def eigenvalue_bound(self):
         """An upper bound (on C: proven; on data: estimated) on C's top eigenvalue."""
@@ -150,9 +172,3 @@ class GramProblem:
         except scipy.sparse.linalg.ArpackError:
             return trace        # the always-valid bound
         return min(1.05 * float(top), trace)
-
-
-def _gram_chunk_rows(m):
-    # Chunks of about 8 MiB of doubles, and at least 256 rows so the syrk
-    # update stays efficient.
-    return max(256, (1 << 20) // max(m, 1))

@@ -6,6 +6,7 @@ import numpy as np
 
 from . import _data
 from ._api import _initial_weights, make_result, solve, step_for_bound
+from ._accumulator import GramAccumulator
 from ._exceptions import DivergenceError
 from ._parallel import resolve_threads, serial_blas
 from ._problem import GramProblem
@@ -47,8 +48,8 @@ class LAEStream:
         L2 penalty, in the units of the eigenvalues of C = Xc^T Xc over all
         the samples (the paper's convention, no 1/n).
     mode : {'gram', 'sgd'}
-        'gram': one pass keeps the running mean and centered Gram matrix
-        (m x m), merging each chunk's syrk with the rank-one mean correction;
+        'gram': one parallel pass over each chunk keeps the running mean and
+        centered Gram matrix (m x m; see :class:`laefast.GramAccumulator`);
         :meth:`solve` then runs any solver on it.  The fast choice while an
         m x m matrix fits in memory.
         'sgd': each chunk is swept once by minibatch SGD on L_sigma
@@ -79,20 +80,21 @@ class LAEStream:
         OMP_NUM_THREADS).  Any thread count gives the same SGD result bit
         for bit; the Gram pass is reproducible for a given count.
     block_rows : int or None
-        Rows per parallel work item.  None: in 'gram' mode blocks of about
-        2 MiB (1024 rows at m=256, at least 128), big enough for syrk to
-        run near its peak; in 'sgd' mode 256, so a batch splits into
-        several blocks.
+        'sgd' mode: rows per parallel work item (None: 256, so a batch
+        splits into several blocks).  The 'gram' mode's pass gives each
+        thread one contiguous range of rows and picks its own blocks.
     max_memory : int
-        Bytes of a chunk read at a time: an ``np.memmap`` larger than memory
-        is processed in slabs of at most this size.
+        Bytes of a chunk converted at a time: chunks that are not float32
+        or float64 arrays are cast in slabs of at most this size, and SGD
+        reads memmaps in slabs of it.
     random_state : int, Generator or None
         SGD's starting weights.
 
     Attributes
     ----------
     n_features_in_, n_samples_seen_, mean_ (float64), gram_ ('gram' mode:
-    the centered Gram matrix), W1_, W2_ ('sgd' mode), n_steps_ ('sgd').
+    the centered Gram matrix, accumulated and kept in float64 whatever the
+    chunks' dtype), W1_, W2_ ('sgd' mode), n_steps_ ('sgd').
 
     A chunk that holds NaN or inf, has the wrong number of features, or a
     dtype that cannot be cast safely to the stream's raises ValueError and
@@ -137,22 +139,7 @@ class LAEStream:
         self._top_per_sample = None
         self._max_sq = 0.0
         self._scale_samples = 0
-
-    # -- state ---------------------------------------------------------------
-
-    _GRAM_STATE = ("n_samples_seen_", "mean_", "gram_", "n_features_in_",
-                   "dtype_")
-
-    def _gram_state(self):
-        """The 'gram' mode state, to hand to _restore_gram_state()."""
-        return tuple(getattr(self, name) for name in self._GRAM_STATE)
-
-    def _restore_gram_state(self, state):
-        """Put back a state from _gram_state(): (n_samples_seen_, mean_,
-        gram_, n_features_in_, dtype_).  partial_fit never changes a state's
-        arrays in place, so a saved state stays valid."""
-        for name, value in zip(self._GRAM_STATE, state):
-            setattr(self, name, value)
+        self._acc = None
 
     # -- input ---------------------------------------------------------------
 
@@ -190,11 +177,7 @@ class LAEStream:
         return X, np.dtype(dtype)
 
     def _block_rows(self, m, dtype):
-        if self.block_rows is not None:
-            return self.block_rows
-        if self.mode == "sgd":
-            return 256
-        return int(min(1024, max(128, (2 << 20) // (m * dtype.itemsize))))
+        return self.block_rows if self.block_rows is not None else 256
 
     def _slabs(self, X, dtype, multiple=1):
         """Float-typed slabs of X of about max_memory bytes (views when X
@@ -218,39 +201,14 @@ class LAEStream:
         self.dtype_ = dtype
 
     def _take_gram(self, X, dtype):
-        # The chunk is merged into a fresh matrix G; the state only changes
-        # once the whole chunk has been read and found finite.  The shift is
-        # the running mean (or the first rows' mean), so the rank-one merge
-        # loses nothing to cancellation.
-        m, n_a = X.shape[1], self.n_samples_seen_
-        n = n_a + X.shape[0]
-        shift = (self.mean_.astype(np.float64) if n_a else
-                 np.asarray(X[:1024], dtype=np.float64).mean(axis=0))
-        block_rows = self._block_rows(m, dtype)
-        G = np.zeros((m, m), dtype=dtype)
-        s = np.zeros(m)
-        slabs = self._slabs(X, dtype)
-        slab = next(slabs)
-        first = True
-        while slab is not None:
-            following = next(slabs, None)
-            nt = _data.gram_accumulate_threads(*slab.shape, block_rows,
-                                               self.n_threads)
-            with serial_blas(nt):
-                # The previous Gram enters with the first slab, the
-                # rank-one merge with the last.
-                _data.gram_accumulate(
-                    slab, shift, block_rows, self.n_threads, G, s,
-                    G_init=self.gram_ if first and n_a else None,
-                    n_correct=float(n) if following is None else 0.0)
-            slab, first = following, False
-        # Any NaN or inf in the chunk reaches the diagonal of G (a sum of
-        # squares) or s; the element-wise test runs only to name the cause.
-        if not (np.isfinite(np.diagonal(G)).all() and np.isfinite(s).all()):
-            assert_finite(X, "chunk")
-            raise ValueError("chunk has values whose squares overflow "
-                             f"{dtype.name}")
-        self.n_samples_seen_, self.mean_, self.gram_ = n, shift + s / n, G
+        # One parallel pass per chunk (GramAccumulator); the state only
+        # changes once the whole chunk has been read and found finite.
+        if self._acc is None:
+            self._acc = GramAccumulator(n_threads=self.n_threads,
+                                        max_memory=self.max_memory)
+        self._acc.add(X)
+        self.n_samples_seen_ = self._acc.n_samples_seen_
+        self.mean_, self.gram_ = self._acc.mean_, self._acc.gram_
 
     def _take_sgd(self, X, dtype):
         # Pass 1 validates the whole chunk and takes its mean, before any
@@ -338,7 +296,9 @@ class LAEStream:
             raise ValueError("the stream has seen no samples yet")
         if self.mode == "gram":
             kwargs.setdefault("method", self.method or "exact-tied")
-            result = solve(self.gram_, self.n_components, self.lam, **kwargs)
+            # The solvers run in the stream's dtype, as for fit().
+            result = solve(self.gram_.astype(self.dtype_, copy=False),
+                           self.n_components, self.lam, **kwargs)
         else:
             result = make_result(
                 self.W1_.copy(), self.W2_.copy(), self.lam,

@@ -13,6 +13,7 @@ from ._checks import gram_stats
 __all__ = [
     "METHODS",
     "as_float_array",
+    "raise_nonfinite",
     "check_gram",
     "check_data",
     "check_matrix",
@@ -53,6 +54,25 @@ def assert_finite(arr, name):
         raise ValueError(f"{name} has values too large to sum in float64")
 
 
+def raise_nonfinite(X):
+    """Raise ValueError naming the first NaN or infinity in X (by blocks of
+    rows, no copy of X), or else the overflow: for callers whose own pass
+    over X came out non-finite."""
+    rows = max(1, (64 << 20) // max(1, 8 * X.shape[1]))
+    for start in range(0, X.shape[0], rows):
+        block = np.asarray(X[start:start + rows])
+        for test, what in ((np.isnan, "NaN"), (np.isinf, "infinity")):
+            bad = test(block)
+            if bad.any():
+                row = start + int(np.flatnonzero(bad.any(axis=1))[0])
+                raise ValueError(
+                    f"Input X contains {what} (first at row {row}); remove "
+                    "or impute those rows")
+    raise ValueError(
+        f"Input X has values whose squares overflow {X.dtype.name} (largest "
+        f"magnitude {float(np.abs(X).max()):.3g}): rescale the data")
+
+
 def check_gram(C, with_stats=False):
     """A square, symmetric, finite Gram matrix as a C-contiguous float array.
 
@@ -83,15 +103,19 @@ def check_gram(C, with_stats=False):
     return C
 
 
-def check_data(X):
-    """Data of shape (n_samples, n_features), float, finite; no copy if it fits."""
+def check_data(X, finite=True):
+    """Data of shape (n_samples, n_features), float; no copy if it fits.
+
+    finite=False leaves finiteness to the caller's own pass over X.
+    """
     X = as_float_array(X, "X")
     if X.ndim != 2:
         raise ValueError(
             f"X must be 2-D (n_samples, n_features), got {X.ndim}-D")
     if X.shape[0] < 1 or X.shape[1] < 1:
         raise ValueError(f"X must be non-empty, got shape {X.shape}")
-    assert_finite(X, "X")
+    if finite:
+        assert_finite(X, "X")
     return X
 
 

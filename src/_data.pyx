@@ -15,6 +15,10 @@ from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt
 
 from _blas cimport gemm, syrk_at_a, mirror_upper
+
+# Fewer rows than this per thread are not worth a thread.
+cdef enum:
+    GRAM_MIN_ROWS = 64
 from _threads cimport threads_for
 
 
@@ -32,46 +36,266 @@ cdef void center_rows(const floating[:, :] X, Py_ssize_t start,
                 buf[i * m + j] = X[start + i, j]
 
 
-def gram(const floating[:, :] X, const double[::1] mean, floating[:, ::1] out,
-         Py_ssize_t chunk_rows):
-    """out = (X - mean)^T (X - mean), the paper's C = X X^T (no 1/n).
+# -- the Gram pass -------------------------------------------------------------
+#
+# One pass over X's rows accumulates s = sum_i (x_i - K) and
+# G = sum_i (x_i - K)(x_i - K)^T in float64, K a shift close to the mean (the
+# caller's).  Two layouts of the parallel work, chosen by the caller:
+#
+# - partials: each thread takes one contiguous range of rows and syrk's it,
+#   block by block, into its own m x m float64 partial; the partials are
+#   summed at the end (parallel over rows).  Extra memory (threads - 1) m^2
+#   doubles; the work per thread is as large as the data allows.
+# - tiles: one shared G; for each block of rows, the threads center it
+#   together, then each updates its own column panel of G's upper triangle
+#   with one GEMM.  Extra memory: the shared block and, for float32, a panel
+#   per thread; for large m, where partials would not fit.
+#
+# float32 rows are centered in float64 and rounded once, multiplied in
+# float32 (a block of at most 4096 rows), and every block's product is
+# added in float64: the rounding of a whole-array float32 product is gone.
 
-    Rows are centered chunk by chunk into one small buffer.  With mean None
-    and a C-contiguous X, one syrk runs over X itself.
+
+cdef inline void center_block(const floating[:, :] X, Py_ssize_t start,
+                              Py_ssize_t rows, const double* shift,
+                              floating* buf, double* s) noexcept nogil:
+    """buf (rows x m, row-major) = X[start:start + rows] - shift; s += its
+    column sums (of the rounded values, so that s matches G)."""
+    cdef Py_ssize_t i, j, m = X.shape[1]
+    cdef floating v
+    for i in range(rows):
+        for j in range(m):
+            v = <floating> (X[start + i, j] - shift[j])
+            buf[i * m + j] = v
+            s[j] += v
+
+
+cdef inline void add_upper(Py_ssize_t m, const float* src, double* dst,
+                           bint assign) noexcept nogil:
+    """dst's upper triangle (row-major) += (or =) src's, in float64."""
+    cdef Py_ssize_t i, j
+    for i in range(m):
+        if assign:
+            for j in range(i, m):
+                dst[i * m + j] = src[i * m + j]
+        else:
+            for j in range(i, m):
+                dst[i * m + j] += src[i * m + j]
+
+
+cdef void syrk_block(Py_ssize_t m, Py_ssize_t rows, const floating* buf,
+                     double* P, float* scratch, bint first) noexcept nogil:
+    """P's upper triangle (+)= buf^T buf, in float64."""
+    if floating is double:
+        syrk_at_a(m, rows, 1.0, buf, m, 0.0 if first else 1.0, P, m)
+    else:
+        syrk_at_a(m, rows, 1.0, buf, m, 0.0, scratch, m)
+        add_upper(m, scratch, P, first)
+
+
+def gram_pass_threads(Py_ssize_t n, Py_ssize_t m, int n_threads):
+    """The thread count gram_pass uses on n rows of m features: 1 below a
+    few Mflop, and never less than GRAM_MIN_ROWS rows per thread."""
+    return threads_for(n // GRAM_MIN_ROWS, n_threads, <double> n * m * m)
+
+
+def gram_block_rows(Py_ssize_t m, bint tiles):
+    """Rows per syrk/GEMM call: about 4 MiB of doubles, 256 to 4096 rows
+    (512 at least for the tiles layout, whose G is large)."""
+    return max(512 if tiles else 256, min(4096, (4 << 20) // (8 * max(m, 1))))
+
+
+cdef Py_ssize_t panel_edge(Py_ssize_t m, Py_ssize_t t, Py_ssize_t nt) noexcept nogil:
+    # Column panels [edge(t), edge(t+1)) of the upper triangle with equal
+    # areas: the triangle up to column c holds about c^2 / 2 entries.
+    if t >= nt:
+        return m
+    return <Py_ssize_t> (m * sqrt(<double> t / nt))
+
+
+def gram_pass(const floating[:, :] X, const double[::1] shift,
+              double[:, ::1] G, double[::1] s, int n_threads, bint tiles,
+              Py_ssize_t block_rows=0):
+    """G = sum_i (x_i - K)(x_i - K)^T (full, symmetric), s = sum_i (x_i - K).
+
+    X (n x m) in any layout and strides, float32 or float64; K = shift
+    (float64, or None for 0).  G and s are overwritten, in float64.
+    Threads: gram_pass_threads(n, m, n_threads); the caller keeps BLAS
+    serial when that is > 1.  tiles picks the layout described above.
+    Rows are split into the same ranges for a given thread count, and
+    summed in the same order: the result is reproducible for it.
     """
     cdef Py_ssize_t n = X.shape[0], m = X.shape[1]
-    cdef Py_ssize_t start, b, j
-    cdef floating beta
-    cdef const double[::1] shift
-    cdef const double* shift_ptr = NULL
+    cdef int nt = gram_pass_threads(n, m, n_threads)
+    cdef Py_ssize_t B, t, r0, r1, start, rows, i, j, c0, c1, part
+    cdef bint first
+    cdef double acc
+    cdef double* P
+    cdef float* scr
+    cdef floating* buf
+    cdef const double* K
     dtype = np.float32 if floating is float else np.float64
-    if mean is None and n > 0 and X.strides[1] == sizeof(floating) \
-            and X.strides[0] == m * sizeof(floating):
-        with nogil:
-            syrk_at_a(m, n, 1, &X[0, 0], m, 0, &out[0, 0], m)
-            mirror_upper(m, &out[0, 0], m)
+    if shift is None:
+        zeros = np.zeros(m)
+        shift = zeros
+    K = &shift[0]
+    B = block_rows if block_rows > 0 else gram_block_rows(m, tiles)
+    if not tiles:
+        B = max(1, min(B, (n + nt - 1) // nt))
+    cdef double[:, ::1] S_t = np.zeros((nt, m), dtype=np.float64)
+    cdef double[:, :, ::1] P_t
+    cdef float[:, ::1] scratch
+    cdef floating[:, ::1] bufs
+    cdef double[:, ::1] Gv = G
+    if n == 0:
+        G[:, :] = 0
+        s[:] = 0
         return
-    if mean is not None:
-        shift = mean
-        shift_ptr = &shift[0]
-    chunk_rows = max(1, min(chunk_rows, n))
-    cdef floating[::1] buf = np.empty(chunk_rows * m, dtype=dtype)
-    with nogil:
-        out[:, :] = 0
+    if not tiles:
+        P_t = np.empty((nt - 1, m, m), dtype=np.float64)
+        bufs = np.empty((nt, B * m), dtype=dtype)
+        scratch = np.empty((nt if floating is float else 1,
+                            m * m if floating is float else 1),
+                           dtype=np.float32)
+        for t in prange(nt, nogil=True, num_threads=nt, schedule="static",
+                        chunksize=1):
+            # Thread t: rows [n t / nt, n (t + 1) / nt), block by block.
+            r0 = n * t // nt
+            r1 = n * (t + 1) // nt
+            P = &Gv[0, 0] if t == 0 else &P_t[t - 1, 0, 0]
+            buf = &bufs[t, 0]
+            scr = &scratch[t, 0] if floating is float else NULL
+            first = True
+            start = r0
+            while start < r1:
+                rows = min(B, r1 - start)
+                center_block(X, start, rows, K, buf, &S_t[t, 0])
+                syrk_block(m, rows, buf, P, scr, first)
+                first = False
+                start = start + rows
+            if first:
+                for i in range(m * m):
+                    P[i] = 0.0
+        # Sum the partials into G's upper triangle; rows dealt round-robin
+        # (row i holds m - i entries), then mirror.
+        for i in prange(m, nogil=True, num_threads=nt, schedule="static",
+                        chunksize=1):
+            for part in range(nt - 1):
+                for j in range(i, m):
+                    Gv[i, j] += P_t[part, i, j]
+    else:
+        bufs = np.empty((1, B * m), dtype=dtype)
+        scratch = np.empty((nt if floating is float else 1,
+                            m * m // nt + 2 * m + 1 if floating is float else 1),
+                           dtype=np.float32)
+        G[:, :] = 0
         start = 0
         while start < n:
-            b = min(chunk_rows, n - start)
-            center_rows(X, start, b, shift_ptr, &buf[0])
-            syrk_at_a(m, b, 1, &buf[0], m, 1, &out[0, 0], m)
-            start += b
-        mirror_upper(m, &out[0, 0], m)
+            rows = min(B, n - start)
+            # Center the block together (rows split over the threads) ...
+            for t in prange(nt, nogil=True, num_threads=nt,
+                            schedule="static", chunksize=1):
+                r0 = rows * t // nt
+                r1 = rows * (t + 1) // nt
+                center_block(X, start + r0, r1 - r0, K,
+                             &bufs[0, r0 * m], &S_t[t, 0])
+            # ... then each thread updates its panel of columns [c0, c1)
+            # in rows [0, c1): G[:c1, c0:c1] += buf[:, :c1]^T buf[:, c0:c1].
+            for t in prange(nt, nogil=True, num_threads=nt,
+                            schedule="static", chunksize=1):
+                c0 = panel_edge(m, t, nt)
+                c1 = panel_edge(m, t + 1, nt)
+                if c1 > c0:
+                    panel_update(m, rows, c0, c1, &bufs[0, 0], &Gv[0, 0],
+                                 &scratch[t, 0] if floating is float else NULL)
+            start = start + rows
+    with nogil:
+        for t in range(nt):
+            for j in range(m):
+                s[j] = (s[j] if t > 0 else 0.0) + S_t[t, j]
+        mirror_upper(m, &Gv[0, 0], m)
 
 
-def gram_accumulate_threads(Py_ssize_t n, Py_ssize_t m, Py_ssize_t block_rows,
-                            int n_threads):
-    """The thread count gram_accumulate will use."""
-    return threads_for((n + block_rows - 1) // block_rows, n_threads,
-                       <double> n * m * m)
+cdef void panel_update(Py_ssize_t m, Py_ssize_t rows, Py_ssize_t c0,
+                       Py_ssize_t c1, const floating* buf, double* G,
+                       float* scratch) noexcept nogil:
+    """G[:c1, c0:c1] += buf[:, :c1]^T buf[:, c0:c1] (row-major, float64)."""
+    cdef Py_ssize_t i, j, w = c1 - c0
+    if floating is double:
+        gemm(True, False, c1, w, rows, 1.0, buf, m, buf + c0, m, 1.0,
+             G + c0, m)
+    else:
+        gemm(True, False, c1, w, rows, <float> 1.0, buf, m, buf + c0, m,
+             <float> 0.0, scratch, w)
+        for i in range(c1):
+            for j in range(w):
+                G[i * m + c0 + j] += scratch[i * w + j]
+
+
+def centered_product_threads(Py_ssize_t n, Py_ssize_t m, Py_ssize_t r,
+                             int n_threads):
+    """The thread count centered_product uses."""
+    return threads_for(n // GRAM_MIN_ROWS, n_threads, 4.0 * n * m * r)
+
+
+def centered_product(const floating[:, :] X, const double[::1] mean,
+                     const double[:, ::1] Q, double[:, ::1] out,
+                     int n_threads):
+    """out = Xc^T (Xc Q) for Xc = X - mean (m x r, float64); returns
+    ||Xc||_F^2.
+
+    One pass over X, whatever its layout: each thread takes a contiguous
+    range of rows and, block by block, centers it into a float64 buffer
+    (float32 data are then multiplied exactly as the float64 values they
+    are), forms Y = B Q and adds B^T Y into its own m x r partial.  The
+    partials are summed in thread order.
+    """
+    cdef Py_ssize_t n = X.shape[0], m = X.shape[1], r = Q.shape[1]
+    cdef int nt = centered_product_threads(n, m, r, n_threads)
+    cdef Py_ssize_t B = max(16, min(1024, (1 << 19) // max(m, 1)))
+    cdef Py_ssize_t t, r0, r1, start, rows, i, j
+    cdef double v
+    cdef double* buf
+    cdef double* P
+    cdef double[:, ::1] bufs = np.empty((nt, B * (m + r)), dtype=np.float64)
+    cdef double[:, :, ::1] P_t = np.empty((nt - 1, m, r))
+    cdef double[::1] sq = np.zeros(nt)
+    cdef double[:, ::1] outv = out
+    cdef bint first
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static",
+                    chunksize=1):
+        r0 = n * t // nt
+        r1 = n * (t + 1) // nt
+        P = &outv[0, 0] if t == 0 else &P_t[t - 1, 0, 0]
+        buf = &bufs[t, 0]
+        first = True
+        start = r0
+        while start < r1:
+            rows = min(B, r1 - start)
+            for i in range(rows):
+                for j in range(m):
+                    v = X[start + i, j] - mean[j]
+                    buf[i * m + j] = v
+                    sq[t] += v * v
+            # Y (rows x r) after the block, then P (+)= B^T Y
+            gemm(False, False, rows, r, m, 1.0, buf, m, &Q[0, 0], r, 0.0,
+                 buf + B * m, r)
+            gemm(True, False, m, r, rows, 1.0, buf, m, buf + B * m, r,
+                 0.0 if first else 1.0, P, r)
+            first = False
+            start = start + rows
+        if first:
+            for i in range(m * r):
+                P[i] = 0.0
+    with nogil:
+        for t in range(nt - 1):
+            for i in range(m):
+                for j in range(r):
+                    outv[i, j] += P_t[t, i, j]
+        v = 0.0
+        for t in range(nt):
+            v += sq[t]
+    return v
 
 
 def sgd_threads(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, Py_ssize_t batch_size,
@@ -80,78 +304,6 @@ def sgd_threads(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, Py_ssize_t batch_size,
     cdef Py_ssize_t b = min(batch_size, n)
     return threads_for((b + block_rows - 1) // block_rows, n_threads,
                        (4 if tied else 8) * <double> b * m * k)
-
-
-def gram_accumulate(const floating[:, :] X, const double[::1] shift,
-                    Py_ssize_t block_rows, int n_threads, floating[:, ::1] G,
-                    double[::1] s, const floating[:, ::1] G_init=None,
-                    double n_correct=0.0):
-    """Add a batch of rows to shifted sums, in parallel over row blocks.
-
-    s += sum_i (x_i - K) (float64) and
-    G = B + sum_i (x_i - K)(x_i - K)^T [- s s^T / n_correct]
-    (m x m, X's dtype, symmetric), K = shift, B = G_init if given, else G's
-    own contents; the bracket applies when n_correct > 0, with s the total
-    after this batch.  With K the running mean (or the first rows' mean),
-    G_init the centered Gram so far and n_correct the new sample count, G is
-    the centered Gram of everything (Chan et al.'s merge, whose cross term
-    and the batch's own centering combine into - s s^T / n), with nothing
-    lost to cancellation.
-
-    Each thread syrk's its static share of the blocks into its own partial;
-    the partials are added in thread order, so a given thread count gives
-    the same bits.  The merge and the mirror run in parallel over rows.
-    """
-    cdef Py_ssize_t n = X.shape[0], m = X.shape[1]
-    cdef Py_ssize_t n_blocks = (n + block_rows - 1) // block_rows
-    cdef int nt = gram_accumulate_threads(n, m, block_rows, n_threads)
-    cdef Py_ssize_t blk, start, rows, t, i, j
-    cdef floating* buf
-    cdef double* s_t
-    cdef floating v
-    cdef double acc
-    cdef bint has_init = G_init is not None
-    dtype = np.float32 if floating is float else np.float64
-    # Partials need no zeroing: a thread's first syrk overwrites (beta 0).
-    cdef floating[:, :, ::1] G_t = np.empty((nt, m, m), dtype=dtype)
-    cdef int[::1] started = np.zeros(nt, dtype=np.intc)
-    cdef double[:, ::1] S_t = np.zeros((nt, m), dtype=np.float64)
-    cdef floating[:, ::1] bufs = np.empty((nt, block_rows * m), dtype=dtype)
-    for blk in prange(n_blocks, nogil=True, num_threads=nt,
-                      schedule="static"):
-        t = threadid()
-        start = blk * block_rows
-        rows = min(block_rows, n - start)
-        buf = &bufs[t, 0]
-        s_t = &S_t[t, 0]
-        # Center into the buffer and sum in the same pass.
-        for i in range(rows):
-            for j in range(m):
-                v = <floating> (X[start + i, j] - shift[j])
-                buf[i * m + j] = v
-                s_t[j] += v
-        syrk_at_a(m, rows, 1, buf, m, started[t], &G_t[t, 0, 0], m)
-        started[t] = 1
-    with nogil:
-        for t in range(nt):
-            for j in range(m):
-                s[j] += S_t[t, j]
-    # syrk fills the upper triangle; rows are dealt round-robin, since row
-    # i holds m - i entries.
-    for i in prange(m, nogil=True, num_threads=nt, schedule="static",
-                    chunksize=1):
-        for j in range(i, m):
-            acc = G_init[i, j] if has_init else G[i, j]
-            for t in range(nt):
-                if started[t]:
-                    acc = acc + G_t[t, i, j]
-            if n_correct > 0:
-                acc = acc - s[i] * s[j] / n_correct
-            G[i, j] = <floating> acc
-    for i in prange(m, nogil=True, num_threads=nt, schedule="static",
-                    chunksize=1):
-        for j in range(i):
-            G[i, j] = G[j, i]
 
 
 cdef void block_products(const floating[:, :] X, Py_ssize_t start,
@@ -261,3 +413,28 @@ def sgd_epoch(const floating[:, :] X, const double[::1] mean,
         steps += 1
         start += b
     return steps
+
+
+def column_sums(const floating[:, :] X, int n_threads):
+    """sum_i x_i in float64 (m,): one parallel pass, any layout.
+
+    Each thread sums a contiguous range of rows; the partial sums are
+    added in thread order (reproducible for a given thread count).  A NaN
+    or infinity anywhere in X makes the result non-finite.
+    """
+    cdef Py_ssize_t n = X.shape[0], m = X.shape[1], t, i, j, r0, r1
+    cdef int nt = threads_for(n // GRAM_MIN_ROWS, n_threads, 64.0 * n * m)
+    cdef double[:, ::1] S_t = np.zeros((nt, m))
+    cdef double[::1] out = np.zeros(m)
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static",
+                    chunksize=1):
+        r0 = n * t // nt
+        r1 = n * (t + 1) // nt
+        for i in range(r0, r1):
+            for j in range(m):
+                S_t[t, j] += X[i, j]
+    with nogil:
+        for t in range(nt):
+            for j in range(m):
+                out[j] += S_t[t, j]
+    return np.asarray(out)
