@@ -42,40 +42,58 @@ class LAEPCA:
     n_components : int or None
         Components to keep; None keeps min(n_samples, n_features).
     method : str
-        'auto' (exact-tied, see below) or one of laefast.METHODS.
-        exact-tied's W2 update spans C W2: it is block power iteration, and
-        the Rayleigh-Ritz read-out makes it subspace iteration, which
-        converges at (sigma_{k+p+1} / sigma_k)^2 per iteration whatever lam.
-        Where the data live is chosen from the shape:
+        'auto' or one of laefast.METHODS.  exact-tied's W2 update spans
+        C W2: one step is one product with C (block power iteration).
+        'auto' runs exact-tied accelerated by block Krylov extension: each
+        round takes 4 exact-tied steps from the current decoder, keeps all
+        their spans, and restarts from the best k + p directions of the
+        whole span (Rayleigh-Ritz), the way LOBPCG keeps its previous
+        block; it needs far fewer products than the plain iteration when
+        eigenvalues are close.  On C, when the measured rate says a dense
+        eigensolver is cheaper (no eigengap, or m small against k + p), it
+        takes the closed-form minimum of L_sigma from
+        ``scipy.linalg.eigh(C, subset_by_index=...)`` instead: by the
+        paper's theorem the LAE's global minimum.  The six methods run in
+        rounds of compiled iterations whose lengths follow the measured
+        rate of convergence.  Where the data live is chosen from the shape:
 
         ====================================  ================================
         situation                             path
         ====================================  ================================
-        ``partial_fit``, or ``batch_size``    one streaming pass accumulates
-                                              the centered Gram matrix (OpenMP
-                                              syrk), then the solver runs on it
-        C (m x m) cheaper than the samples    form C once (syrk), iterate on C
+        ``partial_fit``, or ``batch_size``    each batch is added to the
+                                              centered Gram matrix by one
+                                              parallel pass
+                                              (:class:`GramAccumulator`)
+        C (m x m) cheaper than the samples    form C once the same way,
+                                              iterate on C
         otherwise, or C would exceed 2 GiB    iterate on the samples, never
-                                              forming C
+                                              forming C: each product is one
+                                              parallel pass over X with the
+                                              centering fused in
         ====================================  ================================
 
+        C is accumulated and solved in float64 whatever X's dtype (float32
+        results are rounded at the end), so float32 data give components as
+        accurate as their own rounding allows.
     lam : 'auto' or float >= 0
         L2 penalty, in units of the eigenvalues of C = Xc^T Xc (no 1/n).
         'auto': 10 (k + p) eps times an upper bound on the top eigenvalue
-        of C (eps of the dtype, k + p latents): just enough to keep the
-        k x k systems positive definite, far below every component that
-        the dtype can resolve, so none collapses.  Directions and variances do not
-        depend on lam (the read-out is exact); a lam at or above a kept
-        component's eigenvalue collapses it (CollapsedComponentWarning, its
-        variance reported as 0).
+        of C (eps of the solver's dtype, k + p latents): just enough to keep
+        the k x k systems positive definite, far below every component that
+        the dtype can resolve, so none collapses.  Directions and variances
+        do not depend on lam (the read-out is exact); a lam at or above a
+        kept component's eigenvalue collapses it (CollapsedComponentWarning,
+        its variance reported as 0).
     alpha : 'auto' or float > 0
         Step of the gradient methods.  'auto': laefast.default_alpha's step
         1 / (3 c r^2 + lam), re-derived before every round of iterations as
         the weights grow.  Ignored by the exact methods.
     tol : float or None
         Stop when every kept Ritz pair (theta_i, y_i) has
-        ||C y_i - theta_i y_i|| <= tol * theta_1.  None: 1e-10 for float64,
-        1e-4 for float32.
+        ||C y_i - theta_i y_i|| <= tol * theta_1.  None: 'auto' iterates
+        until the residual stops falling (rounding) and reports convergence
+        below 1e-10; the six methods stop at 1e-10 (1e-4 when they run in
+        float32, on float32 samples).
     max_iter : int or None
         Cap on solver iterations (None: 100000); reaching it warns with
         ConvergenceWarning and the residual reached.
@@ -86,8 +104,8 @@ class LAEPCA:
         Extra latents trained beside the kept ones (capped at m - k); they
         speed up convergence when the eigengap is small.
     n_threads : int or None
-        OpenMP threads for the streaming Gram pass and exact-untied's
-        solves (None: all cores).
+        OpenMP threads for the Gram pass, the products with the samples and
+        exact-untied's solves (None: all cores).
     random_state : int, Generator or None
         The solver's random start.
     verbose : int
@@ -101,7 +119,8 @@ class LAEPCA:
     explained_variance_ : variances (ddof=1) along them.
     explained_variance_ratio_, singular_values_, mean_, n_components_,
     n_features_in_, n_samples_seen_, noise_variance_ : as in scikit-learn.
-    n_iter_, converged_ : solver iterations and whether tol was met.
+    n_iter_, converged_ : solver iterations (for 'auto', exact-tied steps:
+        products with C) and whether tol was met.
     W1_, W2_ : the autoencoder (k x m, m x k) at the minimum of L_sigma in
         the learned span: W2_ = components_^T (I - lam / eig)^(1/2), W1_ =
         W2_^T (DESIGN.md §2.2).
@@ -226,7 +245,7 @@ class LAEPCA:
             acc = GramAccumulator(n_threads=n_threads)
             for start in range(0, n, batch):
                 acc.add(X[start:start + batch])
-        elif choose_path(n, m, width, self._cost_method(), X.itemsize) == "gram":
+        elif choose_path(n, m, width, self._method(), 8) == "gram":
             acc = GramAccumulator(n_threads=n_threads).add(X)
         if acc is not None:
             # The accumulator is kept, so that partial_fit after fit adds to
@@ -262,11 +281,6 @@ class LAEPCA:
                 f"{self.method!r}")
         return self.method
 
-    def _cost_method(self):
-        # 'auto' iterates like exact-tied (one product with C per step).
-        method = self._method()
-        return "exact-tied" if method == "auto" else method
-
     def _n_components(self, n, m):
         if self.n_components is None:
             return min(n, m)
@@ -292,10 +306,8 @@ class LAEPCA:
         method = self._method()
         k = self._n_components(n_samples, problem.m)
         tol = self.tol
-        if tol is None:
-            tol = 1e-10 if data_dtype == np.float64 else 1e-8
-        elif (not isinstance(tol, numbers.Real) or isinstance(tol, bool)
-              or not tol >= 0):
+        if tol is not None and (not isinstance(tol, numbers.Real)
+                                or isinstance(tol, bool) or not tol >= 0):
             raise ValueError(f"tol must be a non-negative number, got {tol!r}")
         max_iter = DEFAULT_MAX_ITER if self.max_iter is None else self.max_iter
         if (not isinstance(max_iter, numbers.Integral)
@@ -315,9 +327,16 @@ class LAEPCA:
                     or not np.isfinite(alpha) or alpha <= 0):
                 raise ValueError(f"alpha must be 'auto' or a finite number "
                                  f"> 0, got {alpha!r}")
+        if tol is None:
+            # 'auto' runs to rounding (its products are few) and calls that
+            # converged below 1e-10; the kernel methods stop at their dtype's
+            # usual tolerance.
+            tol = 1e-10 if (method == "auto" or problem.dtype == np.float64) \
+                else 1e-4
         return {"method": method, "k": k,
                 "width": min(problem.m, k + self._oversample()),
-                "tol": float(tol), "max_iter": int(max_iter),
+                "tol": float(tol), "to_rounding": self.tol is None,
+                "max_iter": int(max_iter),
                 "n_threads": resolve_threads(self.n_threads)}
 
     def _lam(self, top, width, dtype):
@@ -333,9 +352,11 @@ class LAEPCA:
         opts = self._settings(problem, n_samples, data_dtype)
         Q = _start(warm, problem.m, opts["width"], self.random_state)
         progress = _Progress(self.verbose)
-        if problem.trace() <= 0.0 or opts["max_iter"] == 0:
+        if opts["max_iter"] == 0 or (opts["method"] != "auto"
+                                     and problem.trace() <= 0.0):
             # C = 0 (constant data, or squares below the dtype's range):
-            # every variance is 0 and there is nothing to train.
+            # every variance is 0 and there is nothing to train.  (The
+            # Krylov iteration finds that out from its first product.)
             V, theta, res, n_iter = Q, np.zeros(opts["width"]), 0.0, 0
             lam, alpha = self._lam(0.0, opts["width"], problem.dtype), None
         elif opts["method"] == "auto":
@@ -371,19 +392,26 @@ class LAEPCA:
         round_cost = KRYLOV_DEPTH * _product_flops(problem, w) \
             + 4.0 * m * ((KRYLOV_DEPTH + 1) * w) ** 2
 
+        tol = opts["tol"]
+
         def give_up(history, products):
-            return _predicted_rounds(history, opts["tol"]) * round_cost \
-                > eigh_cost if eigh_cost is not None else _stalled(history)
+            if _stalled(history, tol):
+                return "stalled"
+            if eigh_cost is not None and \
+                    _predicted_rounds(history, tol) * round_cost > eigh_cost:
+                return "eigh"
+            return None
 
         if eigh_cost is not None and (KRYLOV_DEPTH + 1) * w * 2 >= m:
-            stopped = "give_up"          # the Krylov span would be most of C
+            stopped = "eigh"             # the Krylov span would be most of C
             V, theta, res, n_iter = Q, None, np.inf, 0
         else:
             V, theta, res, n_iter, stopped = block_krylov(
-                problem.times, Q, k, opts["tol"], opts["max_iter"], floor,
+                problem.times, Q, k, _ROUNDING if opts["to_rounding"] else tol,
+                opts["max_iter"], floor,
                 on_round=lambda p, r: progress.report(p, residual=r),
                 give_up=give_up)
-        if stopped == "give_up" and eigh_cost is not None:
+        if stopped == "eigh":
             # The closed-form minimum of L_sigma: by the paper's theorem the
             # global minimum of the LAE, from the top w eigenpairs of C.
             theta, V = scipy.linalg.eigh(problem.C, subset_by_index=[m - w,
@@ -596,6 +624,9 @@ def _check_positive_int(value, name):
 _FIRST_ROUND = 8          # kernel iterations before the first check
 _MAX_ROUND = 1024         # ... and at most this many between checks
 _MIN_RESTART_SCALE = 0.1  # see _restart
+# method='auto' without tol iterates until the residual stops falling or
+# reaches this (a few eps): as accurate as a dense eigensolver.
+_ROUNDING = 1e-15
 # A dense symmetric eigensolver (tridiagonal reduction at BLAS-2 speed) costs
 # about as much as this many m^3 flops of GEMM.
 _EIGH_FLOPS = 10.0
@@ -618,8 +649,11 @@ def _predicted_rounds(history, tol):
     return np.log(tol / history[-1]) / np.log(rate)
 
 
-def _stalled(history):
-    """Three rounds without halving the residual: rounding has won."""
+def _stalled(history, tol):
+    """Rounding has won: below tol, a round that gained less than 10x;
+    above it, three rounds without halving the residual."""
+    if len(history) >= 2 and history[-1] <= tol:
+        return history[-1] > 0.1 * history[-2]
     return len(history) >= 4 and history[-1] > 0.5 * min(history[-4:-1])
 
 

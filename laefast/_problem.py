@@ -17,14 +17,16 @@ from ._validation import assert_finite, check_data, check_gram, raise_nonfinite
 __all__ = ["GramProblem", "choose_path"]
 
 # Flops per iteration, in units of k m^2 (on C) or k m n (on data), and an
-# assumed iteration count, for choosing a path before running (DESIGN.md §4).
+# assumed iteration count, for choosing a path before running.  'auto' is
+# LAEPCA's exact-tied with block Krylov extension: exact-tied's products,
+# far fewer of them.
 _GRAM_FLOPS = {"untied": 4, "sync": 2, "tied": 2, "exact-untied": None,
-               "exact-sync": 4, "exact-tied": 2}
+               "exact-sync": 4, "exact-tied": 2, "auto": 2}
 _DATA_FLOPS = {"untied": 8, "sync": 4, "tied": 4, "exact-untied": None,
-               "exact-sync": 8, "exact-tied": 4}
+               "exact-sync": 8, "exact-tied": 4, "auto": 4}
 _ASSUMED_ITERATIONS = {"untied": 1000, "sync": 1000, "tied": 1000,
                        "exact-untied": 100, "exact-sync": 100,
-                       "exact-tied": 100}
+                       "exact-tied": 100, "auto": 25}
 # Beyond this the Gram matrix is not formed unless asked for.
 GRAM_MEMORY_LIMIT = 2 << 30
 
@@ -134,8 +136,10 @@ class GramProblem:
                                             self.n_threads)
         with serial_blas(nt):
             trace = _data.centered_product(self._data, mean, Q, out,
-                                           self.n_threads)
-        self._trace = trace
+                                           self.n_threads,
+                                           want_trace=self._trace is None)
+        if self._trace is None:
+            self._trace = trace
         return out
 
     def trace(self):

@@ -115,6 +115,7 @@ def block_krylov(times, Q, k, tol, max_products, floor, on_round=None,
             on_round(products, res)
         if len(blocks) == 1:
             break                        # nothing left to add to the span
-        if give_up is not None and res > tol and give_up(history, products):
-            return V, theta, res, products, "give_up"
+        reason = give_up(history, products) if give_up and res > tol else None
+        if reason:
+            return V, theta, res, products, reason
     return V, theta, res, products, ("tol" if res <= tol else "max_iter")

@@ -238,11 +238,40 @@ def centered_product_threads(Py_ssize_t n, Py_ssize_t m, Py_ssize_t r,
     return threads_for(n // GRAM_MIN_ROWS, n_threads, 4.0 * n * m * r)
 
 
+cdef inline double center_row_f64(const floating[:, :] X, Py_ssize_t row,
+                                   const double* mean, double* out,
+                                   bint want_sq) noexcept nogil:
+    """out = X[row] - mean in float64; returns ||out||^2 when want_sq."""
+    cdef Py_ssize_t j, m = X.shape[1]
+    cdef Py_ssize_t stride = X.strides[1] // sizeof(floating)
+    cdef const floating* x = &X[row, 0]
+    cdef double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0
+    if stride == 1:
+        for j in range(m):
+            out[j] = x[j] - mean[j]
+    else:
+        for j in range(m):
+            out[j] = x[j * stride] - mean[j]
+    if want_sq:
+        # Four running sums: one would chain every add to the last.
+        j = 0
+        while j + 4 <= m:
+            a0 += out[j] * out[j]
+            a1 += out[j + 1] * out[j + 1]
+            a2 += out[j + 2] * out[j + 2]
+            a3 += out[j + 3] * out[j + 3]
+            j += 4
+        while j < m:
+            a0 += out[j] * out[j]
+            j += 1
+    return (a0 + a1) + (a2 + a3)
+
+
 def centered_product(const floating[:, :] X, const double[::1] mean,
                      const double[:, ::1] Q, double[:, ::1] out,
-                     int n_threads):
+                     int n_threads, bint want_trace=False):
     """out = Xc^T (Xc Q) for Xc = X - mean (m x r, float64); returns
-    ||Xc||_F^2.
+    ||Xc||_F^2 when want_trace (else 0).
 
     One pass over X, whatever its layout: each thread takes a contiguous
     range of rows and, block by block, centers it into a float64 buffer
@@ -252,7 +281,7 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
     """
     cdef Py_ssize_t n = X.shape[0], m = X.shape[1], r = Q.shape[1]
     cdef int nt = centered_product_threads(n, m, r, n_threads)
-    cdef Py_ssize_t B = max(16, min(1024, (1 << 19) // max(m, 1)))
+    cdef Py_ssize_t B = max(16, min(2048, (1 << 20) // max(m, 1)))
     cdef Py_ssize_t t, r0, r1, start, rows, i, j
     cdef double v
     cdef double* buf
@@ -262,6 +291,8 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
     cdef double[::1] sq = np.zeros(nt)
     cdef double[:, ::1] outv = out
     cdef bint first
+    if X.strides[1] % sizeof(floating) != 0:
+        raise ValueError("X's column stride is not a multiple of its itemsize")
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static",
                     chunksize=1):
         r0 = n * t // nt
@@ -270,13 +301,12 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
         buf = &bufs[t, 0]
         first = True
         start = r0
+        v = 0.0
         while start < r1:
             rows = min(B, r1 - start)
             for i in range(rows):
-                for j in range(m):
-                    v = X[start + i, j] - mean[j]
-                    buf[i * m + j] = v
-                    sq[t] += v * v
+                v = v + center_row_f64(X, start + i, &mean[0], buf + i * m,
+                                       want_trace)
             # Y (rows x r) after the block, then P (+)= B^T Y
             gemm(False, False, rows, r, m, 1.0, buf, m, &Q[0, 0], r, 0.0,
                  buf + B * m, r)
@@ -284,6 +314,7 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
                  0.0 if first else 1.0, P, r)
             first = False
             start = start + rows
+        sq[t] = v
         if first:
             for i in range(m * r):
                 P[i] = 0.0
@@ -296,7 +327,6 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
         for t in range(nt):
             v += sq[t]
     return v
-
 
 def sgd_threads(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, Py_ssize_t batch_size,
                 Py_ssize_t block_rows, bint tied, int n_threads):
