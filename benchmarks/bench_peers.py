@@ -46,7 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_stream import parallel_ceiling  # noqa: E402
 
 SETTLE_S = 0.2
-SLOW_S = 8.0        # a peer slower than this runs once
+SLOW_S = 4.0        # a peer slower than this runs once
 
 
 def time_once(fn):

@@ -395,10 +395,14 @@ class LAEPCA:
         tol = opts["tol"]
 
         def give_up(history, products):
-            if _stalled(history, tol):
+            # On C, the dense solve as soon as the measured rate says it is
+            # cheaper than the rounds still needed, or the rate stalled; on
+            # the samples, stop only at rounding below tol.
+            if _stalled(history, tol) and history[-1] <= tol:
                 return "stalled"
-            if eigh_cost is not None and \
-                    _predicted_rounds(history, tol) * round_cost > eigh_cost:
+            if eigh_cost is not None and (
+                    _predicted_rounds(history, tol) * round_cost > eigh_cost
+                    or _stalled(history, tol)):
                 return "eigh"
             return None
 
@@ -414,9 +418,15 @@ class LAEPCA:
         if stopped == "eigh":
             # The closed-form minimum of L_sigma: by the paper's theorem the
             # global minimum of the LAE, from the top w eigenpairs of C.
-            theta, V = scipy.linalg.eigh(problem.C, subset_by_index=[m - w,
-                                                                     m - 1],
-                                         check_finite=False)
+            if m <= 256:
+                # Small: all pairs by divide and conquer beat a subset.
+                theta, V = scipy.linalg.eigh(problem.C.T, driver="evd",
+                                             check_finite=False)
+                theta, V = theta[m - w:], V[:, m - w:]
+            else:
+                theta, V = scipy.linalg.eigh(problem.C.T,
+                                             subset_by_index=[m - w, m - 1],
+                                             check_finite=False)
             theta, V = theta[::-1], np.asfortranarray(V[:, ::-1])
             CV = problem.times(V)
             res = residual(V, CV, theta, k, floor)

@@ -58,6 +58,7 @@ class GramProblem:
         self._stats = stats
         self._trace = None
         self._contiguous = None
+        self._work = None               # centered_product's, kept
         self.n_threads = n_threads
         if C is not None:
             self.m, self.n, self.dtype = C.shape[0], None, C.dtype
@@ -132,12 +133,17 @@ class GramProblem:
             return gemm(1.0, self.C.T, Q)
         out = np.empty_like(Q)
         mean = self.mean if self.mean is not None else np.zeros(self.m)
-        nt = _data.centered_product_threads(self.n, self.m, Q.shape[1],
-                                            self.n_threads)
+        r = Q.shape[1]
+        nt = _data.centered_product_threads(self.n, self.m, r, self.n_threads)
+        need = _data.centered_product_workspace(self.n, self.m, r,
+                                                self.n_threads)
+        if self._work is None or self._work.shape[0] < need:
+            self._work = np.empty(need)
         with serial_blas(nt):
             trace = _data.centered_product(self._data, mean, Q, out,
                                            self.n_threads,
-                                           want_trace=self._trace is None)
+                                           want_trace=self._trace is None,
+                                           work=self._work)
         if self._trace is None:
             self._trace = trace
         return out

@@ -33,18 +33,25 @@ def _mm(A, B, trans_a=False):
 
 def _orthonormal_against(Z, K, drop):
     """An orthonormal basis of Z's columns orthogonal to K's (K may be
-    None); columns whose remainder is below `drop` are dropped (the
-    Krylov space is exhausted in those directions)."""
-    for _ in range(2):                  # twice is enough (Kahan, Parlett)
+    None); directions whose remainder is below `drop` are dropped (the
+    Krylov space is exhausted there).
+
+    Projection then Cholesky-QR through the w x w Gram matrix's
+    eigendecomposition, twice (CholQR2: the second pass restores
+    orthogonality to rounding): GEMMs and a tiny eigh, where a QR or SVD
+    of the tall block would run LAPACK's panel code at a fraction of the
+    BLAS speed.
+    """
+    for sweep in range(2):
         if K is not None:
             Z = Z - _mm(K, _mm(K, Z, trans_a=True))
-    U, s, _ = scipy.linalg.svd(Z, full_matrices=False, check_finite=False)
-    keep = s > drop
-    U = U[:, keep]
-    if K is not None and U.shape[1]:
-        U = U - _mm(K, _mm(K, U, trans_a=True))
-        U = scipy.linalg.qr(U, mode="economic", check_finite=False)[0]
-    return np.asfortranarray(U)
+        G = _mm(Z, Z, trans_a=True)
+        d, U = scipy.linalg.eigh(G, check_finite=False)
+        keep = d > (drop * drop if sweep == 0 else 0.25)
+        if not keep.any():
+            return np.empty((Z.shape[0], 0), order="F")
+        Z = _mm(Z, np.asfortranarray(U[:, keep] / np.sqrt(d[keep])))
+    return Z
 
 
 def ritz_pairs(K, CK, w):

@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from ._checks import gram_stats
+from ._parallel import resolve_threads
 
 __all__ = [
     "METHODS",
@@ -88,7 +89,7 @@ def check_gram(C, with_stats=False):
         # A symmetric matrix stored in Fortran order is its own transpose in
         # C order: use that view instead of copying.
         C = C.T if C.flags.f_contiguous else np.ascontiguousarray(C)
-    asym, diag, row_abs_max, trace, total = gram_stats(C)
+    asym, diag, row_abs_max, trace, total = gram_stats(C, resolve_threads(None))
     if not np.isfinite(total):
         assert_finite(C, "C")           # names NaN/inf, or overflow
     # Gram matrices formed by a non-symmetric product carry rounding of

@@ -8,47 +8,64 @@ import numpy as np
 
 from cython cimport floating
 from libc.math cimport fabs
+from cython.parallel cimport prange
 
 
 cdef enum:
     TILE = 64
 
 
-def gram_stats(const floating[:, ::1] C):
+def gram_stats(const floating[:, ::1] C, int n_threads=1):
     """(max |C - C^T|, max |diag|, max row sum of |C_ij|, trace, total).
 
     `total` is the sum of every entry: not finite when C holds NaN or inf
     (or values too large to sum), which the caller then looks into.
+    Parallel over bands of TILE rows: each band reads its own rows whole
+    (row sums need no merging) and the transposed tiles beside its
+    diagonal for the symmetry test; per-band results are merged in band
+    order, so any thread count gives the same numbers.
     """
     cdef Py_ssize_t m = C.shape[0]
     cdef Py_ssize_t n_tiles = (m + TILE - 1) // TILE
-    cdef Py_ssize_t ti, tj, bi, bj, i, j, j0
-    cdef double a, b, d, asym = 0.0, diag = 0.0, trace = 0.0, total = 0.0
+    cdef Py_ssize_t ti, tj, bi, bj, i, j
+    cdef double a, d, row, tot
+    cdef double asym = 0.0, diag = 0.0, trace = 0.0, total = 0.0
     cdef double row_max = 0.0
+    # Per band: asym, diag, row_max, trace, total.
+    cdef double[:, ::1] band = np.zeros((n_tiles, 5), dtype=np.float64)
     cdef double[::1] rows = np.zeros(m, dtype=np.float64)
+    cdef int nt = n_threads if m * m > 1 << 18 else 1
+    for ti in prange(n_tiles, nogil=True, num_threads=max(nt, 1),
+                     schedule="dynamic"):
+        bi = ti * TILE
+        for i in range(bi, min(bi + TILE, m)):
+            # Whole rows: the row sums and the total, in one read.
+            row = 0.0
+            tot = 0.0
+            for j in range(m):
+                a = C[i, j]
+                row = row + fabs(a)
+                tot = tot + a
+            rows[i] = row
+            band[ti, 4] += tot
+            band[ti, 3] += C[i, i]
+            if fabs(C[i, i]) > band[ti, 1]:
+                band[ti, 1] = fabs(C[i, i])
+        # Symmetry: each tile right of the diagonal against its transpose,
+        # which stays in cache a tile at a time.
+        for tj in range(ti, n_tiles):
+            bj = tj * TILE
+            for i in range(bi, min(bi + TILE, m)):
+                for j in range(max(bj, i + 1), min(bj + TILE, m)):
+                    d = fabs(C[i, j] - C[j, i])
+                    if d > band[ti, 0]:
+                        band[ti, 0] = d
     with nogil:
         for ti in range(n_tiles):
-            bi = ti * TILE
-            for tj in range(ti, n_tiles):
-                bj = tj * TILE
-                for i in range(bi, min(bi + TILE, m)):
-                    j0 = i if bj == bi else bj
-                    for j in range(j0, min(bj + TILE, m)):
-                        a = C[i, j]
-                        if j == i:
-                            rows[i] += fabs(a)
-                            trace += a
-                            total += a
-                            if fabs(a) > diag:
-                                diag = fabs(a)
-                            continue
-                        b = C[j, i]
-                        total += a + b
-                        rows[i] += fabs(a)
-                        rows[j] += fabs(b)
-                        d = fabs(a - b)
-                        if d > asym:
-                            asym = d
+            asym = max(asym, band[ti, 0])
+            diag = max(diag, band[ti, 1])
+            trace += band[ti, 3]
+            total += band[ti, 4]
         for i in range(m):
             if rows[i] > row_max:
                 row_max = rows[i]

@@ -12,3 +12,14 @@ cdef inline int threads_for(Py_ssize_t n_tasks, int n_threads,
     if flops < 4e6 or n_threads < 1:
         return 1
     return <int> min(<Py_ssize_t> n_threads, max(<Py_ssize_t> 1, n_tasks))
+
+
+cdef inline int threads_for_work(Py_ssize_t n_tasks, int n_threads,
+                                 double flops) noexcept nogil:
+    """Threads for a one-pass kernel over data: each thread gets at least
+    1e7 flops (about a millisecond), or the team costs more than it saves."""
+    cdef Py_ssize_t by_work = <Py_ssize_t> (flops / 1e7)
+    if n_threads < 1:
+        return 1
+    return <int> max(<Py_ssize_t> 1, min(min(<Py_ssize_t> n_threads, n_tasks),
+                                          by_work))
