@@ -230,7 +230,8 @@ class GramAccumulator:
             # sum (x - K)(x - K)^T - s s^T / n_b: the batch's own centered
             # Gram (s / n_b is small, K being near the mean).
             M_b = G
-            M_b -= np.outer(s, s / n_b)
+            u = s / np.sqrt(n_b)           # outer(u, u): exactly symmetric
+            M_b -= np.outer(u, u)
         return _chan_merge(state, (n_b, mean_b, M_b), self.center)
 
 
@@ -244,7 +245,8 @@ def _chan_merge(a, b, center):
     mean = mean_a + delta * (n_b / n)
     M = M_a + M_b
     if center:
-        M += np.outer(delta, delta * (n_a * n_b / n))
+        u = delta * np.sqrt(n_a * n_b / n)
+        M += np.outer(u, u)
     return n, mean, M
 
 

@@ -1,0 +1,240 @@
+"""GramAccumulator: one parallel pass, Chan merge, bad pieces, threads."""
+
+import pickle
+import threading
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+import laefast
+from laefast import GramAccumulator
+from laefast.metrics import max_principal_sine
+
+parallel = pytest.mark.skipif(not laefast.openmp_enabled(),
+                              reason="built without OpenMP")
+
+
+def _data(n=3000, m=40, offset=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    scales = np.linspace(5.0, 0.5, m)
+    return offset + rng.standard_normal((n, m)) * scales
+
+
+def _centered_gram(X):
+    X = np.asarray(X, dtype=np.float64)
+    Xc = X - X.mean(axis=0)
+    return Xc.T @ Xc
+
+
+def _rel(a, b):
+    return np.abs(a - b).max() / np.abs(b).max()
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("tiles", [False, True])
+def test_matches_the_whole_centered_gram(layout, threads, tiles):
+    X = _data(n=6000, m=37)
+    view = {"C": X, "F": np.asfortranarray(X),
+            "strided": np.asfortranarray(_data(n=12000, m=74))[::2, ::2]}[layout]
+    # partials_memory=0 forces the shared-G layout whenever threads > 1.
+    acc = GramAccumulator(n_threads=threads,
+                          partials_memory=0 if tiles else 1 << 30)
+    acc.add(view)
+    assert acc.n_samples_seen_ == view.shape[0]
+    assert acc.gram_.dtype == np.float64
+    assert _rel(acc.gram_, _centered_gram(view)) < 1e-12
+    np.testing.assert_allclose(acc.mean_, view.mean(axis=0), rtol=1e-13,
+                               atol=1e-13)
+    np.testing.assert_array_equal(acc.gram_, acc.gram_.T)
+
+
+def test_large_mean_offset_loses_nothing_to_cancellation():
+    # sum x x^T - n mu mu^T would lose every digit at an offset of 1e6 over
+    # unit spread; the pass centers on a shift near the mean.
+    X = _data(n=4000, m=20, offset=1e6)
+    acc = GramAccumulator().add(X[:1000]).add(X[1000:])
+    Xc = X - X.mean(axis=0)                 # exact enough in float64 here
+    assert _rel(acc.gram_, Xc.T @ Xc) < 1e-9
+
+
+def test_float32_is_accumulated_in_float64():
+    X64 = _data(n=200_000, m=16, offset=3.0)
+    X32 = X64.astype(np.float32)
+    acc = GramAccumulator().add(X32)
+    exact = _centered_gram(X32.astype(np.float64))
+    # Only the rounding of the centered values (and of products inside a
+    # block of rows) is left; a float32 X^T X over 2e5 rows is far worse.
+    assert _rel(acc.gram_, exact) < 1e-6
+    naive = (X32.T @ X32) - 200_000 * np.outer(X32.mean(0), X32.mean(0))
+    assert _rel(naive.astype(np.float64), exact) > 10 * _rel(acc.gram_, exact)
+    assert acc.dtype_ == np.float32
+
+
+def test_merge_of_two_halves_equals_the_whole():
+    X = _data(n=5000, m=30, offset=50.0)
+    whole = GramAccumulator().add(X)
+    a = GramAccumulator().add(X[:1234])
+    b = GramAccumulator().add(X[1234:])
+    a.merge(b)
+    assert a.n_samples_seen_ == 5000
+    assert _rel(a.gram_, whole.gram_) < 1e-12
+    np.testing.assert_allclose(a.mean_, whole.mean_, rtol=1e-14)
+    # b is unchanged; merging an empty accumulator changes nothing.
+    assert b.n_samples_seen_ == 5000 - 1234
+    before = a.gram_.copy()
+    a.merge(GramAccumulator())
+    np.testing.assert_array_equal(a.gram_, before)
+    # Into an empty one: a copy of the other's state.
+    c = GramAccumulator().merge(a)
+    np.testing.assert_array_equal(c.gram_, a.gram_)
+
+
+def test_merge_rejects_mismatches():
+    a = GramAccumulator().add(_data(n=100, m=5))
+    with pytest.raises(ValueError, match="4 features into one of 5"):
+        a.merge(GramAccumulator().add(_data(n=100, m=4)))
+    with pytest.raises(ValueError, match="uncentered"):
+        a.merge(GramAccumulator(center=False).add(_data(n=100, m=5)))
+    with pytest.raises(TypeError, match="GramAccumulator, got ndarray"):
+        a.merge(np.ones((3, 5)))
+
+
+def test_uncentered_accumulates_x_transpose_x():
+    X = _data(n=500, m=6, offset=2.0)
+    acc = GramAccumulator(center=False).add(X[:200]).add(X[200:])
+    assert _rel(acc.gram_, X.T @ X) < 1e-13
+    np.testing.assert_allclose(acc.mean_, X.mean(axis=0), rtol=1e-13)
+
+
+def test_pickles_and_keeps_adding():
+    X = _data(n=2000, m=12)
+    acc = GramAccumulator().add(X[:1000])
+    again = pickle.loads(pickle.dumps(acc))
+    again.add(X[1000:])
+    assert _rel(again.gram_, _centered_gram(X)) < 1e-12
+
+
+@pytest.mark.parametrize("bad, match", [
+    ("nan", r"NaN \(first at row 77\)"),
+    ("inf", r"infinity \(first at row 2999\)"),
+    ("overflow", "squares overflow float64"),
+    ("features", "X has 13 features, but the accumulator has 12"),
+    ("strings", "real numbers, got dtype <U1"),
+    ("complex", "real numbers, got dtype complex128"),
+    ("1-D", r"2-D \(n_samples, n_features\), got shape \(12,\)"),
+    ("sparse", "dense data; got a sparse matrix"),
+])
+def test_bad_pieces_leave_the_state_untouched(bad, match):
+    X = _data(n=3000, m=12)
+    acc = GramAccumulator().add(X)
+    state = (acc.n_samples_seen_, acc.mean_.copy(), acc.gram_.copy())
+    piece = X.copy()
+    if bad == "nan":
+        piece[77, 3] = np.nan
+    elif bad == "inf":
+        piece[2999, 0] = np.inf
+    elif bad == "overflow":
+        piece[5, 5] = 1e200
+    elif bad == "features":
+        piece = np.ones((4, 13))
+    elif bad == "strings":
+        piece = np.array([["a"] * 12])
+    elif bad == "complex":
+        piece = piece + 1j
+    elif bad == "1-D":
+        piece = piece[0]
+    elif bad == "sparse":
+        scipy_sparse = pytest.importorskip("scipy.sparse")
+        piece = scipy_sparse.csr_matrix(piece)
+    with pytest.raises((ValueError, TypeError), match=match):
+        acc.add(piece)
+    assert acc.n_samples_seen_ == state[0]
+    np.testing.assert_array_equal(acc.mean_, state[1])
+    np.testing.assert_array_equal(acc.gram_, state[2])
+    acc.add(X[:10])                          # still usable
+    assert acc.n_samples_seen_ == 3010
+
+
+def test_integer_data_and_array_likes_are_read_in_slabs():
+    X = np.random.default_rng(1).integers(-100, 100, size=(5000, 9),
+                                          dtype=np.int16)
+    # 4 KiB slabs: the int16 data are converted a slab at a time.
+    acc = GramAccumulator(max_memory=4096).add(X)
+    assert _rel(acc.gram_, _centered_gram(X)) < 1e-12
+    assert acc.dtype_ == np.float64
+
+
+@parallel
+def test_one_and_two_threads_agree_and_are_reproducible():
+    X = _data(n=20000, m=40)
+    one = GramAccumulator(n_threads=1).add(X).gram_
+    two = GramAccumulator(n_threads=2).add(X).gram_
+    assert _rel(two, one) < 1e-13
+    np.testing.assert_array_equal(GramAccumulator(n_threads=2).add(X).gram_,
+                                  two)
+
+
+def test_concurrent_adds_lose_no_samples():
+    X = _data(n=30000, m=20)
+    chunks = np.array_split(X, 40)
+    acc = GramAccumulator(n_threads=2)
+    threads = [threading.Thread(target=lambda part=part: [acc.add(c) for c in part])
+               for part in (chunks[0::4], chunks[1::4], chunks[2::4],
+                            chunks[3::4])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert acc.n_samples_seen_ == 30000
+    assert _rel(acc.gram_, _centered_gram(X)) < 1e-11
+
+
+def test_concurrent_parallel_calls_restore_blas_threads():
+    def blas_threads():
+        return sorted(p["num_threads"] for p in threadpool_info()
+                      if p["user_api"] == "blas")
+
+    before = blas_threads()
+    X = _data(n=20000, m=30)
+
+    def work():
+        for _ in range(5):
+            GramAccumulator(n_threads=2).add(X)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert blas_threads() == before
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("path", ["gram", "data", "batched", "partial"])
+def test_every_path_gives_the_svd_components(path, dtype):
+    rng = np.random.default_rng(4)
+    n, m, k = (300, 500, 4) if path == "data" else (4000, 60, 4)
+    U = np.linalg.qr(rng.standard_normal((m, k)))[0]
+    X = ((rng.standard_normal((n, k)) * [40.0, 30.0, 20.0, 10.0]) @ U.T
+         + rng.standard_normal((n, m)) + 7.0).astype(dtype)
+    X64 = X.astype(np.float64)
+    _, s, Vt = np.linalg.svd(X64 - X64.mean(axis=0), full_matrices=False)
+    if path == "partial":
+        est = laefast.LAEPCA(k, random_state=0)
+        for chunk in np.array_split(X, 7):
+            est.partial_fit(chunk)
+    else:
+        est = laefast.LAEPCA(k, random_state=0,
+                             batch_size=700 if path == "batched" else None)
+        est.fit(X)
+    assert est.converged_
+    assert est.components_.dtype == dtype
+    # float32 data are solved in float64: only the final rounding of the
+    # components to float32 is left.
+    assert max_principal_sine(est.components_.T.astype(np.float64),
+                              Vt[:k].T) < (1e-10 if dtype == np.float64
+                                           else 1e-6)
+    np.testing.assert_allclose(est.explained_variance_, s[:k] ** 2 / (n - 1),
+                               rtol=1e-10 if dtype == np.float64 else 1e-6)
