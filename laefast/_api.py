@@ -89,8 +89,8 @@ class LAEResult:
 def default_alpha(problem, lam, W1, W2):
     """The step used when alpha=None: 1 / (3 c r^2 + lam).
 
-    c bounds the largest eigenvalue of C from above (on C: min(tr C,
-    max_i sum_j |C_ij|); on data: a Lanczos estimate plus 5%), and
+    c bounds the largest eigenvalue of C from above (on C:
+    ``min(tr C, max_i sum_j |C_ij|)``; on data: a Lanczos estimate plus 5%), and
     r^2 = max(1, ||W1||_F^2, ||W2||_F^2).  Near a minimum the gradient's
     Lipschitz constant is about 2 sigma_1^2, and while the weights stay
     within spectral norm sqrt(4/3) it is at most 3 sigma_1^2 + lam (the
