@@ -53,9 +53,14 @@ print("largest principal-angle sine:",
 # -----------------------
 # ``W1_`` (encoder) and ``W2_`` (decoder) minimize the regularized loss. The
 # left singular vectors of the decoder are the principal directions, and its
-# singular values are ``sqrt(1 - lam / sigma_i^2)``.
+# singular values are ``sqrt(1 - lam / sigma_i^2)``, with ``sigma_i^2`` the
+# eigenvalues of the centered Gram matrix. ``lam='auto'`` picks a penalty far
+# below every component, so these are all just under 1.
 sv = np.linalg.svd(pca.W2_, compute_uv=False)
-print("decoder singular values:", np.round(sv, 12))
+sigma2 = s[:k] ** 2
+print("lam_:", pca.lam_)
+print("1 - decoder singular values^2:", 1 - sv ** 2)
+print("lam / sigma_i^2              :", pca.lam_ / sigma2)
 print("encoder = decoder^T:", np.allclose(pca.W1_, pca.W2_.T))
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
