@@ -193,9 +193,11 @@ class _TimeToTolerance:
 
 
 def _inverse(error_per_second):
-    """Seconds per unit of U error removed: the lower-is-better form."""
+    """Seconds per unit of U error removed: the lower-is-better form; NaN
+    (asv: n/a) for a run that removed none (its U error grew from the
+    start: the number has no meaning, and no direction)."""
     if not error_per_second > 0:
-        raise NotImplementedError("no U error removed: no finite inverse")
+        return float("nan")
     return 1.0 / error_per_second
 
 
