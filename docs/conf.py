@@ -8,9 +8,13 @@ package (autosummary + numpydoc); the gallery runs examples/*.py
 """
 
 import os
+import sys
 import warnings
 
 import laefast
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "_ext"))
 
 project = "laefast"
 author = "the laefast developers"
@@ -57,10 +61,10 @@ sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
-    "within_subsection_order": "FileNameSortKey",
+    # From first steps to integration, not alphabetically (docs/_ext).
+    "within_subsection_order": "gallery_order.ExampleOrder",
     "download_all_examples": False,
     "remove_config_comments": True,
-    "reference_url": {"laefast": None},
     "doc_module": ("laefast",),
     "matplotlib_animations": False,
     "show_memory": False,

@@ -86,7 +86,7 @@ C = np.ascontiguousarray(model.gram)
 k, lam = 4, 1e-3 * np.trace(C)
 rng = np.random.default_rng(0)
 W2 = np.ascontiguousarray(0.01 * rng.standard_normal((C.shape[0], k)))
-W1 = np.ascontiguousarray(W2.T)
+W1 = W2.T.copy()                      # separate memory: step writes both
 alpha = laefast.default_alpha(C, lam, W1, W2)
 losses = []
 for it in range(3000):

@@ -5,8 +5,12 @@ The page itself (docs/api.rst) is generated from the docstrings by Sphinx
 .ci/run:  python -m sphinx -W --keep-going -b html docs docs/_build/html
 """
 
+import doctest
+import importlib
 import pathlib
 import re
+
+import pytest
 
 import laefast
 
@@ -55,3 +59,11 @@ def test_every_gallery_example_is_in_the_build():
     for name in examples:
         head = (ROOT / "examples" / name).read_text().lstrip()
         assert head.startswith('"""'), f"{name} lacks its title docstring"
+
+
+@pytest.mark.parametrize("module", ["laefast._api", "laefast.metrics"])
+def test_docstring_examples_run(module):
+    # The Examples sections shown on the API pages are doctests.
+    result = doctest.testmod(importlib.import_module(module),
+                             optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
