@@ -32,7 +32,7 @@ print("cores:", cores, "| OpenMP build:", laefast.openmp_enabled(),
       "| threads tried:", threads)
 
 rng = np.random.default_rng(0)
-n, m = 40_000, 300
+n, m = 30_000, 250
 basis = np.linalg.qr(rng.standard_normal((m, 5)))[0]
 X = (rng.standard_normal((n, 5)) * [9, 8, 7, 6, 5]) @ basis.T
 X += rng.standard_normal((n, m))
