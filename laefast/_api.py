@@ -377,31 +377,6 @@ def gram_matrix(X, center=True):
     """C = Xc^T Xc for X of shape (n_samples, n_features); returns (C, mean).
 
     Centering is done chunk by chunk into a small buffer: X is never copied.
-
-    Parameters
-    ----------
-    X : array_like (n_samples, n_features)
-        float32 or float64 samples (other numeric types become float64).
-    center : bool
-        Subtract the feature means first (Xc = X - mean); False uses X as
-        it is and returns mean None.
-
-    Returns
-    -------
-    C : ndarray (n_features, n_features)
-        The Gram matrix of the centered samples, no 1/n, in X's dtype.
-    mean : ndarray (n_features,) or None
-        The subtracted means.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import laefast
-    >>> X = np.random.default_rng(0).standard_normal((100, 3)) + 7.0
-    >>> C, mean = laefast.gram_matrix(X)
-    >>> Xc = X - X.mean(axis=0)
-    >>> np.allclose(C, Xc.T @ Xc), np.allclose(mean, X.mean(axis=0))
-    (True, True)
     """
     problem = GramProblem.from_data(X, center, path="gram")
     return problem.C, problem.mean
