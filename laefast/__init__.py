@@ -22,8 +22,7 @@ from ._exceptions import CollapsedComponentWarning, ConvergenceWarning, Divergen
 from ._openmp import openmp_enabled
 from ._stream import LAEStream
 from ._validation import METHODS
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "METHODS",

@@ -1,7 +1,17 @@
-"""Command line: ``python -m laefast demo`` and ``python -m laefast bench``."""
+"""Command line: ``laefast demo`` and ``laefast bench`` (or ``python -m laefast``).
+
+Every argument is checked before any work starts: a bad choice, count or
+output path exits with status 2 and a usage message, and a requested
+problem that cannot run here (digits without scikit-learn) exits with
+status 2 before anything is measured.
+"""
 
 import argparse
+import math
+import os
+import pathlib
 import sys
+import tempfile
 
 __all__ = ["main"]
 
@@ -12,16 +22,78 @@ from ._validation import METHODS as _METHODS
 _PROBLEMS = ("paper", "spiked", "digits")
 
 
-def main(argv=None):
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds >= 0, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number of seconds >= 0, got {text!r}")
+    return value
+
+
+def _json_path_problem(path):
+    """Why results could not be written to `path`, or None if they can.
+
+    Checked before the run, so that a long benchmark never ends by losing
+    its numbers to a typo in the path.
+    """
+    if path == "-":
+        return None
+    target = pathlib.Path(path)
+    if target.is_dir():
+        return f"{path} is a directory"
+    parent = target.parent
+    if not parent.is_dir():
+        return f"directory {str(parent)!r} does not exist"
+    if target.exists() and not os.access(target, os.W_OK):
+        return f"{path} is not writable"
+    try:
+        # The real test: create (and remove) a file beside the target.
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".laefast-json-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"cannot write in {str(parent)!r}: {exc.strerror or exc}"
+    return None
+
+
+def build_parser():
+    """The ``laefast`` argument parser (also what ``--help`` prints)."""
+    from . import __version__
+
     parser = argparse.ArgumentParser(
-        prog="python -m laefast",
-        description="PCA by regularized linear autoencoders.")
-    sub = parser.add_subparsers(dest="command", required=True)
+        prog="laefast",
+        description="PCA by regularized linear autoencoders: the paper's "
+                    "six training methods as compiled loops.")
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                metavar="{demo,bench}")
     demo = sub.add_parser(
         "demo", help="fit all six methods on the paper's default problem and "
-                     "compare with laefast.reference")
-    demo.add_argument("--methods", nargs="+", default=None,
-                      help="methods to run (default: all six)")
+                     "compare with laefast.reference",
+        description="Fit the paper's six methods on its default problem "
+                    "(m=10, n=10000, k=2, lam=50) from one start and print "
+                    "iterations, seconds and U error, beside the NumPy "
+                    "reference.")
+    demo.add_argument("--methods", nargs="+", choices=_METHODS,
+                      default=None, metavar="METHOD",
+                      help="methods to run, from %(choices)s "
+                           "(default: all six)")
     demo.add_argument("--no-reference", action="store_true",
                       help="skip the (slow) NumPy reference runs")
     bench = sub.add_parser(
@@ -32,17 +104,19 @@ def main(argv=None):
                     "peers (numpy/scipy eigh, scikit-learn PCA) on the chosen "
                     "problems; print one table per problem with the machine, "
                     "BLAS and thread counts that produced it.  Progress goes "
-                    "to stderr.")
+                    "to stderr.  Exits with status 2, before measuring "
+                    "anything, if a requested problem cannot run here.")
     bench.add_argument("--problems", nargs="+", choices=_PROBLEMS,
                        default=list(_PROBLEMS), metavar="PROBLEM",
                        help="problems to run, from %(choices)s (default: all; "
                             "digits needs scikit-learn)")
     bench.add_argument("--methods", nargs="+", choices=_METHODS,
                        default=list(_METHODS), metavar="METHOD",
-                       help="methods to run (default: all six)")
-    bench.add_argument("--repeats", type=int, default=3,
+                       help="methods to run, from %(choices)s "
+                            "(default: all six)")
+    bench.add_argument("--repeats", type=_positive_int, default=3,
                        help="best of this many runs per row (default 3)")
-    bench.add_argument("--budget", type=float, default=0.5,
+    bench.add_argument("--budget", type=_seconds, default=0.5,
                        help="stop repeating a row once it has spent this many "
                             "seconds (default 0.5)")
     bench.add_argument("--no-reference", action="store_true",
@@ -51,26 +125,40 @@ def main(argv=None):
                        help="skip the eigh / scikit-learn peers")
     bench.add_argument("--json", metavar="PATH", default=None,
                        help="also write every number to PATH as JSON "
-                            "('-': JSON on stdout, the table on stderr)")
+                            "('-': JSON on stdout, the table on stderr); "
+                            "checked for writability before the run")
     bench.add_argument("--quiet", action="store_true",
                        help="no progress lines on stderr")
+    # Errors found after parsing are reported by the subcommand's parser.
+    demo.set_defaults(subparser=demo)
+    bench.set_defaults(subparser=bench)
+    return parser
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
         from ._demo import run_demo
         return run_demo(methods=args.methods, with_reference=not args.no_reference)
-    if args.command == "bench":
-        if args.repeats < 1:
-            parser.error("--repeats must be >= 1")
-        if not args.budget >= 0:
-            parser.error("--budget must be >= 0")
-        from ._bench import run_bench
-        return run_bench(
-            problems=args.problems, methods=args.methods,
-            repeats=args.repeats, budget=args.budget,
-            with_reference=not args.no_reference,
-            with_peers=not args.no_peers, json_path=args.json,
-            progress=not args.quiet)
-    return 2
+    # bench: everything that could stop the run is checked first.
+    bench = args.subparser
+    if args.json is not None:
+        problem = _json_path_problem(args.json)
+        if problem is not None:
+            bench.error(f"argument --json: {problem}")
+    from ._bench import problem_unavailable, run_bench
+    for name in dict.fromkeys(args.problems):
+        reason = problem_unavailable(name)
+        if reason is not None:
+            bench.error(f"problem {name!r} cannot run: {reason}")
+    return run_bench(
+        problems=list(dict.fromkeys(args.problems)), methods=args.methods,
+        repeats=args.repeats, budget=args.budget,
+        with_reference=not args.no_reference,
+        with_peers=not args.no_peers, json_path=args.json,
+        progress=not args.quiet)
 
 
 if __name__ == "__main__":

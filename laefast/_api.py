@@ -59,7 +59,8 @@ class LAEResult:
     converged : bool
         Whether the method's stopping rule held (else max_iter was reached).
     stop : float
-        The last stopping quantity (DESIGN.md §3 defines it per method).
+        The last stopping quantity (the documentation's theory page defines
+        it per method).
     method, lam, alpha, tol :
         The settings used (alpha is None for the exact methods).
     history : dict or None
@@ -67,6 +68,17 @@ class LAEResult:
         iteration, recorded inside the kernel (objective is L_sigma).
     mean : ndarray or None
         The feature means subtracted by :func:`fit` (None from :func:`solve`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import laefast
+    >>> X = np.random.default_rng(0).standard_normal((500, 6)) * [5, 4, 3, 1, 1, 1]
+    >>> res = laefast.fit(X, 2, lam=10.0)
+    >>> res.components.shape, res.W1.shape, res.W2.shape
+    ((2, 6), (2, 6), (6, 2))
+    >>> bool(res.converged), bool(res.collapsed.any())
+    (True, False)
     """
 
     W1: np.ndarray
@@ -89,13 +101,36 @@ class LAEResult:
 def default_alpha(problem, lam, W1, W2):
     """The step used when alpha=None: 1 / (3 c r^2 + lam).
 
-    c bounds the largest eigenvalue of C from above (on C: min(tr C,
-    max_i sum_j |C_ij|); on data: a Lanczos estimate plus 5%), and
+    c bounds the largest eigenvalue of C from above (on C:
+    ``min(tr C, max_i sum_j |C_ij|)``; on data: a Lanczos estimate plus 5%), and
     r^2 = max(1, ||W1||_F^2, ||W2||_F^2).  Near a minimum the gradient's
     Lipschitz constant is about 2 sigma_1^2, and while the weights stay
     within spectral norm sqrt(4/3) it is at most 3 sigma_1^2 + lam (the
     scalar case's Hessian), so this step cannot overshoot there.
-    `problem` is a Gram matrix C or a laefast._problem.GramProblem.
+
+    Parameters
+    ----------
+    problem : array_like (m, m)
+        The Gram matrix C (or laefast's internal problem object, which
+        holds C or the samples).
+    lam : float >= 0
+        The L2 penalty.
+    W1, W2 : ndarray (k, m) and (m, k)
+        The weights the step starts from.
+
+    Returns
+    -------
+    float
+        The step 1 / (3 c r^2 + lam).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import laefast
+    >>> C = np.diag([4.0, 2.0, 1.0])
+    >>> W1, W2 = np.zeros((1, 3)), np.zeros((3, 1))
+    >>> laefast.default_alpha(C, 0.5, W1, W2)    # c = 4 (row sums), r^2 = 1
+    0.08
     """
     if not isinstance(problem, GramProblem):
         problem = GramProblem.from_gram(problem)
@@ -270,7 +305,9 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
         of C and r^2 = max(1, ||W1||_F^2, ||W2||_F^2) of the start: a step
         that does not diverge from the default start (see default_alpha).
     tol : float >= 0
-        The stopping rule's threshold eps (DESIGN.md §3).
+        The threshold eps of the method's stopping rule (see the theory
+        page: ||W1 - W2^T||_F <= eps for untied, exact-untied and
+        exact-tied, the size of the last update for the others).
     max_iter : int or None
         Cap on iterations (None: 100000).  Reaching it warns with
         ConvergenceWarning.
@@ -290,6 +327,46 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
     Returns
     -------
     LAEResult
+        The trained weights, the directions and variances read out from
+        them, and how the run went.
+
+    Raises
+    ------
+    ValueError
+        C not square, not symmetric or not finite; a parameter out of
+        range.
+    numpy.linalg.LinAlgError
+        A k x k or m x m system that is not positive definite (lam = 0 with
+        a rank-deficient C).
+    DivergenceError
+        A gradient method produced non-finite weights (alpha too large).
+
+    Warns
+    -----
+    ConvergenceWarning
+        max_iter was reached before the stopping rule held.
+    CollapsedComponentWarning
+        lam is at or above sigma_i^2 for some kept components.
+
+    See Also
+    --------
+    fit : the same from the samples.
+    LAEPCA : the estimator, with nothing to tune.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import laefast
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((5, 1000)) * [[5], [4], [3], [2], [1]]
+    >>> X -= X.mean(axis=1, keepdims=True)
+    >>> C = X @ X.T                                # the paper's C, no 1/n
+    >>> res = laefast.solve(C, 2, lam=100.0, method="exact-tied")
+    >>> U = np.linalg.eigh(C)[1][:, ::-1][:, :2]
+    >>> laefast.metrics.max_principal_sine(res.components.T, U) < 1e-6
+    True
+    >>> np.allclose(res.eigenvalues, np.linalg.eigvalsh(C)[::-1][:2])
+    True
     """
     problem = GramProblem.from_gram(C)
     return _solve(problem, method, n_components, lam, alpha, tol, max_iter,
@@ -316,17 +393,52 @@ def fit(X, n_components, lam, *, center=True, path="auto", method="exact-tied",
     X is the paper's data matrix transposed (samples as rows, the NumPy and
     scikit-learn layout); C- or Fortran-ordered X is used without a copy.
 
+    Parameters
+    ----------
+    X : array_like (n_samples, n_features)
+        The samples, float32 or float64 (other numeric types become
+        float64).
+    n_components : int
+        k, the latent width, 1 <= k <= n_features.
+    lam : float >= 0
+        L2 penalty, in units of the eigenvalues of C = Xc^T Xc (no 1/n).
+    center : bool
+        Subtract the feature means (on the fly, X is not copied).
     path : {'auto', 'gram', 'data'}
         'gram' forms C = Xc^T Xc once (syrk, n m^2 flops, m^2 memory) and
         iterates on it; 'data' never forms C and runs every product against
         the samples (untied ~8kmn, tied and exact-tied ~4kmn flops per
-        iteration), centering on the fly.  'auto' picks the cheaper by the
-        cost model of DESIGN.md §4 with an assumed iteration count (1000 for
-        the gradient methods, 100 for the exact ones), and 'data' whenever C
-        would exceed 2 GiB.  exact-untied always needs C.
+        iteration), centering on the fly.  'auto' picks the cheaper by a
+        flop count with an assumed iteration count (1000 for the gradient
+        methods, 100 for the exact ones), and 'data' whenever C would
+        exceed 2 GiB.  exact-untied always needs C.
+    method, alpha, tol, max_iter, init, random_state, history, n_threads
+        As in :func:`solve`.
 
-    The other parameters are those of :func:`solve`.  The result's ``mean``
-    holds the subtracted feature means (None with center=False).
+    Returns
+    -------
+    LAEResult
+        As from :func:`solve`; its ``mean`` holds the subtracted feature
+        means (None with center=False).
+
+    Raises
+    ------
+    ValueError
+        Non-finite or non-2-D X, a parameter out of range, or
+        exact-untied with path='data'.
+    numpy.linalg.LinAlgError, DivergenceError
+        As in :func:`solve`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import laefast
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((2000, 8)) * np.arange(8, 0, -1) + 3.0
+    >>> res = laefast.fit(X, 3, lam=50.0, path="data")      # never forms C
+    >>> Vt = np.linalg.svd(X - X.mean(axis=0), full_matrices=False)[2]
+    >>> laefast.metrics.max_principal_sine(res.components.T, Vt[:3].T) < 1e-6
+    True
     """
     X = check_data(X, finite=False)      # the first pass over X checks it
     method = check_method(method)
@@ -360,11 +472,49 @@ def _check_inplace(W, name, shape, dtype):
 def step(W1, W2, C, lam, *, method="untied", alpha=None):
     """One iteration of `method`, in place on W1 (k x m) and W2 (m x k).
 
-    W1 and W2 must be C-contiguous, writeable, of C's dtype.  Returns the
-    method's stopping quantity after the iteration.  For another library's
-    own loop: the kernels are the ones :func:`solve` runs.  (A lone untied
-    step costs three k x m x m GEMMs; inside :func:`solve` W1 C is carried
-    over and a step costs two.)
+    For another library's own loop: the kernels are the ones :func:`solve`
+    runs.  (A lone untied step costs three k x m x m GEMMs; inside
+    :func:`solve` W1 C is carried over and a step costs two.)
+
+    Parameters
+    ----------
+    W1, W2 : ndarray (k, m) and (m, k)
+        The weights, updated in place: C-contiguous, writeable, of C's
+        dtype.
+    C : array_like (m, m)
+        The Gram matrix, as in :func:`solve`.
+    lam : float >= 0
+        The L2 penalty.
+    method : str
+        One of laefast.METHODS.
+    alpha : float > 0 or None
+        The step of the gradient methods (required for them; see
+        :func:`default_alpha`); ignored by the exact ones.
+
+    Returns
+    -------
+    float
+        The method's stopping quantity after the iteration.
+
+    Raises
+    ------
+    ValueError
+        Weights of the wrong shape, dtype or layout; no alpha for a
+        gradient method.
+    DivergenceError, numpy.linalg.LinAlgError
+        As in :func:`solve`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import laefast
+    >>> C = np.diag([9.0, 4.0, 1.0])
+    >>> W2 = np.full((3, 1), 0.3)
+    >>> W1 = W2.T.copy()                  # its own memory: both are written
+    >>> for _ in range(200):
+    ...     gap = laefast.step(W1, W2, C, 0.5, method="exact-tied")
+    >>> np.round(W2.ravel() / np.linalg.norm(W2), 6)     # the top direction
+    array([1., 0., 0.])
     """
     method = check_method(method)
     C = check_gram(C)
@@ -389,6 +539,38 @@ def exact_w1(C, W2, lam, *, n_threads=None):
     Solves (W2^T W2) W1 C + lam W1 = W2^T C through the eigendecomposition of
     W2^T W2 and k Cholesky solves of size m (never the mk x mk system),
     run in parallel over n_threads (see :func:`solve`).
+
+    Parameters
+    ----------
+    C : array_like (m, m)
+        The Gram matrix, as in :func:`solve`.
+    W2 : array_like (m, k)
+        The fixed decoder.
+    lam : float >= 0
+        The L2 penalty.
+    n_threads : int or None
+        OpenMP threads for the k solves (None: all cores).
+
+    Returns
+    -------
+    ndarray (k, m)
+        The new encoder W1, in C's dtype.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        An m x m system d_i C + lam I that is not positive definite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import laefast
+    >>> rng = np.random.default_rng(0)
+    >>> A = rng.standard_normal((4, 4))
+    >>> C, W2, lam = A @ A.T + np.eye(4), rng.standard_normal((4, 2)), 0.5
+    >>> W1 = laefast.exact_w1(C, W2, lam)
+    >>> np.allclose((W2.T @ W2) @ W1 @ C + lam * W1, W2.T @ C)
+    True
     """
     C = check_gram(C)
     m = C.shape[0]
@@ -404,7 +586,40 @@ def exact_w1(C, W2, lam, *, n_threads=None):
 
 
 def exact_w2(C, W1, lam):
-    """The decoder minimizing L_sigma for a fixed encoder W1 (k x m)."""
+    """The decoder minimizing L_sigma for a fixed encoder W1 (k x m).
+
+    W2 = C W1^T (W1 C W1^T + lam I)^-1, by one k x k Cholesky solve.
+
+    Parameters
+    ----------
+    C : array_like (m, m)
+        The Gram matrix, as in :func:`solve`.
+    W1 : array_like (k, m)
+        The fixed encoder.
+    lam : float >= 0
+        The L2 penalty.
+
+    Returns
+    -------
+    ndarray (m, k)
+        The new decoder W2, in C's dtype.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        W1 C W1^T + lam I is not positive definite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import laefast
+    >>> rng = np.random.default_rng(0)
+    >>> A = rng.standard_normal((4, 4))
+    >>> C, W1, lam = A @ A.T + np.eye(4), rng.standard_normal((2, 4)), 0.5
+    >>> W2 = laefast.exact_w2(C, W1, lam)
+    >>> np.allclose(W2, C @ W1.T @ np.linalg.inv(W1 @ C @ W1.T + lam * np.eye(2)))
+    True
+    """
     C = check_gram(C)
     m = C.shape[0]
     W1 = check_matrix(W1, "W1", (None, m), C.dtype)

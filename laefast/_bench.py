@@ -56,6 +56,7 @@ __all__ = [
     "get_problem",
     "problem_samples",
     "sklearn_available",
+    "problem_unavailable",
     "error_per_second",
     "best_of",
     "settle",
@@ -157,6 +158,19 @@ def sklearn_available():
     except ImportError:
         return False
     return True
+
+
+def problem_unavailable(name):
+    """Why the named problem cannot be built here, or None if it can.
+
+    Cheap (no data is built): the command line checks every requested
+    problem with it before measuring anything.
+    """
+    if name not in PROBLEMS:
+        return f"unknown problem {name!r}; choose from {PROBLEMS}"
+    if name == "digits" and not sklearn_available():
+        return "the digits problem needs scikit-learn (pip install scikit-learn)"
+    return None
 
 
 def _gram_numpy(X):
@@ -909,7 +923,11 @@ def format_table(result):
 def run_bench(problems=DEFAULT_PROBLEMS, methods=METHODS, repeats=3,
               budget=0.5, with_reference=True, with_peers=True,
               json_path=None, progress=True, out=None):
-    """``python -m laefast bench``: measure, print the tables, return 0."""
+    """``python -m laefast bench``: measure and print the tables.
+
+    Returns 0, or 1 when a requested problem could not be built (it is
+    reported as skipped and the others still run).
+    """
     out = out or sys.stdout
     if json_path == "-":
         out = sys.stderr
@@ -960,7 +978,7 @@ def run_bench(problems=DEFAULT_PROBLEMS, methods=METHODS, repeats=3,
             with open(json_path, "w") as f:
                 f.write(text + "\n")
             say(f"JSON written to {json_path}")
-    return 0
+    return 1 if report["skipped_problems"] else 0
 
 
 def _json_default(obj):

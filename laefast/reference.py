@@ -1,4 +1,4 @@
-"""The paper's six LAE-PCA algorithms, in plain NumPy, as DESIGN.md §3 states them.
+"""The paper's six LAE-PCA algorithms, in plain NumPy, as the paper states them.
 
 This is the baseline that tests and benchmarks measure laefast against, so it
 keeps the paper's operation order -- including the m x m x m product

@@ -8,20 +8,41 @@ define ``setup_cache`` themselves (asv keys a cache by the module and line
 of its ``setup_cache``, so an inherited one would be shared by all
 problems).
 
-What each benchmark measures:
+What each benchmark measures, and which direction is better.  asv has no
+notion of direction: ``asv compare`` and ``asv continuous`` call every
+increase a regression.  That is right for seconds, bytes and iteration
+counts, and wrong for the higher-is-better numbers, which are named below.
 
+Lower is better (asv reads these correctly):
+
+- ``time_laefast_to_tolerance``: seconds from the common start until the U
+  error is at most ``U_TOL`` (1e-4, the paper's U error summed over the k
+  directions): laefast.solve capped at the iteration count where the U
+  error crosses U_TOL (found once per problem, in setup_cache, by
+  bisection on that count);  ``track_laefast_iterations_to_tolerance`` is
+  that count;
 - ``time_laefast`` / ``time_reference``: laefast.solve / laefast.reference
-  on the problem's Gram matrix from its common start, to the stopping rule
-  (the reference is skipped where it is capped or infeasible: see
+  on the problem's Gram matrix from its common start, to the method's
+  stopping rule at the problem's ``tol`` (1e-8 on the stopping quantity;
+  the reference is skipped where it is capped or infeasible: see
   ``laefast._bench.reference_cap``);
 - ``time_laefast_step`` / ``time_reference_step``: one iteration;
+- ``track_*_seconds_per_error``: the inverse of error per second, seconds
+  per unit of U error removed (the number to watch in ``asv continuous``);
+- ``time_peer``: the peers (numpy/scipy eigh on C and forming C; with
+  scikit-learn, PCA's solvers and IncrementalPCA), which are direct and
+  reach rounding-level accuracy (``track_peer_u_error`` says how close);
+- ``track_*_u_error``, ``track_*_iterations``, ``track_*_seconds_per_iteration``;
+- ``peakmem_*``: fitting from the samples versus forming C.
+
+Higher is better (asv shows an improvement as a "regression"):
+
 - ``track_*_error_per_second``: U error removed per second from the common
   start to the stopping rule (or to the reference's iteration cap, where
   the ratio compares laefast over the same iterations), best of several
   runs inside the benchmark;
-- peers: ``time_peer`` and ``track_peer_*`` for numpy/scipy eigh (on C and
-  forming C) and, with scikit-learn, PCA's solvers and IncrementalPCA;
-- ``peakmem_*``: fitting from the samples versus forming C.
+- ``track_laefast_over_reference`` and ``..._per_step``: laefast's error
+  per second over the reference's (the speedup).
 """
 
 try:
@@ -35,6 +56,9 @@ PEERS = (tuple(_bench.PEERS) if _bench is not None else
          ("numpy.linalg.eigh(C)", "scipy.linalg.eigh(C, subset)"))
 REPEATS = 3            # best of, inside the track_ benchmarks
 BUDGET = 1.0           # ... stopping once a row has spent this many seconds
+# The stated tolerance of time_laefast_to_tolerance: the paper's U error
+# (sum over the k directions of min ||u_hat - u||, ||u_hat + u||).
+U_TOL = 1e-4
 
 
 def problem(name):
@@ -64,6 +88,40 @@ def memory_cache(name):
     except NotImplementedError:
         return None
     return {"k": k, "lam": lam}
+
+
+def _u_error_after(P, method, max_iter):
+    from laefast.metrics import u_error
+    res = _bench.run_laefast(P, method, max_iter=max_iter)
+    return res, u_error(res.components.T, P.U_true)
+
+
+def iterations_to_tolerance(P, method, u_tol=U_TOL):
+    """Fewest iterations from the common start after which laefast.solve's
+    U error is at most u_tol (bisection on max_iter; the iterates do not
+    depend on it), or None if the stopping rule holds first."""
+    full, err = _u_error_after(P, method, None)
+    if not err <= u_tol:
+        return None
+    lo, hi = 0, full.n_iter          # hi reaches u_tol, lo is not known to
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _u_error_after(P, method, mid)[1] <= u_tol:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def tolerance_cache(name):
+    """setup_cache of the time-to-tolerance benchmarks: the problem
+    without its samples and, per method, iterations_to_tolerance."""
+    try:
+        P = problem(name)
+    except NotImplementedError:
+        return None
+    return {"problem": P.without_samples(),
+            "iterations": {m: iterations_to_tolerance(P, m) for m in METHODS}}
 
 
 def _cached(P):
@@ -109,8 +167,43 @@ def _value(cache, key, field):
     return row[field]
 
 
+class _TimeToTolerance:
+    """Seconds until laefast.solve's U error is at most U_TOL (lower is
+    better), and the iterations that takes."""
+
+    problem = None
+    params = [METHODS]
+    param_names = ["method"]
+
+    def setup(self, cache, method):
+        if cache is None:
+            raise NotImplementedError("problem unavailable")
+        self.n_iter = cache["iterations"][method]
+        if self.n_iter is None:
+            raise NotImplementedError(
+                f"{method}: U error > {U_TOL:g} when its stopping rule holds")
+        self.P = cache["problem"]
+
+    def time_laefast_to_tolerance(self, cache, method):
+        _bench.run_laefast(self.P, method, max_iter=self.n_iter)
+
+    def track_laefast_iterations_to_tolerance(self, cache, method):
+        return self.n_iter
+    track_laefast_iterations_to_tolerance.unit = "iterations"
+
+
+def _inverse(error_per_second):
+    """Seconds per unit of U error removed: the lower-is-better form; NaN
+    (asv: n/a) for a run that removed none (its U error grew from the
+    start: the number has no meaning, and no direction)."""
+    if not error_per_second > 0:
+        return float("nan")
+    return 1.0 / error_per_second
+
+
 class _Solve:
-    """Wall time of laefast.solve to the stopping rule."""
+    """Wall time of laefast.solve to the stopping rule at the problem's tol
+    (lower is better)."""
 
     problem = None
     params = [METHODS]
@@ -190,8 +283,13 @@ class _ErrorPerSecond:
             raise NotImplementedError("problem unavailable")
 
     def track_laefast_error_per_second(self, cache, method):
+        # Higher is better: asv shows an improvement here as a regression.
         return _value(cache, method, "error_per_second")
-    track_laefast_error_per_second.unit = "U error/s"
+    track_laefast_error_per_second.unit = "U error/s (higher is better)"
+
+    def track_laefast_seconds_per_error(self, cache, method):
+        return _inverse(_value(cache, method, "error_per_second"))
+    track_laefast_seconds_per_error.unit = "s per U error"
 
     def track_laefast_u_error(self, cache, method):
         return _value(cache, method, "u_error")
@@ -229,16 +327,23 @@ class _ReferenceErrorPerSecond:
             raise NotImplementedError(row["skipped"])
 
     def track_reference_error_per_second(self, cache, method):
+        # Higher is better: asv shows an improvement here as a regression.
         return _value(cache, "reference " + method, "error_per_second")
-    track_reference_error_per_second.unit = "U error/s"
+    track_reference_error_per_second.unit = "U error/s (higher is better)"
+
+    def track_reference_seconds_per_error(self, cache, method):
+        return _inverse(_value(cache, "reference " + method,
+                               "error_per_second"))
+    track_reference_seconds_per_error.unit = "s per U error"
 
     def track_laefast_over_reference(self, cache, method):
+        # laefast's error per second over the reference's: higher is better.
         return _value(cache, method, "vs_reference")
-    track_laefast_over_reference.unit = "ratio"
+    track_laefast_over_reference.unit = "ratio (higher is better)"
 
     def track_laefast_over_reference_per_step(self, cache, method):
         return _value(cache, method, "per_step_vs_reference")
-    track_laefast_over_reference_per_step.unit = "ratio"
+    track_laefast_over_reference_per_step.unit = "ratio (higher is better)"
 
     def track_reference_seconds_per_iteration(self, cache, method):
         return _value(cache, "reference " + method, "seconds_per_iter")
@@ -276,8 +381,13 @@ class _PeerAccuracy:
     track_peer_u_error.unit = "U error"
 
     def track_peer_error_per_second(self, cache, peer):
+        # Higher is better: asv shows an improvement here as a regression.
         return _value(cache, peer, "error_per_second")
-    track_peer_error_per_second.unit = "U error/s"
+    track_peer_error_per_second.unit = "U error/s (higher is better)"
+
+    def track_peer_seconds_per_error(self, cache, peer):
+        return _inverse(_value(cache, peer, "error_per_second"))
+    track_peer_seconds_per_error.unit = "s per U error"
 
 
 class _Memory:

@@ -15,6 +15,15 @@ def _solver_cache(self):
 _solver_cache.timeout = 120
 
 
+def _tolerance_cache(self):
+    # The problem without its samples, and per method the iterations after
+    # which the U error is at most _c.U_TOL (bisection over solve runs).
+    return _c.tolerance_cache(_PROBLEM)
+
+
+_tolerance_cache.timeout = 120
+
+
 def _problem_cache(self):
     # The problem without its samples, shared by the timing classes.
     return _c.problem_cache(_PROBLEM)
@@ -26,6 +35,11 @@ _problem_cache.timeout = 120
 def _memory_cache(self):
     # lam, computed in the cache's process: the measured one holds only X.
     return _c.memory_cache(_PROBLEM)
+
+
+class TimeToTolerance(_c._TimeToTolerance):
+    problem = _PROBLEM
+    setup_cache = _tolerance_cache
 
 
 class Solve(_c._Solve):

@@ -24,6 +24,15 @@ def _solver_cache(self):
 _solver_cache.timeout = 300
 
 
+def _tolerance_cache(self):
+    # The problem without its samples, and per method the iterations after
+    # which the U error is at most _c.U_TOL (bisection over solve runs).
+    return _c.tolerance_cache(_PROBLEM)
+
+
+_tolerance_cache.timeout = 900
+
+
 def _problem_cache(self):
     # The problem without its samples, shared by the timing classes.
     return _c.problem_cache(_PROBLEM)
@@ -43,6 +52,11 @@ class _Few:
     rounds = 1
     warmup_time = 0
     timeout = 120
+
+
+class TimeToTolerance(_Few, _c._TimeToTolerance):
+    problem = _PROBLEM
+    setup_cache = _tolerance_cache
 
 
 class Solve(_Few, _c._Solve):
