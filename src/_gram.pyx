@@ -74,6 +74,17 @@ cdef double frobenius(Py_ssize_t n, const floating* x) noexcept nogil:
     return sqrt(s)
 
 
+cdef double distance(Py_ssize_t n, const floating* x,
+                     const floating* y) noexcept nogil:
+    """||x - y||_2, accumulated in double."""
+    cdef Py_ssize_t i
+    cdef double d, s = 0.0
+    for i in range(n):
+        d = <double> x[i] - <double> y[i]
+        s += d * d
+    return sqrt(s)
+
+
 cdef void transpose_into(Py_ssize_t rows, Py_ssize_t cols, const floating* src,
                          floating* dst) noexcept nogil:
     """dst (cols x rows) = src (rows x cols)^T."""
@@ -386,7 +397,13 @@ cdef int untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                      floating alpha, double tol, Py_ssize_t max_iter,
                      floating* ws, const Hist* h,
                      LoopOut* out) noexcept nogil:
-    """Untied GD, Gauss-Seidel order: W1 first, then W2 from the new W1."""
+    """Untied GD, Gauss-Seidel order: W1 first, then W2 from the new W1.
+
+    It stops when ||W1 - W2^T|| <= tol: L_sigma's critical points are tied.
+    L_pi's are not (its minima fix only W2 W1), so with the product
+    regularizer it stops on the step instead, ||dW1|| + ||dW2|| <= tol,
+    sync's rule.
+    """
     cdef const floating* lr = <const floating*> rg.lr
     cdef floating lam_pi = <floating> rg.lam
     cdef floating* P = ws              # W1 C, carried from one step to the next
@@ -395,9 +412,10 @@ cdef int untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     cdef floating* B = A + k * k       # W1 C W1^T (+ lam W1 W1^T: product)
     cdef floating* T = B + k * k       # W2 B
     cdef floating* shrink = T + m * k  # 1 - alpha lam_i, per latent
-    cdef floating* obj_ws = shrink + k
+    cdef floating* prev = shrink + k   # W1 and W2 before the step (product)
+    cdef floating* obj_ws = prev + 2 * k * m
     cdef Py_ssize_t i, j, it = 0
-    cdef double stop = tie_gap(m, k, W1, W2)
+    cdef double stop = INFINITY if rg.product else tie_gap(m, k, W1, W2)
     cdef int status
     for i in range(k):
         shrink[i] = 1 - alpha * lr[i]
@@ -414,6 +432,8 @@ cdef int untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
         times_gram(op, k, W2, True, Qt, False)
         gemm(True, False, k, k, m, 1, W2, k, W2, k, 0, A, k)
         if rg.product:
+            memcpy(prev, W1, k * m * sizeof(floating))
+            memcpy(prev + k * m, W2, k * m * sizeof(floating))
             for i in range(k * m):
                 P[i] += lam_pi * W1[i]
         for i in range(k):
@@ -432,7 +452,11 @@ cdef int untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
             for i in range(k):
                 W2[j * k + i] = (shrink[i] * W2[j * k + i]
                                  + alpha * (P[i * m + j] - T[j * k + i]))
-        stop = tie_gap(m, k, W1, W2)
+        if rg.product:
+            stop = (distance(k * m, W1, prev)
+                    + distance(k * m, W2, prev + k * m))
+        else:
+            stop = tie_gap(m, k, W1, W2)
         record(op, m, k, h, W1, W2, rg, obj_ws, it, stop)
         it += 1
         if not isfinite(stop):
@@ -775,9 +799,10 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
     cdef floating[::1] Y = _data_workspace(dtype, data, data_colmajor, k,
                                            mean is not None)
     cdef GramOp op = make_op(C, data, data_colmajor, mean, Y)
-    # Enough for every loop: the largest needs 4 km + 2 k^2 + k plus the
-    # objective's k m + 3 k^2; exact-untied adds the Sylvester solve's.
-    cdef Py_ssize_t n_ws = 5 * k * m + 5 * k * k + k + 1
+    # Enough for every loop: the largest (untied) needs 6 km + 2 k^2 + k
+    # plus the objective's k m + 3 k^2; exact-untied adds the Sylvester
+    # solve's.
+    cdef Py_ssize_t n_ws = 7 * k * m + 5 * k * k + k + 1
     if method == M_EXACT_UNTIED:
         n_threads = exact_w1_threads(m, k, n_threads)
         n_ws += exact_w1_workspace(m, k, n_threads)
