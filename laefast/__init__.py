@@ -15,7 +15,7 @@ The public surface:
   critical points and trajectories.
 """
 
-from . import metrics, reference
+from . import landscape, metrics, reference
 from ._estimator import LAEPCA, NotFittedError
 from ._api import LAEResult, default_alpha, exact_w1, exact_w2, fit, gram_matrix, solve, step
 from ._exceptions import CollapsedComponentWarning, ConvergenceWarning, DivergenceError
