@@ -90,7 +90,9 @@ def _parts(C, W1, W2):
 def _penalty_lam(lam, regularizer, k):
     if regularizer is None:
         return 0.0
-    check_regularizer(regularizer)
+    if regularizer not in REGULARIZERS:
+        raise ValueError(f"regularizer must be 'sum', 'product' or None, "
+                         f"got {regularizer!r}")
     return check_lam(lam, k, regularizer)
 
 
