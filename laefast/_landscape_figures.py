@@ -262,12 +262,18 @@ def _shrinkage_png(path):
 PAGE_LAMS = tuple(round(0.1 * i, 1) for i in range(16))      # 0 .. 1.5
 PAGE_SIGMA2S = (0.5, 1.0, 1.5, 2.0)
 _GRID = 31
-_ZMAX = 4.0
+_ZMAX = 3.0
 _COLOR = {"minimum": "#2ca02c", "saddle": "#ff7f0e", "maximum": "#d62728"}
 
 
 def _r(x):
     return np.round(np.asarray(x, dtype=np.float64), 4)
+
+
+def _cut(z):
+    """The surface clipped at _ZMAX (the axes' top): flat where it is
+    higher, which keeps the wells in view whatever lam and sigma2."""
+    return _r(np.minimum(z, _ZMAX)).tolist()
 
 
 def _page_state(sigma2, lam):
@@ -281,7 +287,7 @@ def _page_state(sigma2, lam):
         z = ls.scalar_loss(W1, W2, sigma2, lam, reg)
         xs.append(None)
         ys.append(None)
-        zs.append(_r(np.minimum(z, _ZMAX)).tolist())
+        zs.append(_cut(z))
         colors.append(None)
         texts.append(None)
         px, py, pz, pc, pt = [], [], [], [], []
@@ -308,7 +314,7 @@ def _page_state(sigma2, lam):
     z = tied2_loss(W1, W2, s1, s2, lam)
     xs.append(None)
     ys.append(None)
-    zs.append(_r(np.minimum(z, _ZMAX)).tolist())
+    zs.append(_cut(z))
     colors.append(None)
     texts.append(None)
     pts = tied2_critical_points(s1, s2, lam)
@@ -405,7 +411,7 @@ def _page_figure(states, lams, sigma2s, lam0, sigma0):
             "yaxis": {"title": {"text": "w2"}, "range": [-1.6, 1.6]},
             "zaxis": {"title": {"text": "loss"}, "range": [0, _ZMAX]},
             "aspectmode": "cube",
-            "camera": {"eye": {"x": 1.5, "y": -1.5, "z": 1.1}}}
+            "camera": {"eye": {"x": 1.4, "y": -1.4, "z": 1.3}}}
     fig.update_scenes(**axes)
     fig.update_scenes(xaxis_title_text="a = W[0]", yaxis_title_text="b = W[1]",
                       row=2, col=2)
@@ -420,9 +426,9 @@ def _page_figure(states, lams, sigma2s, lam0, sigma0):
     fig.update_layout(
         title={"text": "", "x": 0.5},
         height=1000, showlegend=False, margin={"l": 10, "r": 10, "t": 60,
-                                                "b": 10},
-        sliders=[slider("lam", lams, lam0, 0.0, "lam = "),
-                 slider("sigma2", sigma2s, sigma0, -0.07, "sigma2 = ")])
+                                                "b": 110},
+        sliders=[slider("lam", lams, lam0, 0.02, "lam = "),
+                 slider("sigma2", sigma2s, sigma0, -0.08, "sigma2 = ")])
     return fig
 
 

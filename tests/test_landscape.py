@@ -256,3 +256,11 @@ def test_readme_shows_the_committed_figures():
         path = ROOT / "docs" / name
         assert path.exists() and path.stat().st_size < 300_000
         assert f"docs/{name}" in readme
+
+
+def test_docstring_examples_run():
+    import doctest
+    import laefast._regularizer
+    for module in (ls, laefast._regularizer):
+        failed, attempted = doctest.testmod(module)
+        assert attempted > 0 and failed == 0, module.__name__
