@@ -7,6 +7,7 @@ no Chromium is installed (.ci/run installs Debian's).
 """
 
 import io
+import time
 
 import numpy as np
 import pytest
@@ -44,6 +45,17 @@ def _pixels(png):
                       dtype=np.float64)
 
 
+def _until(browser, check, message, seconds=20.0):
+    """A screenshot (as pixels) that passes check, retried for a while."""
+    deadline = time.monotonic() + seconds
+    while True:
+        browser.evaluate("new Promise(function (r) { setTimeout(r, 500); })")
+        shot = _pixels(browser.screenshot())
+        if check(shot):
+            return shot
+        assert time.monotonic() < deadline, message
+
+
 def _rect(browser, selector, index=0):
     return browser.evaluate(
         f"(function () {{ var r = document.querySelectorAll('{selector}')"
@@ -73,32 +85,37 @@ def test_page_loads_draws_and_follows_its_slider(tmp_path):
             "function (c) { var r = c.getBoundingClientRect(); return "
             "[r.left, r.top, r.right, r.bottom]; })")
         assert len(canvases) == 4
-        browser.evaluate("new Promise(function (r) { setTimeout(r, 1500); })")
-        before = _pixels(browser.screenshot())
-        assert before.shape == (HEIGHT, WIDTH, 3)
+        regions = [(slice(int(top) + 40, int(bottom) - 40),
+                    slice(int(left) + 40, int(right) - 40))
+                   for left, top, right, bottom in canvases]
         assert browser.evaluate(f"{gd}.getAttribute('data-lam')") == "0.4"
-        regions = []
-        for left, top, right, bottom in canvases:
-            region = (slice(int(top) + 40, int(bottom) - 40),
-                      slice(int(left) + 40, int(right) - 40))
-            patch = before[region]
-            # Drawn: a shaded surface has many colours, a blank canvas one.
-            assert patch.std() > 20, "a 3D scene looks blank"
-            assert len(np.unique(patch.reshape(-1, 3), axis=0)) > 200
-            regions.append(region)
-        sigma_region = regions[2]
+
+        def drawn(shot):
+            # A shaded surface has many colours; a blank canvas has one.
+            return all(shot[r].std() > 20
+                       and len(np.unique(shot[r].reshape(-1, 3), axis=0)) > 200
+                       for r in regions)
+
+        # WebGL draws on animation frames after the plot exists: retry
+        # the screenshot for a while on a slow machine.
+        before = _until(browser, drawn, "a 3D scene stayed blank")
+        assert before.shape == (HEIGHT, WIDTH, 3)
 
         # Drag the lam slider: a real press and release at its far end.
         left, top, right, bottom = _rect(browser, ".slider-rail-touch-rect")
         browser.click(right - 2, (top + bottom) / 2)
         browser.wait_for(f"{gd}.getAttribute('data-lam') === '1.5'",
                          timeout=15)
-        browser.evaluate("new Promise(function (r) { setTimeout(r, 1500); })")
-        after = _pixels(browser.screenshot())
-        changed = (np.abs(after[sigma_region] - before[sigma_region])
-                   .sum(axis=2) > 30)
-        # lam = 1.5 > sigma2: L_sigma's two wells have become one bowl.
-        assert changed.mean() > 0.05
+        sigma_region = regions[2]
+
+        def redrawn(shot):
+            # lam = 1.5 > sigma2: L_sigma's two wells have become one bowl.
+            changed = (np.abs(shot[sigma_region] - before[sigma_region])
+                       .sum(axis=2) > 30)
+            return changed.mean() > 0.05
+
+        after = _until(browser, redrawn, "the L_sigma scene was not redrawn")
+        assert drawn(after)
         title = browser.evaluate(
             "document.querySelector('.gtitle').textContent")
         assert "merged into the origin" in title
