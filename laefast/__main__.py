@@ -78,17 +78,20 @@ def main(argv=None):
                       help="skip the PNG figures")
     land.add_argument("--no-html", action="store_true",
                       help="skip landscapes.html")
+    land.add_argument("--gif", action="store_true",
+                      help="also write trajectories.gif, the trajectories "
+                           "animated (a few seconds more)")
     args = parser.parse_args(argv)
     if args.command == "landscape":
         if not (math.isfinite(args.sigma2) and args.sigma2 > 0):
             parser.error("--sigma2 must be a finite number > 0")
         if not (math.isfinite(args.lam) and args.lam >= 0):
             parser.error("--lam must be a finite number >= 0")
-        if args.no_png and args.no_html:
+        if args.no_png and args.no_html and not args.gif:
             parser.error("--no-png and --no-html leave nothing to write")
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             parser.error(f"--out {args.out!r} exists and is not a folder")
-        needed = ([] if args.no_png else ["matplotlib"]) + \
+        needed = ([] if args.no_png and not args.gif else ["matplotlib"]) + \
             ([] if args.no_html else ["plotly"])
         missing = [m for m in needed if importlib.util.find_spec(m) is None]
         if missing:
@@ -96,7 +99,8 @@ def main(argv=None):
                          "pip install 'laefast[plot]'")
         from ._landscape_figures import write_all
         for path in write_all(args.out, sigma2=args.sigma2, lam=args.lam,
-                              png=not args.no_png, html=not args.no_html):
+                              png=not args.no_png, html=not args.no_html,
+                              gif=args.gif):
             print(path)
         return 0
     if args.command == "demo":

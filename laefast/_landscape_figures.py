@@ -19,8 +19,8 @@ from ._api import solve
 from ._exceptions import CollapsedComponentWarning
 from ._validation import METHODS
 
-__all__ = ["write_all", "tied2_loss", "tied2_critical_points",
-           "shrinkage_runs", "FILES"]
+__all__ = ["write_all", "write_page", "trajectories_gif", "tied2_loss",
+           "tied2_critical_points", "shrinkage_runs", "FILES"]
 
 FILES = ("landscapes.png", "trajectories.png", "shrinkage.png",
          "landscapes.html")
@@ -216,6 +216,51 @@ def _trajectories_png(path, sigma2, lam):
                  "from w1 = w2)", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=72)
+    plt.close(fig)
+
+
+def trajectories_gif(path, sigma2, lam, frames=30):
+    """The six methods' trajectories growing over their iterations, as an
+    animated GIF (matplotlib's Pillow writer)."""
+    plt = _need("matplotlib.pyplot")
+    animation = _need("matplotlib.animation")
+    lim = 1.6
+    w = np.linspace(-lim, lim, 161)
+    W1, W2 = np.meshgrid(w, w)
+    z = _log_loss(ls.scalar_loss(W1, W2, sigma2, lam, "sum"))
+    fig, axes = plt.subplots(2, 3, figsize=(10.5, 7))
+    colors = plt.cm.autumn(np.linspace(0, 0.8, len(TRAJECTORY_STARTS)))
+    paths, lines = [], []
+    for ax, method in zip(axes.ravel(), METHODS):
+        ax.contourf(W1, W2, z, levels=24, cmap="viridis")
+        _draw_critical(ax, sigma2, lam, "sum", lim)
+        gd = method in ("untied", "sync", "tied")
+        for (a, b), color in zip(TRAJECTORY_STARTS, colors):
+            pts = ls.scalar_trajectory(method, a, b, sigma2, lam,
+                                       alpha=0.08 / sigma2 if gd else None,
+                                       n_iter=150 if gd else 20)
+            paths.append(pts)
+            lines.append(ax.plot([], [], ".-", color=color, lw=1.2,
+                                 ms=3)[0])
+            ax.plot(*pts[0], "s", color=color, mec="black", ms=6)
+        ax.set_title(method, fontsize=10)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+    title = fig.suptitle("")
+    fig.tight_layout()
+
+    def draw(frame):
+        share = (frame + 1) / frames
+        for pts, line in zip(paths, lines):
+            upto = 1 + int(round(share * (len(pts) - 1)))
+            line.set_data(pts[:upto, 0], pts[:upto, 1])
+        title.set_text(f"L_sigma, sigma2 = {sigma2:g}, lam = {lam:g}: "
+                       f"{share:.0%} of the iterations")
+        return lines
+
+    movie = animation.FuncAnimation(fig, draw, frames=frames)
+    movie.save(path, writer=animation.PillowWriter(fps=8), dpi=60)
     plt.close(fig)
 
 
@@ -458,11 +503,16 @@ def _title(lam, sigma2):
             "merged into the origin (lam >= sigma2)")
 
 
-def write_all(out, sigma2=1.0, lam=0.4, png=True, html=True):
+def write_all(out, sigma2=1.0, lam=0.4, png=True, html=True, gif=False):
     """Write the figures into the folder `out` (created if needed); returns
     the paths written."""
     os.makedirs(out, exist_ok=True)
     written = []
+    if gif:
+        _need("matplotlib").use("Agg")
+        path = os.path.join(out, "trajectories.gif")
+        trajectories_gif(path, sigma2, lam)
+        written.append(path)
     if png:
         _need("matplotlib").use("Agg")
         for name, draw in (("landscapes.png", lambda p: _landscapes_png(p, sigma2, lam)),

@@ -264,3 +264,13 @@ def test_docstring_examples_run():
     for module in (ls, laefast._regularizer):
         failed, attempted = doctest.testmod(module)
         assert attempted > 0 and failed == 0, module.__name__
+
+
+def test_trajectories_gif(tmp_path):
+    pytest.importorskip("matplotlib")
+    Image = pytest.importorskip("PIL.Image")
+    from laefast._landscape_figures import trajectories_gif
+    path = tmp_path / "t.gif"
+    trajectories_gif(str(path), 1.0, 0.4, frames=3)
+    with Image.open(path) as im:
+        assert im.format == "GIF" and im.n_frames == 3
