@@ -119,5 +119,12 @@ def test_page_loads_draws_and_follows_its_slider(tmp_path):
         title = browser.evaluate(
             "document.querySelector('.gtitle').textContent")
         assert "merged into the origin" in title
+        # The sigma2 slider, to its left end (0.5).
+        left, top, right, bottom = _rect(browser, ".slider-rail-touch-rect",
+                                         1)
+        browser.click(left + 2, (top + bottom) / 2)
+        browser.wait_for(f"{gd}.getAttribute('data-sigma2') === '0.5'",
+                         timeout=15)
+        assert browser.evaluate(f"{gd}.getAttribute('data-lam')") == "1.5"
         errors = browser.evaluate("window.__errors")
     assert errors == []
