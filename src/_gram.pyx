@@ -321,12 +321,14 @@ cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
     not commute with V, so it is scaled out first: with
     W1 = Lambda^-1/2 Y the equation reads
     (Lambda^-1/2 W2^T W2 Lambda^-1/2) Y C + Y = Lambda^-1/2 W2^T C, and the
-    same separation, on that k x k matrix, gives z_i (d_i C + I) = rhs_i.  The k solves are independent: with
-    n_threads > 1 they run in parallel, each with its own m x m scratch
-    (the caller keeps BLAS serial inside; at moderate m one single-threaded
-    potrf per core beats a threaded potrf per latent).  Every solve is the
-    same computation whatever the thread count.  Returns a status code;
-    `which` gets the first latent whose system failed.
+    same separation, on that k x k matrix, gives z_i (d_i C + I) = rhs_i.
+
+    The k solves are independent: with n_threads > 1 they run in parallel,
+    each with its own m x m scratch (the caller keeps BLAS serial inside; at
+    moderate m one single-threaded potrf per core beats a threaded potrf per
+    latent).  Every solve is the same computation whatever the thread
+    count.  Returns a status code; `which` gets the first latent whose
+    system failed.
     """
     cdef Py_ssize_t i, j
     cdef blas_int lwork = syev_lwork(k)
