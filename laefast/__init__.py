@@ -12,20 +12,25 @@ The public surface:
   seen in pieces, one parallel pass each, mergeable (Chan et al.).
 - :mod:`laefast.reference`: the paper's algorithms in plain NumPy.
 - :mod:`laefast.metrics`: U error, principal-angle sine, L_sigma.
+- :func:`loss`, :func:`loss_gradient`: L, L_pi or L_sigma and their
+  gradients; :mod:`laefast.landscape`: the scalar case's landscapes,
+  critical points and trajectories.
 """
 
-from . import metrics, reference
+from . import landscape, metrics, reference
 from ._accumulator import GramAccumulator
 from ._estimator import LAEPCA, NotFittedError
 from ._api import LAEResult, default_alpha, exact_w1, exact_w2, fit, gram_matrix, solve, step
 from ._exceptions import CollapsedComponentWarning, ConvergenceWarning, DivergenceError
 from ._openmp import openmp_enabled
+from ._regularizer import REGULARIZERS, loss, loss_gradient
 from ._stream import LAEStream
 from ._validation import METHODS
 from ._version import __version__
 
 __all__ = [
     "METHODS",
+    "REGULARIZERS",
     "CollapsedComponentWarning",
     "ConvergenceWarning",
     "DivergenceError",
@@ -38,6 +43,9 @@ __all__ = [
     "exact_w2",
     "fit",
     "gram_matrix",
+    "landscape",
+    "loss",
+    "loss_gradient",
     "metrics",
     "NotFittedError",
     "openmp_enabled",

@@ -1,12 +1,15 @@
-"""Command line: ``laefast demo`` and ``laefast bench`` (or ``python -m laefast``).
+"""Command line: ``laefast demo``, ``bench`` and ``landscape`` (or
+``python -m laefast``).
 
 Every argument is checked before any work starts: a bad choice, count or
 output path exits with status 2 and a usage message, and a requested
-problem that cannot run here (digits without scikit-learn) exits with
-status 2 before anything is measured.
+problem that cannot run here (digits without scikit-learn, the landscape
+figures without the plotting extra) exits with status 2 before anything is
+measured or drawn.
 """
 
 import argparse
+import importlib.util
 import math
 import os
 import pathlib
@@ -129,9 +132,34 @@ def build_parser():
                             "checked for writability before the run")
     bench.add_argument("--quiet", action="store_true",
                        help="no progress lines on stderr")
+    land = sub.add_parser(
+        "landscape", help="the three loss landscapes of the scalar case: "
+                          "PNG figures and an interactive offline page",
+        description="Write landscapes.png (L, L_pi and L_sigma with their "
+                    "critical points, and L_sigma's symmetry breaking as lam "
+                    "crosses sigma2), trajectories.png (the six methods' "
+                    "iterates over L_sigma), shrinkage.png (the decoder's "
+                    "shrinkage against lam, checked by solver runs) and "
+                    "landscapes.html (the surfaces in 3D with lam and sigma2 "
+                    "sliders; plotly.js inlined, works offline) into --out. "
+                    "Needs the [plot] extra (matplotlib, plotly).")
+    land.add_argument("--out", required=True, metavar="DIR",
+                      help="folder to write into (created if missing)")
+    land.add_argument("--sigma2", type=float, default=1.0,
+                      help="||x||^2 of the scalar problem (default 1)")
+    land.add_argument("--lam", type=float, default=0.4,
+                      help="the penalty lam of the figures (default 0.4)")
+    land.add_argument("--no-png", action="store_true",
+                      help="skip the PNG figures")
+    land.add_argument("--no-html", action="store_true",
+                      help="skip landscapes.html")
+    land.add_argument("--gif", action="store_true",
+                      help="also write trajectories.gif, the trajectories "
+                           "animated (a few seconds more)")
     # Errors found after parsing are reported by the subcommand's parser.
     demo.set_defaults(subparser=demo)
     bench.set_defaults(subparser=bench)
+    land.set_defaults(subparser=land)
     return parser
 
 
@@ -139,6 +167,28 @@ def main(argv=None):
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "landscape":
+        land = args.subparser
+        if not (math.isfinite(args.sigma2) and args.sigma2 > 0):
+            land.error("--sigma2 must be a finite number > 0")
+        if not (math.isfinite(args.lam) and args.lam >= 0):
+            land.error("--lam must be a finite number >= 0")
+        if args.no_png and args.no_html and not args.gif:
+            land.error("--no-png and --no-html leave nothing to write")
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            land.error(f"--out {args.out!r} exists and is not a folder")
+        needed = ([] if args.no_png and not args.gif else ["matplotlib"]) + \
+            ([] if args.no_html else ["plotly"])
+        missing = [m for m in needed if importlib.util.find_spec(m) is None]
+        if missing:
+            land.error(f"the landscape command needs {', '.join(missing)}: "
+                         "pip install 'laefast[plot]'")
+        from ._landscape_figures import write_all
+        for path in write_all(args.out, sigma2=args.sigma2, lam=args.lam,
+                              png=not args.no_png, html=not args.no_html,
+                              gif=args.gif):
+            print(path)
+        return 0
     if args.command == "demo":
         from ._demo import run_demo
         return run_demo(methods=args.methods, with_reference=not args.no_reference)

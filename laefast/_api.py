@@ -10,7 +10,8 @@ from . import _gram
 from ._exceptions import ConvergenceWarning, DivergenceError
 from ._parallel import resolve_threads, serial_blas
 from ._problem import GramProblem, choose_path
-from ._readout import readout
+from ._readout import readout, readout_kind
+from ._regularizer import check_lam, check_regularizer, lam_summary
 from ._validation import (
     check_data,
     check_gram,
@@ -45,13 +46,26 @@ class LAEResult:
     W1, W2 : ndarray
         Encoder (k x m) and decoder (m x k) at the end of the run.
     components : ndarray (k x m)
-        Principal directions as rows (left singular vectors of W2), sorted by
-        decreasing variance; each row's largest-magnitude entry is positive.
+        Principal directions as rows, each row's largest-magnitude entry
+        positive.  How they are read depends on ``readout``: 'svd' (one lam,
+        sum regularizer): the left singular vectors of W2, by decreasing
+        variance; 'columns' (a vector lam): W2's columns, normalized,
+        ordered by increasing lam (the smallest lam's latent learns the top
+        direction); 'subspace' (product regularizer, untied): an
+        orthonormal basis of the learned principal subspace, which is all
+        L_pi determines for untied weights -- its rows are NOT the
+        individual directions.  The product regularizer with sync or tied
+        (W1 = W2^T) is 'svd' again: there W2 W2^T is L_pi's symmetric
+        product map, whose eigenvectors are the directions.
     singular_values : ndarray (k,)
-        Singular values of X, sigma_i = sqrt(lam / (1 - s_i^2)) with s_i the
-        singular values of W2; 0 for collapsed components.
+        Singular values of X, sigma_i = sqrt(lam_i / (1 - s_i^2)) with s_i
+        the singular values of W2 ('svd') or its columns' norms ('columns');
+        sigma_i^2 = lam s_i^2 / (1 - s_i^2) under the product regularizer
+        (sync, tied); 0 for collapsed components; NaN for 'subspace', whose
+        W2 does not identify them.
     eigenvalues : ndarray (k,)
-        Eigenvalues of C = X X^T (sigma_i^2); 0 for collapsed components.
+        Eigenvalues of C = X X^T (sigma_i^2); 0 for collapsed components,
+        NaN for 'subspace'.
     collapsed : ndarray of bool (k,)
         Components that lam switched off (lam >= sigma_i^2).
     n_iter : int
@@ -62,12 +76,20 @@ class LAEResult:
         The last stopping quantity (the documentation's theory page defines
         it per method).
     method, lam, alpha, tol :
-        The settings used (alpha is None for the exact methods).
+        The settings used (alpha is None for the exact methods; lam a float,
+        or a float64 array for a per-latent penalty).
     history : dict or None
         With history=True: ``{"stop": ..., "objective": ...}``, one entry per
-        iteration, recorded inside the kernel (objective is L_sigma).
+        iteration, recorded inside the kernel (objective is the run's loss:
+        L_sigma, or L_pi with the product regularizer).  history='weights'
+        adds "W1" (n_iter, k, m) and "W2" (n_iter, m, k), the weights after
+        each iteration.
     mean : ndarray or None
         The feature means subtracted by :func:`fit` (None from :func:`solve`).
+    regularizer : str
+        'sum' or 'product'.
+    readout : str
+        'svd', 'columns' or 'subspace', as described under ``components``.
 
     Examples
     --------
@@ -96,9 +118,17 @@ class LAEResult:
     tol: float
     history: dict | None = None
     mean: np.ndarray | None = field(default=None, repr=False)
+    regularizer: str = "sum"
+    readout: str = "svd"
+
+    @property
+    def directions_identified(self):
+        """Whether ``components`` are the individual principal directions
+        (False under the product regularizer: only their span is learned)."""
+        return self.readout != "subspace"
 
 
-def default_alpha(problem, lam, W1, W2):
+def default_alpha(problem, lam, W1, W2, regularizer="sum"):
     """The step used when alpha=None: 1 / (3 c r^2 + lam).
 
     c bounds the largest eigenvalue of C from above (on C:
@@ -107,16 +137,22 @@ def default_alpha(problem, lam, W1, W2):
     Lipschitz constant is about 2 sigma_1^2, and while the weights stay
     within spectral norm sqrt(4/3) it is at most 3 sigma_1^2 + lam (the
     scalar case's Hessian), so this step cannot overshoot there.
+    `problem` is a Gram matrix C or a laefast._problem.GramProblem.
+    A vector lam counts by its largest entry.  The product regularizer's
+    half-gradient is the reconstruction's with C + lam I in place of C
+    (in its W2^T W2 W1 C term), so it takes 1 / (3 (c + lam) r^2).
 
     Parameters
     ----------
     problem : array_like (m, m)
         The Gram matrix C (or laefast's internal problem object, which
         holds C or the samples).
-    lam : float >= 0
-        The L2 penalty.
+    lam : float >= 0 or array_like (k,)
+        The L2 penalty (a vector counts by its largest entry).
     W1, W2 : ndarray (k, m) and (m, k)
         The weights the step starts from.
+    regularizer : {'sum', 'product'}
+        The penalty the step is for.
 
     Returns
     -------
@@ -134,7 +170,11 @@ def default_alpha(problem, lam, W1, W2):
     """
     if not isinstance(problem, GramProblem):
         problem = GramProblem.from_gram(problem)
-    return step_for_bound(problem.eigenvalue_bound(), lam, W1, W2)
+    c = problem.eigenvalue_bound()
+    lam = float(np.max(lam))
+    if regularizer == "product":
+        return step_for_bound(c + lam, 0.0, W1, W2)
+    return step_for_bound(c, lam, W1, W2)
 
 
 def step_for_bound(c, lam, W1, W2):
@@ -170,6 +210,7 @@ def _check_max_iter(max_iter):
 
 
 def _raise_for_status(status, method, n_iter, which, alpha, lam):
+    lam = lam_summary(lam)
     if status == _gram.NONFINITE:
         if method in GD_METHODS:
             raise DivergenceError(
@@ -183,14 +224,14 @@ def _raise_for_status(status, method, n_iter, which, alpha, lam):
     if status == _gram.NOT_PD_W2:
         raise np.linalg.LinAlgError(
             f"{method}, iteration {n_iter + 1}: the k x k matrix "
-            f"W1 C W1^T + lam I is not positive definite (lam={lam:g}). With "
+            f"W1 C W1^T + lam I is not positive definite (lam={lam}). With "
             "lam = 0 this happens when W1 C W1^T is singular (rank-deficient "
             "C or start); use lam > 0.")
     if status == _gram.NOT_PD_W1:
         raise np.linalg.LinAlgError(
             f"{method}, iteration {n_iter + 1}: the m x m matrix "
             f"d_{which} C + lam I of the exact W1 step is not positive "
-            f"definite (lam={lam:g}). With lam = 0 this happens when C is "
+            f"definite (lam={lam}). With lam = 0 this happens when C is "
             "singular or W2 is rank-deficient; use lam > 0.")
     if status == _gram.EIGH_FAILED:
         raise np.linalg.LinAlgError(
@@ -199,12 +240,19 @@ def _raise_for_status(status, method, n_iter, which, alpha, lam):
 
 
 def run_kernel(problem, W1, W2, method, lam, alpha, tol, max_iter,
-               n_threads=1, hist_stop=None, hist_obj=None):
+               n_threads=1, hist_stop=None, hist_obj=None, *,
+               regularizer="sum", hist_w1=None, hist_w2=None):
     """One compiled solver loop, in place on W1 and W2: (n_iter, status, stop).
 
-    Inputs are validated already; failures (divergence, a k x k or m x m
-    system that is not positive definite) raise here.
+    Inputs are validated already (lam: a float, or a vector from
+    check_lam); failures (divergence, a k x k or m x m system that is not
+    positive definite) raise here.  hist_w1/hist_w2: flat buffers of
+    max_iter k m entries of W1's dtype for the weights after each iteration.
     """
+    if np.ndim(lam) == 0:
+        lam_vec = None
+    else:
+        lam_vec, lam = lam, float(lam[0])
     # Only exact-untied's k independent m x m solves run in parallel; the
     # other loops are chains of GEMMs that BLAS's own threads serve best.
     parallel = (_gram.exact_w1_threads(problem.m, W1.shape[0], n_threads)
@@ -215,74 +263,102 @@ def run_kernel(problem, W1, W2, method, lam, alpha, tol, max_iter,
             alpha=0.0 if alpha is None else alpha, tol=tol,
             max_iter=max_iter, hist_stop=hist_stop, hist_obj=hist_obj,
             trace_c=problem.trace() if hist_stop is not None else 0.0,
-            n_threads=n_threads, **problem.kernel_args())
-    _raise_for_status(status, method, n_iter, which, alpha, lam)
+            n_threads=n_threads, lam_vec=lam_vec,
+            product=regularizer == "product", hist_w1=hist_w1,
+            hist_w2=hist_w2, **problem.kernel_args())
+    _raise_for_status(status, method, n_iter, which, alpha,
+                      lam if lam_vec is None else lam_vec)
     return n_iter, status, stop
 
 
+def _check_history(history):
+    if isinstance(history, str):
+        if history != "weights":
+            raise ValueError(f"history must be True, False or 'weights', "
+                             f"got {history!r}")
+        return history
+    return bool(history)
+
+
 def _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history,
-         n_threads):
+         n_threads, regularizer="sum"):
     """The one kernel call, then the read-out.  Inputs already validated."""
-    hist_stop = hist_obj = None
+    hist_stop = hist_obj = hist_w1 = hist_w2 = None
     if history:
         hist_stop = np.empty(max_iter, dtype=np.float64)
         hist_obj = np.empty(max_iter, dtype=np.float64)
+    if history == "weights":
+        hist_w1 = np.empty(max_iter * W1.size, dtype=W1.dtype)
+        hist_w2 = np.empty(max_iter * W1.size, dtype=W1.dtype)
     n_iter, status, stop = run_kernel(problem, W1, W2, method, lam, alpha,
                                       tol, max_iter, n_threads, hist_stop,
-                                      hist_obj)
+                                      hist_obj, regularizer=regularizer,
+                                      hist_w1=hist_w1, hist_w2=hist_w2)
     converged = status == _gram.CONVERGED
     if not converged:
         warnings.warn(
             f"{method} stopped at max_iter={max_iter} with stopping quantity "
             f"{stop:.3g} > tol={tol:g}; raise max_iter or tol.",
             ConvergenceWarning, stacklevel=4)
+    hist = None
+    if history:
+        hist = {"stop": hist_stop[:n_iter], "objective": hist_obj[:n_iter]}
+    if history == "weights":
+        m = W1.shape[1]
+        hist["W1"] = hist_w1[:n_iter * k * m].reshape(n_iter, k, m)
+        hist["W2"] = hist_w2[:n_iter * k * m].reshape(n_iter, m, k)
     # _run <- _solve <- solve/fit <- the caller
     return make_result(
         W1, W2, lam, method=method, alpha=alpha, tol=tol, n_iter=n_iter,
-        converged=converged, stop=stop, stacklevel=5,
-        history=(None if not history else
-                 {"stop": hist_stop[:n_iter], "objective": hist_obj[:n_iter]}))
+        converged=converged, stop=stop, stacklevel=5, history=hist,
+        regularizer=regularizer)
 
 
 def make_result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
-                history=None, mean=None, stacklevel=2):
-    """An LAEResult from trained weights: the read-out of DESIGN.md §2.3."""
+                history=None, mean=None, stacklevel=2, regularizer="sum"):
+    """An LAEResult from trained weights: the read-out of DESIGN.md §2.3
+    (and its per-latent and product variants, see laefast._readout)."""
     components, sing, eig, collapsed = readout(W2, lam, tol,
-                                               stacklevel=stacklevel)
+                                               stacklevel=stacklevel,
+                                               regularizer=regularizer,
+                                               method=method)
     return LAEResult(
         W1=W1, W2=W2, components=components,
         singular_values=sing.astype(W2.dtype), eigenvalues=eig.astype(W2.dtype),
         collapsed=collapsed, n_iter=int(n_iter), converged=bool(converged),
         stop=float(stop), method=method, lam=lam, alpha=alpha, tol=tol,
-        history=history, mean=mean)
+        history=history, mean=mean, regularizer=regularizer,
+        readout=readout_kind(lam, regularizer, method))
 
 
 def _solve(problem, method, n_components, lam, alpha, tol, max_iter, init,
-           random_state, history, n_threads):
+           random_state, history, n_threads, regularizer="sum"):
     """Validate the settings, pick the start and the step, run."""
     m = problem.m
     method = check_method(method)
+    regularizer = check_regularizer(regularizer, method)
     k = check_n_components(n_components, m)
-    lam = check_scalar(lam, "lam")
+    lam = check_lam(lam, k, regularizer)
     tol = check_scalar(tol, "tol")
     max_iter = _check_max_iter(max_iter)
+    history = _check_history(history)
     n_threads = resolve_threads(n_threads)
     W1, W2 = _initial_weights(init, m, k, problem.dtype, random_state)
     if method in GD_METHODS:
         if alpha is None:
-            alpha = default_alpha(problem, lam, W1, W2)
+            alpha = default_alpha(problem, lam, W1, W2, regularizer)
         else:
             alpha = check_scalar(alpha, "alpha", allow_zero=False)
     elif alpha is not None:
         check_scalar(alpha, "alpha", allow_zero=False)
         alpha = None  # the exact methods take no step size
     return _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history,
-                n_threads)
+                n_threads, regularizer)
 
 
 def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
           max_iter=None, init=None, random_state=None, history=False,
-          n_threads=None):
+          n_threads=None, regularizer="sum"):
     """Fit an L2-regularized linear autoencoder to a Gram matrix C = X X^T.
 
     Parameters
@@ -294,8 +370,15 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
         copy); other numeric types are converted to float64.
     n_components : int
         k, the latent width, 1 <= k <= m.
-    lam : float >= 0
-        L2 penalty lambda.  Components with sigma_i^2 <= lam collapse.
+    lam : float >= 0, or array_like (k,) of floats > 0
+        L2 penalty lambda.  Components with sigma_i^2 <= lam collapse.  A
+        vector gives latent i its own lam_i (non-uniform l2, sum regularizer
+        only, every method): with distinct values the minimum pins the
+        rotation, and W2's columns, ordered by increasing lam, are the
+        principal directions themselves (``result.readout == 'columns'``).
+        Gradient descent reaches that order slowly: the rotation converges
+        at a rate set by the gaps between the lam_i and between the
+        sigma_i^2, so raise max_iter.
     method : str
         'untied', 'sync', 'tied' (gradient descent), or 'exact-untied',
         'exact-sync', 'exact-tied' (alternating exact minimization).
@@ -315,14 +398,25 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
         Starting weights (k x m, m x k); copied, never modified.  None draws
         small Gaussian weights from random_state.
     random_state : int, numpy Generator or None
-    history : bool
-        Record the stopping quantity and L_sigma after every iteration.
+    history : bool or 'weights'
+        Record the stopping quantity and the loss (L_sigma; L_pi with the
+        product regularizer) after every iteration; 'weights' also records
+        W1 and W2 after every iteration (k m values each per iteration).
     n_threads : int or None
         OpenMP threads for exact-untied's k independent m x m Cholesky
         solves (None: all cores, following OMP_NUM_THREADS); BLAS runs
         single-threaded inside them.  Below about 4e6 flops per W1 step
         they run serially.  The other methods are chains of GEMMs and use
         BLAS's own threads (limit those with threadpoolctl).
+    regularizer : {'sum', 'product'}
+        'sum' (default): the paper's L_sigma, penalty
+        lam (||W1||^2 + ||W2||^2), whose minima give the directions.
+        'product': L_pi, penalty lam ||W2 W1||^2, for the gradient methods
+        (same flops per step up to O(k^2 m); untied then stops when
+        ||dW1|| + ||dW2|| <= tol, since L_pi's minima are not tied).  Its
+        minima fix only W2 W1, so untied's result holds the principal
+        subspace, not the directions (``result.readout == 'subspace'``,
+        variances NaN); sync and tied force W1 = W2^T, which pins them.
 
     Returns
     -------
@@ -334,7 +428,8 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
     ------
     ValueError
         C not square, not symmetric or not finite; a parameter out of
-        range.
+        range, e.g. regularizer='product' with an exact method or a vector
+        lam of the wrong length.
     numpy.linalg.LinAlgError
         A k x k or m x m system that is not positive definite (lam = 0 with
         a rank-deficient C).
@@ -367,10 +462,14 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
     True
     >>> np.allclose(res.eigenvalues, np.linalg.eigvalsh(C)[::-1][:2])
     True
+    >>> res = laefast.solve(np.diag([9.0, 4.0, 1.0]), 2, lam=[0.5, 1.0],
+    ...                     method="exact-tied", tol=1e-12, max_iter=10_000)
+    >>> res.readout, np.round(np.abs(res.W2[:, 0]) ** 2, 6)
+    ('columns', array([0.944444, 0.      , 0.      ]))
     """
     problem = GramProblem.from_gram(C)
     return _solve(problem, method, n_components, lam, alpha, tol, max_iter,
-                  init, random_state, history, n_threads)
+                  init, random_state, history, n_threads, regularizer)
 
 
 def gram_matrix(X, center=True, *, n_threads=None):
@@ -387,7 +486,7 @@ def gram_matrix(X, center=True, *, n_threads=None):
 
 def fit(X, n_components, lam, *, center=True, path="auto", method="exact-tied",
         alpha=None, tol=1e-8, max_iter=None, init=None, random_state=None,
-        history=False, n_threads=None):
+        history=False, n_threads=None, regularizer="sum"):
     """Fit from data X of shape (n_samples, n_features).
 
     X is the paper's data matrix transposed (samples as rows, the NumPy and
@@ -442,7 +541,9 @@ def fit(X, n_components, lam, *, center=True, path="auto", method="exact-tied",
     """
     X = check_data(X, finite=False)      # the first pass over X checks it
     method = check_method(method)
+    check_regularizer(regularizer, method)
     k = check_n_components(n_components, X.shape[1])
+    check_lam(lam, k, regularizer)
     if path == "auto":
         path = choose_path(X.shape[0], X.shape[1], k, method, X.itemsize)
     elif path not in ("gram", "data"):
@@ -452,7 +553,7 @@ def fit(X, n_components, lam, *, center=True, path="auto", method="exact-tied",
     problem = GramProblem.from_data(X, center, path,
                                     n_threads=resolve_threads(n_threads))
     result = _solve(problem, method, k, lam, alpha, tol, max_iter, init,
-                    random_state, history, n_threads)
+                    random_state, history, n_threads, regularizer)
     result.mean = problem.mean
     return result
 
@@ -469,7 +570,7 @@ def _check_inplace(W, name, shape, dtype):
                          "(it is updated in place)")
 
 
-def step(W1, W2, C, lam, *, method="untied", alpha=None):
+def step(W1, W2, C, lam, *, method="untied", alpha=None, regularizer="sum"):
     """One iteration of `method`, in place on W1 (k x m) and W2 (m x k).
 
     For another library's own loop: the kernels are the ones :func:`solve`
@@ -483,13 +584,15 @@ def step(W1, W2, C, lam, *, method="untied", alpha=None):
         dtype.
     C : array_like (m, m)
         The Gram matrix, as in :func:`solve`.
-    lam : float >= 0
-        The L2 penalty.
+    lam : float >= 0 or array_like (k,)
+        The L2 penalty, as in :func:`solve`.
     method : str
         One of laefast.METHODS.
     alpha : float > 0 or None
         The step of the gradient methods (required for them; see
         :func:`default_alpha`); ignored by the exact ones.
+    regularizer : {'sum', 'product'}
+        As in :func:`solve`.
 
     Returns
     -------
@@ -517,18 +620,22 @@ def step(W1, W2, C, lam, *, method="untied", alpha=None):
     array([1., 0., 0.])
     """
     method = check_method(method)
+    regularizer = check_regularizer(regularizer, method)
     C = check_gram(C)
     m = C.shape[0]
     k = W1.shape[0] if isinstance(W1, np.ndarray) and W1.ndim == 2 else -1
     _check_inplace(W1, "W1", (k, m), C.dtype)
     _check_inplace(W2, "W2", (m, k), C.dtype)
-    lam = check_scalar(lam, "lam")
+    lam = check_lam(lam, k, regularizer)
     if method in GD_METHODS:
         if alpha is None:
             raise ValueError(f"{method} needs a step size alpha")
         alpha = check_scalar(alpha, "alpha", allow_zero=False)
+    lam_vec = None if np.ndim(lam) == 0 else lam
     n_iter, status, stop, which = _gram.run(
-        _CODES[method], W1, W2, C, lam, alpha or 0.0, -1.0, 1)
+        _CODES[method], W1, W2, C, lam if lam_vec is None else 0.0,
+        alpha or 0.0, -1.0, 1, lam_vec=lam_vec,
+        product=regularizer == "product")
     _raise_for_status(status, method, 0, which, alpha, lam)
     return float(stop)
 
@@ -538,7 +645,8 @@ def exact_w1(C, W2, lam, *, n_threads=None):
 
     Solves (W2^T W2) W1 C + lam W1 = W2^T C through the eigendecomposition of
     W2^T W2 and k Cholesky solves of size m (never the mk x mk system),
-    run in parallel over n_threads (see :func:`solve`).
+    run in parallel over n_threads (see :func:`solve`).  A vector lam
+    (k positive values) solves (W2^T W2) W1 C + diag(lam) W1 = W2^T C.
 
     Parameters
     ----------
@@ -546,8 +654,8 @@ def exact_w1(C, W2, lam, *, n_threads=None):
         The Gram matrix, as in :func:`solve`.
     W2 : array_like (m, k)
         The fixed decoder.
-    lam : float >= 0
-        The L2 penalty.
+    lam : float >= 0 or array_like (k,)
+        The L2 penalty, one value or one per latent.
     n_threads : int or None
         OpenMP threads for the k solves (None: all cores).
 
@@ -575,12 +683,15 @@ def exact_w1(C, W2, lam, *, n_threads=None):
     C = check_gram(C)
     m = C.shape[0]
     W2 = check_matrix(W2, "W2", (m, None), C.dtype)
-    lam = check_scalar(lam, "lam")
     k = W2.shape[1]
+    lam = check_lam(lam, k)
+    lam_vec = None if np.ndim(lam) == 0 else lam
     W1 = np.empty((k, m), dtype=C.dtype)
     parallel = _gram.exact_w1_threads(m, k, resolve_threads(n_threads))
     with serial_blas(parallel):
-        status, which = _gram.exact_w1_given_w2(W1, W2, C, lam, parallel)
+        status, which = _gram.exact_w1_given_w2(
+            W1, W2, C, lam if lam_vec is None else 0.0, parallel,
+            lam_vec=lam_vec)
     _raise_for_status(status, "exact_w1", -1, which, None, lam)
     return W1
 
@@ -588,7 +699,8 @@ def exact_w1(C, W2, lam, *, n_threads=None):
 def exact_w2(C, W1, lam):
     """The decoder minimizing L_sigma for a fixed encoder W1 (k x m).
 
-    W2 = C W1^T (W1 C W1^T + lam I)^-1, by one k x k Cholesky solve.
+    W2 = C W1^T (W1 C W1^T + Lambda)^-1, Lambda = lam I or diag(lam), by
+    one k x k Cholesky solve.
 
     Parameters
     ----------
@@ -596,8 +708,8 @@ def exact_w2(C, W1, lam):
         The Gram matrix, as in :func:`solve`.
     W1 : array_like (k, m)
         The fixed encoder.
-    lam : float >= 0
-        The L2 penalty.
+    lam : float >= 0 or array_like (k,)
+        The L2 penalty, one value or one per latent.
 
     Returns
     -------
@@ -623,8 +735,10 @@ def exact_w2(C, W1, lam):
     C = check_gram(C)
     m = C.shape[0]
     W1 = check_matrix(W1, "W1", (None, m), C.dtype)
-    lam = check_scalar(lam, "lam")
+    lam = check_lam(lam, W1.shape[0])
+    lam_vec = None if np.ndim(lam) == 0 else lam
     W2 = np.empty((m, W1.shape[0]), dtype=C.dtype)
-    if _gram.exact_w2_given_w1(W2, W1, C, lam) != 0:
+    if _gram.exact_w2_given_w1(W2, W1, C, lam if lam_vec is None else 0.0,
+                               lam_vec=lam_vec) != 0:
         _raise_for_status(_gram.NOT_PD_W2, "exact_w2", -1, -1, None, lam)
     return W2

@@ -3,6 +3,29 @@
 DESIGN.md §2.3: the left singular vectors of W2 are the principal directions
 and its singular values s_i = sqrt(1 - lam / sigma_i^2), so
 sigma_i = sqrt(lam / (1 - s_i^2)).
+
+What a trained decoder identifies depends on the penalty (readout_kind):
+
+- 'svd' (sum regularizer, one lam): the minima are W2 = U_k D O for any
+  orthogonal O, so the directions are W2's left singular vectors.
+- 'columns' (sum regularizer, one lam_i per latent, all distinct): the
+  rotation O is pinned down (Bao et al., NeurIPS 2020): at the minimum
+  column i of W2 is u_j sqrt(1 - lam_i / sigma_j^2), the latent with the
+  smallest lam holding the top direction, the next smallest the second,
+  and so on.  The directions are read from W2's columns directly, ordered
+  by increasing lam, with no SVD.
+- 'subspace' (product regularizer, untied gradient descent): the minima
+  fix only W2 W1 = U_k diag(sigma_i^2 / (sigma_i^2 + lam)) U_k^T, so
+  W2 = U_k G for any invertible G.  W2 spans the principal subspace but
+  neither its columns nor its singular vectors are the directions, and its
+  singular values say nothing about the variances.  (The k x k
+  eigenproblem of W1 W2 would recover both; laefast reports what W2
+  holds.)
+- The product regularizer with a tied method (sync, tied: W1 = W2^T) is
+  'svd' again: W2 W2^T is then the product map above, so W2's left
+  singular vectors are the directions and its singular values
+  s_i^2 = sigma_i^2 / (sigma_i^2 + lam) give sigma_i^2 = lam s_i^2 / (1 - s_i^2).
+  That shrinkage never reaches 0: no direction collapses.
 """
 
 import warnings
@@ -12,7 +35,16 @@ import scipy.linalg
 
 from ._exceptions import CollapsedComponentWarning
 
-__all__ = ["readout", "flip_signs"]
+__all__ = ["readout", "readout_kind", "flip_signs"]
+
+READOUTS = ("svd", "columns", "subspace")
+
+
+def readout_kind(lam, regularizer="sum", method=None):
+    """'svd', 'columns' or 'subspace': what the decoder identifies."""
+    if regularizer == "product":
+        return "svd" if method in ("sync", "tied") else "subspace"
+    return "svd" if np.ndim(lam) == 0 else "columns"
 
 
 def flip_signs(components):
@@ -24,18 +56,43 @@ def flip_signs(components):
     return components
 
 
-def readout(W2, lam, tol=0.0, stacklevel=2):
+def readout(W2, lam, tol=0.0, stacklevel=2, regularizer="sum", method=None):
     """Return (components k x m, singular_values, eigenvalues, collapsed mask).
 
     A direction whose decoder singular value vanished (lam >= sigma_i^2 up to
     rounding) carries no information about sigma_i: it is reported as
     collapsed, with singular value and eigenvalue 0, and a warning names it.
+    With a vector lam the components are W2's normalized columns, ordered by
+    increasing lam (s_i is the column's norm, lam_i its own lam); with the
+    product regularizer and untied weights they are an orthonormal basis of
+    W2's span and the variances are NaN (see the module docstring).
     """
-    # SciPy's LAPACK, the kernels' own: right after a kernel, NumPy's
-    # OpenBLAS pool would wake while SciPy's still spins.
-    u, s, _ = scipy.linalg.svd(W2, full_matrices=False, check_finite=False)
-    components = flip_signs(np.ascontiguousarray(u.T))
-    s = s.astype(np.float64)
+    kind = readout_kind(lam, regularizer, method)
+    if kind == "columns":
+        order = np.argsort(lam, kind="stable")
+        cols = np.asarray(W2, dtype=np.float64)[:, order]
+        s = np.linalg.norm(cols, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            components = np.where(s > 0, cols / np.where(s > 0, s, 1), 0.0).T
+        components = flip_signs(np.ascontiguousarray(components,
+                                                     dtype=W2.dtype))
+        lam = np.asarray(lam, dtype=np.float64)[order]
+    else:
+        # SciPy's LAPACK, the kernels' own: right after a kernel, NumPy's
+        # OpenBLAS pool would wake while SciPy's still spins.
+        u, s, _ = scipy.linalg.svd(W2, full_matrices=False,
+                                   check_finite=False)
+        components = flip_signs(np.ascontiguousarray(u.T))
+        s = s.astype(np.float64)
+    if kind == "subspace":
+        nan = np.full(s.shape, np.nan)
+        return components, nan, nan.copy(), np.zeros(s.shape, dtype=bool)
+    if regularizer == "product":
+        with np.errstate(divide="ignore"):
+            eigenvalues = np.where(s < 1, lam * s * s / np.where(s < 1, 1 - s * s, 1),
+                                   np.inf)
+        return (components, np.sqrt(eigenvalues), eigenvalues,
+                np.zeros(s.shape, dtype=bool))
     # A switched-off direction decays towards s = 0 but a run that stops at
     # tol leaves a remnant of order tol.  Below sqrt(max(eps, tol)),
     # sigma^2 = lam / (1 - s^2) differs from lam by less than max(eps, tol)
@@ -51,15 +108,24 @@ def readout(W2, lam, tol=0.0, stacklevel=2):
             "run is not at a minimum, so their variances cannot be read out "
             "(reported as inf)", RuntimeWarning, stacklevel=stacklevel + 1)
     with np.errstate(divide="ignore"):
-        eigenvalues = np.where(one_minus > 0, lam / np.where(one_minus > 0, one_minus, 1), np.inf)
+        eigenvalues = np.where(one_minus > 0,
+                               lam / np.where(one_minus > 0, one_minus, 1),
+                               np.inf)
     eigenvalues[collapsed] = 0.0
     if collapsed.any():
         idx = np.flatnonzero(collapsed).tolist()
         warnings.warn(
-            f"components {idx} collapsed: lam = {lam:g} is at or above their "
+            f"components {idx} collapsed: lam = {_lam_text(lam, idx)} is "
+            "at or above their "
             "eigenvalue of C = X X^T, so their directions are arbitrary and "
             "their variances are reported as 0. Lower lam below the "
             "k-th eigenvalue of C to learn them.",
             CollapsedComponentWarning, stacklevel=stacklevel + 1)
     singular_values = np.sqrt(eigenvalues)
     return components, singular_values, eigenvalues, collapsed
+
+
+def _lam_text(lam, idx):
+    if np.ndim(lam) == 0:
+        return f"{lam:g}"
+    return "[" + ", ".join(f"{lam[i]:g}" for i in idx) + "]"

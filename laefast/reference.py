@@ -9,6 +9,12 @@ Every function takes the Gram matrix C = X X^T (no 1/n), starting weights
 W1 (k x m) and W2 (m x k), and returns a :class:`ReferenceRun`.  The inputs
 are copied, never modified.  ``iterates(...)`` yields the weights after each
 iteration, for iterate-by-iterate comparisons.
+
+Beyond the paper: ``lam`` may be a length-k vector (one penalty per latent,
+the diagonal Lambda: lam W1 becomes Lambda W1 and lam W2 becomes W2 Lambda),
+and ``regularizer='product'`` replaces lam (||W1||^2 + ||W2||^2) by
+lam ||W2 W1||^2 in the gradient methods, whose half-gradients gain
+lam W2^T W2 W1 and lam W2 W1 W1^T instead of lam W1 and lam W2.
 """
 
 from dataclasses import dataclass
@@ -30,6 +36,7 @@ __all__ = [
     "exact_w1",
     "exact_w2",
     "paper_problem",
+    "REGULARIZERS",
 ]
 
 
@@ -42,43 +49,84 @@ class ReferenceRun:
     stop: float
 
 
+REGULARIZERS = ("sum", "product")
+
+
+def _left(lam, W):
+    """lam W, or Lambda W = diag(lam) W for a vector lam."""
+    return lam * W if np.ndim(lam) == 0 else np.asarray(lam)[:, None] * W
+
+
+def _right(W, lam):
+    """lam W, or W Lambda for a vector lam."""
+    return lam * W if np.ndim(lam) == 0 else W * np.asarray(lam)[None, :]
+
+
+def _grad1(C, W1, W2, lam, regularizer, I):
+    """Half the gradient of the loss in W1, the paper's operation order."""
+    G = (W2.T @ (W2 @ W1 - I)) @ C
+    if regularizer == "product":
+        return G + lam * ((W2.T @ W2) @ W1)
+    return G + _left(lam, W1)
+
+
+def _grad2(C, W1, W2, lam, regularizer, I):
+    """Half the gradient of the loss in W2."""
+    G = ((W2 @ W1 - I) @ C) @ W1.T
+    if regularizer == "product":
+        return G + lam * (W2 @ (W1 @ W1.T))
+    return G + _right(W2, lam)
+
+
 def exact_w1(C, W2, lam):
     """Exact W1 given W2, via the seed's (mk x mk) Kronecker system.
 
-    Solves (W2^T W2) W1 C + lam W1 = W2^T C with W1 stored row by row.
+    Solves (W2^T W2) W1 C + Lambda W1 = W2^T C with W1 stored row by row
+    (Lambda = lam I, or diag(lam) for a vector lam).
     """
     m, k = W2.shape
     coefficient = np.kron(W2.T @ W2, C)
-    coefficient[np.diag_indices_from(coefficient)] += lam
+    if np.ndim(lam) == 0:
+        coefficient[np.diag_indices_from(coefficient)] += lam
+    else:
+        coefficient += np.kron(np.diag(lam), np.eye(m))
     rhs = (W2.T @ C).reshape(m * k)
     return scipy.linalg.solve(coefficient, rhs, assume_a="pos").reshape(k, m)
 
 
 def exact_w2(C, W1, lam):
-    """Exact W2 given W1: C W1^T (W1 C W1^T + lam I)^-1."""
+    """Exact W2 given W1: C W1^T (W1 C W1^T + Lambda)^-1."""
     k = W1.shape[0]
     rhs = W1 @ C
-    coefficient = rhs @ W1.T + lam * np.eye(k)
+    coefficient = rhs @ W1.T + _left(lam, np.eye(k))
     return scipy.linalg.solve(coefficient, rhs, assume_a="pos").T
 
 
-def _untied(C, W1, W2, lam, alpha, tol):
+def _untied(C, W1, W2, lam, alpha, tol, regularizer="sum"):
+    # L_pi's minima are not tied (W1 != W2^T): under the product
+    # regularizer untied GD stops on the size of its step, like sync.
     I = np.eye(C.shape[0])
-    stop = np.linalg.norm(W1 - W2.T)
+    product = regularizer == "product"
+    stop = np.inf if product else np.linalg.norm(W1 - W2.T)
     while stop > tol:
-        W1 = W1 - alpha * ((W2.T @ (W2 @ W1 - I)) @ C + lam * W1)
-        W2 = W2 - alpha * (((W2 @ W1 - I) @ C) @ W1.T + lam * W2)
-        stop = np.linalg.norm(W1 - W2.T)
+        dW1 = alpha * _grad1(C, W1, W2, lam, regularizer, I)
+        W1 = W1 - dW1
+        dW2 = alpha * _grad2(C, W1, W2, lam, regularizer, I)
+        W2 = W2 - dW2
+        if product:
+            stop = np.linalg.norm(dW1) + np.linalg.norm(dW2)
+        else:
+            stop = np.linalg.norm(W1 - W2.T)
         yield W1, W2, stop
 
 
-def _sync(C, W1, W2, lam, alpha, tol):
+def _sync(C, W1, W2, lam, alpha, tol, regularizer="sum"):
     I = np.eye(C.shape[0])
     W1 = W2.T.copy()
     stop = np.inf
     while stop > tol:
-        dW1 = alpha * ((W2.T @ (W2 @ W1 - I)) @ C + lam * W1)
-        dW2 = alpha * (((W2 @ W1 - I) @ C) @ W1.T + lam * W2)
+        dW1 = alpha * _grad1(C, W1, W2, lam, regularizer, I)
+        dW2 = alpha * _grad2(C, W1, W2, lam, regularizer, I)
         W1 = W1 - dW1
         W2 = W2 - dW2
         W1 = (W1 + W2.T) / 2
@@ -87,11 +135,12 @@ def _sync(C, W1, W2, lam, alpha, tol):
         yield W1, W2, stop
 
 
-def _tied(C, W1, W2, lam, alpha, tol):
+def _tied(C, W1, W2, lam, alpha, tol, regularizer="sum"):
     I = np.eye(C.shape[0])
     stop = np.inf
     while stop > tol:
-        update = alpha * (((W2 @ W2.T - I) @ C) @ W2 + lam * W2)
+        # The decoder's half-gradient at W1 = W2^T (regularized Oja's rule).
+        update = alpha * _grad2(C, W2.T, W2, lam, regularizer, I)
         W2 = W2 - update
         W1 = W2.T.copy()
         stop = 2 * np.linalg.norm(update)
@@ -113,7 +162,7 @@ def _exact_sync(C, W1, W2, lam, alpha, tol):
     stop = np.inf
     while stop > tol:
         W1_prev = W1
-        W1 = np.linalg.solve(W2.T @ C @ W2 + lam * np.eye(k), W2.T @ C)
+        W1 = np.linalg.solve(W2.T @ C @ W2 + _left(lam, np.eye(k)), W2.T @ C)
         W2 = exact_w2(C, W1, lam)
         W1 = (W1 + W2.T) / 2
         W2 = W1.T.copy()
@@ -143,29 +192,44 @@ _LOOPS = {
 METHODS = tuple(_LOOPS)
 
 
-def iterates(method, C, W1, W2, lam, alpha=None, tol=1e-8):
+def iterates(method, C, W1, W2, lam, alpha=None, tol=1e-8, regularizer="sum"):
     """Yield (W1, W2, stopping quantity) after each iteration of `method`.
 
     The first yield is the state after iteration 1.  It ends when the
-    stopping rule holds (that iterate is yielded last).
+    stopping rule holds (that iterate is yielded last).  `lam` is a number
+    or a length-k vector; regularizer='product' works with the gradient
+    methods and a scalar lam.
     """
     loop = _LOOPS[method]
     W1 = np.array(W1, dtype=float, copy=True)
     W2 = np.array(W2, dtype=float, copy=True)
+    if np.ndim(lam) != 0:
+        lam = np.array(lam, dtype=float)
+    if regularizer not in REGULARIZERS:
+        raise ValueError(
+            f"regularizer must be 'sum' or 'product', got {regularizer!r}")
+    if regularizer == "product":
+        if method not in ("untied", "sync", "tied") or np.ndim(lam) != 0:
+            raise ValueError("regularizer='product' needs a gradient method "
+                             "and a scalar lam")
+        return loop(np.asarray(C, dtype=float), W1, W2, lam, alpha, tol,
+                    regularizer)
     return loop(np.asarray(C, dtype=float), W1, W2, lam, alpha, tol)
 
 
-def run(method, C, W1, W2, lam, alpha=None, tol=1e-8, max_iter=100_000):
+def run(method, C, W1, W2, lam, alpha=None, tol=1e-8, max_iter=100_000,
+        regularizer="sum"):
     """Run `method` to its stopping rule or `max_iter` iterations."""
     W1 = np.array(W1, dtype=float, copy=True)
     W2 = np.array(W2, dtype=float, copy=True)
     n_iter, stop, converged = 0, np.inf, False
-    if method in ("untied", "exact-untied"):
+    if method in ("untied", "exact-untied") and regularizer == "sum":
         stop = np.linalg.norm(W1 - W2.T)
         converged = stop <= tol
     if method == "tied":
         W1 = W2.T.copy()
-    for W1, W2, stop in iterates(method, C, W1, W2, lam, alpha, tol):
+    for W1, W2, stop in iterates(method, C, W1, W2, lam, alpha, tol,
+                                 regularizer):
         n_iter += 1
         converged = stop <= tol
         if n_iter >= max_iter:

@@ -12,6 +12,13 @@ two GEMMs against the samples instead of one against C.  Only exact-untied
 needs C itself (its m x m Cholesky solves).
 
 Storage is row-major throughout: W1 is (k, m), W2 is (m, k), C is (m, m).
+
+The penalty (a Reg below) is the paper's sum regularizer with one lam, or one
+lam per latent (the diagonal Lambda), or the product regularizer
+lam ||W2 W1||_F^2 (gradient methods only).  Its half-gradients, the factor 2
+absorbed into the step like the reconstruction term's, are Lambda W1 and
+W2 Lambda for the sum, and lam (W2^T W2) W1 and lam W2 (W1 W1^T) for the
+product: k x k products, O(k^2 m) flops per step.
 """
 
 import numpy as np
@@ -67,6 +74,17 @@ cdef double frobenius(Py_ssize_t n, const floating* x) noexcept nogil:
     return sqrt(s)
 
 
+cdef double distance(Py_ssize_t n, const floating* x,
+                     const floating* y) noexcept nogil:
+    """||x - y||_2, accumulated in double."""
+    cdef Py_ssize_t i
+    cdef double d, s = 0.0
+    for i in range(n):
+        d = <double> x[i] - <double> y[i]
+        s += d * d
+    return sqrt(s)
+
+
 cdef void transpose_into(Py_ssize_t rows, Py_ssize_t cols, const floating* src,
                          floating* dst) noexcept nogil:
     """dst (cols x rows) = src (rows x cols)^T."""
@@ -74,6 +92,26 @@ cdef void transpose_into(Py_ssize_t rows, Py_ssize_t cols, const floating* src,
     for i in range(rows):
         for j in range(cols):
             dst[j * rows + i] = src[i * cols + j]
+
+cdef struct Reg:
+    # lr: k entries of the loop's dtype, the lam of each latent's weight
+    # decay (all equal when uniform; all 0 under the product regularizer).
+    # lam: the uniform lam, or the product regularizer's.
+    const void* lr
+    double lam
+    bint uniform
+    bint product
+
+
+cdef struct Hist:
+    # Per-iteration records, each NULL when not wanted: the stopping
+    # quantity and the loss (which needs trace_c = tr C), and the weights
+    # (w1: max_iter x k x m, w2: max_iter x m x k, of the loop's dtype).
+    double* stop
+    double* obj
+    void* w1
+    void* w2
+    double trace_c
 
 # ---------------------------------------------------------------------------
 # Products with C, explicit or implicit
@@ -185,17 +223,21 @@ cdef void centered_times(const GramOp* op, Py_ssize_t k, const floating* W,
 
 cdef double objective(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                       double trace_c, const floating* W1, const floating* W2,
-                      double lam, floating* ws) noexcept nogil:
-    """L_sigma = ||X - W2 W1 X||^2 + lam (||W1||^2 + ||W2||^2), from C alone.
+                      const Reg* rg, floating* ws) noexcept nogil:
+    """The loss from C alone: L_sigma = ||X - W2 W1 X||^2 + lam (||W1||^2 +
+    ||W2||^2) (per latent: sum_i lam_i (||W1_i:||^2 + ||W2_:i||^2)), or
+    L_pi = ||X - W2 W1 X||^2 + lam ||W2 W1||^2 under the product regularizer.
 
-    ||X - W2 W1 X||^2 = tr C - 2 tr(W1 C W2) + tr((W2^T W2)(W1 C W1^T)).
-    Workspace: k m + 2 k^2.
+    ||X - W2 W1 X||^2 = tr C - 2 tr(W1 C W2) + tr((W2^T W2)(W1 C W1^T)),
+    ||W2 W1||^2 = tr((W2^T W2)(W1 W1^T)).  Workspace: k m + 3 k^2.
     """
     cdef floating* P = ws
     cdef floating* A = P + k * m
     cdef floating* B = A + k * k
+    cdef floating* E = B + k * k
+    cdef const floating* lr = <const floating*> rg.lr
     cdef Py_ssize_t i, j
-    cdef double cross = 0.0, quad = 0.0, reg
+    cdef double cross = 0.0, quad = 0.0, reg, row
     times_gram(op, k, W1, False, P, False)
     for i in range(k):
         for j in range(m):
@@ -204,17 +246,31 @@ cdef double objective(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     gemm(False, True, k, k, m, 1, P, m, W1, m, 0, B, k)
     for i in range(k * k):
         quad += <double> A[i] * <double> B[i]
-    reg = frobenius(k * m, W1) ** 2 + frobenius(m * k, W2) ** 2
-    return trace_c - 2.0 * cross + quad + lam * reg
+    if rg.product:
+        gemm(False, True, k, k, m, 1, W1, m, W1, m, 0, E, k)
+        reg = 0.0
+        for i in range(k * k):
+            reg += <double> A[i] * <double> E[i]
+        return trace_c - 2.0 * cross + quad + rg.lam * reg
+    if rg.uniform:
+        reg = frobenius(k * m, W1) ** 2 + frobenius(m * k, W2) ** 2
+        return trace_c - 2.0 * cross + quad + rg.lam * reg
+    reg = 0.0
+    for i in range(k):
+        # Row i of W1 and column i of W2 (A's diagonal) carry lam_i.
+        row = frobenius(m, W1 + i * m)
+        reg += <double> lr[i] * (row * row + <double> A[i * k + i])
+    return trace_c - 2.0 * cross + quad + reg
 
 
 # ---------------------------------------------------------------------------
 # Exact half-steps
 
 cdef blas_int exact_w2(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
-                       const floating* W1, floating* W2, floating lam,
+                       const floating* W1, floating* W2, const floating* lr,
                        floating* S) noexcept nogil:
-    """W2 = C W1^T (W1 C W1^T + lam I)^-1, the minimizer given W1.
+    """W2 = C W1^T (W1 C W1^T + Lambda)^-1, the minimizer given W1
+    (Lambda = diag(lr), lam I for a uniform lam).
 
     Row-major W2 (m x k) is column-major (k x m); filled with C W1^T it holds
     P = W1 C column-major, which is exactly potrs's right-hand side layout, so
@@ -226,7 +282,7 @@ cdef blas_int exact_w2(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     times_gram(op, k, W1, False, W2, True)
     gemm(False, False, k, k, m, 1, W1, m, W2, k, 0, S, k)
     for i in range(k):
-        S[i * k + i] += lam
+        S[i * k + i] += lr[i]
     info = potrf(k, S, k)
     if info != 0:
         return info
@@ -254,21 +310,29 @@ cdef floating latent_solve(Py_ssize_t m, const floating* C, floating d,
 
 
 cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
-                  floating* W1, const floating* W2, floating lam,
-                  floating* ws, int n_threads, Py_ssize_t* which) noexcept nogil:
-    """W1 = minimizer given W2: solves (W2^T W2) W1 C + lam W1 = W2^T C.
+                  floating* W1, const floating* W2, const floating* lr,
+                  bint uniform, floating* ws, int n_threads,
+                  Py_ssize_t* which) noexcept nogil:
+    """W1 = minimizer given W2: solves (W2^T W2) W1 C + Lambda W1 = W2^T C.
 
     The (mk x mk) Kronecker system separates: with W2^T W2 = V D V^T and
     W1 = V Z, row i of Z solves z_i (d_i C + lam I) = (V^T W2^T C)_i, one
-    m x m Cholesky solve per latent.  The k solves are independent: with
-    n_threads > 1 they run in parallel, each with its own m x m scratch
-    (the caller keeps BLAS serial inside; at moderate m one single-threaded
-    potrf per core beats a threaded potrf per latent).  Every solve is the
-    same computation whatever the thread count.  Returns a status code;
-    `which` gets the first latent whose system failed.
+    m x m Cholesky solve per latent.  A per-latent Lambda = diag(lr) does
+    not commute with V, so it is scaled out first: with
+    W1 = Lambda^-1/2 Y the equation reads
+    (Lambda^-1/2 W2^T W2 Lambda^-1/2) Y C + Y = Lambda^-1/2 W2^T C, and the
+    same separation, on that k x k matrix, gives z_i (d_i C + I) = rhs_i.
+
+    The k solves are independent: with n_threads > 1 they run in parallel,
+    each with its own m x m scratch (the caller keeps BLAS serial inside; at
+    moderate m one single-threaded potrf per core beats a threaded potrf per
+    latent).  Every solve is the same computation whatever the thread
+    count.  Returns a status code; `which` gets the first latent whose
+    system failed.
     """
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, j
     cdef blas_int lwork = syev_lwork(k)
+    cdef floating lam = lr[0] if uniform else 1
     cdef floating* Qt = ws
     cdef floating* Vt = Qt + k * m
     cdef floating* d = Vt + k * k
@@ -278,6 +342,12 @@ cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
     cdef floating* Z = M + n_threads * m * m
     gemm(True, False, k, m, m, 1, W2, k, C, m, 0, Qt, m)     # W2^T C
     gemm(True, False, k, k, m, 1, W2, k, W2, k, 0, Vt, k)    # W2^T W2
+    if not uniform:
+        for i in range(k):
+            for j in range(k):
+                Vt[i * k + j] /= sqrt(lr[i]) * sqrt(lr[j])
+            for j in range(m):
+                Qt[i * m + j] /= sqrt(lr[i])
     if syev(k, Vt, k, d, work, lwork) != 0:
         return S_EIGH_FAILED
     gemm(False, False, k, m, k, 1, Vt, k, Qt, m, 0, Z, m)    # V^T W2^T C
@@ -293,13 +363,18 @@ cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
             which[0] = i
             return S_NOT_PD_W1
     gemm(True, False, k, m, k, 1, Vt, k, Z, m, 0, W1, m)     # W1 = V Z
+    if not uniform:
+        for i in range(k):
+            for j in range(m):
+                W1[i * m + j] /= sqrt(lr[i])
     return S_CONVERGED
 
 
 # ---------------------------------------------------------------------------
 # The six loops.  Each returns a status code and writes n_iter and the last
 # stopping quantity; with history, record t holds the stopping quantity and
-# L_sigma of the iterate that quantity was measured on.
+# the loss (and, when asked, the weights) of the iterate that quantity was
+# measured on.
 
 cdef struct LoopOut:
     Py_ssize_t n_iter
@@ -308,30 +383,44 @@ cdef struct LoopOut:
 
 
 cdef inline void record(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
-                        double trace_c, const floating* W1, const floating* W2,
-                        double lam, floating* obj_ws, double* hist_stop,
-                        double* hist_obj, Py_ssize_t t, double stop) noexcept nogil:
-    if hist_stop != NULL:
-        hist_stop[t] = stop
-        hist_obj[t] = objective(op, m, k, trace_c, W1, W2, lam, obj_ws)
+                        const Hist* h, const floating* W1, const floating* W2,
+                        const Reg* rg, floating* obj_ws, Py_ssize_t t,
+                        double stop) noexcept nogil:
+    if h.stop != NULL:
+        h.stop[t] = stop
+        h.obj[t] = objective(op, m, k, h.trace_c, W1, W2, rg, obj_ws)
+    if h.w1 != NULL:
+        memcpy(<floating*> h.w1 + t * k * m, W1, k * m * sizeof(floating))
+        memcpy(<floating*> h.w2 + t * k * m, W2, k * m * sizeof(floating))
 
 
 cdef int untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
-                     floating* W1, floating* W2, floating lam, floating alpha,
-                     double tol, Py_ssize_t max_iter, floating* ws,
-                     double trace_c, double* hist_stop, double* hist_obj,
+                     floating* W1, floating* W2, const Reg* rg,
+                     floating alpha, double tol, Py_ssize_t max_iter,
+                     floating* ws, const Hist* h,
                      LoopOut* out) noexcept nogil:
-    """Untied GD, Gauss-Seidel order: W1 first, then W2 from the new W1."""
+    """Untied GD, Gauss-Seidel order: W1 first, then W2 from the new W1.
+
+    It stops when ||W1 - W2^T|| <= tol: L_sigma's critical points are tied.
+    L_pi's are not (its minima fix only W2 W1), so with the product
+    regularizer it stops on the step instead, ||dW1|| + ||dW2|| <= tol,
+    sync's rule.
+    """
+    cdef const floating* lr = <const floating*> rg.lr
+    cdef floating lam_pi = <floating> rg.lam
     cdef floating* P = ws              # W1 C, carried from one step to the next
     cdef floating* Qt = P + k * m      # W2^T C
     cdef floating* A = Qt + k * m      # W2^T W2
-    cdef floating* B = A + k * k       # W1 C W1^T
+    cdef floating* B = A + k * k       # W1 C W1^T (+ lam W1 W1^T: product)
     cdef floating* T = B + k * k       # W2 B
-    cdef floating* obj_ws = T + m * k
-    cdef floating shrink = 1 - alpha * lam
+    cdef floating* shrink = T + m * k  # 1 - alpha lam_i, per latent
+    cdef floating* prev = shrink + k   # W1 and W2 before the step (product)
+    cdef floating* obj_ws = prev + 2 * k * m
     cdef Py_ssize_t i, j, it = 0
-    cdef double stop = tie_gap(m, k, W1, W2)
+    cdef double stop = INFINITY if rg.product else tie_gap(m, k, W1, W2)
     cdef int status
+    for i in range(k):
+        shrink[i] = 1 - alpha * lr[i]
     times_gram(op, k, W1, False, P, False)
     while True:
         if stop <= tol:
@@ -340,23 +429,37 @@ cdef int untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
         if it >= max_iter:
             status = S_MAX_ITER
             break
-        # W1 -= alpha ((W2^T W2) W1 C - W2^T C + lam W1)
+        # W1 -= alpha ((W2^T W2) W1 C - W2^T C + Lambda W1); the product
+        # regularizer's lam (W2^T W2) W1 joins the first term: P += lam W1.
         times_gram(op, k, W2, True, Qt, False)
         gemm(True, False, k, k, m, 1, W2, k, W2, k, 0, A, k)
-        for i in range(k * m):
-            W1[i] = shrink * W1[i] + alpha * Qt[i]
+        if rg.product:
+            memcpy(prev, W1, k * m * sizeof(floating))
+            memcpy(prev + k * m, W2, k * m * sizeof(floating))
+            for i in range(k * m):
+                P[i] += lam_pi * W1[i]
+        for i in range(k):
+            for j in range(m):
+                W1[i * m + j] = (shrink[i] * W1[i * m + j]
+                                 + alpha * Qt[i * m + j])
         gemm(False, False, k, m, k, -alpha, A, k, P, m, 1, W1, m)
-        # W2 -= alpha (W2 (W1 C W1^T) - (W1 C)^T + lam W2), with the new W1
+        # W2 -= alpha (W2 (W1 C W1^T) - (W1 C)^T + W2 Lambda), with the new
+        # W1; the product's lam W2 (W1 W1^T) joins B.
         times_gram(op, k, W1, False, P, False)
         gemm(False, True, k, k, m, 1, P, m, W1, m, 0, B, k)
+        if rg.product:
+            gemm(False, True, k, k, m, lam_pi, W1, m, W1, m, 1, B, k)
         gemm(False, False, m, k, k, 1, W2, k, B, k, 0, T, k)
         for j in range(m):
             for i in range(k):
-                W2[j * k + i] = (shrink * W2[j * k + i]
+                W2[j * k + i] = (shrink[i] * W2[j * k + i]
                                  + alpha * (P[i * m + j] - T[j * k + i]))
-        stop = tie_gap(m, k, W1, W2)
-        record(op, m, k, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
-               it, stop)
+        if rg.product:
+            stop = (distance(k * m, W1, prev)
+                    + distance(k * m, W2, prev + k * m))
+        else:
+            stop = tie_gap(m, k, W1, W2)
+        record(op, m, k, h, W1, W2, rg, obj_ws, it, stop)
         it += 1
         if not isfinite(stop):
             status = S_NONFINITE
@@ -367,11 +470,12 @@ cdef int untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
 
 
 cdef int sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
-                   floating* W1, floating* W2, floating lam, floating alpha,
+                   floating* W1, floating* W2, const Reg* rg, floating alpha,
                    double tol, Py_ssize_t max_iter, floating* ws,
-                   double trace_c, double* hist_stop, double* hist_obj,
-                   LoopOut* out) noexcept nogil:
+                   const Hist* h, LoopOut* out) noexcept nogil:
     """Sync GD: both gradients from the old, tied weights; then re-tie."""
+    cdef const floating* lr = <const floating*> rg.lr
+    cdef floating lam_pi = <floating> rg.lam
     cdef floating* P = ws              # W1 C == W2^T C while tied
     cdef floating* G1 = P + k * m
     cdef floating* G2 = G1 + k * m
@@ -393,13 +497,19 @@ cdef int sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
         times_gram(op, k, W1, False, P, False)
         gemm(False, True, k, k, m, 1, W1, m, W1, m, 0, A, k)
         gemm(False, True, k, k, m, 1, P, m, W1, m, 0, B, k)
-        # G1 = A P - P + lam W1 ; G2 = W2 B - P^T + lam W2
-        for i in range(k * m):
-            G1[i] = lam * W1[i] - P[i]
+        # G1 = A P - P + Lambda W1 ; G2 = W2 B - P^T + W2 Lambda; the
+        # product adds lam A W1 to G1 and lam W2 A to G2 (A = W1 W1^T).
+        for i in range(k):
+            for j in range(m):
+                G1[i * m + j] = lr[i] * W1[i * m + j] - P[i * m + j]
         gemm(False, False, k, m, k, 1, A, k, P, m, 1, G1, m)
+        if rg.product:
+            gemm(False, False, k, m, k, lam_pi, A, k, W1, m, 1, G1, m)
+            for i in range(k * k):
+                B[i] += lam_pi * A[i]
         for j in range(m):
             for i in range(k):
-                G2[j * k + i] = lam * W2[j * k + i] - P[i * m + j]
+                G2[j * k + i] = lr[i] * W2[j * k + i] - P[i * m + j]
         gemm(False, False, m, k, k, 1, W2, k, B, k, 1, G2, k)
         stop = alpha * frobenius(k * m, G1) + alpha * frobenius(m * k, G2)
         for i in range(k):
@@ -408,8 +518,7 @@ cdef int sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                      + (W2[j * k + i] - alpha * G2[j * k + i])) / 2
                 W1[i * m + j] = w
                 W2[j * k + i] = w
-        record(op, m, k, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
-               it, stop)
+        record(op, m, k, h, W1, W2, rg, obj_ws, it, stop)
         it += 1
         if not isfinite(stop):
             status = S_NONFINITE
@@ -420,16 +529,19 @@ cdef int sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
 
 
 cdef int tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
-                   floating* W1, floating* W2, floating lam, floating alpha,
+                   floating* W1, floating* W2, const Reg* rg, floating alpha,
                    double tol, Py_ssize_t max_iter, floating* ws,
-                   double trace_c, double* hist_stop, double* hist_obj,
-                   LoopOut* out) noexcept nogil:
-    """Tied GD (regularized Oja): U = alpha ((W2 W2^T - I) C W2 + lam W2)."""
+                   const Hist* h, LoopOut* out) noexcept nogil:
+    """Tied GD (regularized Oja): U = alpha ((W2 W2^T - I) C W2 + W2 Lambda),
+    or with the product regularizer U = alpha ((W2 W2^T - I) C W2 +
+    lam W2 (W2^T W2))."""
+    cdef const floating* lr = <const floating*> rg.lr
+    cdef floating lam_pi = <floating> rg.lam
     cdef floating* Q = ws              # C W2
-    cdef floating* B = Q + m * k       # W2^T C W2
+    cdef floating* B = Q + m * k       # W2^T C W2 (+ lam W2^T W2: product)
     cdef floating* T = B + k * k       # W2 B
     cdef floating* obj_ws = T + m * k
-    cdef Py_ssize_t i, it = 0
+    cdef Py_ssize_t i, j, it = 0
     cdef double s, stop = INFINITY
     cdef floating u
     cdef int status
@@ -442,17 +554,20 @@ cdef int tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
             break
         times_gram(op, k, W2, True, Q, True)
         gemm(True, False, k, k, m, 1, W2, k, Q, k, 0, B, k)
+        if rg.product:
+            gemm(True, False, k, k, m, lam_pi, W2, k, W2, k, 1, B, k)
         gemm(False, False, m, k, k, 1, W2, k, B, k, 0, T, k)
         s = 0.0
-        for i in range(m * k):
-            u = alpha * (T[i] - Q[i] + lam * W2[i])
-            W2[i] -= u
-            s += <double> u * <double> u
+        for j in range(m):
+            for i in range(k):
+                u = alpha * (T[j * k + i] - Q[j * k + i]
+                             + lr[i] * W2[j * k + i])
+                W2[j * k + i] -= u
+                s += <double> u * <double> u
         stop = 2.0 * sqrt(s)
-        if hist_stop != NULL:
+        if h.stop != NULL or h.w1 != NULL:
             transpose_into(m, k, W2, W1)
-            record(op, m, k, trace_c, W1, W2, lam, obj_ws, hist_stop,
-                   hist_obj, it, stop)
+            record(op, m, k, h, W1, W2, rg, obj_ws, it, stop)
         it += 1
         if not isfinite(stop):
             status = S_NONFINITE
@@ -464,12 +579,12 @@ cdef int tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
 
 
 cdef int exact_untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
-                           floating* W1, floating* W2, floating lam,
+                           floating* W1, floating* W2, const Reg* rg,
                            double tol, Py_ssize_t max_iter, floating* ws,
-                           double trace_c, double* hist_stop,
-                           double* hist_obj, int n_threads,
+                           const Hist* h, int n_threads,
                            LoopOut* out) noexcept nogil:
     """Alternate the exact W1 (Sylvester) and exact W2 (k x k) minimizers."""
+    cdef const floating* lr = <const floating*> rg.lr
     cdef floating* S = ws
     cdef floating* w1_ws = S + k * k
     cdef floating* obj_ws = w1_ws + exact_w1_workspace(m, k, n_threads)
@@ -483,16 +598,15 @@ cdef int exact_untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
         if it >= max_iter:
             status = S_MAX_ITER
             break
-        status = exact_w1(m, k, <const floating*> op.C, W1, W2, lam, w1_ws,
-                          n_threads, &out.which)
+        status = exact_w1(m, k, <const floating*> op.C, W1, W2, lr,
+                          rg.uniform, w1_ws, n_threads, &out.which)
         if status != S_CONVERGED:
             break
-        if exact_w2(op, m, k, W1, W2, lam, S) != 0:
+        if exact_w2(op, m, k, W1, W2, lr, S) != 0:
             status = S_NOT_PD_W2
             break
         stop = tie_gap(m, k, W1, W2)
-        record(op, m, k, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
-               it, stop)
+        record(op, m, k, h, W1, W2, rg, obj_ws, it, stop)
         it += 1
         if not isfinite(stop):
             status = S_NONFINITE
@@ -503,11 +617,11 @@ cdef int exact_untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
 
 
 cdef int exact_sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
-                         floating* W1, floating* W2, floating lam,
+                         floating* W1, floating* W2, const Reg* rg,
                          double tol, Py_ssize_t max_iter, floating* ws,
-                         double trace_c, double* hist_stop, double* hist_obj,
-                         LoopOut* out) noexcept nogil:
-    """Exact sync: W1 = (W2^T C W2 + lam I)^-1 W2^T C, W2 exact, average."""
+                         const Hist* h, LoopOut* out) noexcept nogil:
+    """Exact sync: W1 = (W2^T C W2 + Lambda)^-1 W2^T C, W2 exact, average."""
+    cdef const floating* lr = <const floating*> rg.lr
     cdef floating* S = ws
     cdef floating* W1_prev = S + k * k
     cdef floating* T = W1_prev + k * m
@@ -525,13 +639,13 @@ cdef int exact_sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
             status = S_MAX_ITER
             break
         memcpy(W1_prev, W1, k * m * sizeof(floating))
-        # While tied (W1 == W2^T), (W2^T C W2 + lam I)^-1 W2^T C is the
-        # transpose of the exact W2 given W1.
-        if exact_w2(op, m, k, W1, T, lam, S) != 0:
+        # While tied (W1 == W2^T), (W2^T C W2 + Lambda)^-1 W2^T C is the
+        # transpose of the exact W2 given W1 (Lambda is diagonal).
+        if exact_w2(op, m, k, W1, T, lr, S) != 0:
             status = S_NOT_PD_W2
             break
         transpose_into(m, k, T, W1)
-        if exact_w2(op, m, k, W1, W2, lam, S) != 0:
+        if exact_w2(op, m, k, W1, W2, lr, S) != 0:
             status = S_NOT_PD_W2
             break
         stop = 0.0
@@ -543,8 +657,7 @@ cdef int exact_sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                 d = <double> w - <double> W1_prev[i * m + j]
                 stop += d * d
         stop = sqrt(stop)
-        record(op, m, k, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
-               it, stop)
+        record(op, m, k, h, W1, W2, rg, obj_ws, it, stop)
         it += 1
         if not isfinite(stop):
             status = S_NONFINITE
@@ -555,11 +668,11 @@ cdef int exact_sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
 
 
 cdef int exact_tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
-                         floating* W1, floating* W2, floating lam,
+                         floating* W1, floating* W2, const Reg* rg,
                          double tol, Py_ssize_t max_iter, floating* ws,
-                         double trace_c, double* hist_stop, double* hist_obj,
-                         LoopOut* out) noexcept nogil:
+                         const Hist* h, LoopOut* out) noexcept nogil:
     """Exact tied: W2 = exact given W1, test ||W1 - W2^T||, then W1 = W2^T."""
+    cdef const floating* lr = <const floating*> rg.lr
     cdef floating* S = ws
     cdef floating* obj_ws = S + k * k
     cdef Py_ssize_t it = 0
@@ -569,7 +682,7 @@ cdef int exact_tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
         if it >= max_iter:
             status = S_MAX_ITER
             break
-        if exact_w2(op, m, k, W1, W2, lam, S) != 0:
+        if exact_w2(op, m, k, W1, W2, lr, S) != 0:
             status = S_NOT_PD_W2
             break
         stop = tie_gap(m, k, W1, W2)
@@ -577,8 +690,7 @@ cdef int exact_tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
             transpose_into(m, k, W2, W1)
         # Recorded on the iterate as it is left, copy included, so the last
         # record always describes the weights returned.
-        record(op, m, k, trace_c, W1, W2, lam, obj_ws, hist_stop, hist_obj,
-               it, stop)
+        record(op, m, k, h, W1, W2, rg, obj_ws, it, stop)
         it += 1
         if not isfinite(stop):
             status = S_NONFINITE
@@ -625,12 +737,38 @@ def _data_workspace(dtype, data, data_colmajor, k, centered):
     return np.empty(max(1, data_workspace(n, m, k, centered)), dtype=dtype)
 
 
+def _per_latent(lam, lam_vec, k, dtype, product):
+    """The k per-latent weight-decay lams a loop reads (see Reg)."""
+    if product:
+        return np.zeros(k, dtype=dtype)
+    if lam_vec is None:
+        return np.full(k, lam, dtype=dtype)
+    lr = np.ascontiguousarray(lam_vec, dtype=dtype)
+    if lr.shape != (k,):
+        raise ValueError(f"lam_vec must have k = {k} entries")
+    return lr
+
+
+cdef Reg make_reg(double lam, const floating[::1] lr, object lam_vec,
+                  bint product):
+    cdef Reg rg
+    rg.lr = &lr[0]
+    # The uniform lam as the loops' dtype sees it, so the recorded loss
+    # uses the same lam as the steps.
+    rg.lam = <double> (<floating> lam)
+    rg.uniform = lam_vec is None or product
+    rg.product = product
+    return rg
+
+
 def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
         const floating[:, ::1] C, double lam, double alpha, double tol,
         Py_ssize_t max_iter, double[::1] hist_stop=None,
         double[::1] hist_obj=None, const floating[:, ::1] data=None,
         bint data_colmajor=False, const double[::1] mean=None,
-        double trace_c=0.0, int n_threads=1):
+        double trace_c=0.0, int n_threads=1, lam_vec=None,
+        bint product=False, floating[::1] hist_w1=None,
+        floating[::1] hist_w2=None):
     """Run one solver loop in place on W1 (k, m) and W2 (m, k).
 
     The problem is the Gram matrix C, or (C None) the samples `data`: an
@@ -638,26 +776,35 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
     centered on the fly by `mean` when given.  Shapes, dtypes and values are
     validated by the caller (laefast._api).  Returns (n_iter, status, last
     stopping quantity, failing latent index).  With hist_stop/hist_obj
-    (length >= max_iter), record t holds the stopping quantity and L_sigma
-    (which needs trace_c = tr C) after iteration t.  n_threads: the
+    (length >= max_iter), record t holds the stopping quantity and the loss
+    (which needs trace_c = tr C) after iteration t; with hist_w1/hist_w2
+    (length >= max_iter k m), the weights after iteration t.  n_threads: the
     threads exact-untied's W1 step may use (exact_w1_threads decides how
     many it does use; the caller keeps BLAS serial when that is > 1).
+
+    The penalty: lam (uniform sum regularizer); or lam_vec, k positive
+    per-latent lams (then lam is ignored); or with product=True the
+    product regularizer lam ||W2 W1||^2 (gradient methods only).
     """
     cdef Py_ssize_t k = W1.shape[0], m = W1.shape[1]
     cdef int status
     cdef LoopOut out
-    cdef double* hs = NULL
-    cdef double* ho = NULL
-    cdef floating flam = <floating> lam, falpha = <floating> alpha
+    cdef Hist h
+    cdef floating falpha = <floating> alpha
     dtype = np.float32 if floating is float else np.float64
     if C is None and method == M_EXACT_UNTIED:
         raise ValueError("exact-untied needs the Gram matrix")
+    if product and method not in (M_UNTIED, M_SYNC, M_TIED):
+        raise ValueError("the product regularizer needs a gradient method")
+    cdef floating[::1] lr = _per_latent(lam, lam_vec, k, dtype, product)
+    cdef Reg rg = make_reg(lam, lr, lam_vec, product)
     cdef floating[::1] Y = _data_workspace(dtype, data, data_colmajor, k,
                                            mean is not None)
     cdef GramOp op = make_op(C, data, data_colmajor, mean, Y)
-    # Enough for every loop: the largest needs 4 km + 2 k^2 plus the
-    # objective's k m + 2 k^2; exact-untied adds the Sylvester solve's.
-    cdef Py_ssize_t n_ws = 5 * k * m + 4 * k * k + 1
+    # Enough for every loop: the largest (untied) needs 6 km + 2 k^2 + k
+    # plus the objective's k m + 3 k^2; exact-untied adds the Sylvester
+    # solve's.
+    cdef Py_ssize_t n_ws = 7 * k * m + 5 * k * k + k + 1
     if method == M_EXACT_UNTIED:
         n_threads = exact_w1_threads(m, k, n_threads)
         n_ws += exact_w1_workspace(m, k, n_threads)
@@ -666,38 +813,44 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
     out.n_iter = 0
     out.stop = INFINITY
     out.which = -1
+    h.stop = h.obj = NULL
+    h.w1 = h.w2 = NULL
+    h.trace_c = trace_c
     if hist_stop is not None:
         if hist_stop.shape[0] < max_iter or hist_obj is None \
                 or hist_obj.shape[0] < max_iter:
             raise ValueError("history buffers shorter than max_iter")
-        hs = &hist_stop[0] if max_iter > 0 else NULL
-        ho = &hist_obj[0] if max_iter > 0 else NULL
+        h.stop = &hist_stop[0] if max_iter > 0 else NULL
+        h.obj = &hist_obj[0] if max_iter > 0 else NULL
+    if hist_w1 is not None:
+        if hist_w1.shape[0] < max_iter * k * m or hist_w2 is None \
+                or hist_w2.shape[0] < max_iter * k * m:
+            raise ValueError("weight history buffers shorter than "
+                             "max_iter k m")
+        if max_iter > 0:
+            h.w1 = &hist_w1[0]
+            h.w2 = &hist_w2[0]
 
     with nogil:
         if method == M_UNTIED:
-            status = untied_loop(&op, m, k, &W1[0, 0], &W2[0, 0], flam,
-                                 falpha, tol, max_iter, &ws[0], trace_c, hs,
-                                 ho, &out)
+            status = untied_loop(&op, m, k, &W1[0, 0], &W2[0, 0], &rg,
+                                 falpha, tol, max_iter, &ws[0], &h, &out)
         elif method == M_SYNC:
-            status = sync_loop(&op, m, k, &W1[0, 0], &W2[0, 0], flam,
-                               falpha, tol, max_iter, &ws[0], trace_c, hs,
-                               ho, &out)
+            status = sync_loop(&op, m, k, &W1[0, 0], &W2[0, 0], &rg,
+                               falpha, tol, max_iter, &ws[0], &h, &out)
         elif method == M_TIED:
-            status = tied_loop(&op, m, k, &W1[0, 0], &W2[0, 0], flam,
-                               falpha, tol, max_iter, &ws[0], trace_c, hs,
-                               ho, &out)
+            status = tied_loop(&op, m, k, &W1[0, 0], &W2[0, 0], &rg,
+                               falpha, tol, max_iter, &ws[0], &h, &out)
         elif method == M_EXACT_UNTIED:
             status = exact_untied_loop(&op, m, k, &W1[0, 0], &W2[0, 0],
-                                       flam, tol, max_iter, &ws[0], trace_c,
-                                       hs, ho, n_threads, &out)
+                                       &rg, tol, max_iter, &ws[0], &h,
+                                       n_threads, &out)
         elif method == M_EXACT_SYNC:
             status = exact_sync_loop(&op, m, k, &W1[0, 0], &W2[0, 0],
-                                     flam, tol, max_iter, &ws[0], trace_c,
-                                     hs, ho, &out)
+                                     &rg, tol, max_iter, &ws[0], &h, &out)
         elif method == M_EXACT_TIED:
             status = exact_tied_loop(&op, m, k, &W1[0, 0], &W2[0, 0],
-                                     flam, tol, max_iter, &ws[0], trace_c,
-                                     hs, ho, &out)
+                                     &rg, tol, max_iter, &ws[0], &h, &out)
         else:
             status = -1
     if status == -1:
@@ -712,28 +865,34 @@ def exact_w1_threads(Py_ssize_t m, Py_ssize_t k, int n_threads):
 
 
 def exact_w1_given_w2(floating[:, ::1] W1, const floating[:, ::1] W2,
-                      const floating[:, ::1] C, double lam, int n_threads=1):
+                      const floating[:, ::1] C, double lam, int n_threads=1,
+                      lam_vec=None):
     """Write the exact minimizer W1 given W2 into W1; returns (status, which).
 
     n_threads as in run(): the caller keeps BLAS serial when
-    exact_w1_threads(m, k, n_threads) > 1.
+    exact_w1_threads(m, k, n_threads) > 1.  lam_vec: k per-latent lams
+    (then lam is ignored).
     """
     cdef Py_ssize_t m = C.shape[0], k = W2.shape[1]
     cdef Py_ssize_t which = -1
     cdef int status
+    cdef bint uniform = lam_vec is None
     n_threads = exact_w1_threads(m, k, n_threads)
     dtype = np.float32 if floating is float else np.float64
+    cdef floating[::1] lr = _per_latent(lam, lam_vec, k, dtype, False)
     cdef floating[::1] ws = np.empty(exact_w1_workspace(m, k, n_threads),
                                      dtype=dtype)
     with nogil:
-        status = exact_w1(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0],
-                          <floating> lam, &ws[0], n_threads, &which)
+        status = exact_w1(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0], &lr[0],
+                          uniform, &ws[0], n_threads, &which)
     return status, which
 
 
 def exact_w2_given_w1(floating[:, ::1] W2, const floating[:, ::1] W1,
-                      const floating[:, ::1] C, double lam):
-    """Write the exact minimizer W2 given W1 into W2; returns potrf's info."""
+                      const floating[:, ::1] C, double lam, lam_vec=None):
+    """Write the exact minimizer W2 given W1 into W2; returns potrf's info.
+
+    lam_vec: k per-latent lams (then lam is ignored)."""
     cdef Py_ssize_t m = C.shape[0], k = W1.shape[0]
     cdef blas_int info
     cdef GramOp op
@@ -743,8 +902,8 @@ def exact_w2_given_w1(floating[:, ::1] W2, const floating[:, ::1] W1,
     op.m = m
     op.n = 0
     dtype = np.float32 if floating is float else np.float64
+    cdef floating[::1] lr = _per_latent(lam, lam_vec, k, dtype, False)
     cdef floating[::1] S = np.empty(k * k, dtype=dtype)
     with nogil:
-        info = exact_w2(&op, m, k, &W1[0, 0], &W2[0, 0], <floating> lam,
-                        &S[0])
+        info = exact_w2(&op, m, k, &W1[0, 0], &W2[0, 0], &lr[0], &S[0])
     return info
