@@ -10,9 +10,11 @@ The public surface:
   tuning; :class:`LAEStream` fits from chunks of samples.
 - :mod:`laefast.reference`: the paper's algorithms in plain NumPy.
 - :mod:`laefast.metrics`: U error, principal-angle sine, L_sigma.
+- :mod:`laefast.alignment`: alignment learning rules (backward weights B
+  trained to stand in for W^T) as compiled layer kernels, and a small MLP.
 """
 
-from . import metrics, reference
+from . import alignment, metrics, reference
 from ._estimator import LAEPCA, NotFittedError
 from ._api import LAEResult, default_alpha, exact_w1, exact_w2, fit, gram_matrix, solve, step
 from ._exceptions import CollapsedComponentWarning, ConvergenceWarning, DivergenceError
@@ -30,6 +32,7 @@ __all__ = [
     "LAEPCA",
     "LAEResult",
     "LAEStream",
+    "alignment",
     "default_alpha",
     "exact_w1",
     "exact_w2",
