@@ -18,6 +18,11 @@ def describe(name, obj):
         public = getattr(obj, "__all__", [])
         for sub in public:
             member = getattr(obj, sub)
+            if isinstance(member, (tuple, str)):
+                # a constant: its value, not the docstring of its type
+                lines += ["", f"### `laefast.{name}.{sub}`", "",
+                          f"`{member!r}`"]
+                continue
             sig = _signature(member)
             lines += ["", f"### `laefast.{name}.{sub}{sig}`", "",
                       inspect.getdoc(member) or ""]
