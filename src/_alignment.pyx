@@ -12,6 +12,7 @@ average over the b samples, so with Cb = x^T x / b
 
     SA   2 a B - b W^T
     AA   Cb (2 a B - b W^T)              = x^T (x M) / b,  M = 2 a B - b W^T
+                                         = x^T (2 a x B - b H) / b
     WM   2 a B - b Cb W^T                = 2 a B - x^T H / b  (x: noise)
     IA   -a Cb W^T + 2 b B W Cb W^T + 2 g B
                                          = (2 b H B^T - a x)^T H / b + 2 g B
@@ -58,7 +59,7 @@ cdef void scaled_minus_t(Py_ssize_t n_in, Py_ssize_t n_out, floating a,
                          floating* out) noexcept nogil:
     """out (n_in x n_out) = a B - c W^T, tiled so W is read in cache lines."""
     cdef Py_ssize_t i0, j0, i, j, i1, j1
-    cdef Py_ssize_t T = 32
+    cdef Py_ssize_t T = 16
     i0 = 0
     while i0 < n_in:
         i1 = min(i0 + T, n_in)
@@ -79,11 +80,24 @@ cdef void scaled_copy(Py_ssize_t n, floating a, const floating* src,
         dst[i] = a * src[i]
 
 
+cdef void axpy(Py_ssize_t n, floating a, const floating* x,
+               floating* y) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        y[i] = y[i] + a * x[i]
+
+
+cdef inline bint aa_via_h(Py_ssize_t b) noexcept nogil:
+    # Below about 64 samples a GEMM of the batch costs less than a pass
+    # over an n_in x n_out matrix that reads W transposed.
+    return b <= 64
+
+
 cdef Py_ssize_t rule_workspace(int rule, Py_ssize_t b, Py_ssize_t n_in,
                                Py_ssize_t n_out) noexcept nogil:
     """Entries of workspace rule_grad_b needs (with H not supplied)."""
     if rule == R_AA:
-        return n_in * n_out + b * n_out
+        return max(n_in * n_out + b * n_out, 2 * b * n_out)
     if rule == R_WM or rule == R_IA:
         return b * n_out + b * n_in
     return 0
@@ -104,6 +118,20 @@ cdef void rule_grad_b(int rule, Py_ssize_t b, Py_ssize_t n_in,
     cdef floating* E
     if rule == R_SA:
         scaled_minus_t(n_in, n_out, <floating> (2 * c0), B, <floating> c1, W, gB)
+    elif rule == R_AA and (H != NULL or aa_via_h(b)):
+        # Cb (2 a B - b W^T) = x^T (2 a x B - b H) / b: one GEMM more than
+        # the form below but no n_in x n_out pass, cheaper for thin batches
+        # (and free of the extra GEMM when the caller has H from its
+        # forward pass).
+        T = work
+        if H == NULL:
+            gemm(False, True, b, n_out, n_in, 1, x, n_in, W, n_in, 0, T, n_out)
+            H = T
+            T = work + b * n_out
+        gemm(False, False, b, n_out, n_in, <floating> (2 * c0), x, n_in, B,
+             n_out, 0, T, n_out)
+        axpy(b * n_out, <floating> (-c1), H, T)
+        gemm(True, False, n_in, n_out, b, inv_b, x, n_in, T, n_out, 0, gB, n_out)
     elif rule == R_AA:
         M = work
         T = work + n_in * n_out
@@ -134,23 +162,25 @@ cdef void rule_grad_b(int rule, Py_ssize_t b, Py_ssize_t n_in,
 cdef void kp_tie(Py_ssize_t n_in, Py_ssize_t n_out, double c0,
                  const floating* W, const floating* B, floating* gW,
                  floating* gB) noexcept nogil:
-    """From gW = delta^T x: gB = gW^T + 2 a B, then gW += 2 a W."""
+    """From gW = delta^T x: gB = gW^T + 2 a B and gW += 2 a W, in one tiled
+    pass (gW's tile is read once for both)."""
     cdef floating d = <floating> (2 * c0)
     cdef Py_ssize_t i0, j0, i, j, i1, j1
-    cdef Py_ssize_t T = 32
-    i0 = 0
-    while i0 < n_in:
-        i1 = min(i0 + T, n_in)
-        j0 = 0
-        while j0 < n_out:
-            j1 = min(j0 + T, n_out)
+    cdef Py_ssize_t T = 16
+    j0 = 0
+    while j0 < n_out:
+        j1 = min(j0 + T, n_out)
+        i0 = 0
+        while i0 < n_in:
+            i1 = min(i0 + T, n_in)
             for i in range(i0, i1):
                 for j in range(j0, j1):
                     gB[i * n_out + j] = gW[j * n_in + i] + d * B[i * n_out + j]
-            j0 += T
-        i0 += T
-    for i in range(n_out * n_in):
-        gW[i] = gW[i] + d * W[i]
+            for j in range(j0, j1):
+                for i in range(i0, i1):
+                    gW[j * n_in + i] = gW[j * n_in + i] + d * W[j * n_in + i]
+            i0 += T
+        j0 += T
 
 
 cdef void layer_grad(int rule, Py_ssize_t b, Py_ssize_t n_in,
@@ -171,6 +201,13 @@ cdef void layer_grad(int rule, Py_ssize_t b, Py_ssize_t n_in,
 
 def layer_workspace(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out):
     return rule_workspace(rule, b, n_in, n_out)
+
+
+def layer_gemm_count(int rule, Py_ssize_t b):
+    """GEMMs of b x n_in x n_out that layer_update runs for this rule."""
+    if rule == R_AA:
+        return 3 if aa_via_h(b) else 2
+    return {R_WM: 2, R_IA: 3, R_KP: 1}.get(rule, 0)
 
 
 def layer_update(int rule, const floating[:, ::1] W, const floating[:, ::1] B,
@@ -208,6 +245,10 @@ cdef void layer_gemms(int rule, Py_ssize_t b, Py_ssize_t n_in,
         gemm(True, False, n_out, n_in, b, 1, delta, n_out, x, n_in, 0, gW, n_in)
     elif rule == R_AA:
         T = work + n_in * n_out
+        if aa_via_h(b):
+            T = work + b * n_out
+            gemm(False, True, b, n_out, n_in, 1, x, n_in, W, n_in, 0, work,
+                 n_out)
         gemm(False, False, b, n_out, n_in, 1, x, n_in, B, n_out, 0, T, n_out)
         gemm(True, False, n_in, n_out, b, 1, x, n_in, T, n_out, 0, gB, n_out)
     elif rule == R_WM or rule == R_IA:
@@ -281,8 +322,9 @@ cdef Py_ssize_t net_workspace(const Net* net, Py_ssize_t b) noexcept nogil:
 cdef void forward(const Net* net, const floating* theta, Py_ssize_t b,
                   floating* acts, floating* grad, floating* work) noexcept nogil:
     """acts: A_0 (filled by the caller), then A_1 .. A_L are written; A_L
-    holds the output logits.  With grad set and rule IA, the B-gradients are
-    formed here from H = x W^T before the bias is added."""
+    holds the output logits.  With grad set and rule IA or AA, the
+    B-gradients are formed here from H = x W^T before the bias is added,
+    which saves them the GEMM that would form H again."""
     cdef Py_ssize_t l, i, j, n_in, n_out
     cdef floating* a_in = acts
     cdef floating* Z
@@ -296,9 +338,11 @@ cdef void forward(const Net* net, const floating* theta, Py_ssize_t b,
         c = theta + net.offc[l]
         Z = a_in + b * n_in
         gemm(False, True, b, n_out, n_in, 1, a_in, n_in, W, n_in, 0, Z, n_out)
-        if grad != NULL and net.rule == R_IA and net.offB[l] >= 0:
-            rule_grad_b(R_IA, b, n_in, n_out, W, theta + net.offB[l], a_in, Z,
-                        net.c0, net.c1, net.c2, grad + net.offB[l], work)
+        if (grad != NULL and (net.rule == R_IA or net.rule == R_AA)
+                and net.offB[l] >= 0):
+            rule_grad_b(net.rule, b, n_in, n_out, W, theta + net.offB[l],
+                        a_in, Z, net.c0, net.c1, net.c2, grad + net.offB[l],
+                        work)
         if l < net.L - 1:
             for i in range(b):
                 for j in range(n_out):
@@ -384,7 +428,7 @@ cdef double batch_grad(const Net* net, const floating* theta, floating* grad,
         for i in range(b * n_in):
             if not A_prev[i] > 0:
                 dn[i] = 0
-        if net.rule == R_SA or net.rule == R_AA:
+        if net.rule == R_SA:
             rule_grad_b(net.rule, b, n_in, n_out, W, B, A_prev, NULL, net.c0,
                         net.c1, net.c2, grad + net.offB[l], work)
         elif net.rule == R_WM:

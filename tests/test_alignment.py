@@ -103,10 +103,11 @@ _RULES = [al.BP(), al.FA(), al.SA(alpha=0.3, beta=0.7), al.AA(alpha=0.4, beta=1.
           al.KP(alpha=0.25)]
 
 
+@pytest.mark.parametrize("b", [33, 100])   # AA has a thin-batch form
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 @pytest.mark.parametrize("rule", _RULES, ids=lambda r: r.name)
-def test_update_matches_numpy_formula(rule, dtype, tol):
-    W, B, x, delta = _layer(n_out=9, n_in=40, b=33, seed=3, dtype=dtype)
+def test_update_matches_numpy_formula(rule, dtype, tol, b):
+    W, B, x, delta = _layer(n_out=9, n_in=40, b=b, seed=3, dtype=dtype)
     out = al.update(rule, W, B, x, delta)
     assert out.grad_B.dtype == dtype
     w64 = [a.astype(np.float64) for a in (W, B, x, delta)]
