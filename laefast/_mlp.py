@@ -432,7 +432,7 @@ def _plot(results, dataset, path):
         ax_acc.plot(epochs, 100 * np.asarray(h["test_accuracy"]),
                     color=line.get_color(), label=name.upper())
     ax_a.set_xlabel("epoch")
-    ax_a.set_ylabel("angle between B and W^T (degrees, mean over layers)")
+    ax_a.set_ylabel("angle(B, W^T), degrees, mean over layers")
     ax_a.set_ylim(0, 95)
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("test accuracy (%)")

@@ -463,6 +463,16 @@ def test_cli_align_prints_accuracy_and_angles(tmp_path, capsys):
         100 * data["rules"]["kp"]["test_accuracy"], abs=0.006)
 
 
+def test_cli_align_plot(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "align.png"
+    assert main(["align", "--rules", "bp", "fa", "--epochs", "2", "--quiet",
+                 "--plot", str(path)]) == 0
+    assert path.stat().st_size > 1000
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize("argv,message", [
     (["align", "--epochs", "0"], "--epochs must be >= 1"),
     (["align", "--rules", "backprop"], "invalid choice: 'backprop'"),
