@@ -458,7 +458,7 @@ def update(rule, W, B, x, delta=None):
     >>> from laefast.alignment import update
     >>> W = np.array([[1.0, 0.0]]); B = np.zeros((2, 1))
     >>> update("sa", W, B, np.ones((3, 2))).grad_B.ravel()
-    array([-2., -0.])
+    array([-10.,   0.])
     """
     rule = get_rule(rule)
     if rule.name == "kp" and delta is None:
