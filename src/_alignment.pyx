@@ -40,7 +40,7 @@ from cython cimport floating
 from libc.math cimport exp, log, sqrt, isfinite
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from _blas cimport gemm
 
@@ -483,6 +483,7 @@ def train_epoch(int rule, floating[::1] theta, floating[::1] velocity,
     """One epoch over X[order] in minibatches; returns (mean loss, accuracy,
     next seed).  theta and velocity are updated in place."""
     cdef Net net
+    memset(&net, 0, sizeof(Net))   # make_net fills it or raises
     make_net(&net, rule, sizes, offW, offc, offB, n_wc, theta.shape[0], c0,
              c1, c2, noise_std)
     cdef Py_ssize_t n = order.shape[0], m = X.shape[1], start, b, i, P
@@ -528,6 +529,7 @@ def batch_gradient(int rule, const floating[::1] theta,
     """The gradient one training step would apply, for the batch (X, y)
     taken whole; returns the batch-mean loss."""
     cdef Net net
+    memset(&net, 0, sizeof(Net))   # make_net fills it or raises
     make_net(&net, rule, sizes, offW, offc, offB, n_wc, theta.shape[0], c0,
              c1, c2, noise_std)
     cdef Py_ssize_t b = X.shape[0], m = X.shape[1], correct = 0, i
@@ -556,6 +558,7 @@ def predict_logits(const floating[::1] theta, const Py_ssize_t[::1] sizes,
                    Py_ssize_t batch=256):
     """Output logits of the network for every row of X, into out."""
     cdef Net net
+    memset(&net, 0, sizeof(Net))   # make_net fills it or raises
     make_net(&net, R_BP, sizes, offW, offc, offB, n_wc, theta.shape[0], 0, 0,
              0, 0)
     cdef Py_ssize_t n = X.shape[0], m = X.shape[1], K = out.shape[1]
