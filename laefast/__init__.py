@@ -14,13 +14,14 @@ The public surface:
   trained to stand in for W^T) as compiled layer kernels, and a small MLP.
 """
 
-from . import alignment, metrics, reference
+from . import metrics, reference
 from ._estimator import LAEPCA, NotFittedError
 from ._api import LAEResult, default_alpha, exact_w1, exact_w2, fit, gram_matrix, solve, step
 from ._exceptions import CollapsedComponentWarning, ConvergenceWarning, DivergenceError
 from ._openmp import openmp_enabled
 from ._stream import LAEStream
 from ._validation import METHODS
+from . import alignment
 
 __version__ = "0.1.0"
 
