@@ -323,8 +323,9 @@ def test_sa_and_kp_align_and_match_bp_on_digits(digits):
         acc[rule] = np.mean([r.history["test_accuracy"][-1] for r in runs])
         if rule != "bp":
             assert max(max(r.angles()) for r in runs) < 5.0
-            # at the start B is about 90 degrees from W^T
-            assert min(runs[0].history["angles"][0]) > 5.0 or rule == "sa"
+        if rule == "kp":
+            # KP closes the gap gradually: after one epoch it is still wide
+            assert min(runs[0].history["angles"][0]) > 20.0
     assert acc["bp"] > 0.95
     for rule in ("sa", "kp"):
         assert acc[rule] >= acc["bp"] - 0.01, acc
