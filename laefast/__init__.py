@@ -15,6 +15,8 @@ The public surface:
 - :func:`loss`, :func:`loss_gradient`: L, L_pi or L_sigma and their
   gradients; :mod:`laefast.landscape`: the scalar case's landscapes,
   critical points and trajectories.
+- :mod:`laefast.alignment`: alignment learning rules (backward weights B
+  trained to stand in for W^T) as compiled layer kernels, and a small MLP.
 """
 
 from . import landscape, metrics, reference
@@ -26,6 +28,7 @@ from ._openmp import openmp_enabled
 from ._regularizer import REGULARIZERS, loss, loss_gradient
 from ._stream import LAEStream
 from ._validation import METHODS
+from . import alignment
 from ._version import __version__
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "LAEPCA",
     "LAEResult",
     "LAEStream",
+    "alignment",
     "default_alpha",
     "exact_w1",
     "exact_w2",

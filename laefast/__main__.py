@@ -1,5 +1,5 @@
-"""Command line: ``laefast demo``, ``bench`` and ``landscape`` (or
-``python -m laefast``).
+"""Command line: ``laefast demo``, ``bench``, ``landscape`` and ``align``
+(or ``python -m laefast``).
 
 Every argument is checked before any work starts: a bad choice, count or
 output path exits with status 2 and a usage message, and a requested
@@ -23,6 +23,10 @@ from ._validation import METHODS as _METHODS
 # The bench command's problems (laefast._bench.PROBLEMS, which imports
 # more than a parser needs).
 _PROBLEMS = ("paper", "spiked", "digits")
+# laefast.alignment.RULES and laefast._mlp.DATASETS, spelled out so that the
+# parser imports nothing heavy.
+_RULES = ("bp", "fa", "sa", "aa", "wm", "ia", "kp")
+_DATASETS = ("digits", "breast_cancer")
 
 
 def _positive_int(text):
@@ -85,7 +89,7 @@ def build_parser():
     parser.add_argument("--version", action="version",
                         version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True,
-                                metavar="{demo,bench}")
+                                metavar="{demo,bench,landscape,align}")
     demo = sub.add_parser(
         "demo", help="fit all six methods on the paper's default problem and "
                      "compare with laefast.reference",
@@ -156,10 +160,35 @@ def build_parser():
     land.add_argument("--gif", action="store_true",
                       help="also write trajectories.gif, the trajectories "
                            "animated (a few seconds more)")
+    align = sub.add_parser(
+        "align", help="train a small MLP with each alignment learning rule "
+                      "(laefast.alignment) and compare with backpropagation",
+        description="Train one ReLU MLP per rule on a scikit-learn data set "
+                    "(needs scikit-learn) and print, per rule, the test "
+                    "accuracy and the angle between each layer's backward "
+                    "matrix B and W^T.  Progress goes to stderr.")
+    align.add_argument("--rules", nargs="+", choices=_RULES,
+                       default=list(_RULES), metavar="RULE",
+                       help="rules to run, from %(choices)s (default: all)")
+    align.add_argument("--dataset", choices=_DATASETS, default="digits",
+                       help="data set (default digits)")
+    align.add_argument("--epochs", type=int, default=50,
+                       help="training epochs (default 50)")
+    align.add_argument("--seed", type=int, default=0,
+                       help="seed of the split, the start and the shuffles")
+    align.add_argument("--json", metavar="PATH", default=None,
+                       help="also write every number to PATH as JSON "
+                            "('-': on stdout)")
+    align.add_argument("--plot", metavar="PATH", default=None,
+                       help="save angle and accuracy against epochs to PATH "
+                            "(needs matplotlib: the [plot] extra)")
+    align.add_argument("--quiet", action="store_true",
+                       help="no progress lines on stderr")
     # Errors found after parsing are reported by the subcommand's parser.
     demo.set_defaults(subparser=demo)
     bench.set_defaults(subparser=bench)
     land.set_defaults(subparser=land)
+    align.set_defaults(subparser=align)
     return parser
 
 
@@ -167,6 +196,8 @@ def main(argv=None):
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "align":
+        return _align(args.subparser, args)
     if args.command == "landscape":
         land = args.subparser
         if not (math.isfinite(args.sigma2) and args.sigma2 > 0):
@@ -209,6 +240,33 @@ def main(argv=None):
         with_reference=not args.no_reference,
         with_peers=not args.no_peers, json_path=args.json,
         progress=not args.quiet)
+
+
+def _align(parser, args):
+    import importlib.util
+    import os
+    if args.epochs < 1:
+        parser.error("--epochs must be >= 1")
+    if args.seed < 0:
+        parser.error("--seed must be >= 0")
+    rules = list(dict.fromkeys(args.rules))
+    for path, flag in ((args.json, "--json"), (args.plot, "--plot")):
+        if path not in (None, "-"):
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                parser.error(f"{flag}: folder {folder} does not exist")
+    if args.plot == "-":
+        parser.error("--plot needs a file name")
+    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        parser.error("--plot needs matplotlib (pip install 'laefast[plot]')")
+    if importlib.util.find_spec("sklearn") is None:
+        parser.error("align needs scikit-learn for its data sets "
+                     "(pip install 'laefast[test]')")
+    from ._mlp import run_align
+    return run_align(rules, dataset=args.dataset, epochs=args.epochs,
+                     seed=args.seed, json_path=args.json,
+                     plot_path=args.plot, progress=not args.quiet,
+                     stdout=sys.stderr if args.json == "-" else None)
 
 
 if __name__ == "__main__":

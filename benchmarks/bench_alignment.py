@@ -1,0 +1,237 @@
+"""Alignment rules: what a rule costs on top of the GEMMs it needs, and what
+an epoch with it costs against a backpropagation epoch.
+
+Run:  python benchmarks/bench_alignment.py [--quick] [--repeats N] [--json PATH]
+      python benchmarks/bench_alignment.py --accuracy [--seeds N]
+
+1. Per-layer update.  laefast.alignment's kernel for one layer (W n_out x
+   n_in, B n_in x n_out, a batch of b inputs) against exactly the GEMMs that
+   rule needs, same shapes, same transposes, same BLAS (SciPy's, called
+   from the same compiled loop; `gemms_only=True` runs just those calls).
+   Both are repeated inside the kernel so per-call Python costs cancel.
+   SA needs no GEMM at all: its row compares it with one GEMM of the layer
+   (delta^T x, the weight gradient every rule computes anyway).
+   Target: update / GEMMs <= 1.3.
+2. Epoch.  One epoch of laefast.alignment's MLP trainer (the compiled
+   train_epoch the trainer calls) with each rule, against the BP epoch, on
+   the digits-sized network and on a wider one.  Target: rule / BP <= 1.5.
+
+3. With --accuracy (no timings): every rule against BP on scikit-learn's
+   digits (50 epochs) and breast_cancer (100 epochs: it has a quarter of
+   digits' samples, so a quarter of the SGD steps per epoch), over several
+   seeds: test accuracy per seed and its mean, final angles (mean and max
+   over seeds).  The numbers quoted in docs/alignment.md.
+
+All timings are best-of-N, taken interleaved (every candidate once per
+round) in this one run, with BLAS limited to one thread (minibatch GEMMs are
+too small for threads).  The script is a report: it always exits 0.
+"""
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from laefast import _alignment, _bench
+from laefast import alignment as al
+from laefast._mlp import _Layout
+from laefast._parallel import serial_blas
+
+RULES = ("sa", "aa", "wm", "ia", "kp")
+
+
+def _best_interleaved(fns, repeats):
+    """{name: best seconds} with every function timed once per round."""
+    best = {name: np.inf for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t, _ = _bench.time_once(fn)
+            best[name] = min(best[name], t)
+    return best
+
+
+def bench_layer(b, n_in, n_out, repeats, dtype=np.float64):
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((n_out, n_in)).astype(dtype)
+    B = rng.standard_normal((n_in, n_out)).astype(dtype)
+    x = rng.standard_normal((b, n_in)).astype(dtype)
+    delta = (rng.standard_normal((b, n_out)) / b).astype(dtype)
+    gB = np.empty((n_in, n_out), dtype)
+    gW = np.empty((n_out, n_in), dtype)
+    # Enough inner repeats for about 5 ms per timing: short timings, many
+    # rounds, so that the best one is free of other jobs on a shared machine.
+    flops = 2.0 * b * n_in * n_out
+    inner = int(max(2, min(20000, 2e8 / flops)))
+    fns = {}
+    for name in RULES:
+        rule = al.get_rule(name)
+        work = np.empty(max(1, _alignment.layer_workspace(
+            rule.code, b, n_in, n_out)), dtype)
+        args = (rule.code, W, B, x, delta, *rule._kernel_coefficients(), gB,
+                gW, work, inner)
+
+        def full(args=args):
+            _alignment.layer_update(*args, gemms_only=False)
+
+        def gemms(args=args):
+            _alignment.layer_update(*args, gemms_only=True)
+
+        fns[(name, "update")] = full
+        fns[(name, "gemms")] = gemms
+    with serial_blas():
+        best = _best_interleaved(fns, repeats)
+    rows = []
+    one_gemm = best[("kp", "gemms")] / inner
+    for name in RULES:
+        upd = best[(name, "update")] / inner
+        gem = best[(name, "gemms")] / inner
+        # GEMMs of b x n_in x n_out the kernel runs (SA: none; AA: three
+        # for thin batches, where that beats a pass over an n_in x n_out
+        # matrix, else two).
+        n_gemms = _alignment.layer_gemm_count(al.get_rule(name).code, b)
+        ratio = upd / gem if n_gemms else upd / one_gemm
+        rows.append({"rule": name, "b": b, "n_in": n_in, "n_out": n_out,
+                     "gemms": n_gemms, "update_s": upd, "gemms_s": gem,
+                     "one_gemm_s": one_gemm, "ratio": ratio,
+                     "pass": bool(ratio <= 1.3)})
+    return rows
+
+
+def bench_epoch(sizes, n, batch, repeats, dtype=np.float64):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((n, sizes[0])).astype(dtype)
+    y = rng.integers(0, sizes[-1], n).astype(np.intp)
+    order = rng.permutation(n).astype(np.intp)
+    layout = _Layout(sizes)
+    theta0 = (0.1 * rng.standard_normal(layout.n_params)).astype(dtype)
+    fns = {}
+    state = {}
+    for name in ("bp",) + ("fa",) + RULES:
+        rule = al.get_rule(name)
+        theta = theta0.copy()
+        vel = np.zeros_like(theta)
+        state[name] = (theta, vel)
+        args = (rule.code, theta, vel, *layout.args(), X, y, order, batch,
+                0.01, 0.9, *rule._kernel_coefficients(),
+                getattr(rule, "noise_std", 0.0), 1)
+
+        def epoch(args=args, theta=theta, vel=vel):
+            # Each timed epoch starts from the same weights.
+            theta[...] = theta0
+            vel[...] = 0
+            _alignment.train_epoch(*args)
+
+        fns[name] = epoch
+    with serial_blas():
+        best = _best_interleaved(fns, repeats)
+    return [{"rule": name, "sizes": list(sizes), "n": n, "batch": batch,
+             "epoch_s": best[name], "ratio_to_bp": best[name] / best["bp"],
+             "pass": bool(name == "bp" or best[name] / best["bp"] <= 1.5)}
+            for name in best]
+
+
+def accuracy_table(seeds, out=sys.stdout):
+    rows = []
+    for dataset, epochs in (("digits", 50), ("breast_cancer", 100)):
+        Xtr, ytr, Xte, yte = al.load_dataset(dataset)
+        out.write(f"{dataset}: {len(ytr)} train / {len(yte)} test, {epochs} "
+                  f"epochs, default hidden (128, 64), seeds 0..{seeds - 1}\n")
+        out.write(f"{'rule':<5} {'mean acc':>8} {'vs BP':>6}  "
+                  f"{'angle L2 mean/max':>18} {'angle L3 mean/max':>18}  "
+                  "per-seed accuracy\n")
+        bp = None
+        for name in al.RULES:
+            sys.stderr.write(f"{dataset} {name}\n")
+            accs, angles = [], []
+            for seed in range(seeds):
+                res = al.train_mlp(Xtr, ytr, name, epochs=epochs,
+                                   X_test=Xte, y_test=yte, seed=seed)
+                accs.append(100 * res.history["test_accuracy"][-1])
+                angles.append(res.history["angles"][-1])
+            angles = np.array(angles)
+            mean = float(np.mean(accs))
+            bp = mean if name == "bp" else bp
+            ang = "  ".join(f"{m:8.2f}/{x:<8.2f}" for m, x in
+                            zip(angles.mean(axis=0), angles.max(axis=0)))
+            out.write(f"{name:<5} {mean:8.2f} {mean - bp:+6.2f}  {ang}  "
+                      + " ".join(f"{a:.2f}" for a in accs) + "\n")
+            rows.append({"dataset": dataset, "epochs": epochs, "rule": name,
+                         "accuracy": accs, "angles": angles.tolist()})
+        out.write("\n")
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer shapes and repeats")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="rounds of interleaved timings (default 7, "
+                             "quick 3)")
+    parser.add_argument("--json", metavar="PATH", default=None)
+    parser.add_argument("--accuracy", action="store_true",
+                        help="instead of timings: accuracy and angles of "
+                             "every rule on digits and breast_cancer")
+    parser.add_argument("--seeds", type=int, default=5,
+                        help="seeds for --accuracy (default 5)")
+    args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    if args.seeds < 1:
+        parser.error("--seeds must be >= 1")
+    if args.accuracy:
+        rows = accuracy_table(args.seeds)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=1)
+        return 0
+    repeats = args.repeats or (3 if args.quick else 7)
+    print(_bench.environment_line())
+    print(f"best of {repeats} interleaved rounds, BLAS on one thread, float64")
+    print()
+
+    shapes = [(32, 128, 64), (32, 512, 512), (256, 512, 512)]
+    if args.quick:
+        shapes = shapes[:2]
+    layer_rows = []
+    print("1. per-layer update against the GEMMs it needs "
+          "(target: ratio <= 1.3)")
+    print(f"{'rule':<5} {'b':>4} {'n_in':>5} {'n_out':>5} {'GEMMs':>5} "
+          f"{'update us':>10} {'GEMMs us':>10} {'ratio':>6}")
+    for b, n_in, n_out in shapes:
+        sys.stderr.write(f"layer b={b} {n_in}x{n_out}\n")
+        for row in bench_layer(b, n_in, n_out, repeats):
+            layer_rows.append(row)
+            gem = (f"{1e6 * row['gemms_s']:10.2f}" if row["gemms"] else
+                   f"{'(1 GEMM ' + format(1e6 * row['one_gemm_s'], '.1f') + ')':>10}")
+            print(f"{row['rule']:<5} {b:4d} {n_in:5d} {n_out:5d} "
+                  f"{row['gemms']:5d} {1e6 * row['update_s']:10.2f} {gem} "
+                  f"{row['ratio']:6.2f} {'PASS' if row['pass'] else 'FAIL'}")
+    print("(SA needs no GEMM: its ratio is to one GEMM of the layer)")
+    print()
+
+    nets = [((64, 128, 64, 10), 1438, 32), ((256, 512, 512, 10), 4096, 64)]
+    if args.quick:
+        nets = nets[:1]
+    epoch_rows = []
+    print("2. one training epoch against the BP epoch (target: ratio <= 1.5)")
+    for sizes, n, batch in nets:
+        sys.stderr.write(f"epoch {sizes}\n")
+        rows = bench_epoch(sizes, n, batch, repeats)
+        epoch_rows += rows
+        print(f"network {' -> '.join(map(str, sizes))}, {n} samples, "
+              f"batch {batch}")
+        for row in rows:
+            print(f"  {row['rule']:<4} {1e3 * row['epoch_s']:9.2f} ms  "
+                  f"{row['ratio_to_bp']:5.2f}x BP "
+                  f"{'' if row['rule'] == 'bp' else ('PASS' if row['pass'] else 'FAIL')}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"environment": _bench.environment(),
+                       "layer": layer_rows, "epoch": epoch_rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

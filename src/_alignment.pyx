@@ -1,0 +1,581 @@
+"""Alignment learning rules: per-layer backward-weight updates and a small MLP.
+
+One layer has forward weights W (n_out x n_in), backward weights B
+(n_in x n_out) and an input batch x (b x n_in), all row-major.  The forward
+projection is H = x W^T (b x n_out); BP would send an output error delta
+(b x n_out) back as delta W, an alignment rule sends delta B^T instead.
+
+``layer_update`` computes one rule's gradient of its layer-local regularizer
+R(W, B) with respect to B (the descent direction: B <- B - lr * grad_B), and
+for Kolen-Pollack the tied pair.  Batch means: every data term of R is an
+average over the b samples, so with Cb = x^T x / b
+
+    SA   2 a B - b W^T
+    AA   Cb (2 a B - b W^T)              = x^T (x M) / b,  M = 2 a B - b W^T
+                                         = x^T (2 a x B - b H) / b
+    WM   2 a B - b Cb W^T                = 2 a B - x^T H / b  (x: noise)
+    IA   -a Cb W^T + 2 b B W Cb W^T + 2 g B
+                                         = (2 b H B^T - a x)^T H / b + 2 g B
+    KP   grad_W = delta^T x + 2 a W,  grad_B = (delta^T x)^T + 2 a B
+
+(a, b, g here are the rule's coefficients alpha, beta, gamma.)  Each rule is
+one fused pass over the batch: its GEMMs plus O(n_in n_out + b n) work.
+
+``train_epoch`` runs one epoch of minibatch SGD with momentum on a ReLU MLP
+with a softmax cross-entropy output, entirely with the GIL released: forward
+GEMMs, the backward pass through B (or W for BP), the rule's B-gradient and
+the momentum step.  The loss is the batch mean of the per-sample
+cross-entropy, so the output error is delta_L = (softmax(z) - onehot(y)) / b
+and a layer's weight gradient is delta^T x with no further 1/b.
+
+Parameters live in one flat vector: every layer's W then its bias, in layer
+order, then the B of every layer after the first (the first layer's B would
+carry the error into the input, which nothing reads, so it does not exist).
+laefast.alignment builds the offsets and keeps views into the vector.
+"""
+
+import numpy as np
+
+from cython cimport floating
+from libc.math cimport exp, log, sqrt, isfinite
+from libc.stdint cimport uint64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
+
+from _blas cimport gemm
+
+
+cdef enum RuleCode:
+    R_BP, R_FA, R_SA, R_AA, R_WM, R_IA, R_KP
+
+BP, FA, SA, AA, WM, IA, KP = R_BP, R_FA, R_SA, R_AA, R_WM, R_IA, R_KP
+
+
+# ---------------------------------------------------------------------------
+# Per-layer rule kernels
+
+cdef void scaled_minus_t(Py_ssize_t n_in, Py_ssize_t n_out, floating a,
+                         const floating* B, floating c, const floating* W,
+                         floating* out) noexcept nogil:
+    """out (n_in x n_out) = a B - c W^T, tiled so W is read in cache lines."""
+    cdef Py_ssize_t i0, j0, i, j, i1, j1
+    cdef Py_ssize_t T = 16
+    i0 = 0
+    while i0 < n_in:
+        i1 = min(i0 + T, n_in)
+        j0 = 0
+        while j0 < n_out:
+            j1 = min(j0 + T, n_out)
+            for i in range(i0, i1):
+                for j in range(j0, j1):
+                    out[i * n_out + j] = a * B[i * n_out + j] - c * W[j * n_in + i]
+            j0 += T
+        i0 += T
+
+
+cdef void scaled_copy(Py_ssize_t n, floating a, const floating* src,
+                      floating* dst) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        dst[i] = a * src[i]
+
+
+cdef void axpy(Py_ssize_t n, floating a, const floating* x,
+               floating* y) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        y[i] = y[i] + a * x[i]
+
+
+cdef inline bint aa_via_h(Py_ssize_t b) noexcept nogil:
+    # Below about 64 samples a GEMM of the batch costs less than a pass
+    # over an n_in x n_out matrix that reads W transposed.
+    return b <= 64
+
+
+cdef Py_ssize_t rule_workspace(int rule, Py_ssize_t b, Py_ssize_t n_in,
+                               Py_ssize_t n_out) noexcept nogil:
+    """Entries of workspace rule_grad_b needs (with H not supplied)."""
+    if rule == R_AA:
+        return max(n_in * n_out + b * n_out, 2 * b * n_out)
+    if rule == R_WM or rule == R_IA:
+        return b * n_out + b * n_in
+    return 0
+
+
+cdef void rule_grad_b(int rule, Py_ssize_t b, Py_ssize_t n_in,
+                      Py_ssize_t n_out, const floating* W, const floating* B,
+                      const floating* x, const floating* H, double c0,
+                      double c1, double c2, floating* gB,
+                      floating* work) noexcept nogil:
+    """gB = dR/dB of SA, AA, WM or IA for the batch x (b x n_in).
+
+    H = x W^T (b x n_out) for WM and IA, or NULL to form it in work.
+    """
+    cdef floating inv_b = <floating> (1.0 / b)
+    cdef floating* M
+    cdef floating* T
+    cdef floating* E
+    if rule == R_SA:
+        scaled_minus_t(n_in, n_out, <floating> (2 * c0), B, <floating> c1, W, gB)
+    elif rule == R_AA and (H != NULL or aa_via_h(b)):
+        # Cb (2 a B - b W^T) = x^T (2 a x B - b H) / b: one GEMM more than
+        # the form below but no n_in x n_out pass, cheaper for thin batches
+        # (and free of the extra GEMM when the caller has H from its
+        # forward pass).
+        T = work
+        if H == NULL:
+            gemm(False, True, b, n_out, n_in, 1, x, n_in, W, n_in, 0, T, n_out)
+            H = T
+            T = work + b * n_out
+        gemm(False, False, b, n_out, n_in, <floating> (2 * c0), x, n_in, B,
+             n_out, 0, T, n_out)
+        axpy(b * n_out, <floating> (-c1), H, T)
+        gemm(True, False, n_in, n_out, b, inv_b, x, n_in, T, n_out, 0, gB, n_out)
+    elif rule == R_AA:
+        M = work
+        T = work + n_in * n_out
+        scaled_minus_t(n_in, n_out, <floating> (2 * c0), B, <floating> c1, W, M)
+        gemm(False, False, b, n_out, n_in, 1, x, n_in, M, n_out, 0, T, n_out)
+        gemm(True, False, n_in, n_out, b, inv_b, x, n_in, T, n_out, 0, gB, n_out)
+    elif rule == R_WM or rule == R_IA:
+        if H == NULL:
+            T = work
+            gemm(False, True, b, n_out, n_in, 1, x, n_in, W, n_in, 0, T, n_out)
+            H = T
+        if rule == R_WM:
+            scaled_copy(n_in * n_out, <floating> (2 * c0), B, gB)
+            gemm(True, False, n_in, n_out, b, <floating> (-c1 / b), x, n_in,
+                 H, n_out, 1, gB, n_out)
+        else:
+            # E = 2 beta H B^T - alpha x: the reconstruction error of the
+            # autoencoder x -> H -> H B^T, weighted as IA weighs it.
+            E = work + b * n_out
+            scaled_copy(b * n_in, <floating> (-c0), x, E)
+            gemm(False, True, b, n_in, n_out, <floating> (2 * c1), H, n_out,
+                 B, n_out, 1, E, n_in)
+            scaled_copy(n_in * n_out, <floating> (2 * c2), B, gB)
+            gemm(True, False, n_in, n_out, b, inv_b, E, n_in, H, n_out, 1,
+                 gB, n_out)
+
+
+cdef void kp_tie(Py_ssize_t n_in, Py_ssize_t n_out, double c0,
+                 const floating* W, const floating* B, floating* gW,
+                 floating* gB) noexcept nogil:
+    """From gW = delta^T x: gB = gW^T + 2 a B and gW += 2 a W, in one tiled
+    pass (gW's tile is read once for both)."""
+    cdef floating d = <floating> (2 * c0)
+    cdef Py_ssize_t i0, j0, i, j, i1, j1
+    cdef Py_ssize_t T = 16
+    j0 = 0
+    while j0 < n_out:
+        j1 = min(j0 + T, n_out)
+        i0 = 0
+        while i0 < n_in:
+            i1 = min(i0 + T, n_in)
+            for i in range(i0, i1):
+                for j in range(j0, j1):
+                    gB[i * n_out + j] = gW[j * n_in + i] + d * B[i * n_out + j]
+            for j in range(j0, j1):
+                for i in range(i0, i1):
+                    gW[j * n_in + i] = gW[j * n_in + i] + d * W[j * n_in + i]
+            i0 += T
+        j0 += T
+
+
+cdef void layer_grad(int rule, Py_ssize_t b, Py_ssize_t n_in,
+                     Py_ssize_t n_out, const floating* W, const floating* B,
+                     const floating* x, const floating* delta, double c0,
+                     double c1, double c2, floating* gB, floating* gW,
+                     floating* work) noexcept nogil:
+    cdef Py_ssize_t i
+    if rule == R_KP:
+        gemm(True, False, n_out, n_in, b, 1, delta, n_out, x, n_in, 0, gW, n_in)
+        kp_tie(n_in, n_out, c0, W, B, gW, gB)
+    elif rule == R_BP or rule == R_FA:
+        for i in range(n_in * n_out):
+            gB[i] = 0
+    else:
+        rule_grad_b(rule, b, n_in, n_out, W, B, x, NULL, c0, c1, c2, gB, work)
+
+
+def layer_workspace(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out):
+    return rule_workspace(rule, b, n_in, n_out)
+
+
+def layer_gemm_count(int rule, Py_ssize_t b):
+    """GEMMs of b x n_in x n_out that layer_update runs for this rule."""
+    if rule == R_AA:
+        return 3 if aa_via_h(b) else 2
+    return {R_WM: 2, R_IA: 3, R_KP: 1}.get(rule, 0)
+
+
+def layer_update(int rule, const floating[:, ::1] W, const floating[:, ::1] B,
+                 const floating[:, ::1] x, const floating[:, ::1] delta,
+                 double c0, double c1, double c2, floating[:, ::1] gB,
+                 floating[:, ::1] gW, floating[::1] work, Py_ssize_t repeats=1,
+                 bint gemms_only=False):
+    """One rule's gradient for one layer into gB (and gW for KP).
+
+    Shapes are checked by laefast.alignment.  `repeats` and `gemms_only`
+    serve the benchmark: the same call `repeats` times inside the kernel,
+    or only the GEMMs the rule needs, on the same shapes and buffers.
+    """
+    cdef Py_ssize_t b = x.shape[0], n_in = W.shape[1], n_out = W.shape[0]
+    cdef Py_ssize_t r
+    cdef floating* ws = &work[0] if work.shape[0] > 0 else NULL
+    cdef const floating* dp = &delta[0, 0] if delta.shape[0] > 0 else NULL
+    with nogil:
+        for r in range(repeats):
+            if gemms_only:
+                layer_gemms(rule, b, n_in, n_out, &W[0, 0], &B[0, 0],
+                            &x[0, 0], dp, &gB[0, 0], &gW[0, 0], ws)
+            else:
+                layer_grad(rule, b, n_in, n_out, &W[0, 0], &B[0, 0], &x[0, 0],
+                           dp, c0, c1, c2, &gB[0, 0], &gW[0, 0], ws)
+
+
+cdef void layer_gemms(int rule, Py_ssize_t b, Py_ssize_t n_in,
+                      Py_ssize_t n_out, const floating* W, const floating* B,
+                      const floating* x, const floating* delta, floating* gB,
+                      floating* gW, floating* work) noexcept nogil:
+    """Only the GEMMs of layer_grad, same shapes: the benchmark's floor."""
+    cdef floating* T = work
+    if rule == R_KP:
+        gemm(True, False, n_out, n_in, b, 1, delta, n_out, x, n_in, 0, gW, n_in)
+    elif rule == R_AA:
+        T = work + n_in * n_out
+        if aa_via_h(b):
+            T = work + b * n_out
+            gemm(False, True, b, n_out, n_in, 1, x, n_in, W, n_in, 0, work,
+                 n_out)
+        gemm(False, False, b, n_out, n_in, 1, x, n_in, B, n_out, 0, T, n_out)
+        gemm(True, False, n_in, n_out, b, 1, x, n_in, T, n_out, 0, gB, n_out)
+    elif rule == R_WM or rule == R_IA:
+        gemm(False, True, b, n_out, n_in, 1, x, n_in, W, n_in, 0, T, n_out)
+        if rule == R_IA:
+            gemm(False, True, b, n_in, n_out, 1, T, n_out, B, n_out, 0,
+                 work + b * n_out, n_in)
+            gemm(True, False, n_in, n_out, b, 1, work + b * n_out, n_in, T,
+                 n_out, 0, gB, n_out)
+        else:
+            gemm(True, False, n_in, n_out, b, 1, x, n_in, T, n_out, 0, gB,
+                 n_out)
+
+
+# ---------------------------------------------------------------------------
+# The MLP
+
+cdef struct Net:
+    int rule
+    Py_ssize_t L                 # number of layers (weight matrices)
+    const Py_ssize_t* sizes      # L + 1 widths, input first
+    const Py_ssize_t* offW       # L offsets of W_l in the flat vector
+    const Py_ssize_t* offc       # L offsets of the biases
+    const Py_ssize_t* offB       # L offsets of B_l, -1 for the first layer
+    Py_ssize_t n_wc              # entries of all W and biases (B follow)
+    Py_ssize_t n_params
+    double c0, c1, c2, noise_std
+
+
+cdef inline uint64_t splitmix64(uint64_t* state) noexcept nogil:
+    cdef uint64_t z
+    state[0] += <uint64_t> 0x9E3779B97F4A7C15
+    z = state[0]
+    z = (z ^ (z >> 30)) * <uint64_t> 0xBF58476D1CE4E5B9
+    z = (z ^ (z >> 27)) * <uint64_t> 0x94D049BB133111EB
+    return z ^ (z >> 31)
+
+
+cdef void uniform_noise(Py_ssize_t n, double std, uint64_t* state,
+                        floating* out) noexcept nogil:
+    """n draws from U(-a, a), a = sqrt(3) std (variance std^2)."""
+    cdef Py_ssize_t i
+    cdef double a = sqrt(3.0) * std
+    for i in range(n):
+        out[i] = <floating> (a * (2.0 * ((splitmix64(state) >> 11)
+                                         * (1.0 / 9007199254740992.0)) - 1.0))
+
+
+cdef Py_ssize_t acts_size(const Net* net, Py_ssize_t b) noexcept nogil:
+    cdef Py_ssize_t l, s = 0
+    for l in range(net.L + 1):
+        s += b * net.sizes[l]
+    return s
+
+
+cdef Py_ssize_t max_width(const Net* net) noexcept nogil:
+    cdef Py_ssize_t l, s = 0
+    for l in range(net.L + 1):
+        s = max(s, net.sizes[l])
+    return s
+
+
+cdef Py_ssize_t net_workspace(const Net* net, Py_ssize_t b) noexcept nogil:
+    """Activations, two error buffers, the rule's layer workspace (+ noise)."""
+    cdef Py_ssize_t l, w = 0, n = max_width(net)
+    for l in range(1, net.L):
+        w = max(w, rule_workspace(net.rule, b, net.sizes[l], net.sizes[l + 1]))
+    return acts_size(net, b) + 2 * b * n + w + b * n
+
+
+cdef void forward(const Net* net, const floating* theta, Py_ssize_t b,
+                  floating* acts, floating* grad, floating* work) noexcept nogil:
+    """acts: A_0 (filled by the caller), then A_1 .. A_L are written; A_L
+    holds the output logits.  With grad set and rule IA or AA, the
+    B-gradients are formed here from H = x W^T before the bias is added,
+    which saves them the GEMM that would form H again."""
+    cdef Py_ssize_t l, i, j, n_in, n_out
+    cdef floating* a_in = acts
+    cdef floating* Z
+    cdef const floating* W
+    cdef const floating* c
+    cdef floating v
+    for l in range(net.L):
+        n_in = net.sizes[l]
+        n_out = net.sizes[l + 1]
+        W = theta + net.offW[l]
+        c = theta + net.offc[l]
+        Z = a_in + b * n_in
+        gemm(False, True, b, n_out, n_in, 1, a_in, n_in, W, n_in, 0, Z, n_out)
+        if (grad != NULL and (net.rule == R_IA or net.rule == R_AA)
+                and net.offB[l] >= 0):
+            rule_grad_b(net.rule, b, n_in, n_out, W, theta + net.offB[l],
+                        a_in, Z, net.c0, net.c1, net.c2, grad + net.offB[l],
+                        work)
+        if l < net.L - 1:
+            for i in range(b):
+                for j in range(n_out):
+                    v = Z[i * n_out + j] + c[j]
+                    Z[i * n_out + j] = v if v > 0 else 0
+        else:
+            for i in range(b):
+                for j in range(n_out):
+                    Z[i * n_out + j] += c[j]
+        a_in = Z
+
+
+cdef double softmax_xent(Py_ssize_t b, Py_ssize_t K, floating* Z,
+                         const Py_ssize_t* labels, Py_ssize_t* correct,
+                         floating* delta) noexcept nogil:
+    """Summed cross-entropy of the logits Z (b x K); delta = (p - y) / b."""
+    cdef Py_ssize_t i, j, arg
+    cdef double mx, s, loss = 0.0
+    cdef floating* z
+    for i in range(b):
+        z = Z + i * K
+        mx = z[0]
+        arg = 0
+        for j in range(1, K):
+            if z[j] > mx:
+                mx = z[j]
+                arg = j
+        if arg == labels[i]:
+            correct[0] += 1
+        s = 0.0
+        for j in range(K):
+            s += exp(<double> z[j] - mx)
+        loss += log(s) + mx - z[labels[i]]
+        if delta != NULL:
+            for j in range(K):
+                delta[i * K + j] = <floating> (exp(<double> z[j] - mx) / s / b)
+            delta[i * K + labels[i]] -= <floating> (1.0 / b)
+    return loss
+
+
+cdef double batch_grad(const Net* net, const floating* theta, floating* grad,
+                       Py_ssize_t b, const Py_ssize_t* labels, floating* ws,
+                       uint64_t* rng, Py_ssize_t* correct) noexcept nogil:
+    """Gradient of the batch-mean loss (W, biases) and the rule's B-gradient
+    into grad, for the batch already in ws's A_0.  Returns the summed loss."""
+    cdef Py_ssize_t L = net.L, l, i, j, n_in, n_out, n_max = max_width(net)
+    cdef floating* acts = ws
+    cdef floating* d = acts + acts_size(net, b)
+    cdef floating* dn = d + b * n_max
+    cdef floating* work = dn + b * n_max
+    cdef floating* noise
+    cdef floating* A_prev
+    cdef floating* tmp
+    cdef floating* gW
+    cdef floating* gc
+    cdef const floating* W
+    cdef const floating* B
+    cdef Py_ssize_t aoff = acts_size(net, b) - b * net.sizes[L]
+    cdef double loss
+    forward(net, theta, b, acts, grad, work)
+    loss = softmax_xent(b, net.sizes[L], acts + aoff, labels, correct, d)
+    for l in range(L - 1, -1, -1):
+        n_in = net.sizes[l]
+        n_out = net.sizes[l + 1]
+        aoff -= b * n_in
+        A_prev = acts + aoff
+        W = theta + net.offW[l]
+        gW = grad + net.offW[l]
+        gc = grad + net.offc[l]
+        gemm(True, False, n_out, n_in, b, 1, d, n_out, A_prev, n_in, 0, gW, n_in)
+        for j in range(n_out):
+            gc[j] = 0
+        for i in range(b):
+            for j in range(n_out):
+                gc[j] += d[i * n_out + j]
+        if l == 0:
+            break
+        B = theta + net.offB[l]
+        if net.rule == R_BP:
+            gemm(False, False, b, n_in, n_out, 1, d, n_out, W, n_in, 0, dn, n_in)
+        else:
+            gemm(False, True, b, n_in, n_out, 1, d, n_out, B, n_out, 0, dn, n_in)
+        for i in range(b * n_in):
+            if not A_prev[i] > 0:
+                dn[i] = 0
+        if net.rule == R_SA:
+            rule_grad_b(net.rule, b, n_in, n_out, W, B, A_prev, NULL, net.c0,
+                        net.c1, net.c2, grad + net.offB[l], work)
+        elif net.rule == R_WM:
+            noise = work + rule_workspace(R_WM, b, n_in, n_out)
+            uniform_noise(b * n_in, net.noise_std, rng, noise)
+            rule_grad_b(R_WM, b, n_in, n_out, W, B, noise, NULL, net.c0,
+                        net.c1, net.c2, grad + net.offB[l], work)
+        elif net.rule == R_KP:
+            kp_tie(n_in, n_out, net.c0, W, B, gW, grad + net.offB[l])
+        tmp = d
+        d = dn
+        dn = tmp
+    return loss
+
+
+cdef void momentum_step(Py_ssize_t n, floating* theta, floating* vel,
+                        const floating* grad, floating lr,
+                        floating mu) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        vel[i] = mu * vel[i] + grad[i]
+        theta[i] = theta[i] - lr * vel[i]
+
+
+cdef int make_net(Net* net, int rule, const Py_ssize_t[::1] sizes,
+                  const Py_ssize_t[::1] offW, const Py_ssize_t[::1] offc,
+                  const Py_ssize_t[::1] offB, Py_ssize_t n_wc,
+                  Py_ssize_t n_params, double c0, double c1, double c2,
+                  double noise_std) except -1:
+    if (sizes.shape[0] < 2 or offW.shape[0] != sizes.shape[0] - 1
+            or offc.shape[0] != offW.shape[0] or offB.shape[0] != offW.shape[0]):
+        raise ValueError("inconsistent layer layout")
+    net.rule = rule
+    net.L = offW.shape[0]
+    net.sizes = &sizes[0]
+    net.offW = &offW[0]
+    net.offc = &offc[0]
+    net.offB = &offB[0]
+    net.n_wc = n_wc
+    net.n_params = n_params
+    net.c0, net.c1, net.c2, net.noise_std = c0, c1, c2, noise_std
+    return 0
+
+
+def train_epoch(int rule, floating[::1] theta, floating[::1] velocity,
+                const Py_ssize_t[::1] sizes, const Py_ssize_t[::1] offW,
+                const Py_ssize_t[::1] offc, const Py_ssize_t[::1] offB,
+                Py_ssize_t n_wc, const floating[:, ::1] X,
+                const Py_ssize_t[::1] y, const Py_ssize_t[::1] order,
+                Py_ssize_t batch, double lr, double momentum, double c0,
+                double c1, double c2, double noise_std, uint64_t seed):
+    """One epoch over X[order] in minibatches; returns (mean loss, accuracy,
+    next seed).  theta and velocity are updated in place."""
+    cdef Net net
+    memset(&net, 0, sizeof(Net))   # make_net fills it or raises
+    make_net(&net, rule, sizes, offW, offc, offB, n_wc, theta.shape[0], c0,
+             c1, c2, noise_std)
+    cdef Py_ssize_t n = order.shape[0], m = X.shape[1], start, b, i, P
+    cdef Py_ssize_t correct = 0
+    cdef double loss = 0.0
+    cdef uint64_t state = seed
+    cdef Py_ssize_t n_ws = net_workspace(&net, batch)
+    cdef floating* ws = <floating*> malloc(sizeof(floating) * (n_ws + theta.shape[0]))
+    cdef Py_ssize_t* labels = <Py_ssize_t*> malloc(sizeof(Py_ssize_t) * batch)
+    if ws == NULL or labels == NULL:
+        free(ws)
+        free(labels)
+        raise MemoryError()
+    cdef floating* grad = ws + n_ws
+    # Rules that leave B alone skip its momentum step: BP reads W, FA keeps B.
+    P = theta.shape[0] if rule not in (R_BP, R_FA) else n_wc
+    try:
+        with nogil:
+            start = 0
+            while start < n:
+                b = min(batch, n - start)
+                for i in range(b):
+                    memcpy(ws + i * m, &X[order[start + i], 0],
+                           sizeof(floating) * m)
+                    labels[i] = y[order[start + i]]
+                loss += batch_grad(&net, &theta[0], grad, b, labels, ws,
+                                   &state, &correct)
+                momentum_step(P, &theta[0], &velocity[0], grad,
+                              <floating> lr, <floating> momentum)
+                start += b
+    finally:
+        free(ws)
+        free(labels)
+    return loss / n, correct / <double> n, state
+
+
+def batch_gradient(int rule, const floating[::1] theta,
+                   const Py_ssize_t[::1] sizes, const Py_ssize_t[::1] offW,
+                   const Py_ssize_t[::1] offc, const Py_ssize_t[::1] offB,
+                   Py_ssize_t n_wc, const floating[:, ::1] X,
+                   const Py_ssize_t[::1] y, double c0, double c1, double c2,
+                   double noise_std, uint64_t seed, floating[::1] grad):
+    """The gradient one training step would apply, for the batch (X, y)
+    taken whole; returns the batch-mean loss."""
+    cdef Net net
+    memset(&net, 0, sizeof(Net))   # make_net fills it or raises
+    make_net(&net, rule, sizes, offW, offc, offB, n_wc, theta.shape[0], c0,
+             c1, c2, noise_std)
+    cdef Py_ssize_t b = X.shape[0], m = X.shape[1], correct = 0, i
+    cdef uint64_t state = seed
+    cdef Py_ssize_t n_ws = net_workspace(&net, b)
+    cdef floating* ws = <floating*> malloc(sizeof(floating) * n_ws)
+    cdef double loss
+    if ws == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            memcpy(ws, &X[0, 0], sizeof(floating) * b * m)
+            for i in range(theta.shape[0]):
+                grad[i] = 0
+            loss = batch_grad(&net, &theta[0], &grad[0], b, &y[0], ws, &state,
+                              &correct)
+    finally:
+        free(ws)
+    return loss / b
+
+
+def predict_logits(const floating[::1] theta, const Py_ssize_t[::1] sizes,
+                   const Py_ssize_t[::1] offW, const Py_ssize_t[::1] offc,
+                   const Py_ssize_t[::1] offB, Py_ssize_t n_wc,
+                   const floating[:, ::1] X, floating[:, ::1] out,
+                   Py_ssize_t batch=256):
+    """Output logits of the network for every row of X, into out."""
+    cdef Net net
+    memset(&net, 0, sizeof(Net))   # make_net fills it or raises
+    make_net(&net, R_BP, sizes, offW, offc, offB, n_wc, theta.shape[0], 0, 0,
+             0, 0)
+    cdef Py_ssize_t n = X.shape[0], m = X.shape[1], K = out.shape[1]
+    cdef Py_ssize_t start, b, aoff
+    cdef Py_ssize_t n_ws = acts_size(&net, batch)
+    cdef floating* ws = <floating*> malloc(sizeof(floating) * n_ws)
+    if ws == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            start = 0
+            while start < n:
+                b = min(batch, n - start)
+                memcpy(ws, &X[start, 0], sizeof(floating) * b * m)
+                forward(&net, &theta[0], b, ws, NULL, NULL)
+                aoff = acts_size(&net, b) - b * K
+                memcpy(&out[start, 0], ws + aoff, sizeof(floating) * b * K)
+                start += b
+    finally:
+        free(ws)
