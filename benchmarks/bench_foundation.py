@@ -1,5 +1,5 @@
 """Foundation benchmark: laefast's compiled kernels against the NumPy reference
-and against the BLAS limit (DESIGN.md sections 3-4).
+and against the BLAS limit (docs/theory.md).
 
 Run:  python benchmarks/bench_foundation.py [--quick] [--repeats N] [--json PATH]
 

@@ -316,7 +316,7 @@ def _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history,
 
 def make_result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
                 history=None, mean=None, stacklevel=2, regularizer="sum"):
-    """An LAEResult from trained weights: the read-out of DESIGN.md §2.3
+    """An LAEResult from trained weights: the read-out of docs/theory.md
     (and its per-latent and product variants, see laefast._readout)."""
     components, sing, eig, collapsed = readout(W2, lam, tol,
                                                stacklevel=stacklevel,

@@ -10,7 +10,7 @@ from ._api import solve
 from ._validation import METHODS
 from .metrics import u_error
 
-# DESIGN.md §3: the seed's defaults.
+# docs/theory.md: the seed's defaults.
 PAPER = dict(m=10, n=10_000, k=2, lam=50.0, alpha=1e-5, tol=1e-8)
 
 

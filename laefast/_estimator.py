@@ -2,7 +2,7 @@
 
 No tuning: lam, alpha and the solver are chosen from the data, and the
 principal directions and variances are read out exactly (Rayleigh-Ritz on
-the decoder's span, DESIGN.md §5) whatever lam is.  scikit-learn is never
+the decoder's span, docs/theory.md) whatever lam is.  scikit-learn is never
 imported at run time; the estimator follows its conventions by hand.
 """
 
@@ -123,7 +123,7 @@ class LAEPCA:
         products with C) and whether tol was met.
     W1_, W2_ : the autoencoder (k x m, m x k) at the minimum of L_sigma in
         the learned span: W2_ = components_^T (I - lam / eig)^(1/2), W1_ =
-        W2_^T (DESIGN.md §2.2).
+        W2_^T (docs/theory.md).
     lam_, alpha_ : the lam and (gradient methods) step used.
     """
 

@@ -2,7 +2,7 @@
 
 Forming C costs n m^2 flops and m^2 memory once; iterating on the samples
 costs a factor n/m more per product but never holds an m x m matrix
-(DESIGN.md §4).  Both kinds present the same interface to laefast._api.
+(docs/theory.md).  Both kinds present the same interface to laefast._api.
 """
 
 import numpy as np

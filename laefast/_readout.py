@@ -1,6 +1,6 @@
 """From trained decoder weights to principal directions and variances.
 
-DESIGN.md §2.3: the left singular vectors of W2 are the principal directions
+docs/theory.md: the left singular vectors of W2 are the principal directions
 and its singular values s_i = sqrt(1 - lam / sigma_i^2), so
 sigma_i = sqrt(lam / (1 - s_i^2)).
 

@@ -2,9 +2,9 @@
 
 Each solver runs its whole loop in one call with the GIL released, on
 preallocated workspace, and follows the update order and stopping rule of
-DESIGN.md section 3 exactly (``laefast.reference`` is the readable twin).
+docs/theory.md exactly (``laefast.reference`` is the readable twin).
 No m x m x m product is ever formed: with P = W1 C and Q = C W2 a gradient
-step needs only (k x m) x (m x m) GEMMs plus O(k^2 m) work (DESIGN.md §4).
+step needs only (k x m) x (m x m) GEMMs plus O(k^2 m) work (docs/theory.md).
 
 The loops touch C only through products W C and C W^T (GramOp below), so
 the same loops run on raw data, never forming C: W C = (Xc W^T)^T Xc costs

@@ -69,7 +69,7 @@ def test_every_method_reaches_the_principal_directions(method):
 
 
 def test_weights_are_the_lae_minimum():
-    # DESIGN.md §2.2: W2 = U_k (I - lam S_k^-2)^(1/2) O, W1 = W2^T.
+    # docs/theory.md: W2 = U_k (I - lam S_k^-2)^(1/2) O, W1 = W2^T.
     X = spiked(n=500, m=40, k=4, seed=2)
     lam = 50.0
     est = LAEPCA(4, lam=lam, random_state=0).fit(X)

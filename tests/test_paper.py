@@ -1,4 +1,4 @@
-"""The paper's default problem (DESIGN.md §3), every method, end to end."""
+"""The paper's default problem (docs/theory.md), every method, end to end."""
 
 import numpy as np
 import pytest

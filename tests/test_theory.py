@@ -1,11 +1,11 @@
-"""Numerical checks of the theory in DESIGN.md §2 (items 1-5 and 7).
+"""Numerical checks of the theory in docs/theory.md (items 1-5 and 7).
 
 Every reference here is independent of the code under test: singular
 vectors and values come from np.linalg.svd of X, the gradients, Hessian and
-losses are written out below in NumPy from the formulas of DESIGN.md §2-3,
+losses are written out below in NumPy from the formulas of docs/theory.md,
 and critical points are built in closed form from the SVD.
 
-Gradients follow DESIGN.md §3 (the factor 2 of the true gradient dropped):
+Gradients follow docs/theory.md (the factor 2 of the true gradient dropped):
 
     G1 = W2^T (W2 W1 - I) C + lam W1
     G2 = (W2 W1 - I) C W1^T + lam W2
@@ -85,7 +85,7 @@ def loss_from_X(X, W1, W2, lam):
 
 
 def loss_theory(s, lam, index_set):
-    """DESIGN.md §2.4: sum_{i not in I} sigma_i^2 + sum_{i in I} (2 lam - lam^2/sigma_i^2)."""
+    """docs/theory.md: sum_{i not in I} sigma_i^2 + sum_{i in I} (2 lam - lam^2/sigma_i^2)."""
     s2 = np.asarray(s) ** 2
     inside = np.zeros(len(s2), dtype=bool)
     inside[list(index_set)] = True
