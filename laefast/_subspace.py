@@ -18,6 +18,7 @@ pools fight for the cores.
 import numpy as np
 import scipy.linalg
 from scipy.linalg.blas import dgemm
+from scipy.linalg.lapack import dsyevd
 
 __all__ = ["ritz_pairs", "block_krylov", "KRYLOV_DEPTH"]
 
@@ -29,6 +30,18 @@ KRYLOV_DEPTH = 4
 def _mm(A, B, trans_a=False):
     """A @ B (or A^T @ B) in SciPy's BLAS, float64, Fortran-ordered result."""
     return dgemm(1.0, A, B, trans_a=trans_a)
+
+
+def _small_eigh(S):
+    """Eigenvalues (ascending) and eigenvectors of a small symmetric matrix,
+    by LAPACK's divide and conquer called directly: scipy.linalg.eigh's
+    checks and driver choice cost more than the solve at these sizes."""
+    w, V, info = dsyevd(S, compute_v=1, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(
+            f"the eigendecomposition of a {S.shape[0]} x {S.shape[0]} Ritz "
+            f"matrix did not converge (LAPACK info {info})")
+    return w, V
 
 
 def _orthonormal_against(Z, K, drop):
@@ -46,7 +59,7 @@ def _orthonormal_against(Z, K, drop):
         if K is not None:
             Z = Z - _mm(K, _mm(K, Z, trans_a=True))
         G = _mm(Z, Z, trans_a=True)
-        d, U = scipy.linalg.eigh(G, check_finite=False)
+        d, U = _small_eigh(G)
         keep = d > (drop * drop if sweep == 0 else 0.25)
         if not keep.any():
             return np.empty((Z.shape[0], 0), order="F")
@@ -61,7 +74,7 @@ def ritz_pairs(K, CK, w):
     (descending), CV = C V without another product.
     """
     H = _mm(K, CK, trans_a=True)
-    theta, Y = scipy.linalg.eigh((H + H.T) / 2, check_finite=False)
+    theta, Y = _small_eigh((H + H.T) / 2)
     Y = np.asfortranarray(Y[:, ::-1][:, :w])
     return _mm(K, Y), _mm(CK, Y), theta[::-1][:w]
 
