@@ -16,7 +16,6 @@ pools fight for the cores.
 """
 
 import numpy as np
-import scipy.linalg
 from scipy.linalg.blas import dgemm
 from scipy.linalg.lapack import dsyevd
 
