@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from laefast import GramAccumulator, LAEPCA
+from laefast._parallel import resolve_threads
 
 
 def spiked(n, m, k=4, seed=0, scale=1.0):
@@ -37,18 +38,28 @@ def max_sine(A, B):
     return float(np.linalg.norm(A - cos[:, None] * B, axis=1).max())
 
 
+def kernel_blocks(rows, m):
+    """Bytes of the Gram pass's per-thread float64 blocks of rows (at most
+    4096 rows each; see GramAccumulator's Notes)."""
+    return resolve_threads(None) * min(4096, rows) * m * 8
+
+
 class Sliced:
     """An h5py/zarr-like array: shape, dtype, slicing; counts rows read."""
 
     def __init__(self, a):
         self._a = a
         self.shape, self.dtype = a.shape, a.dtype
-        self.rows_read = 0
+        self.rows_read = self.whole_reads = 0
 
     def __getitem__(self, key):
         out = np.array(self._a[key])
         self.rows_read += out.shape[0]
         return out
+
+    def __array__(self, dtype=None, copy=None):     # as h5py's and zarr's
+        self.whole_reads += 1
+        return self[:].astype(dtype) if dtype is not None else self[:]
 
 
 def test_int16_memmap_read_in_slabs_within_memory_bound(tmp_path):
@@ -64,10 +75,11 @@ def test_int16_memmap_read_in_slabs_within_memory_bound(tmp_path):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    # One float64 slab (and the raw slab it came from), the m x m state and
-    # the solver's few m x m / m x (k + p) arrays; converting X whole would
-    # take n m 8 = 20 MB.
-    bound = 2 * batch * m * (8 + 2) + 12 * m * m * 8 + (256 << 10)
+    # One float64 slab, the Gram pass's per-thread block of rows, the m x m
+    # state and the solver's few m x m / m x (k + p) arrays; converting X
+    # whole would take n m 8 = 20 MB.
+    bound = (batch * m * 8 + kernel_blocks(batch, m) + 12 * m * m * 8
+             + (256 << 10))
     assert peak <= bound, (peak, bound)
     assert peak < n * m * 8 / 4
     assert est.components_.dtype == np.float64
@@ -79,7 +91,7 @@ def test_array_like_read_once_and_matches_in_memory_fit():
     X = spiked(3000, 20, seed=2).astype(np.float32)
     src = Sliced(X)
     est = LAEPCA(3, batch_size=700).fit(src)
-    assert src.rows_read == X.shape[0]
+    assert src.rows_read == X.shape[0] and src.whole_reads == 0
     ref = LAEPCA(3).fit(X)
     assert est.components_.dtype == np.float32
     np.testing.assert_allclose(est.explained_variance_,
@@ -89,6 +101,7 @@ def test_array_like_read_once_and_matches_in_memory_fit():
     src.rows_read = 0
     Z = est.fit_transform(src)
     assert src.rows_read == 2 * X.shape[0]      # fit, then the projection
+    assert src.whole_reads == 0
     np.testing.assert_allclose(Z, est.transform(X), rtol=1e-5, atol=1e-3)
 
 
@@ -185,3 +198,53 @@ def test_accumulators_pickled_across_processes_merge():
                                atol=1e-9 * np.abs(Xc.T @ Xc).max())
     est = LAEPCA(2).fit_gram(merged)
     assert max_sine(est.components_, svd_components(X, 2)) < 1e-10
+
+
+@pytest.mark.parametrize("mode", ["gram", "sgd"])
+def test_stream_holds_one_slab_at_a_time(tmp_path, mode):
+    from laefast import LAEStream
+    n, m, budget = 40000, 32, 256 << 10
+    X = np.rint(spiked(n, m, seed=10)).astype(np.int16)
+    np.save(tmp_path / "x.npy", X)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    kwargs = {"batch_size": 64} if mode == "sgd" else {}
+    stream = LAEStream(2, lam=1.0, mode=mode, max_memory=budget, **kwargs)
+    tracemalloc.start()
+    try:
+        stream.partial_fit(mm)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # One float64 slab of max_memory bytes, not two (no look-ahead); beside
+    # it the Gram pass's per-thread blocks of rows, the m x m state, and
+    # the first rows' step estimate (sgd: 4096 rows).
+    rows = budget // (8 * m)
+    extra = 8 * m * m * 8 + (kernel_blocks(rows, m) if mode == "gram" else
+                             4096 * m * 8 * 3)
+    assert peak <= budget + extra + (64 << 10), (peak, budget, extra)
+    assert peak < 2 * budget + extra
+    assert stream.n_samples_seen_ == n
+    np.testing.assert_allclose(stream.mean_, X.mean(axis=0), rtol=1e-10)
+
+
+def test_stream_reads_array_likes_in_slabs():
+    from laefast import LAEStream
+    X = spiked(3000, 9, seed=11)
+    src = Sliced(X)
+    stream = LAEStream(2, lam=1.0, max_memory=8 * 9 * 500).partial_fit(src)
+    assert src.rows_read == 3000 and src.whole_reads == 0
+    Xc = X - X.mean(axis=0)
+    np.testing.assert_allclose(stream.gram_, Xc.T @ Xc, rtol=1e-10,
+                               atol=1e-8 * np.abs(Xc.T @ Xc).max())
+
+
+def test_fit_gram_docstring_example_runs():
+    import doctest
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    tests = finder.find(LAEPCA.fit_gram, "fit_gram",
+                        globs={"__name__": "laefast"})
+    assert tests and tests[0].examples
+    for test in tests:
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
