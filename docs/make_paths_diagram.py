@@ -20,7 +20,8 @@ COLUMNS = [
         "block Krylov / eigh\non C or on X",
         "components_",
     ], "memory: X + m^2 x 8 bytes\n(or X + a few m x (k+p))"),
-    ("Out of core, one machine", "fit(memmap, batch_size=b)\npartial_fit(chunk)",
+    ("Out of core, one machine",
+     "fit(memmap, batch_size=b)\npartial_fit(chunk)",
      "#e2f0d9", [
          "memmap / h5py / zarr\nor a stream of chunks",
          "slab by slab: convert,\ncheck, add to C\n(GramAccumulator.add)",

@@ -210,7 +210,7 @@ class DaskProblem:
         return self._trace
 
 
-# -- LAEPCA's entry points -----------------------------------------------------
+# -- LAEPCA's entry points ----------------------------------------------------
 
 def _worker_threads(est):
     # One task per worker thread runs at once: each task uses one thread

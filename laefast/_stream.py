@@ -210,7 +210,13 @@ class LAEStream:
         if self._acc is None:
             self._acc = GramAccumulator(n_threads=self.n_threads,
                                         max_memory=self.max_memory)
-        self._acc.add(X)
+        if type(X).__module__.split(".")[0] == "dask":
+            # A Dask array: per-block accumulators on its workers, merged.
+            from . import _dask
+            self._acc.merge(_dask.accumulate(
+                _dask._check(X, self.n_features_in_)))
+        else:
+            self._acc.add(X)
         self.n_samples_seen_ = self._acc.n_samples_seen_
         self.mean_, self.gram_ = self._acc.mean_, self._acc.gram_
 

@@ -107,6 +107,24 @@ def test_float32_and_partial_fit_by_blocks(client):
     assert max_sine(inc.components_, svd_components(X, 3)) < 1e-10
 
 
+def test_stream_takes_dask_arrays(client):
+    from laefast import LAEStream
+    X = spiked(1500, 12, seed=5)
+    dX = da.from_array(X, chunks=((400, 600, 500), (5, 7)))
+    gram = LAEStream(2, lam=1.0).partial_fit(X[:100]).partial_fit(dX)
+    Xs = np.vstack([X[:100], X])
+    Xc = Xs - Xs.mean(axis=0)
+    assert gram.n_samples_seen_ == 1600
+    np.testing.assert_allclose(gram.gram_, Xc.T @ Xc, rtol=1e-10,
+                               atol=1e-9 * np.abs(Xc.T @ Xc).max())
+    # sgd mode reads the Dask array slab by slab, as an array-like.
+    sgd = LAEStream(2, lam=1.0, mode="sgd", batch_size=50,
+                    max_memory=8 * 12 * 400, random_state=0).partial_fit(dX)
+    ref = LAEStream(2, lam=1.0, mode="sgd", batch_size=50,
+                    max_memory=8 * 12 * 400, random_state=0).partial_fit(X)
+    np.testing.assert_allclose(sgd.W2_, ref.W2_, rtol=1e-10, atol=1e-12)
+
+
 def test_bad_block_named_and_model_untouched(client, monkeypatch):
     X = spiked(1000, 10, seed=4)
     est = LAEPCA(2).fit(X)
