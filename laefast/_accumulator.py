@@ -123,6 +123,7 @@ class GramAccumulator:
             state = (self.n_samples_seen_, self.mean_, self.gram_)
             for slab in _slabs(X, dtype, self.max_memory):
                 state = self._merge_piece(state, *self._pass(slab, state[1]))
+                del slab        # before the next slab is read: one at a time
             n, mean, G = state
             if n > self.n_samples_seen_:
                 self.n_samples_seen_, self.mean_, self.gram_ = n, mean, G

@@ -22,7 +22,7 @@ from ._parallel import resolve_threads, serial_blas
 from ._problem import GramProblem, choose_path
 from ._readout import flip_signs
 from ._subspace import KRYLOV_DEPTH, block_krylov, residual, ritz_pairs
-from ._validation import METHODS, raise_nonfinite
+from ._validation import METHODS, check_gram, raise_nonfinite
 
 __all__ = ["LAEPCA", "NotFittedError"]
 
@@ -182,17 +182,115 @@ class LAEPCA:
     # -- fitting ---------------------------------------------------------------
 
     def fit(self, X, y=None):
-        """Fit on X of shape (n_samples, n_features); y is ignored."""
+        """Fit on X of shape (n_samples, n_features); y is ignored.
+
+        X may be a NumPy array, a memmap or, with ``batch_size``, any 2-D
+        array-like with ``shape``, ``dtype`` and row slicing (h5py, zarr):
+        it is then read once, ``batch_size`` rows at a time, each slab
+        converted and checked on its own.  A 2-D ``dask.array`` is fitted
+        on its workers (laefast._dask): no block is gathered.
+        """
+        if _is_dask(X):
+            from . import _dask
+            return _dask.fit(self, X)
         self._fit(self._validate(X, reset=True))
         return self
 
     def fit_transform(self, X, y=None):
-        """Fit on X and return its projection (n_samples, n_components)."""
+        """Fit on X and return its projection (n_samples, n_components).
+
+        A Dask array gives a lazy Dask array; an out-of-core array-like
+        (with ``batch_size``) is projected slab by slab."""
+        if _is_dask(X):
+            return self.fit(X).transform(X)
         X = self._validate(X, reset=True)
         self._fit(X)
+        if not isinstance(X, np.ndarray) or X.dtype.kind != "f":
+            return self._project_slabs(X)
         return self._project(X)
 
-    def partial_fit(self, X, y=None):
+    def fit_gram(self, C, mean=None, n_samples=None):
+        """Fit from a centered Gram matrix gathered elsewhere.
+
+        Parameters
+        ----------
+        C : array (n_features, n_features) or GramAccumulator
+            The paper's C = sum_i (x_i - mean)(x_i - mean)^T over the
+            samples: centered, no 1/n (``GramAccumulator.gram_``).  A
+            :class:`laefast.GramAccumulator` (for instance merged from
+            those of other processes) gives C, mean and n_samples itself.
+        mean : array (n_features,)
+            The samples' mean (ignored for an accumulator).
+        n_samples : int >= 2
+            How many samples C sums over (ignored for an accumulator).
+
+        Returns
+        -------
+        self : LAEPCA
+            Fitted as by :meth:`fit` on those samples, in float64 (in
+            float32 for an accumulator of float32 data).  The accumulator
+            is copied and kept: :meth:`partial_fit` adds to it.
+
+        Raises
+        ------
+        ValueError
+            C not square, symmetric and finite; mean of the wrong shape or
+            not finite; n_samples below 2.  The model is then unchanged.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from laefast import GramAccumulator, LAEPCA
+        >>> X = np.random.default_rng(0).standard_normal((500, 6))
+        >>> acc = GramAccumulator().add(X[:200]).merge(
+        ...     GramAccumulator().add(X[200:]))
+        >>> a = LAEPCA(2).fit_gram(acc.gram_, acc.mean_, acc.n_samples_seen_)
+        >>> b = LAEPCA(2).fit(X)
+        >>> bool(np.allclose(a.components_, b.components_))
+        True
+        """
+        if isinstance(C, GramAccumulator):
+            if C.n_samples_seen_ < 2:
+                raise ValueError(
+                    "LAEPCA needs at least 2 samples to estimate variances, "
+                    f"got n_samples = {C.n_samples_seen_}")
+            if not C.center:
+                raise ValueError("fit_gram needs a centered accumulator "
+                                 "(center=True)")
+            acc = copy.copy(C)          # its own lock (__setstate__)
+        else:
+            C = check_gram(C)
+            m = C.shape[0]
+            mean = np.asarray(mean, dtype=np.float64) if mean is not None \
+                else None
+            if mean is None or mean.shape != (m,) or \
+                    not np.isfinite(mean).all():
+                raise ValueError(
+                    f"mean must be a finite array of shape ({m},), got "
+                    f"{None if mean is None else mean.shape}")
+            if (not isinstance(n_samples, numbers.Integral)
+                    or isinstance(n_samples, bool) or n_samples < 2):
+                raise ValueError(
+                    "n_samples must be an integer >= 2 (LAEPCA needs at "
+                    f"least 2 samples to estimate variances), got "
+                    f"{n_samples!r}")
+            acc = GramAccumulator(n_threads=self.n_threads)
+            acc.n_samples_seen_, acc.n_features_in_ = int(n_samples), m
+            acc.mean_ = mean.copy()
+            acc.gram_ = np.array(C, dtype=np.float64)
+            acc.dtype_ = np.dtype(np.float64)
+        self._solve_accumulator(acc, acc.dtype_ or np.dtype(np.float64))
+        return self
+
+    def _solve_accumulator(self, acc, dtype):
+        problem = GramProblem.from_accumulator(acc)
+        fitted = self._solve(problem, acc.n_samples_seen_, dtype,
+                             warm=getattr(self, "_warm", None))
+        self._acc = acc
+        self._set_fitted(fitted, acc.mean_, acc.n_samples_seen_,
+                         acc.n_features_in_)
+
+    def partial_fit(self, X, y=None, solve=True):
         """Add a batch of samples and refit on everything seen so far.
 
         The running count, mean and centered Gram matrix are kept in a
@@ -201,7 +299,26 @@ class LAEPCA:
         solver restarts from the previous components.  Batches after the
         first are cast to the model's dtype.  A bad batch raises
         ValueError and changes nothing.
+
+        ``solve=False`` only adds the batch: the fitted attributes stay
+        those of the last solve (or absent) until a call with solve=True;
+        ``partial_fit(None)`` solves on what was added without adding rows.
+        A Dask array is added block by block on its workers.
         """
+        if X is None:
+            acc = getattr(self, "_acc", None)
+            if acc is None or acc.n_samples_seen_ < 2:
+                raise ValueError(
+                    "partial_fit(None) solves on the batches added with "
+                    "solve=False, and fewer than 2 samples were added")
+            if solve:
+                dtype = (self.components_.dtype
+                         if hasattr(self, "components_") else acc.dtype_)
+                self._solve_accumulator(acc, dtype)
+            return self
+        if _is_dask(X):
+            from . import _dask
+            return _dask.partial_fit(self, X, solve)
         acc = getattr(self, "_acc", None)
         if acc is None and hasattr(self, "components_"):
             raise ValueError(
@@ -209,25 +326,35 @@ class LAEPCA:
                 "Gram matrix (too large to keep), so partial_fit cannot add "
                 "to it; refit, or use partial_fit from the start")
         X = self._validate(X, reset=acc is None)
-        dtype = self.components_.dtype if acc is not None else X.dtype
+        dtype = (self.components_.dtype if hasattr(self, "components_")
+                 else acc.dtype_ if acc is not None
+                 else X.dtype if X.dtype.kind == "f" else np.dtype("f8"))
         # The model's dtype holds, as a float32 model's does in
-        # scikit-learn: later batches are cast to it.
-        X = X.astype(dtype, copy=False)
+        # scikit-learn: later batches are cast to it (an out-of-core
+        # batch slab by slab, by the accumulator).
+        if isinstance(X, np.ndarray):
+            X = X.astype(dtype, copy=False)
+        return self._add_batch(X.shape[0], lambda a: a.add(X), dtype, solve)
+
+    def _add_batch(self, rows, add, dtype, solve):
+        """partial_fit's common end: add(copy of the accumulator), solve."""
+        acc = getattr(self, "_acc", None)
         seen = acc.n_samples_seen_ if acc is not None else 0
-        if seen + X.shape[0] < 2:
+        if solve and seen + rows < 2:
             raise ValueError(
                 "LAEPCA needs at least 2 samples to estimate variances, got "
-                f"n_samples = {seen + X.shape[0]}")
+                f"n_samples = {seen + rows}")
         # The accumulator replaces its arrays, never changes them: a shallow
         # copy is a snapshot, and the model changes only if all succeeds.
-        acc = (copy.copy(acc) if acc is not None else
-               GramAccumulator(n_threads=self.n_threads))
-        acc.add(X)
-        problem = GramProblem.from_accumulator(acc)
-        fitted = self._solve(problem, acc.n_samples_seen_, dtype,
-                             warm=getattr(self, "_warm", None))
-        self._acc = acc
-        self._set_fitted(fitted, acc.mean_, acc.n_samples_seen_, X.shape[1])
+        if acc is not None:
+            acc = copy.copy(acc)
+        else:
+            acc = GramAccumulator(n_threads=self.n_threads)
+        add(acc)
+        if solve:
+            self._solve_accumulator(acc, dtype)
+        else:
+            self._acc = acc
         return self
 
     def _fit(self, X):
@@ -242,9 +369,17 @@ class LAEPCA:
         acc = None
         if self.batch_size is not None:
             batch = _check_positive_int(self.batch_size, "batch_size")
-            acc = GramAccumulator(n_threads=n_threads)
+            # Each slab read once, converted and checked on its own: at
+            # most batch rows in float64 beside the m x m state.
+            acc = GramAccumulator(n_threads=n_threads,
+                                  max_memory=batch * m * 8)
             for start in range(0, n, batch):
-                acc.add(X[start:start + batch])
+                try:
+                    acc.add(X[start:start + batch])
+                except ValueError as exc:
+                    raise ValueError(
+                        f"rows {start}:{min(n, start + batch)}: {exc}") \
+                        from None
         elif choose_path(n, m, width, self._method(), 8) == "gram":
             acc = GramAccumulator(n_threads=n_threads).add(X)
         if acc is not None:
@@ -256,7 +391,8 @@ class LAEPCA:
             problem = GramProblem.from_data(X, path="data",
                                             n_threads=n_threads)
             mean = problem.mean
-        fitted = self._solve(problem, n, X.dtype)
+        dtype = X.dtype if X.dtype.kind == "f" else np.dtype(np.float64)
+        fitted = self._solve(problem, n, dtype)
         self._acc = acc
         self._set_fitted(fitted, mean, n, m)
 
@@ -518,11 +654,17 @@ class LAEPCA:
     def transform(self, X):
         """Project X onto the components: (X - mean_) @ components_.T."""
         self._check_fitted()
+        if _is_dask(X):
+            from . import _dask
+            return _dask.transform(self, X)
         return self._project(self._validate(X, reset=False))
 
     def inverse_transform(self, X):
         """Map projections back to feature space: X @ components_ + mean_."""
         self._check_fitted()
+        if _is_dask(X):
+            from . import _dask
+            return _dask.inverse_transform(self, X)
         Z = np.asarray(X)
         if Z.ndim != 2 or Z.shape[1] != self.n_components_:
             raise ValueError(
@@ -575,6 +717,16 @@ class LAEPCA:
 
     # -- helpers ---------------------------------------------------------------
 
+    def _project_slabs(self, X):
+        """_project of an out-of-core X, batch_size rows at a time."""
+        batch = _check_positive_int(self.batch_size or X.shape[0],
+                                    "batch_size")
+        dtype = self.components_.dtype
+        return np.concatenate([
+            self._project(np.asarray(X[i:i + batch]).astype(dtype,
+                                                            copy=False))
+            for i in range(0, X.shape[0], batch)])
+
     def _project(self, X):
         dtype = self.components_.dtype
         Z = (X - self.mean_.astype(dtype)) @ self.components_.T
@@ -597,6 +749,19 @@ class LAEPCA:
         if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
             raise TypeError("LAEPCA does not support sparse input; pass a "
                             "dense array (X.toarray()).")
+        if (reset and self.batch_size is not None and hasattr(X, "shape")
+                and hasattr(X, "dtype") and hasattr(X, "__getitem__")
+                and (not isinstance(X, np.ndarray)
+                     or np.dtype(X.dtype).kind in "biu")):
+            # Out of core (memmap of integers, h5py, zarr): checked here
+            # for shape and dtype only, read and converted slab by slab.
+            shape, dtype = tuple(X.shape), np.dtype(X.dtype)
+            if dtype.kind not in "biuf":
+                raise ValueError(f"X must be numeric, got dtype {dtype}")
+            if len(shape) != 2 or 0 in shape:
+                raise ValueError(f"X must be a non-empty 2-D array, got "
+                                 f"shape {shape}")
+            return X
         X_arr = np.asarray(X)
         if X_arr.dtype.kind == "c":
             raise ValueError("Complex data not supported")
@@ -628,6 +793,12 @@ class LAEPCA:
                     f"X has {m} features, but LAEPCA is expecting {expected} "
                     "features as input.")
         return X_arr
+
+
+def _is_dask(X):
+    """A Dask collection, told without importing Dask."""
+    return (type(X).__module__.split(".")[0] == "dask"
+            and hasattr(X, "__dask_graph__"))
 
 
 def _check_positive_int(value, name):

@@ -153,9 +153,13 @@ class LAEStream:
         return self
 
     def _check_chunk(self, chunk):
-        X = np.asarray(chunk) if not isinstance(chunk, np.ndarray) else chunk
-        if X.ndim != 2:
-            raise ValueError(f"a chunk must be 2-D (b, m), got {X.ndim}-D")
+        # Array-likes with slicing (h5py, zarr) are read slab by slab.
+        X = chunk if isinstance(chunk, np.ndarray) or (
+            hasattr(chunk, "shape") and hasattr(chunk, "dtype")
+            and hasattr(chunk, "__getitem__")) else np.asarray(chunk)
+        if len(X.shape) != 2:
+            raise ValueError(f"a chunk must be 2-D (b, m), got "
+                             f"{len(X.shape)}-D")
         if self.n_features_in_ is not None and X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"chunk has {X.shape[1]} features, the stream has "
@@ -206,7 +210,13 @@ class LAEStream:
         if self._acc is None:
             self._acc = GramAccumulator(n_threads=self.n_threads,
                                         max_memory=self.max_memory)
-        self._acc.add(X)
+        if type(X).__module__.split(".")[0] == "dask":
+            # A Dask array: per-block accumulators on its workers, merged.
+            from . import _dask
+            self._acc.merge(_dask.accumulate(
+                _dask._check(X, self.n_features_in_)))
+        else:
+            self._acc.add(X)
         self.n_samples_seen_ = self._acc.n_samples_seen_
         self.mean_, self.gram_ = self._acc.mean_, self._acc.gram_
 
@@ -219,6 +229,7 @@ class LAEStream:
         total = np.zeros(m)
         for slab in self._slabs(X, dtype):
             total += slab.sum(axis=0, dtype=np.float64)
+            del slab            # before the next slab is read: one at a time
         if not np.isfinite(total).all():
             assert_finite(X, "chunk")
             raise ValueError("chunk has values too large to sum in float64")
@@ -244,6 +255,7 @@ class LAEStream:
                     slab, mean, W1, W2, self.lam, alpha, decay,
                     self.n_steps_ + steps, self.batch_size, block_rows,
                     float(n_total), self.method == "tied", self.n_threads)
+            del slab
         if not (np.isfinite(W1).all() and np.isfinite(W2).all()):
             raise DivergenceError(
                 "minibatch SGD diverged: the weights stopped being finite. "
