@@ -31,6 +31,11 @@ from libc.string cimport memcpy
 from _blas cimport blas_int, gemm, potrf, potrs_cm, syev, syev_lwork
 from _threads cimport threads_for
 
+cdef extern from "Python.h":
+    # Declared without an exception value: a pending KeyboardInterrupt is
+    # left set while the loop unwinds, and run() then raises it.
+    int PyErr_CheckSignals()
+
 
 # Method codes, shared with laefast._api (one kernel loop each).
 cdef enum Method:
@@ -44,11 +49,18 @@ cdef enum Status:
     S_NOT_PD_W2     # W1 C W1^T + lam I is not positive definite (k x k)
     S_NOT_PD_W1     # d_i C + lam I is not positive definite (m x m)
     S_EIGH_FAILED   # syev did not converge on W2^T W2
+    S_INTERRUPTED   # a signal handler raised (Ctrl-C): the error is set
 
 UNTIED, SYNC, TIED = M_UNTIED, M_SYNC, M_TIED
 EXACT_UNTIED, EXACT_SYNC, EXACT_TIED = M_EXACT_UNTIED, M_EXACT_SYNC, M_EXACT_TIED
 CONVERGED, MAX_ITER, NONFINITE = S_CONVERGED, S_MAX_ITER, S_NONFINITE
 NOT_PD_W2, NOT_PD_W1, EIGH_FAILED = S_NOT_PD_W2, S_NOT_PD_W1, S_EIGH_FAILED
+INTERRUPTED = S_INTERRUPTED
+
+# Signals are checked (with the GIL, a microsecond or so) once this much
+# work, in flops, has been done since the last check: 1 to 20 ms at 1 to 20
+# Gflop/s, so checking costs well under 1% and Ctrl-C lands within ~50 ms.
+cdef double CHECK_FLOPS = 2e7
 
 
 # ---------------------------------------------------------------------------
@@ -312,7 +324,7 @@ cdef floating latent_solve(Py_ssize_t m, const floating* C, floating d,
 cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
                   floating* W1, const floating* W2, const floating* lr,
                   bint uniform, floating* ws, int n_threads,
-                  Py_ssize_t* which) noexcept nogil:
+                  Py_ssize_t* which, LoopOut* out) noexcept nogil:
     """W1 = minimizer given W2: solves (W2^T W2) W1 C + Lambda W1 = W2^T C.
 
     The (mk x mk) Kronecker system separates: with W2^T W2 = V D V^T and
@@ -330,7 +342,7 @@ cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
     count.  Returns a status code; `which` gets the first latent whose
     system failed.
     """
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i, j, i0, i1
     cdef blas_int lwork = syev_lwork(k)
     cdef floating lam = lr[0] if uniform else 1
     cdef floating* Qt = ws
@@ -351,13 +363,20 @@ cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
     if syev(k, Vt, k, d, work, lwork) != 0:
         return S_EIGH_FAILED
     gemm(False, False, k, m, k, 1, Vt, k, Qt, m, 0, Z, m)    # V^T W2^T C
-    if n_threads > 1:
-        for i in prange(k, num_threads=n_threads, schedule="static"):
-            failed[i] = latent_solve(m, C, d[i], lam, M + threadid() * m * m,
-                                     Z + i * m)
-    else:
-        for i in range(k):
-            failed[i] = latent_solve(m, C, d[i], lam, M, Z + i * m)
+    # Signals are checked between solves (between rounds of n_threads
+    # parallel solves): one m x m Cholesky is m^3 / 3 flops.
+    i0 = 0
+    while i0 < k:
+        i1 = min(k, i0 + n_threads)
+        if n_threads > 1:
+            for i in prange(i0, i1, num_threads=n_threads, schedule="static"):
+                failed[i] = latent_solve(m, C, d[i], lam,
+                                         M + threadid() * m * m, Z + i * m)
+        else:
+            failed[i0] = latent_solve(m, C, d[i0], lam, M, Z + i0 * m)
+        if interrupted(out, (i1 - i0) * <double> m * m * m / 3.0):
+            return S_INTERRUPTED
+        i0 = i1
     for i in range(k):
         if failed[i] != 0:
             which[0] = i
@@ -380,6 +399,27 @@ cdef struct LoopOut:
     Py_ssize_t n_iter
     double stop
     Py_ssize_t which
+    double iter_work    # flops of one iteration (for the signal checks)
+    double work         # flops since the last check
+    bint interrupted
+
+
+cdef bint interrupted(LoopOut* out, double work) noexcept nogil:
+    """Count `work` flops; past CHECK_FLOPS, run Python's signal handlers.
+
+    True once a handler raised (KeyboardInterrupt): the exception is left
+    set for run() to raise, and the loop stops where it is.
+    """
+    if out == NULL:
+        return False
+    out.work += work
+    if out.work < CHECK_FLOPS:
+        return out.interrupted
+    out.work = 0.0
+    with gil:
+        if PyErr_CheckSignals() != 0:
+            out.interrupted = True
+    return out.interrupted
 
 
 cdef inline void record(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
@@ -423,11 +463,16 @@ cdef int untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
         shrink[i] = 1 - alpha * lr[i]
     times_gram(op, k, W1, False, P, False)
     while True:
-        if stop <= tol:
+        # At least one step before the stopping rule: a start that already
+        # meets it (a tied init) is still improved, never returned as is.
+        if it > 0 and stop <= tol:
             status = S_CONVERGED
             break
         if it >= max_iter:
             status = S_MAX_ITER
+            break
+        if interrupted(out, out.iter_work):
+            status = S_INTERRUPTED
             break
         # W1 -= alpha ((W2^T W2) W1 C - W2^T C + Lambda W1); the product
         # regularizer's lam (W2^T W2) W1 joins the first term: P += lam W1.
@@ -488,11 +533,16 @@ cdef int sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     cdef int status
     transpose_into(m, k, W2, W1)
     while True:
-        if stop <= tol:
+        # At least one step before the stopping rule: a start that already
+        # meets it (a tied init) is still improved, never returned as is.
+        if it > 0 and stop <= tol:
             status = S_CONVERGED
             break
         if it >= max_iter:
             status = S_MAX_ITER
+            break
+        if interrupted(out, out.iter_work):
+            status = S_INTERRUPTED
             break
         times_gram(op, k, W1, False, P, False)
         gemm(False, True, k, k, m, 1, W1, m, W1, m, 0, A, k)
@@ -546,11 +596,16 @@ cdef int tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     cdef floating u
     cdef int status
     while True:
-        if stop <= tol:
+        # At least one step before the stopping rule: a start that already
+        # meets it (a tied init) is still improved, never returned as is.
+        if it > 0 and stop <= tol:
             status = S_CONVERGED
             break
         if it >= max_iter:
             status = S_MAX_ITER
+            break
+        if interrupted(out, out.iter_work):
+            status = S_INTERRUPTED
             break
         times_gram(op, k, W2, True, Q, True)
         gemm(True, False, k, k, m, 1, W2, k, Q, k, 0, B, k)
@@ -592,14 +647,19 @@ cdef int exact_untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     cdef double stop = tie_gap(m, k, W1, W2)
     cdef int status
     while True:
-        if stop <= tol:
+        # At least one step before the stopping rule: a start that already
+        # meets it (a tied init) is still improved, never returned as is.
+        if it > 0 and stop <= tol:
             status = S_CONVERGED
             break
         if it >= max_iter:
             status = S_MAX_ITER
             break
+        if interrupted(out, out.iter_work):
+            status = S_INTERRUPTED
+            break
         status = exact_w1(m, k, <const floating*> op.C, W1, W2, lr,
-                          rg.uniform, w1_ws, n_threads, &out.which)
+                          rg.uniform, w1_ws, n_threads, &out.which, out)
         if status != S_CONVERGED:
             break
         if exact_w2(op, m, k, W1, W2, lr, S) != 0:
@@ -632,11 +692,16 @@ cdef int exact_sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     cdef int status
     transpose_into(m, k, W2, W1)
     while True:
-        if stop <= tol:
+        # At least one step before the stopping rule: a start that already
+        # meets it (a tied init) is still improved, never returned as is.
+        if it > 0 and stop <= tol:
             status = S_CONVERGED
             break
         if it >= max_iter:
             status = S_MAX_ITER
+            break
+        if interrupted(out, out.iter_work):
+            status = S_INTERRUPTED
             break
         memcpy(W1_prev, W1, k * m * sizeof(floating))
         # While tied (W1 == W2^T), (W2^T C W2 + Lambda)^-1 W2^T C is the
@@ -681,6 +746,9 @@ cdef int exact_tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     while True:
         if it >= max_iter:
             status = S_MAX_ITER
+            break
+        if interrupted(out, out.iter_work):
+            status = S_INTERRUPTED
             break
         if exact_w2(op, m, k, W1, W2, lr, S) != 0:
             status = S_NOT_PD_W2
@@ -813,6 +881,10 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
     out.n_iter = 0
     out.stop = INFINITY
     out.which = -1
+    out.work = 0.0
+    out.interrupted = False
+    out.iter_work = iteration_flops(method, &op, m, k,
+                                    hist_stop is not None)
     h.stop = h.obj = NULL
     h.w1 = h.w2 = NULL
     h.trace_c = trace_c
@@ -853,9 +925,28 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
                                      &rg, tol, max_iter, &ws[0], &h, &out)
         else:
             status = -1
+    if status == S_INTERRUPTED:
+        raise_pending()
     if status == -1:
         raise ValueError(f"unknown method code {method}")
     return out.n_iter, status, out.stop, out.which
+
+
+cdef int raise_pending() except -1:
+    # The exception a signal handler set in interrupted() is still pending:
+    # returning the error value makes Cython raise it.
+    return -1
+
+
+cdef double iteration_flops(int method, const GramOp* op, Py_ssize_t m,
+                            Py_ssize_t k, bint history) noexcept nogil:
+    """About the flops of one iteration, for the signal checks' pacing."""
+    cdef double product = (2.0 * k * m * m if op.C != NULL
+                           else 4.0 * op.n * m * k)
+    cdef double products = 2.0 if method in (M_UNTIED, M_EXACT_SYNC) else 1.0
+    if history:
+        products += 1.0
+    return products * product + 8.0 * k * k * m + 1.0
 
 
 def exact_w1_threads(Py_ssize_t m, Py_ssize_t k, int n_threads):
@@ -876,6 +967,7 @@ def exact_w1_given_w2(floating[:, ::1] W1, const floating[:, ::1] W2,
     cdef Py_ssize_t m = C.shape[0], k = W2.shape[1]
     cdef Py_ssize_t which = -1
     cdef int status
+    cdef LoopOut out
     cdef bint uniform = lam_vec is None
     n_threads = exact_w1_threads(m, k, n_threads)
     dtype = np.float32 if floating is float else np.float64
@@ -883,8 +975,12 @@ def exact_w1_given_w2(floating[:, ::1] W1, const floating[:, ::1] W2,
     cdef floating[::1] ws = np.empty(exact_w1_workspace(m, k, n_threads),
                                      dtype=dtype)
     with nogil:
+        out.work = 0.0
+        out.interrupted = False
         status = exact_w1(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0], &lr[0],
-                          uniform, &ws[0], n_threads, &which)
+                          uniform, &ws[0], n_threads, &which, &out)
+    if status == S_INTERRUPTED:
+        raise_pending()
     return status, which
 
 
