@@ -90,3 +90,39 @@ def test_ctrl_c_interrupts_every_long_loop():
     assert report["same"]["LAEPCA"]
     assert report["same"]["gram_n"]
     assert report["same"]["sgd"]
+
+
+# -- fork -----------------------------------------------------------------------
+
+_FORK_X = np.random.default_rng(1).standard_normal((20000, 200))
+
+
+def _fork_job(_):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stream = LAEStream(5, 1.0, n_threads=2).partial_fit(_FORK_X)
+        est = LAEPCA(5, random_state=0, n_threads=2).fit(_FORK_X)
+    return (stream.gram_, est.components_,
+            [str(w.message) for w in caught
+             if issubclass(w.category, RuntimeWarning)])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_runs_on_one_thread_instead_of_hanging():
+    """GNU libgomp's pool does not survive fork: the parent runs parallel
+    passes, then a forked worker runs the same without hanging (it falls
+    back to one thread, and says why) and gets the same answer."""
+    gram, comps, _ = _fork_job(0)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        (gram_c, comps_c, messages), = pool.map_async(
+            _fork_job, [0]).get(timeout=120)
+    np.testing.assert_allclose(gram_c, gram, rtol=1e-12,
+                               atol=1e-12 * np.abs(gram).max())
+    np.testing.assert_allclose(np.abs(comps_c), np.abs(comps), atol=1e-10)
+    assert any("forked" in m and "'spawn'" in m for m in messages), messages
+
+
+def test_n_threads_too_large_is_rejected():
+    with pytest.raises(ValueError, match=r"n_threads=2147483648 is more "
+                                         r"threads than OpenMP can start"):
+        solve(np.eye(3), 1, 0.1, n_threads=2**31)
