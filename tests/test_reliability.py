@@ -126,3 +126,19 @@ def test_n_threads_too_large_is_rejected():
     with pytest.raises(ValueError, match=r"n_threads=2147483648 is more "
                                          r"threads than OpenMP can start"):
         solve(np.eye(3), 1, 0.1, n_threads=2**31)
+
+
+def test_stream_fed_by_threads_counts_every_sample():
+    """Issue #13: one LAEStream (gram mode) fed by 4 threads: every sample
+    is counted and the Gram matrix is the one-shot centered Gram."""
+    from concurrent.futures import ThreadPoolExecutor
+    rng = np.random.default_rng(2)
+    chunks = [rng.standard_normal((300, 12)) + i for i in range(40)]
+    stream = LAEStream(3, 1.0)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(stream.partial_fit, chunks))
+    X = np.vstack(chunks)
+    Xc = X - X.mean(axis=0)
+    assert stream.n_samples_seen_ == 12000
+    np.testing.assert_allclose(stream.gram_, Xc.T @ Xc, rtol=1e-10,
+                               atol=1e-9 * np.abs(Xc.T @ Xc).max())
