@@ -253,19 +253,27 @@ def run_kernel(problem, W1, W2, method, lam, alpha, tol, max_iter,
         lam_vec = None
     else:
         lam_vec, lam = lam, float(lam[0])
+    # The loop runs on scale C (scale a power of two near 1 / tr C: exact),
+    # with lam scale and alpha / scale: the same iterates, and every
+    # quantity near 1 whatever the data's magnitude (1e-150 or 1e150).
+    scale = problem.kernel_scale()
     # Only exact-untied's k independent m x m solves run in parallel; the
     # other loops are chains of GEMMs that BLAS's own threads serve best.
     parallel = (_gram.exact_w1_threads(problem.m, W1.shape[0], n_threads)
                 if method == "exact-untied" else 1)
     with serial_blas(parallel):
         n_iter, status, stop, which = _gram.run(
-            _CODES[method], W1, W2, lam=lam,
-            alpha=0.0 if alpha is None else alpha, tol=tol,
+            _CODES[method], W1, W2, lam=lam * scale,
+            alpha=0.0 if alpha is None else alpha / scale, tol=tol,
             max_iter=max_iter, hist_stop=hist_stop, hist_obj=hist_obj,
-            trace_c=problem.trace() if hist_stop is not None else 0.0,
-            n_threads=n_threads, lam_vec=lam_vec,
+            trace_c=(problem.trace() * scale if hist_stop is not None
+                     else 0.0),
+            n_threads=n_threads,
+            lam_vec=None if lam_vec is None else lam_vec * scale,
             product=regularizer == "product", hist_w1=hist_w1,
-            hist_w2=hist_w2, **problem.kernel_args())
+            hist_w2=hist_w2, scale=scale, **problem.kernel_args())
+    if hist_obj is not None:
+        hist_obj[:n_iter] /= scale
     _raise_for_status(status, method, n_iter, which, alpha,
                       lam if lam_vec is None else lam_vec)
     return n_iter, status, stop

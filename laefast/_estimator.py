@@ -742,7 +742,8 @@ def l_sigma_at_readout(trace, theta, lam):
     """L_sigma at W2 = V diag(sqrt(1 - lam / theta)), W1 = W2^T:
     tr C - sum over theta_i > lam of (theta_i - lam)^2 / theta_i."""
     live = theta[theta > lam]
-    return float(trace - np.sum((live - lam) ** 2 / live))
+    # (theta - lam) ((theta - lam) / theta): no square that could overflow.
+    return float(trace - np.sum((live - lam) * ((live - lam) / live)))
 
 
 class _Progress:

@@ -73,8 +73,11 @@ def residual(V, CV, theta, k, floor):
     meaningful = theta[:k] > floor
     if not meaningful.any() or top == 0.0:
         return 0.0
-    R = CV[:, :k] - V[:, :k] * theta[:k]
-    return float(np.sqrt((R[:, meaningful] ** 2).sum(axis=0)).max() / top)
+    # Divided by theta_1 before squaring: squares of a residual of C scaled
+    # by 1e-100 (or 1e150) would underflow to 0 (or overflow to inf), and a
+    # 0 would pass for convergence.
+    R = (CV[:, :k] - V[:, :k] * theta[:k]) / top
+    return float(np.sqrt((R[:, meaningful] ** 2).sum(axis=0)).max())
 
 
 def block_krylov(times, Q, k, tol, max_products, floor, on_round=None,

@@ -15,6 +15,7 @@ __all__ = [
     "METHODS",
     "as_float_array",
     "raise_nonfinite",
+    "raise_if_squares_vanish",
     "check_gram",
     "check_data",
     "check_matrix",
@@ -72,6 +73,23 @@ def raise_nonfinite(X):
     raise ValueError(
         f"Input X has values whose squares overflow {X.dtype.name} (largest "
         f"magnitude {float(np.abs(X).max()):.3g}): rescale the data")
+
+
+def raise_if_squares_vanish(X, center=True):
+    """For data whose Gram matrix came out exactly 0: raise ValueError when
+    X is not constant (its deviations are so small that their squares
+    underflow), since reporting every variance as 0 would be wrong."""
+    rows = max(1, (64 << 20) // max(1, 8 * X.shape[1]))
+    first = np.asarray(X[:1], dtype=np.float64) if center else 0.0
+    for start in range(0, X.shape[0], rows):
+        block = np.asarray(X[start:start + rows], dtype=np.float64)
+        spread = np.abs(block - first).max()
+        if spread > 0:
+            raise ValueError(
+                f"Input X varies (by up to {spread:.3g}) but the squares of "
+                f"its deviations underflow {X.dtype.name} to 0, so every "
+                "variance would come out 0: rescale the data (e.g. divide "
+                "it by its standard deviation) before fitting")
 
 
 def check_gram(C, with_stats=False):

@@ -140,6 +140,11 @@ cdef struct GramOp:
     Py_ssize_t n
     Py_ssize_t m
     bint d_colmajor
+    # The loops see scale C (a power of two: exact), which keeps every
+    # quantity near 1 whatever the data's magnitude; half = sqrt(scale)
+    # scales the samples on the data path.
+    double scale
+    double half
 
 
 cdef void times_gram(const GramOp* op, Py_ssize_t k, const floating* W,
@@ -153,30 +158,31 @@ cdef void times_gram(const GramOp* op, Py_ssize_t k, const floating* W,
     cdef const floating* C = <const floating*> op.C
     cdef const floating* D = <const floating*> op.D
     cdef floating* Y = <floating*> op.Y
+    cdef floating sc = <floating> op.scale, hf = <floating> op.half
     if C != NULL:
         if not out_t:
-            gemm(w_is_mk, False, k, m, m, 1, W, ldw, C, m, 0, out, m)
+            gemm(w_is_mk, False, k, m, m, sc, W, ldw, C, m, 0, out, m)
         else:
-            gemm(False, not w_is_mk, m, k, m, 1, C, m, W, ldw, 0, out, k)
+            gemm(False, not w_is_mk, m, k, m, sc, C, m, W, ldw, 0, out, k)
         return
     if op.mean != NULL:
         centered_times(op, k, W, w_is_mk, out, out_t)
         return
-    # Y = D W'^T (n x k), then out = Y^T D (k x m) or D^T Y (m x k)
+    # Y = half D W'^T (n x k), then out = half Y^T D (k x m) or half D^T Y
     if not op.d_colmajor:
-        gemm(False, not w_is_mk, n, k, m, 1, D, m, W, ldw, 0, Y, k)
+        gemm(False, not w_is_mk, n, k, m, hf, D, m, W, ldw, 0, Y, k)
     else:
-        gemm(True, not w_is_mk, n, k, m, 1, D, n, W, ldw, 0, Y, k)
+        gemm(True, not w_is_mk, n, k, m, hf, D, n, W, ldw, 0, Y, k)
     if not out_t:
         if not op.d_colmajor:
-            gemm(True, False, k, m, n, 1, Y, k, D, m, 0, out, m)
+            gemm(True, False, k, m, n, hf, Y, k, D, m, 0, out, m)
         else:
-            gemm(True, True, k, m, n, 1, Y, k, D, n, 0, out, m)
+            gemm(True, True, k, m, n, hf, Y, k, D, n, 0, out, m)
     else:
         if not op.d_colmajor:
-            gemm(True, False, m, k, n, 1, D, m, Y, k, 0, out, k)
+            gemm(True, False, m, k, n, hf, D, m, Y, k, 0, out, k)
         else:
-            gemm(False, False, m, k, n, 1, D, n, Y, k, 0, out, k)
+            gemm(False, False, m, k, n, hf, D, n, Y, k, 0, out, k)
 
 
 cdef inline Py_ssize_t centered_block_rows(Py_ssize_t m) noexcept nogil:
@@ -213,17 +219,20 @@ cdef void centered_times(const GramOp* op, Py_ssize_t k, const floating* W,
     cdef floating* B = <floating*> op.Y
     cdef floating* Yb = B + R * m
     cdef floating beta = 0
+    cdef double hf = op.half
     r0 = 0
     while r0 < n:
         rows = min(R, n - r0)
         if not op.d_colmajor:
             for i in range(rows):
                 for j in range(m):
-                    B[i * m + j] = <floating> (D[(r0 + i) * m + j] - mu[j])
+                    B[i * m + j] = <floating> ((D[(r0 + i) * m + j] - mu[j])
+                                               * hf)
         else:
             for j in range(m):
                 for i in range(rows):
-                    B[i * m + j] = <floating> (D[j * n + r0 + i] - mu[j])
+                    B[i * m + j] = <floating> ((D[j * n + r0 + i] - mu[j])
+                                               * hf)
         gemm(False, not w_is_mk, rows, k, m, 1, B, m, W, ldw, 0, Yb, k)
         if not out_t:
             gemm(True, False, k, m, rows, 1, Yb, k, B, m, beta, out, m)
@@ -324,7 +333,8 @@ cdef floating latent_solve(Py_ssize_t m, const floating* C, floating d,
 cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
                   floating* W1, const floating* W2, const floating* lr,
                   bint uniform, floating* ws, int n_threads,
-                  Py_ssize_t* which, LoopOut* out) noexcept nogil:
+                  Py_ssize_t* which, LoopOut* out,
+                  double scale=1.0) noexcept nogil:
     """W1 = minimizer given W2: solves (W2^T W2) W1 C + Lambda W1 = W2^T C.
 
     The (mk x mk) Kronecker system separates: with W2^T W2 = V D V^T and
@@ -352,7 +362,8 @@ cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
     cdef floating* work = failed + k
     cdef floating* M = work + lwork     # n_threads scratch matrices
     cdef floating* Z = M + n_threads * m * m
-    gemm(True, False, k, m, m, 1, W2, k, C, m, 0, Qt, m)     # W2^T C
+    cdef floating sc = <floating> scale                      # C is scale C
+    gemm(True, False, k, m, m, sc, W2, k, C, m, 0, Qt, m)    # W2^T C
     gemm(True, False, k, k, m, 1, W2, k, W2, k, 0, Vt, k)    # W2^T W2
     if not uniform:
         for i in range(k):
@@ -370,10 +381,10 @@ cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
         i1 = min(k, i0 + n_threads)
         if n_threads > 1:
             for i in prange(i0, i1, num_threads=n_threads, schedule="static"):
-                failed[i] = latent_solve(m, C, d[i], lam,
+                failed[i] = latent_solve(m, C, d[i] * sc, lam,
                                          M + threadid() * m * m, Z + i * m)
         else:
-            failed[i0] = latent_solve(m, C, d[i0], lam, M, Z + i0 * m)
+            failed[i0] = latent_solve(m, C, d[i0] * sc, lam, M, Z + i0 * m)
         if interrupted(out, (i1 - i0) * <double> m * m * m / 3.0):
             return S_INTERRUPTED
         i0 = i1
@@ -659,7 +670,8 @@ cdef int exact_untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
             status = S_INTERRUPTED
             break
         status = exact_w1(m, k, <const floating*> op.C, W1, W2, lr,
-                          rg.uniform, w1_ws, n_threads, &out.which, out)
+                          rg.uniform, w1_ws, n_threads, &out.which, out,
+                          op.scale)
         if status != S_CONVERGED:
             break
         if exact_w2(op, m, k, W1, W2, lr, S) != 0:
@@ -776,8 +788,10 @@ cdef int exact_tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
 
 cdef GramOp make_op(const floating[:, ::1] C, const floating[:, ::1] data,
                     bint data_colmajor, const double[::1] mean,
-                    floating[::1] Y):
+                    floating[::1] Y, double scale=1.0):
     cdef GramOp op
+    op.scale = scale
+    op.half = sqrt(scale)
     op.C = NULL
     op.D = NULL
     op.mean = NULL
@@ -836,7 +850,7 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
         bint data_colmajor=False, const double[::1] mean=None,
         double trace_c=0.0, int n_threads=1, lam_vec=None,
         bint product=False, floating[::1] hist_w1=None,
-        floating[::1] hist_w2=None):
+        floating[::1] hist_w2=None, double scale=1.0):
     """Run one solver loop in place on W1 (k, m) and W2 (m, k).
 
     The problem is the Gram matrix C, or (C None) the samples `data`: an
@@ -846,7 +860,11 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
     stopping quantity, failing latent index).  With hist_stop/hist_obj
     (length >= max_iter), record t holds the stopping quantity and the loss
     (which needs trace_c = tr C) after iteration t; with hist_w1/hist_w2
-    (length >= max_iter k m), the weights after iteration t.  n_threads: the
+    (length >= max_iter k m), the weights after iteration t.  scale: the
+    loop runs on scale C (a power of two with an even exponent, so that
+    both it and its square root scale exactly); lam, alpha and trace_c
+    are the scaled problem's, i.e. lam scale, alpha / scale and
+    scale tr C.  n_threads: the
     threads exact-untied's W1 step may use (exact_w1_threads decides how
     many it does use; the caller keeps BLAS serial when that is > 1).
 
@@ -868,7 +886,7 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
     cdef Reg rg = make_reg(lam, lr, lam_vec, product)
     cdef floating[::1] Y = _data_workspace(dtype, data, data_colmajor, k,
                                            mean is not None)
-    cdef GramOp op = make_op(C, data, data_colmajor, mean, Y)
+    cdef GramOp op = make_op(C, data, data_colmajor, mean, Y, scale)
     # Enough for every loop: the largest (untied) needs 6 km + 2 k^2 + k
     # plus the objective's k m + 3 k^2; exact-untied adds the Sylvester
     # solve's.
@@ -995,6 +1013,7 @@ def exact_w2_given_w1(floating[:, ::1] W2, const floating[:, ::1] W1,
     op.C = &C[0, 0]
     op.D = op.mean = op.Y = NULL
     op.d_colmajor = False
+    op.scale = op.half = 1.0
     op.m = m
     op.n = 0
     dtype = np.float32 if floating is float else np.float64
