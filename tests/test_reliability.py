@@ -142,3 +142,93 @@ def test_stream_fed_by_threads_counts_every_sample():
     assert stream.n_samples_seen_ == 12000
     np.testing.assert_allclose(stream.gram_, Xc.T @ Xc, rtol=1e-10,
                                atol=1e-9 * np.abs(Xc.T @ Xc).max())
+
+
+# -- scale ----------------------------------------------------------------------
+
+def _data(n=400, m=12, seed=3):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, m)) * np.linspace(4.0, 0.5, m)
+
+
+def _sine(A, B):
+    return laefast.metrics.max_principal_sine(np.asarray(A, float).T,
+                                               np.asarray(B, float).T)
+
+
+@pytest.mark.parametrize("method", laefast.METHODS)
+@pytest.mark.parametrize("dtype,scales", [
+    (np.float64, (1e-300, 1e-150, 1e150, 1e300)),
+    (np.float32, (1e-30, 1e-18, 1e18, 1e30)),
+])
+def test_solve_is_scale_invariant(method, dtype, scales):
+    """solve on f C0 with lam = f lam0: the components and f times the
+    eigenvalues of np.linalg.eigh(C0), converged and without a warning, at
+    every scale f the dtype can hold C at."""
+    X = _data()
+    Xc = X - X.mean(axis=0)
+    C0 = Xc.T @ Xc
+    w, V = np.linalg.eigh(C0)
+    top = V[:, ::-1][:, :3].T
+    lam0 = 0.2 * w[-3]
+    tol = 1e-10 if dtype == np.float64 else 1e-5
+    for f in scales:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")      # converged, no warning
+            r = solve((C0 * f).astype(dtype), 3, lam0 * f, method=method,
+                      tol=tol, max_iter=200_000, random_state=0)
+        assert r.converged
+        assert _sine(r.components, top) < (1e-6 if dtype == np.float64
+                                          else 3e-3), (f, method)
+        np.testing.assert_allclose(r.eigenvalues / f, w[::-1][:3],
+                                   rtol=1e-6 if dtype == np.float64 else 3e-2)
+
+
+@pytest.mark.parametrize("method", ["auto", "exact-tied", "untied"])
+@pytest.mark.parametrize("dtype,scale", [
+    (np.float64, 1e-150), (np.float64, 1e-100), (np.float64, 1e90),
+    (np.float64, 1e150), (np.float32, 1e-18), (np.float32, 1e18),
+])
+def test_laepca_is_scale_invariant(method, dtype, scale):
+    """Issue #4, #5: LAEPCA(oversample=0) on X * scale gives the components
+    and variance ratios it gives at scale 1, converges, and warns of
+    nothing (no residual underflow to 0 or overflow to inf)."""
+    X = _data(n=600, m=20)
+    base = LAEPCA(4, method=method, oversample=0, random_state=0).fit(
+        X.astype(dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = LAEPCA(4, method=method, oversample=0, random_state=0).fit(
+            (X * scale).astype(dtype))
+    assert est.converged_
+    Vt = np.linalg.svd(X - X.mean(axis=0), full_matrices=False)[2][:4]
+    tol = 1e-7 if dtype == np.float64 else 1e-3
+    assert _sine(est.components_, Vt) < tol
+    np.testing.assert_allclose(est.explained_variance_ratio_,
+                               base.explained_variance_ratio_,
+                               rtol=1e-9 if dtype == np.float64 else 1e-4)
+    np.testing.assert_allclose(est.explained_variance_ / scale ** 2,
+                               base.explained_variance_,
+                               rtol=1e-9 if dtype == np.float64 else 1e-4)
+
+
+def test_squares_that_underflow_are_an_error_not_zero_variance():
+    X = _data() * 1e-200
+    for fit_call in (lambda: LAEPCA(3).fit(X),
+                     lambda: fit(X, 2, 0.0, path="data"),
+                     lambda: laefast.GramAccumulator().add(X)):
+        with pytest.raises(ValueError, match=r"squares of its deviations "
+                                             r"underflow float64 to 0"):
+            fit_call()
+    # constant data are not an error: every variance is 0
+    est = LAEPCA(2).fit(np.full((10, 4), 3.0))
+    assert not est.explained_variance_.any()
+
+
+def test_float32_gram_blocks_that_overflow_are_redone_in_float64():
+    X = (_data(n=5000) * 1e18).astype(np.float32)
+    acc = laefast.GramAccumulator().add(X)
+    X64 = X.astype(np.float64)
+    Xc = X64 - X64.mean(axis=0)
+    np.testing.assert_allclose(acc.gram_, Xc.T @ Xc, rtol=1e-6,
+                               atol=1e-9 * np.abs(Xc.T @ Xc).max())
