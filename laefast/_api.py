@@ -34,6 +34,8 @@ _CODES = {
     "exact-tied": _gram.EXACT_TIED,
 }
 GD_METHODS = ("untied", "sync", "tied")
+# Methods that stop when ||W1 - W2^T|| <= tol (the sum regularizer's).
+_TIE_RULE = ("untied", "exact-untied", "exact-tied")
 DEFAULT_MAX_ITER = 100_000
 
 
@@ -56,7 +58,10 @@ class LAEResult:
         L_pi determines for untied weights -- its rows are NOT the
         individual directions.  The product regularizer with sync or tied
         (W1 = W2^T) is 'svd' again: there W2 W2^T is L_pi's symmetric
-        product map, whose eigenvectors are the directions.
+        product map, whose eigenvectors are the directions.  'ritz'
+        (lam = 0, from solve and fit): W2's singular values are then all 1
+        and its singular vectors any basis of the principal subspace, so the
+        directions and variances are the Ritz pairs of C on span(W2).
     singular_values : ndarray (k,)
         Singular values of X, sigma_i = sqrt(lam_i / (1 - s_i^2)) with s_i
         the singular values of W2 ('svd') or its columns' norms ('columns');
@@ -89,7 +94,7 @@ class LAEResult:
     regularizer : str
         'sum' or 'product'.
     readout : str
-        'svd', 'columns' or 'subspace', as described under ``components``.
+        'svd', 'columns', 'subspace' or 'ritz', as described under ``components``.
 
     Examples
     --------
@@ -181,7 +186,9 @@ def step_for_bound(c, lam, W1, W2):
     """default_alpha's 1 / (3 c r^2 + lam) for a known bound c, for callers
     that keep c while the weights change."""
     r2 = max(1.0, float(np.sum(W1 * W1)), float(np.sum(W2 * W2)))
-    return 1.0 / (3.0 * c * r2 + lam)
+    bound = 3.0 * c * r2 + lam
+    # C = 0 and lam = 0: the gradient is 0, any step is as good as another.
+    return 1.0 / bound if bound > 0.0 else 1.0
 
 
 def _initial_weights(init, m, k, dtype, random_state):
@@ -319,24 +326,29 @@ def _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history,
     return make_result(
         W1, W2, lam, method=method, alpha=alpha, tol=tol, n_iter=n_iter,
         converged=converged, stop=stop, stacklevel=5, history=hist,
-        regularizer=regularizer)
+        regularizer=regularizer, problem=problem)
 
 
 def make_result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
-                history=None, mean=None, stacklevel=2, regularizer="sum"):
+                history=None, mean=None, stacklevel=2, regularizer="sum",
+                problem=None):
     """An LAEResult from trained weights: the read-out of docs/theory.md
-    (and its per-latent and product variants, see laefast._readout)."""
+    (and its per-latent and product variants, see laefast._readout); with
+    the problem at hand, lam = 0 and small decoder singular values are read
+    out against C itself."""
+    times = problem.times if problem is not None else None
     components, sing, eig, collapsed = readout(W2, lam, tol,
                                                stacklevel=stacklevel,
                                                regularizer=regularizer,
-                                               method=method)
+                                               method=method, times=times)
     return LAEResult(
         W1=W1, W2=W2, components=components,
         singular_values=sing.astype(W2.dtype), eigenvalues=eig.astype(W2.dtype),
         collapsed=collapsed, n_iter=int(n_iter), converged=bool(converged),
         stop=float(stop), method=method, lam=lam, alpha=alpha, tol=tol,
         history=history, mean=mean, regularizer=regularizer,
-        readout=readout_kind(lam, regularizer, method))
+        readout=readout_kind(lam, regularizer, method,
+                             ritz=times is not None))
 
 
 def _solve(problem, method, n_components, lam, alpha, tol, max_iter, init,
@@ -347,6 +359,15 @@ def _solve(problem, method, n_components, lam, alpha, tol, max_iter, init,
     regularizer = check_regularizer(regularizer, method)
     k = check_n_components(n_components, m)
     lam = check_lam(lam, k, regularizer)
+    if (np.ndim(lam) == 0 and lam == 0.0 and regularizer == "sum"
+            and method in _TIE_RULE):
+        raise ValueError(
+            f"lam=0 cannot be used with method={method!r}: its stopping rule "
+            "||W1 - W2^T|| <= tol needs lam > 0 (at lam = 0 the minima "
+            "W2 = U G, W1 = G^-1 U^T are not tied, so the run would never "
+            "stop). Pass a small lam > 0 (e.g. 1e-6 times C's largest "
+            "eigenvalue), or use method 'sync', 'tied' or 'exact-sync', "
+            "which stop on the step size")
     tol = check_scalar(tol, "tol")
     max_iter = _check_max_iter(max_iter)
     history = _check_history(history)
@@ -379,7 +400,10 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
     n_components : int
         k, the latent width, 1 <= k <= m.
     lam : float >= 0, or array_like (k,) of floats > 0
-        L2 penalty lambda.  Components with sigma_i^2 <= lam collapse.  A
+        L2 penalty lambda.  Components with sigma_i^2 <= lam collapse.
+        lam = 0 is read out as the Ritz pairs of C on the learned subspace
+        (``result.readout == 'ritz'``), and is rejected for untied,
+        exact-untied and exact-tied, whose stopping rule needs lam > 0.  A
         vector gives latent i its own lam_i (non-uniform l2, sum regularizer
         only, every method): with distinct values the minimum pins the
         rotation, and W2's columns, ordered by increasing lam, are the
@@ -436,8 +460,9 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
     ------
     ValueError
         C not square, not symmetric or not finite; a parameter out of
-        range, e.g. regularizer='product' with an exact method or a vector
-        lam of the wrong length.
+        range, e.g. regularizer='product' with an exact method, a vector
+        lam of the wrong length, or lam = 0 with untied, exact-untied or
+        exact-tied.
     numpy.linalg.LinAlgError
         A k x k or m x m system that is not positive definite (lam = 0 with
         a rank-deficient C).
