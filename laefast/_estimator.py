@@ -339,17 +339,23 @@ class LAEPCA:
                 "max_iter": int(max_iter),
                 "n_threads": resolve_threads(self.n_threads)}
 
-    def _lam(self, top, width, dtype):
+    def _lam(self, top, width, dtype, m=None):
         """lam, with 'auto' = 10 (k + p) eps top: just enough to keep the
         k x k systems positive definite in this dtype when the data hold
-        zero-variance directions, far below every resolvable component."""
+        zero-variance directions, far below every resolvable component.
+        exact-untied (m given) also solves m x m systems d_i C + lam I,
+        whose rounding on a singular C is of order m eps ||C||: 'auto' is
+        100 m eps top there."""
         if isinstance(self.lam, str):
+            if m is not None:
+                width = max(width, 10 * m)
             return 10.0 * width * np.finfo(dtype).eps * top
         return float(self.lam)
 
     def _solve(self, problem, n_samples, data_dtype, warm=None):
         """Train the LAE on `problem`; returns the fitted attributes."""
         opts = self._settings(problem, n_samples, data_dtype)
+        opts["data_dtype"] = np.dtype(data_dtype)
         Q = _start(warm, problem.m, opts["width"], self.random_state)
         progress = _Progress(self.verbose)
         if opts["max_iter"] == 0 or (opts["method"] != "auto"
@@ -450,7 +456,14 @@ class LAEPCA:
         dtype = problem.dtype
         top = (problem.eigenvalue_bound() if method in GD_METHODS
                else problem.trace())
-        lam = self._lam(top, w, dtype)
+        m_eu = problem.m if method == "exact-untied" else None
+        lam = self._lam(top, w, dtype, m_eu)
+        if opts["data_dtype"] == np.float32 and dtype == np.float64:
+            # C from float32 data carries float32 rounding (eigenvalues
+            # off by about eps32 ||C||, negative ones included) even when
+            # held in float64: 'auto' must cover that.
+            lam = max(lam, self._lam(top, w if m_eu else 1, np.float32,
+                                     m_eu))
         W2 = np.ascontiguousarray(Q, dtype=dtype)
         W1 = np.empty((w, problem.m), dtype=dtype)
         floor = _zero_floor(lam, top, dtype)
