@@ -298,17 +298,14 @@ def _check_history(history):
 def _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history,
          n_threads, regularizer="sum"):
     """The one kernel call, then the read-out.  Inputs already validated."""
-    hist_stop = hist_obj = hist_w1 = hist_w2 = None
     if history:
-        hist_stop = np.empty(max_iter, dtype=np.float64)
-        hist_obj = np.empty(max_iter, dtype=np.float64)
-    if history == "weights":
-        hist_w1 = np.empty(max_iter * W1.size, dtype=W1.dtype)
-        hist_w2 = np.empty(max_iter * W1.size, dtype=W1.dtype)
-    n_iter, status, stop = run_kernel(problem, W1, W2, method, lam, alpha,
-                                      tol, max_iter, n_threads, hist_stop,
-                                      hist_obj, regularizer=regularizer,
-                                      hist_w1=hist_w1, hist_w2=hist_w2)
+        n_iter, status, stop, records = _run_recorded(
+            problem, W1, W2, method, lam, alpha, tol, max_iter, n_threads,
+            regularizer, history == "weights")
+    else:
+        n_iter, status, stop = run_kernel(problem, W1, W2, method, lam,
+                                          alpha, tol, max_iter, n_threads,
+                                          regularizer=regularizer)
     converged = status == _gram.CONVERGED
     if not converged:
         warnings.warn(
@@ -317,16 +314,50 @@ def _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history,
             ConvergenceWarning, stacklevel=4)
     hist = None
     if history:
-        hist = {"stop": hist_stop[:n_iter], "objective": hist_obj[:n_iter]}
+        hist = {"stop": records[0], "objective": records[1]}
     if history == "weights":
         m = W1.shape[1]
-        hist["W1"] = hist_w1[:n_iter * k * m].reshape(n_iter, k, m)
-        hist["W2"] = hist_w2[:n_iter * k * m].reshape(n_iter, m, k)
+        hist["W1"] = records[2].reshape(n_iter, k, m)
+        hist["W2"] = records[3].reshape(n_iter, m, k)
     # _run <- _solve <- solve/fit <- the caller
     return make_result(
         W1, W2, lam, method=method, alpha=alpha, tol=tol, n_iter=n_iter,
         converged=converged, stop=stop, stacklevel=5, history=hist,
         regularizer=regularizer, problem=problem)
+
+
+def _run_recorded(problem, W1, W2, method, lam, alpha, tol, max_iter,
+                  n_threads, regularizer, weights):
+    """run_kernel with history, in segments of growing length (1024, 2048,
+    ...): the records take memory for the iterations actually run, not
+    max_iter's.  A loop resumed where the last segment stopped takes the
+    same steps (each loop's state is its weights), so the result is that
+    of one call."""
+    parts = [[], [], [], []]
+    n_iter, done, seg = 0, False, 1024
+    status = _gram.MAX_ITER
+    stop = np.inf
+    size = W1.size
+    while not done:
+        steps = min(seg, max_iter - n_iter)
+        bufs = [np.empty(steps), np.empty(steps), None, None]
+        if weights:
+            bufs[2] = np.empty(steps * size, dtype=W1.dtype)
+            bufs[3] = np.empty(steps * size, dtype=W1.dtype)
+        ran, status, stop = run_kernel(
+            problem, W1, W2, method, lam, alpha, tol, steps, n_threads,
+            bufs[0], bufs[1], regularizer=regularizer, hist_w1=bufs[2],
+            hist_w2=bufs[3])
+        parts[0].append(bufs[0][:ran])
+        parts[1].append(bufs[1][:ran])
+        if weights:
+            parts[2].append(bufs[2][:ran * size])
+            parts[3].append(bufs[3][:ran * size])
+        n_iter += ran
+        done = (status != _gram.MAX_ITER or n_iter >= max_iter or ran == 0)
+        seg = min(2 * seg, 1 << 20)
+    records = [np.concatenate(p) if p else None for p in parts]
+    return n_iter, status, stop, records
 
 
 def make_result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
@@ -659,6 +690,14 @@ def step(W1, W2, C, lam, *, method="untied", alpha=None, regularizer="sum"):
     k = W1.shape[0] if isinstance(W1, np.ndarray) and W1.ndim == 2 else -1
     _check_inplace(W1, "W1", (k, m), C.dtype)
     _check_inplace(W2, "W2", (m, k), C.dtype)
+    for a, b, names in ((W1, W2, "W1 and W2"), (W1, C, "W1 and C"),
+                        (W2, C, "W2 and C")):
+        if np.shares_memory(a, b):
+            raise ValueError(
+                f"{names} share memory (e.g. W2 = W1.T, or a view of C): "
+                "step writes W1 and W2 in place while it reads all three, "
+                "so each must be its own array; pass copies "
+                "(W1.copy(), W2.copy())")
     lam = check_lam(lam, k, regularizer)
     if method in GD_METHODS:
         if alpha is None:
