@@ -186,9 +186,13 @@ def step_for_bound(c, lam, W1, W2):
     """default_alpha's 1 / (3 c r^2 + lam) for a known bound c, for callers
     that keep c while the weights change."""
     r2 = max(1.0, float(np.sum(W1 * W1)), float(np.sum(W2 * W2)))
-    bound = 3.0 * c * r2 + lam
-    # C = 0 and lam = 0: the gradient is 0, any step is as good as another.
-    return 1.0 / bound if bound > 0.0 else 1.0
+    if c > np.finfo(np.float64).tiny:
+        # (1 / c) / (3 r^2 + lam / c): 3 c r^2 itself overflows for C near
+        # the top of float64's range.
+        return (1.0 / c) / (3.0 * r2 + lam / c)
+    # C = 0 (to rounding): only lam curves the loss; with lam = 0 too the
+    # gradient is 0 and any step is as good as another.
+    return 1.0 / lam if lam > 0.0 else 1.0
 
 
 def _initial_weights(init, m, k, dtype, random_state):
@@ -213,7 +217,15 @@ def _check_max_iter(max_iter):
             or isinstance(max_iter, bool) or max_iter < 0):
         raise ValueError(
             f"max_iter must be a non-negative integer, got {max_iter!r}")
+    if max_iter > _MAX_ITER_LIMIT:
+        raise ValueError(
+            f"max_iter={max_iter} is beyond what an iteration counter holds "
+            f"(2**62); pass at most {_MAX_ITER_LIMIT}, or None for the "
+            f"default {DEFAULT_MAX_ITER}")
     return int(max_iter)
+
+
+_MAX_ITER_LIMIT = 1 << 62
 
 
 def _raise_for_status(status, method, n_iter, which, alpha, lam):
@@ -224,7 +236,9 @@ def _raise_for_status(status, method, n_iter, which, alpha, lam):
                 f"{method} gradient descent diverged at iteration {n_iter}: "
                 f"the weights stopped being finite. The step alpha={alpha:g} "
                 "is too large for this problem; lower it, or pass alpha=None "
-                "(LAEPCA: alpha='auto') for a safe step.")
+                "(LAEPCA: alpha='auto') for a safe step. (If C is not "
+                "positive semi-definite, i.e. not a Gram matrix X^T X, no "
+                "step converges: check how C was formed.)")
         raise DivergenceError(
             f"{method} produced non-finite weights at iteration {n_iter}; "
             "the problem is too badly scaled for this dtype.")

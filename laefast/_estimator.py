@@ -349,7 +349,7 @@ class LAEPCA:
         if isinstance(self.lam, str):
             if m is not None:
                 width = max(width, 10 * m)
-            return 10.0 * width * np.finfo(dtype).eps * top
+            return 10.0 * width * float(np.finfo(dtype).eps) * top
         return float(self.lam)
 
     def _solve(self, problem, n_samples, data_dtype, warm=None):
@@ -728,7 +728,7 @@ def _restart(W1, W2, V, theta, lam):
 
 def _zero_floor(lam, top, dtype):
     """Eigenvalues at or below this are collapsed or numerically 0."""
-    return max(lam, 10.0 * np.finfo(dtype).eps * top)
+    return max(lam, 10.0 * float(np.finfo(dtype).eps) * top)
 
 
 def _same(a, b):

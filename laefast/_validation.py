@@ -117,6 +117,13 @@ def check_gram(C, with_stats=False):
         raise ValueError(
             f"C must be symmetric: |C - C^T| reaches {asym:.3g} "
             f"(tolerance {tol:.3g})")
+    d = np.diagonal(C)
+    i = int(np.argmin(d))
+    if d[i] < 0:
+        raise ValueError(
+            f"C must be positive semi-definite (a Gram matrix X^T X), but "
+            f"its diagonal entry C[{i}, {i}] = {float(d[i]):.3g} is negative; "
+            "pass C = Xc^T Xc of centered data (or use laefast.fit on X)")
     if with_stats:
         return C, {"trace": trace, "row_abs_max": row_abs_max}
     return C
