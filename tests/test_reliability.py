@@ -232,3 +232,130 @@ def test_float32_gram_blocks_that_overflow_are_redone_in_float64():
     Xc = X64 - X64.mean(axis=0)
     np.testing.assert_allclose(acc.gram_, Xc.T @ Xc, rtol=1e-6,
                                atol=1e-9 * np.abs(Xc.T @ Xc).max())
+
+
+# -- degenerate data and parameters ---------------------------------------------
+
+@pytest.mark.parametrize("shape", [(13, 25), (18, 18)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("method", laefast.METHODS + ("auto",))
+def test_laepca_on_singular_data(shape, dtype, method):
+    """Issue #6: rank-deficient data (n <= m) in every method, lam='auto':
+    no LinAlgError, and the variances of np.linalg.eigh."""
+    for seed in (8, 11, 27):
+        X = np.random.default_rng(seed).standard_normal(shape)
+        est = LAEPCA(3, method=method, random_state=0).fit(X.astype(dtype))
+        Xc = X - X.mean(axis=0)
+        w = np.linalg.eigvalsh(Xc.T @ Xc)[::-1][:3] / (shape[0] - 1)
+        np.testing.assert_allclose(est.explained_variance_, w,
+                                   rtol=1e-8 if dtype == np.float64 else 1e-4)
+
+
+@pytest.mark.parametrize("method", laefast.METHODS)
+def test_a_start_that_meets_the_stopping_rule_is_still_trained(method):
+    """Issue #7: a tied start has ||W1 - W2^T|| = 0; the run still steps
+    and returns the answer, not the start."""
+    C = _spd(6)
+    rng = np.random.default_rng(0)
+    W2 = rng.standard_normal((6, 3)) * 0.3
+    r = solve(C, 3, 1.0, method=method, init=(W2.T, W2), max_iter=200_000,
+              tol=1e-10)
+    assert r.n_iter >= 1
+    w, V = np.linalg.eigh(C)
+    assert _sine(r.components, V[:, ::-1][:, :3].T) < 1e-6
+
+
+@pytest.mark.parametrize("method", ["sync", "tied", "exact-sync"])
+def test_lam_zero_reads_out_the_ritz_pairs(method):
+    """Issue #8: lam = 0 with a method that stops on the step: the
+    eigenpairs of np.linalg.eigh, none collapsed, not inf."""
+    C = _spd(7, seed=1)
+    w, V = np.linalg.eigh(C)
+    r = solve(C, 3, 0.0, method=method, tol=1e-12, max_iter=200_000)
+    assert r.readout == "ritz" and r.converged
+    assert not r.collapsed.any()
+    np.testing.assert_allclose(r.eigenvalues, w[::-1][:3], rtol=1e-8)
+    assert _sine(r.components, V[:, ::-1][:, :3].T) < 1e-6
+    res = fit(np.ones((10, 4)), 2, 0.0, method="sync")      # issue #14
+    assert not res.eigenvalues.any()
+
+
+@pytest.mark.parametrize("method", ["untied", "exact-untied", "exact-tied"])
+def test_lam_zero_rejected_where_the_stopping_rule_needs_lam(method):
+    with pytest.raises(ValueError, match=rf"lam=0 cannot be used with "
+                                         rf"method='{method}': its stopping "
+                                         rf"rule"):
+        solve(_spd(4), 2, 0.0, method=method)
+    with pytest.raises(ValueError, match=r"lam=0 cannot be used"):
+        fit(np.ones((10, 4)), 2, 0.0, method=method)     # issue #14
+
+
+def test_loose_tol_never_marks_a_live_component_collapsed():
+    """Issue #9: lam = 0.5 sigma_3^2 with tol = 0.3: component 3 is live
+    (its variance is twice lam), so it is neither reported collapsed nor
+    warned about; its variance is within the run's accuracy."""
+    C = _spd(8, seed=2)
+    w = np.linalg.eigvalsh(C)[::-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", laefast.CollapsedComponentWarning)
+        r = solve(C, 3, 0.5 * w[2], tol=0.3)
+    assert not r.collapsed.any()
+    assert np.all(r.eigenvalues > 0.5 * w[2])
+    # and a component that lam switched off still is reported collapsed
+    with pytest.warns(laefast.CollapsedComponentWarning, match=r"\[2\] "
+                                                                 r"collapsed"):
+        r = solve(C, 3, 1.5 * w[2], tol=1e-12, max_iter=100_000)
+    assert r.collapsed.tolist() == [False, False, True]
+
+
+def test_step_rejects_aliased_arrays():
+    """Issue #12: W2 = W1.T (k = 1: both layouts at once) or W1 a view of
+    C would be read while written."""
+    C = _spd(5)
+    W1 = np.full((1, 5), 0.1)
+    with pytest.raises(ValueError, match=r"W1 and W2 share memory"):
+        step(W1, W1.T, C, 0.5, method="untied", alpha=1e-3)
+    with pytest.raises(ValueError, match=r"W1 and C share memory"):
+        step(C[:1], np.full((5, 1), 0.1), C, 0.5, method="exact-tied")
+    C_before = C.copy()
+    with pytest.raises(ValueError, match=r"W2 and C share memory"):
+        step(np.full((5, 5), 0.1), C, C, 0.5, method="sync", alpha=1e-3)
+    np.testing.assert_array_equal(C, C_before)
+
+
+@pytest.mark.filterwarnings("ignore:.*stopped at max_iter")
+def test_history_is_sized_to_the_iterations_run():
+    """Issue #16: max_iter=10**9 with history no longer allocates for 10**9
+    iterations; records match a run without history, across segments."""
+    C = _spd(6)
+    r = solve(C, 3, 10.0, history=True, max_iter=10**9)
+    assert r.converged and len(r.history["stop"]) == r.n_iter
+    for method in ("untied", "tied"):
+        a = solve(C, 3, 1.0, method=method, history="weights", tol=1e-12,
+                  max_iter=3000, random_state=1)
+        b = solve(C, 3, 1.0, method=method, tol=1e-12, max_iter=3000,
+                  random_state=1)
+        assert a.n_iter == b.n_iter > 1024          # spans two segments
+        np.testing.assert_array_equal(a.W2, b.W2)
+        np.testing.assert_array_equal(a.history["W2"][-1], a.W2)
+        assert a.history["W1"].shape == (a.n_iter, 3, 6)
+
+
+# -- messages -------------------------------------------------------------------
+
+def test_messages_name_the_input_and_the_remedy():
+    with pytest.raises(ValueError, match=r"C must be positive semi-definite "
+                                         r".* C\[1, 1\] = -2 is negative"):
+        solve(np.diag([1.0, -2.0, 3.0]), 1, 0.1, method="untied")
+    with pytest.raises(ValueError, match=r"max_iter=9223372036854775808 is "
+                                         r"beyond .* pass at most"):
+        solve(np.eye(3), 1, 0.1, max_iter=2**63)
+    with pytest.raises(ValueError, match=r"n_threads=2147483648 is more "
+                                         r"threads"):
+        fit(np.ones((5, 3)), 1, 0.1, n_threads=2**31)
+    X = _data() * 1e155
+    for call in (lambda: LAEPCA(3).fit(X), lambda: fit(X, 2, 1.0)):
+        with pytest.raises(ValueError, match=r"Input X has values whose "
+                                             r"squares overflow float64 .* "
+                                             r"rescale the data"):
+            call()
