@@ -117,9 +117,11 @@ def check_gram(C, with_stats=False):
         raise ValueError(
             f"C must be symmetric: |C - C^T| reaches {asym:.3g} "
             f"(tolerance {tol:.3g})")
+    # A Gram matrix's diagonal is >= 0, up to the rounding of its sums
+    # (a constant feature's variance can come out as -1e-17 of the rest).
     d = np.diagonal(C)
     i = int(np.argmin(d))
-    if d[i] < 0:
+    if d[i] < -tol:
         raise ValueError(
             f"C must be positive semi-definite (a Gram matrix X^T X), but "
             f"its diagonal entry C[{i}, {i}] = {float(d[i]):.3g} is negative; "

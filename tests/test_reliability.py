@@ -359,3 +359,18 @@ def test_messages_name_the_input_and_the_remedy():
                                              r"squares overflow float64 .* "
                                              r"rescale the data"):
             call()
+
+
+@pytest.mark.parametrize("scale", [1e-150, 1e100, 1e150])
+def test_laepca_krylov_rounds_are_scale_invariant(scale):
+    """method='auto' on many features runs block Krylov rounds, whose
+    orthonormalization squared C's scale (overflow from about 1e77)."""
+    X = _data(n=300, m=150, seed=5)
+    base = LAEPCA(3, oversample=0, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = LAEPCA(3, oversample=0, random_state=0).fit(X * scale)
+    assert est.converged_
+    np.testing.assert_allclose(est.explained_variance_ratio_,
+                               base.explained_variance_ratio_, rtol=1e-9)
+    assert _sine(est.components_, base.components_) < 1e-8
