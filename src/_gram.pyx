@@ -78,6 +78,13 @@ cdef double tie_gap(Py_ssize_t m, Py_ssize_t k, const floating* W1,
     return sqrt(s)
 
 
+cdef inline double rounding(floating x) noexcept nogil:
+    """The unit roundoff of x's type."""
+    if floating is float:
+        return 1.1920928955078125e-07
+    return 2.220446049250313e-16
+
+
 cdef double frobenius(Py_ssize_t n, const floating* x) noexcept nogil:
     cdef Py_ssize_t i
     cdef double s = 0.0
@@ -300,14 +307,28 @@ cdef blas_int exact_w2(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     """
     cdef Py_ssize_t i
     cdef blas_int info
+    cdef Py_ssize_t attempt
+    cdef floating top = 0, shift = 0
     times_gram(op, k, W1, False, W2, True)
-    gemm(False, False, k, k, m, 1, W1, m, W2, k, 0, S, k)
-    for i in range(k):
-        S[i * k + i] += lr[i]
-    info = potrf(k, S, k)
-    if info != 0:
-        return info
-    return potrs_cm(k, m, S, k, W2, k)
+    for attempt in range(2):
+        # W1 C W1^T + Lambda; like latent_solve, a factorization that
+        # rounding broke is retried once with the diagonal raised by
+        # 10 (k + 1) eps max_i (W1 C W1^T)_ii.
+        gemm(False, False, k, k, m, 1, W1, m, W2, k, 0, S, k)
+        for i in range(k):
+            if S[i * k + i] > top:
+                top = S[i * k + i]
+            S[i * k + i] += lr[i] + shift
+        info = potrf(k, S, k)
+        if info == 0:
+            return potrs_cm(k, m, S, k, W2, k)
+        shift = <floating> (10.0 * (k + 1) * rounding(top) * top)
+        for i in range(k):
+            if lr[i] <= 0:
+                shift = 0   # lam = 0: W1 C W1^T may be singular in exact
+        if shift <= 0:      # arithmetic, a failure to report
+            break
+    return info
 
 
 cdef Py_ssize_t exact_w1_workspace(Py_ssize_t m, Py_ssize_t k,
@@ -318,16 +339,32 @@ cdef Py_ssize_t exact_w1_workspace(Py_ssize_t m, Py_ssize_t k,
 cdef floating latent_solve(Py_ssize_t m, const floating* C, floating d,
                            floating lam, floating* M,
                            floating* z) noexcept nogil:
-    """z <- z (d C + lam I)^{-1}, with M (m x m) as scratch; 0 on success."""
-    cdef Py_ssize_t p
-    for p in range(m * m):
-        M[p] = d * C[p]
-    for p in range(m):
-        M[p * m + p] += lam
-    if potrf(m, M, m) != 0:
-        return 1
-    potrs_cm(m, 1, M, m, z, m)
-    return 0
+    """z <- z (d C + lam I)^{-1}, with M (m x m) as scratch; 0 on success.
+
+    d C + lam I is positive definite in exact arithmetic (C is a Gram
+    matrix, lam > 0), but a singular C carries eigenvalues of order
+    -m eps ||d C|| from rounding, which a tiny lam does not cover: with
+    lam > 0 a failed factorization is retried once with the diagonal
+    raised by
+    10 (m + 1) eps max_p d C_pp, a change at the rounding level of the
+    solution.  A C that is indefinite beyond rounding still fails.
+    """
+    cdef Py_ssize_t p, attempt
+    cdef floating top = 0, shift = 0
+    for attempt in range(2):
+        for p in range(m * m):
+            M[p] = d * C[p]
+        for p in range(m):
+            if M[p * m + p] > top:
+                top = M[p * m + p]
+            M[p * m + p] += lam + shift
+        if potrf(m, M, m) == 0:
+            potrs_cm(m, 1, M, m, z, m)
+            return 0
+        shift = <floating> (10.0 * (m + 1) * rounding(top) * top)
+        if shift <= 0 or lam <= 0:
+            break       # lam = 0: d C may be singular in exact arithmetic
+    return 1
 
 
 cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
