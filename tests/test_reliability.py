@@ -324,6 +324,7 @@ def test_step_rejects_aliased_arrays():
 
 
 @pytest.mark.filterwarnings("ignore:.*stopped at max_iter")
+@pytest.mark.filterwarnings("ignore:.*collapsed")
 def test_history_is_sized_to_the_iterations_run():
     """Issue #16: max_iter=10**9 with history no longer allocates for 10**9
     iterations; records match a run without history, across segments."""
