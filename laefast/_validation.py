@@ -70,9 +70,12 @@ def raise_nonfinite(X):
                 raise ValueError(
                     f"Input X contains {what} (first at row {row}); remove "
                     "or impute those rows")
+    big = float(np.abs(X).max())
     raise ValueError(
-        f"Input X has values whose squares overflow {X.dtype.name} (largest "
-        f"magnitude {float(np.abs(X).max()):.3g}): rescale the data")
+        f"Input X has values whose squares overflow {X.dtype.name} when "
+        f"summed over the samples (largest magnitude {big:.3g}): rescale "
+        f"the data, e.g. divide it by {2.0 ** np.floor(np.log2(big)):.3g} "
+        "(a power of two: exact)")
 
 
 def raise_if_squares_vanish(X, center=True):
@@ -109,7 +112,16 @@ def check_gram(C, with_stats=False):
         C = C.T if C.flags.f_contiguous else np.ascontiguousarray(C)
     asym, diag, row_abs_max, trace, total = gram_stats(C, resolve_threads(None))
     if not np.isfinite(total):
-        assert_finite(C, "C")           # names NaN/inf, or overflow
+        # NaN or infinity, or finite entries whose sum overflows: the
+        # solvers only need the trace (they run on C scaled by ~1 / tr C).
+        if not np.isfinite(C).all():
+            raise ValueError("C contains NaN or infinity")
+        if not np.isfinite(trace):
+            raise ValueError(
+                f"C is too large for {C.dtype.name}: its trace overflows "
+                f"(largest diagonal entry {diag:.3g}). Rescale it: divide C "
+                "and lam by the same power of two (the components do not "
+                "change; the eigenvalues scale with it)")
     # Gram matrices formed by a non-symmetric product carry rounding of
     # order eps * sqrt(n) * scale; sqrt(eps) * scale allows for that.
     tol = np.sqrt(np.finfo(C.dtype).eps) * diag

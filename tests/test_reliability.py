@@ -375,3 +375,26 @@ def test_laepca_krylov_rounds_are_scale_invariant(scale):
     np.testing.assert_allclose(est.explained_variance_ratio_,
                                base.explained_variance_ratio_, rtol=1e-9)
     assert _sine(est.components_, base.components_) < 1e-8
+
+
+def test_gram_matrix_near_the_top_of_float64():
+    """A finite C whose entries sum past float64's range is solved (the
+    loops run on C scaled by a power of two); one whose trace overflows is
+    an error that says what to do."""
+    X = _data()
+    Xc = X - X.mean(axis=0)
+    C = Xc.T @ Xc
+    f = 2.0 ** 1000
+    w, V = np.linalg.eigh(C)
+    lam = 0.3 * w[-3]
+    for method in ("untied", "exact-untied", "exact-tied"):
+        r = solve(C * f, 3, lam * f, method=method, tol=1e-10,
+                  max_iter=100_000)
+        assert r.converged
+        np.testing.assert_allclose(r.eigenvalues / f, w[::-1][:3], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"C is too large for float64: its "
+                                         r"trace overflows .* Rescale it"):
+        solve(C * (np.finfo(float).max / np.abs(C).max() / 2), 3, 1.0)
+    with pytest.raises(ValueError, match=r"divide it by 2\.\d+e\+15\d "
+                                         r"\(a power of two: exact\)"):
+        LAEPCA(3).fit(X * 1e155)
