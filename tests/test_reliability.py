@@ -395,6 +395,6 @@ def test_gram_matrix_near_the_top_of_float64():
     with pytest.raises(ValueError, match=r"C is too large for float64: its "
                                          r"trace overflows .* Rescale it"):
         solve(C * (np.finfo(float).max / np.abs(C).max() / 2), 3, 1.0)
-    with pytest.raises(ValueError, match=r"divide it by 2\.\d+e\+15\d "
+    with pytest.raises(ValueError, match=r"divide it by \d\.\d+e\+15\d "
                                          r"\(a power of two: exact\)"):
         LAEPCA(3).fit(X * 1e155)
