@@ -175,6 +175,11 @@ class GramAccumulator:
                 f"({type(X).__name__}): densify it by blocks of rows "
                 "(X[i:j].toarray()) and add each")
         if not hasattr(X, "shape") or not hasattr(X, "dtype"):
+            if hasattr(X, "__next__"):
+                raise TypeError(
+                    f"X must be one 2-D array of rows, got an iterator "
+                    f"({type(X).__name__}): add its chunks one at a time "
+                    "(for chunk in chunks: acc.add(chunk))")
             X = np.asarray(X)
         if len(X.shape) != 2:
             raise ValueError(

@@ -398,3 +398,10 @@ def test_gram_matrix_near_the_top_of_float64():
     with pytest.raises(ValueError, match=r"divide it by \d\.\d+e\+15\d "
                                          r"\(a power of two: exact\)"):
         LAEPCA(3).fit(X * 1e155)
+
+
+def test_accumulator_names_an_iterator():
+    chunks = (np.ones((3, 2)) for _ in range(2))
+    with pytest.raises(TypeError, match=r"got an iterator \(generator\): "
+                                        r"add its chunks one at a time"):
+        laefast.GramAccumulator().add(chunks)
