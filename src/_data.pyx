@@ -530,13 +530,20 @@ def column_sums(const floating[:, :] X, int n_threads):
     cdef int nt = threads_for_work(n // GRAM_MIN_ROWS, n_threads, 8.0 * n * m)
     cdef double[:, ::1] S_t = np.zeros((nt, m))
     cdef double[::1] out = np.zeros(m)
+    cdef double work
+    cdef int[::1] flag = np.zeros(1, dtype=np.intc)
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static",
                     chunksize=1):
         r0 = n * t // nt
         r1 = n * (t + 1) // nt
+        work = 0.0
         for i in range(r0, r1):
             for j in range(m):
                 S_t[t, j] += X[i, j]
+            if master_check(&work, 20.0 * m, &flag[0]):
+                break
+    if flag[0]:
+        raise_pending()
     with nogil:
         for t in range(nt):
             for j in range(m):
