@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _data
 from ._parallel import resolve_threads, serial_blas
-from ._validation import raise_nonfinite
+from ._validation import raise_if_squares_vanish, raise_nonfinite
 
 __all__ = ["GramAccumulator"]
 
@@ -176,6 +176,11 @@ class GramAccumulator:
                 f"({type(X).__name__}): densify it by blocks of rows "
                 "(X[i:j].toarray()) and add each")
         if not hasattr(X, "shape") or not hasattr(X, "dtype"):
+            if hasattr(X, "__next__"):
+                raise TypeError(
+                    f"X must be one 2-D array of rows, got an iterator "
+                    f"({type(X).__name__}): add its chunks one at a time "
+                    "(for chunk in chunks: acc.add(chunk))")
             X = np.asarray(X)
         if len(X.shape) != 2:
             raise ValueError(
@@ -218,9 +223,32 @@ class GramAccumulator:
         s = np.empty(m)
         with serial_blas(nt):
             _data.gram_pass(X, shift, G, s, n_threads, tiles)
+        if (not (np.isfinite(np.diagonal(G)).all() and np.isfinite(s).all())
+                and X.dtype == np.float32):
+            # float32 blocks are multiplied in float32: squares of 1e18
+            # summed over a block overflow it.  Finite data get the pass
+            # again in float64, a bounded block of rows at a time.
+            G, s = self._pass_float64(X, shift, n_threads)
         if not (np.isfinite(np.diagonal(G)).all() and np.isfinite(s).all()):
             raise_nonfinite(X)
+        if n > 1 and not np.diagonal(G).any():
+            raise_if_squares_vanish(X, self.center)
         return n, s, G, shift
+
+    def _pass_float64(self, X, shift, n_threads):
+        n, m = X.shape
+        G, s = np.zeros((m, m)), np.zeros(m)
+        G_b, s_b = np.empty((m, m)), np.empty(m)
+        rows = max(1, (32 << 20) // (8 * m))
+        for start in range(0, n, rows):
+            block = np.asarray(X[start:start + rows], dtype=np.float64)
+            nt = _data.gram_pass_threads(block.shape[0], m, n_threads)
+            with serial_blas(nt):
+                _data.gram_pass(block, shift, G_b, s_b, n_threads,
+                                (nt - 1) * m * m * 8 > self.partials_memory)
+            G += G_b
+            s += s_b
+        return G, s
 
     def _merge_piece(self, state, n_b, s, G, shift):
         if shift is None:

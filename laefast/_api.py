@@ -34,6 +34,8 @@ _CODES = {
     "exact-tied": _gram.EXACT_TIED,
 }
 GD_METHODS = ("untied", "sync", "tied")
+# Methods that stop when ||W1 - W2^T|| <= tol (the sum regularizer's).
+_TIE_RULE = ("untied", "exact-untied", "exact-tied")
 DEFAULT_MAX_ITER = 100_000
 
 
@@ -56,7 +58,10 @@ class LAEResult:
         L_pi determines for untied weights -- its rows are NOT the
         individual directions.  The product regularizer with sync or tied
         (W1 = W2^T) is 'svd' again: there W2 W2^T is L_pi's symmetric
-        product map, whose eigenvectors are the directions.
+        product map, whose eigenvectors are the directions.  'ritz'
+        (lam = 0, from solve and fit): W2's singular values are then all 1
+        and its singular vectors any basis of the principal subspace, so the
+        directions and variances are the Ritz pairs of C on span(W2).
     singular_values : ndarray (k,)
         Singular values of X, sigma_i = sqrt(lam_i / (1 - s_i^2)) with s_i
         the singular values of W2 ('svd') or its columns' norms ('columns');
@@ -89,7 +94,7 @@ class LAEResult:
     regularizer : str
         'sum' or 'product'.
     readout : str
-        'svd', 'columns' or 'subspace', as described under ``components``.
+        'svd', 'columns', 'subspace' or 'ritz', as described under ``components``.
 
     Examples
     --------
@@ -181,7 +186,13 @@ def step_for_bound(c, lam, W1, W2):
     """default_alpha's 1 / (3 c r^2 + lam) for a known bound c, for callers
     that keep c while the weights change."""
     r2 = max(1.0, float(np.sum(W1 * W1)), float(np.sum(W2 * W2)))
-    return 1.0 / (3.0 * c * r2 + lam)
+    if c > np.finfo(np.float64).tiny:
+        # (1 / c) / (3 r^2 + lam / c): 3 c r^2 itself overflows for C near
+        # the top of float64's range.
+        return (1.0 / c) / (3.0 * r2 + lam / c)
+    # C = 0 (to rounding): only lam curves the loss; with lam = 0 too the
+    # gradient is 0 and any step is as good as another.
+    return 1.0 / lam if lam > 0.0 else 1.0
 
 
 def _initial_weights(init, m, k, dtype, random_state):
@@ -206,7 +217,15 @@ def _check_max_iter(max_iter):
             or isinstance(max_iter, bool) or max_iter < 0):
         raise ValueError(
             f"max_iter must be a non-negative integer, got {max_iter!r}")
+    if max_iter > _MAX_ITER_LIMIT:
+        raise ValueError(
+            f"max_iter={max_iter} is beyond what an iteration counter holds "
+            f"(2**62); pass at most {_MAX_ITER_LIMIT}, or None for the "
+            f"default {DEFAULT_MAX_ITER}")
     return int(max_iter)
+
+
+_MAX_ITER_LIMIT = 1 << 62
 
 
 def _raise_for_status(status, method, n_iter, which, alpha, lam):
@@ -217,7 +236,9 @@ def _raise_for_status(status, method, n_iter, which, alpha, lam):
                 f"{method} gradient descent diverged at iteration {n_iter}: "
                 f"the weights stopped being finite. The step alpha={alpha:g} "
                 "is too large for this problem; lower it, or pass alpha=None "
-                "(LAEPCA: alpha='auto') for a safe step.")
+                "(LAEPCA: alpha='auto') for a safe step. (If C is not "
+                "positive semi-definite, i.e. not a Gram matrix X^T X, no "
+                "step converges: check how C was formed.)")
         raise DivergenceError(
             f"{method} produced non-finite weights at iteration {n_iter}; "
             "the problem is too badly scaled for this dtype.")
@@ -253,19 +274,27 @@ def run_kernel(problem, W1, W2, method, lam, alpha, tol, max_iter,
         lam_vec = None
     else:
         lam_vec, lam = lam, float(lam[0])
+    # The loop runs on scale C (scale a power of two near 1 / tr C: exact),
+    # with lam scale and alpha / scale: the same iterates, and every
+    # quantity near 1 whatever the data's magnitude (1e-150 or 1e150).
+    scale = problem.kernel_scale()
     # Only exact-untied's k independent m x m solves run in parallel; the
     # other loops are chains of GEMMs that BLAS's own threads serve best.
     parallel = (_gram.exact_w1_threads(problem.m, W1.shape[0], n_threads)
                 if method == "exact-untied" else 1)
     with serial_blas(parallel):
         n_iter, status, stop, which = _gram.run(
-            _CODES[method], W1, W2, lam=lam,
-            alpha=0.0 if alpha is None else alpha, tol=tol,
+            _CODES[method], W1, W2, lam=lam * scale,
+            alpha=0.0 if alpha is None else alpha / scale, tol=tol,
             max_iter=max_iter, hist_stop=hist_stop, hist_obj=hist_obj,
-            trace_c=problem.trace() if hist_stop is not None else 0.0,
-            n_threads=n_threads, lam_vec=lam_vec,
+            trace_c=(problem.trace() * scale if hist_stop is not None
+                     else 0.0),
+            n_threads=n_threads,
+            lam_vec=None if lam_vec is None else lam_vec * scale,
             product=regularizer == "product", hist_w1=hist_w1,
-            hist_w2=hist_w2, **problem.kernel_args())
+            hist_w2=hist_w2, scale=scale, **problem.kernel_args())
+    if hist_obj is not None:
+        hist_obj[:n_iter] /= scale
     _raise_for_status(status, method, n_iter, which, alpha,
                       lam if lam_vec is None else lam_vec)
     return n_iter, status, stop
@@ -283,17 +312,14 @@ def _check_history(history):
 def _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history,
          n_threads, regularizer="sum"):
     """The one kernel call, then the read-out.  Inputs already validated."""
-    hist_stop = hist_obj = hist_w1 = hist_w2 = None
     if history:
-        hist_stop = np.empty(max_iter, dtype=np.float64)
-        hist_obj = np.empty(max_iter, dtype=np.float64)
-    if history == "weights":
-        hist_w1 = np.empty(max_iter * W1.size, dtype=W1.dtype)
-        hist_w2 = np.empty(max_iter * W1.size, dtype=W1.dtype)
-    n_iter, status, stop = run_kernel(problem, W1, W2, method, lam, alpha,
-                                      tol, max_iter, n_threads, hist_stop,
-                                      hist_obj, regularizer=regularizer,
-                                      hist_w1=hist_w1, hist_w2=hist_w2)
+        n_iter, status, stop, records = _run_recorded(
+            problem, W1, W2, method, lam, alpha, tol, max_iter, n_threads,
+            regularizer, history == "weights")
+    else:
+        n_iter, status, stop = run_kernel(problem, W1, W2, method, lam,
+                                          alpha, tol, max_iter, n_threads,
+                                          regularizer=regularizer)
     converged = status == _gram.CONVERGED
     if not converged:
         warnings.warn(
@@ -302,33 +328,72 @@ def _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history,
             ConvergenceWarning, stacklevel=4)
     hist = None
     if history:
-        hist = {"stop": hist_stop[:n_iter], "objective": hist_obj[:n_iter]}
+        hist = {"stop": records[0], "objective": records[1]}
     if history == "weights":
         m = W1.shape[1]
-        hist["W1"] = hist_w1[:n_iter * k * m].reshape(n_iter, k, m)
-        hist["W2"] = hist_w2[:n_iter * k * m].reshape(n_iter, m, k)
+        hist["W1"] = records[2].reshape(n_iter, k, m)
+        hist["W2"] = records[3].reshape(n_iter, m, k)
     # _run <- _solve <- solve/fit <- the caller
     return make_result(
         W1, W2, lam, method=method, alpha=alpha, tol=tol, n_iter=n_iter,
         converged=converged, stop=stop, stacklevel=5, history=hist,
-        regularizer=regularizer)
+        regularizer=regularizer, problem=problem)
+
+
+def _run_recorded(problem, W1, W2, method, lam, alpha, tol, max_iter,
+                  n_threads, regularizer, weights):
+    """run_kernel with history, in segments of growing length (1024, 2048,
+    ...): the records take memory for the iterations actually run, not
+    max_iter's.  A loop resumed where the last segment stopped takes the
+    same steps (each loop's state is its weights), so the result is that
+    of one call."""
+    parts = [[], [], [], []]
+    n_iter, done, seg = 0, False, 1024
+    status = _gram.MAX_ITER
+    stop = np.inf
+    size = W1.size
+    while not done:
+        steps = min(seg, max_iter - n_iter)
+        bufs = [np.empty(steps), np.empty(steps), None, None]
+        if weights:
+            bufs[2] = np.empty(steps * size, dtype=W1.dtype)
+            bufs[3] = np.empty(steps * size, dtype=W1.dtype)
+        ran, status, stop = run_kernel(
+            problem, W1, W2, method, lam, alpha, tol, steps, n_threads,
+            bufs[0], bufs[1], regularizer=regularizer, hist_w1=bufs[2],
+            hist_w2=bufs[3])
+        parts[0].append(bufs[0][:ran])
+        parts[1].append(bufs[1][:ran])
+        if weights:
+            parts[2].append(bufs[2][:ran * size])
+            parts[3].append(bufs[3][:ran * size])
+        n_iter += ran
+        done = (status != _gram.MAX_ITER or n_iter >= max_iter or ran == 0)
+        seg = min(2 * seg, 1 << 20)
+    records = [np.concatenate(p) if p else None for p in parts]
+    return n_iter, status, stop, records
 
 
 def make_result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
-                history=None, mean=None, stacklevel=2, regularizer="sum"):
+                history=None, mean=None, stacklevel=2, regularizer="sum",
+                problem=None):
     """An LAEResult from trained weights: the read-out of docs/theory.md
-    (and its per-latent and product variants, see laefast._readout)."""
+    (and its per-latent and product variants, see laefast._readout); with
+    the problem at hand, lam = 0 and small decoder singular values are read
+    out against C itself."""
+    times = problem.times if problem is not None else None
     components, sing, eig, collapsed = readout(W2, lam, tol,
                                                stacklevel=stacklevel,
                                                regularizer=regularizer,
-                                               method=method)
+                                               method=method, times=times)
     return LAEResult(
         W1=W1, W2=W2, components=components,
         singular_values=sing.astype(W2.dtype), eigenvalues=eig.astype(W2.dtype),
         collapsed=collapsed, n_iter=int(n_iter), converged=bool(converged),
         stop=float(stop), method=method, lam=lam, alpha=alpha, tol=tol,
         history=history, mean=mean, regularizer=regularizer,
-        readout=readout_kind(lam, regularizer, method))
+        readout=readout_kind(lam, regularizer, method,
+                             ritz=times is not None))
 
 
 def _solve(problem, method, n_components, lam, alpha, tol, max_iter, init,
@@ -339,6 +404,15 @@ def _solve(problem, method, n_components, lam, alpha, tol, max_iter, init,
     regularizer = check_regularizer(regularizer, method)
     k = check_n_components(n_components, m)
     lam = check_lam(lam, k, regularizer)
+    if (np.ndim(lam) == 0 and lam == 0.0 and regularizer == "sum"
+            and method in _TIE_RULE):
+        raise ValueError(
+            f"lam=0 cannot be used with method={method!r}: its stopping rule "
+            "||W1 - W2^T|| <= tol needs lam > 0 (at lam = 0 the minima "
+            "W2 = U G, W1 = G^-1 U^T are not tied, so the run would never "
+            "stop). Pass a small lam > 0 (e.g. 1e-6 times C's largest "
+            "eigenvalue), or use method 'sync', 'tied' or 'exact-sync', "
+            "which stop on the step size")
     tol = check_scalar(tol, "tol")
     max_iter = _check_max_iter(max_iter)
     history = _check_history(history)
@@ -371,7 +445,10 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
     n_components : int
         k, the latent width, 1 <= k <= m.
     lam : float >= 0, or array_like (k,) of floats > 0
-        L2 penalty lambda.  Components with sigma_i^2 <= lam collapse.  A
+        L2 penalty lambda.  Components with sigma_i^2 <= lam collapse.
+        lam = 0 is read out as the Ritz pairs of C on the learned subspace
+        (``result.readout == 'ritz'``), and is rejected for untied,
+        exact-untied and exact-tied, whose stopping rule needs lam > 0.  A
         vector gives latent i its own lam_i (non-uniform l2, sum regularizer
         only, every method): with distinct values the minimum pins the
         rotation, and W2's columns, ordered by increasing lam, are the
@@ -428,8 +505,9 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
     ------
     ValueError
         C not square, not symmetric or not finite; a parameter out of
-        range, e.g. regularizer='product' with an exact method or a vector
-        lam of the wrong length.
+        range, e.g. regularizer='product' with an exact method, a vector
+        lam of the wrong length, or lam = 0 with untied, exact-untied or
+        exact-tied.
     numpy.linalg.LinAlgError
         A k x k or m x m system that is not positive definite (lam = 0 with
         a rank-deficient C).
@@ -626,6 +704,14 @@ def step(W1, W2, C, lam, *, method="untied", alpha=None, regularizer="sum"):
     k = W1.shape[0] if isinstance(W1, np.ndarray) and W1.ndim == 2 else -1
     _check_inplace(W1, "W1", (k, m), C.dtype)
     _check_inplace(W2, "W2", (m, k), C.dtype)
+    for a, b, names in ((W1, W2, "W1 and W2"), (W1, C, "W1 and C"),
+                        (W2, C, "W2 and C")):
+        if np.shares_memory(a, b):
+            raise ValueError(
+                f"{names} share memory (e.g. W2 = W1.T, or a view of C): "
+                "step writes W1 and W2 in place while it reads all three, "
+                "so each must be its own array; pass copies "
+                "(W1.copy(), W2.copy())")
     lam = check_lam(lam, k, regularizer)
     if method in GD_METHODS:
         if alpha is None:

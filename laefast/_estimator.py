@@ -475,17 +475,23 @@ class LAEPCA:
                 "max_iter": int(max_iter),
                 "n_threads": resolve_threads(self.n_threads)}
 
-    def _lam(self, top, width, dtype):
+    def _lam(self, top, width, dtype, m=None):
         """lam, with 'auto' = 10 (k + p) eps top: just enough to keep the
         k x k systems positive definite in this dtype when the data hold
-        zero-variance directions, far below every resolvable component."""
+        zero-variance directions, far below every resolvable component.
+        exact-untied (m given) also solves m x m systems d_i C + lam I,
+        whose rounding on a singular C is of order m eps ||C||: 'auto' is
+        100 m eps top there."""
         if isinstance(self.lam, str):
-            return 10.0 * width * np.finfo(dtype).eps * top
+            if m is not None:
+                width = max(width, 10 * m)
+            return 10.0 * width * float(np.finfo(dtype).eps) * top
         return float(self.lam)
 
     def _solve(self, problem, n_samples, data_dtype, warm=None):
         """Train the LAE on `problem`; returns the fitted attributes."""
         opts = self._settings(problem, n_samples, data_dtype)
+        opts["data_dtype"] = np.dtype(data_dtype)
         Q = _start(warm, problem.m, opts["width"], self.random_state)
         progress = _Progress(self.verbose)
         if opts["max_iter"] == 0 or (opts["method"] != "auto"
@@ -586,7 +592,14 @@ class LAEPCA:
         dtype = problem.dtype
         top = (problem.eigenvalue_bound() if method in GD_METHODS
                else problem.trace())
-        lam = self._lam(top, w, dtype)
+        m_eu = problem.m if method == "exact-untied" else None
+        lam = self._lam(top, w, dtype, m_eu)
+        if opts["data_dtype"] == np.float32 and dtype == np.float64:
+            # C from float32 data carries float32 rounding (eigenvalues
+            # off by about eps32 ||C||, negative ones included) even when
+            # held in float64: 'auto' must cover that.
+            lam = max(lam, self._lam(top, w if m_eu else 1, np.float32,
+                                     m_eu))
         W2 = np.ascontiguousarray(Q, dtype=dtype)
         W1 = np.empty((w, problem.m), dtype=dtype)
         floor = _zero_floor(lam, top, dtype)
@@ -886,7 +899,7 @@ def _restart(W1, W2, V, theta, lam):
 
 def _zero_floor(lam, top, dtype):
     """Eigenvalues at or below this are collapsed or numerically 0."""
-    return max(lam, 10.0 * np.finfo(dtype).eps * top)
+    return max(lam, 10.0 * float(np.finfo(dtype).eps) * top)
 
 
 def _same(a, b):
@@ -913,7 +926,8 @@ def l_sigma_at_readout(trace, theta, lam):
     """L_sigma at W2 = V diag(sqrt(1 - lam / theta)), W1 = W2^T:
     tr C - sum over theta_i > lam of (theta_i - lam)^2 / theta_i."""
     live = theta[theta > lam]
-    return float(trace - np.sum((live - lam) ** 2 / live))
+    # (theta - lam) ((theta - lam) / theta): no square that could overflow.
+    return float(trace - np.sum((live - lam) * ((live - lam) / live)))
 
 
 class _Progress:

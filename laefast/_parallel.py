@@ -2,7 +2,9 @@
 
 import contextlib
 import numbers
+import os
 import threading
+import warnings
 
 from threadpoolctl import ThreadpoolController
 
@@ -16,14 +18,55 @@ def resolve_threads(n_threads):
 
     None follows OMP_NUM_THREADS when it is set.  Without OpenMP in the
     build the answer is always 1.
+
+    In a process forked from one that had already loaded laefast (for
+    example a multiprocessing worker under Linux's default 'fork' start
+    method) the answer is 1, with a RuntimeWarning the first time: GNU
+    libgomp's thread pool does not survive fork, and a parallel region in
+    the child would wait for threads that no longer exist.
     """
+    global _fork_warned
     if n_threads is None:
         n_threads = max_threads()
     elif (not isinstance(n_threads, numbers.Integral)
           or isinstance(n_threads, bool) or n_threads < 1):
         raise ValueError(
             f"n_threads must be a positive integer or None, got {n_threads!r}")
-    return int(n_threads) if openmp_enabled() else 1
+    elif n_threads > _MAX_THREADS:
+        raise ValueError(
+            f"n_threads={n_threads} is more threads than OpenMP can start; "
+            "pass None (every core) or the number of cores")
+    if not openmp_enabled():
+        return 1
+    if _forked and n_threads > 1:
+        if not _fork_warned:
+            _fork_warned = True
+            warnings.warn(
+                "laefast runs on one thread in this process: it was forked "
+                "(os.fork, or multiprocessing's 'fork' start method) from a "
+                "process that had loaded laefast, and the OpenMP runtime "
+                "cannot start threads after fork. Use the 'spawn' or "
+                "'forkserver' start method for parallel kernels in workers.",
+                RuntimeWarning, stacklevel=3)
+        return 1
+    return int(n_threads)
+
+
+# OpenMP thread counts are C ints; anything near that is a mistake.
+_MAX_THREADS = 1 << 16
+_forked = False
+_fork_warned = False
+
+
+def _after_fork_in_child():
+    global _forked, _lock
+    _forked = True
+    # A lock another thread held at the fork would never be released here.
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 _controller = None

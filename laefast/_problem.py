@@ -12,9 +12,10 @@ import scipy.sparse.linalg
 from . import _data
 from ._accumulator import GramAccumulator
 from ._parallel import serial_blas
-from ._validation import assert_finite, check_data, check_gram, raise_nonfinite
+from ._validation import (assert_finite, check_data, check_gram,
+                          raise_if_squares_vanish, raise_nonfinite)
 
-__all__ = ["GramProblem", "choose_path"]
+__all__ = ["GramProblem", "choose_path", "power_of_two_scale"]
 
 # Flops per iteration, in units of k m^2 (on C) or k m n (on data), and an
 # assumed iteration count, for choosing a path before running.  'auto' is
@@ -41,6 +42,20 @@ def choose_path(n, m, k, method, itemsize):
     cost_gram = n * m * m + iters * _GRAM_FLOPS[method] * k * m * m
     cost_data = iters * _DATA_FLOPS[method] * k * m * n
     return "data" if cost_data < cost_gram else "gram"
+
+
+def power_of_two_scale(trace, dtype):
+    """A power of two s (even exponent, so sqrt(s) is one too) with
+    s tr C near 1: the solver loops run on s C, where no quantity they form
+    (products, squares, stopping rules) can overflow or underflow however
+    large or small the data are; multiplying by s is exact."""
+    if not (np.isfinite(trace) and trace > 0.0):
+        return 1.0
+    e = int(np.frexp(trace)[1])
+    e += e & 1
+    limit = np.finfo(dtype).maxexp - 8
+    e = max(-limit, min(limit, e))
+    return float(np.ldexp(1.0, -e))
 
 
 class GramProblem:
@@ -97,7 +112,10 @@ class GramProblem:
                 raise_nonfinite(X)
         else:
             assert_finite(X, "X")
-        return cls(data=X, mean=mean, n_threads=n_threads)
+        problem = cls(data=X, mean=mean, n_threads=n_threads)
+        if X.shape[0] > 1 and problem.trace() == 0.0:
+            raise_if_squares_vanish(X, center)
+        return problem
 
     @property
     def on_data(self):
@@ -147,6 +165,11 @@ class GramProblem:
         if self._trace is None:
             self._trace = trace
         return out
+
+    def kernel_scale(self):
+        """The power-of-two scale the solver loops run at (see
+        power_of_two_scale)."""
+        return power_of_two_scale(self.trace(), self.dtype)
 
     def trace(self):
         if self._stats is not None:

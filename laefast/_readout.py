@@ -37,11 +37,14 @@ from ._exceptions import CollapsedComponentWarning
 
 __all__ = ["readout", "readout_kind", "flip_signs"]
 
-READOUTS = ("svd", "columns", "subspace")
+READOUTS = ("svd", "columns", "subspace", "ritz")
 
 
-def readout_kind(lam, regularizer="sum", method=None):
-    """'svd', 'columns' or 'subspace': what the decoder identifies."""
+def readout_kind(lam, regularizer="sum", method=None, ritz=False):
+    """'svd', 'columns', 'subspace' or 'ritz': what the decoder identifies
+    ('ritz': lam = 0 with C at hand, see readout)."""
+    if ritz and np.ndim(lam) == 0 and lam == 0:
+        return "ritz"
     if regularizer == "product":
         return "svd" if method in ("sync", "tied") else "subspace"
     return "svd" if np.ndim(lam) == 0 else "columns"
@@ -56,8 +59,18 @@ def flip_signs(components):
     return components
 
 
-def readout(W2, lam, tol=0.0, stacklevel=2, regularizer="sum", method=None):
+def readout(W2, lam, tol=0.0, stacklevel=2, regularizer="sum", method=None,
+            times=None):
     """Return (components k x m, singular_values, eigenvalues, collapsed mask).
+
+    times(Q) -> C Q (float64), when C is at hand, makes two read-outs
+    exact.  lam = 0 ('ritz'): W2's singular values are all 1 there and its
+    singular vectors any basis of the principal subspace, so the directions
+    and variances are the Ritz pairs of C on span(W2).  And a component
+    whose s is small enough to be a collapsed remnant is only reported
+    collapsed when its direction's variance u^T C u is not above lam: a
+    run stopped early at a loose tol leaves live components with small s
+    too (their variance is then reported as u^T C u).
 
     A direction whose decoder singular value vanished (lam >= sigma_i^2 up to
     rounding) carries no information about sigma_i: it is reported as
@@ -67,7 +80,9 @@ def readout(W2, lam, tol=0.0, stacklevel=2, regularizer="sum", method=None):
     product regularizer and untied weights they are an orthonormal basis of
     W2's span and the variances are NaN (see the module docstring).
     """
-    kind = readout_kind(lam, regularizer, method)
+    kind = readout_kind(lam, regularizer, method, ritz=times is not None)
+    if kind == "ritz":
+        return _ritz_readout(W2, times)
     if kind == "columns":
         order = np.argsort(lam, kind="stable")
         cols = np.asarray(W2, dtype=np.float64)[:, order]
@@ -98,7 +113,16 @@ def readout(W2, lam, tol=0.0, stacklevel=2, regularizer="sum", method=None):
     # sigma^2 = lam / (1 - s^2) differs from lam by less than max(eps, tol)
     # relative: indistinguishable from lam, so the component is reported as
     # collapsed rather than given a made-up variance.
-    collapsed = s <= np.sqrt(max(np.finfo(W2.dtype).eps, tol))
+    eps = np.finfo(W2.dtype).eps
+    collapsed = s <= np.sqrt(max(eps, tol))
+    variance = None
+    if times is not None and collapsed.any():
+        U = np.asfortranarray(components[collapsed].T, dtype=np.float64)
+        variance = np.full(s.shape, np.nan)
+        variance[collapsed] = np.einsum("ij,ij->j", U, times(U))
+        lam_c = np.broadcast_to(lam, s.shape)
+        live = collapsed & (variance > lam_c * (1.0 + np.sqrt(eps)))
+        collapsed = collapsed & ~live
     one_minus = 1.0 - s * s
     if np.any(one_minus[~collapsed] <= 0):
         # Only a run stopped far from a critical point gets here.
@@ -112,6 +136,9 @@ def readout(W2, lam, tol=0.0, stacklevel=2, regularizer="sum", method=None):
                                lam / np.where(one_minus > 0, one_minus, 1),
                                np.inf)
     eigenvalues[collapsed] = 0.0
+    if variance is not None:
+        live = ~collapsed & np.isfinite(variance)
+        eigenvalues[live] = variance[live]
     if collapsed.any():
         idx = np.flatnonzero(collapsed).tolist()
         warnings.warn(
@@ -129,3 +156,17 @@ def _lam_text(lam, idx):
     if np.ndim(lam) == 0:
         return f"{lam:g}"
     return "[" + ", ".join(f"{lam[i]:g}" for i in idx) + "]"
+
+
+def _ritz_readout(W2, times):
+    """lam = 0: the Ritz pairs of C on span(W2), by decreasing variance."""
+    from ._subspace import ritz_pairs
+    k = W2.shape[1]
+    Q = np.asfortranarray(scipy.linalg.svd(
+        np.asarray(W2, dtype=np.float64), full_matrices=False,
+        check_finite=False)[0])
+    V, _, theta = ritz_pairs(Q, np.asfortranarray(times(Q)), k)
+    components = flip_signs(np.ascontiguousarray(V.T, dtype=W2.dtype))
+    eigenvalues = np.maximum(theta, 0.0)
+    return (components, np.sqrt(eigenvalues), eigenvalues,
+            np.zeros(k, dtype=bool))

@@ -85,8 +85,11 @@ def residual(V, CV, theta, k, floor):
     meaningful = theta[:k] > floor
     if not meaningful.any() or top == 0.0:
         return 0.0
-    R = CV[:, :k] - V[:, :k] * theta[:k]
-    return float(np.sqrt((R[:, meaningful] ** 2).sum(axis=0)).max() / top)
+    # Divided by theta_1 before squaring: squares of a residual of C scaled
+    # by 1e-100 (or 1e150) would underflow to 0 (or overflow to inf), and a
+    # 0 would pass for convergence.
+    R = (CV[:, :k] - V[:, :k] * theta[:k]) / top
+    return float(np.sqrt((R[:, meaningful] ** 2).sum(axis=0)).max())
 
 
 def block_krylov(times, Q, k, tol, max_products, floor, on_round=None,
@@ -115,11 +118,14 @@ def block_krylov(times, Q, k, tol, max_products, floor, on_round=None,
     if on_round is not None:
         on_round(products, res)
     while res > tol and products < max_products:
-        drop = 1e-13 * max(abs(theta[0]), np.finfo(float).tiny)
+        # The images are divided by theta_1 before they are orthonormalized
+        # (only their span matters): their Gram matrix would square C's
+        # scale, and overflow from about 1e154 (data scaled by 1e77).
+        unit = max(abs(theta[0]), np.finfo(float).tiny)
         blocks, images = [V], [CV]
         for _ in range(min(KRYLOV_DEPTH, max_products - products)):
             K = np.hstack(blocks)
-            B = _orthonormal_against(images[-1], K, drop)
+            B = _orthonormal_against(images[-1] / unit, K, 1e-13)
             if B.shape[1] == 0:
                 break                    # an invariant subspace: done
             blocks.append(B)

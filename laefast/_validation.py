@@ -15,6 +15,7 @@ __all__ = [
     "METHODS",
     "as_float_array",
     "raise_nonfinite",
+    "raise_if_squares_vanish",
     "check_gram",
     "check_data",
     "check_matrix",
@@ -69,9 +70,29 @@ def raise_nonfinite(X):
                 raise ValueError(
                     f"Input X contains {what} (first at row {row}); remove "
                     "or impute those rows")
+    big = float(np.abs(X).max())
     raise ValueError(
-        f"Input X has values whose squares overflow {X.dtype.name} (largest "
-        f"magnitude {float(np.abs(X).max()):.3g}): rescale the data")
+        f"Input X has values whose squares overflow {X.dtype.name} when "
+        f"summed over the samples (largest magnitude {big:.3g}): rescale "
+        f"the data, e.g. divide it by {2.0 ** np.floor(np.log2(big)):.3g} "
+        "(a power of two: exact)")
+
+
+def raise_if_squares_vanish(X, center=True):
+    """For data whose Gram matrix came out exactly 0: raise ValueError when
+    X is not constant (its deviations are so small that their squares
+    underflow), since reporting every variance as 0 would be wrong."""
+    rows = max(1, (64 << 20) // max(1, 8 * X.shape[1]))
+    first = np.asarray(X[:1], dtype=np.float64) if center else 0.0
+    for start in range(0, X.shape[0], rows):
+        block = np.asarray(X[start:start + rows], dtype=np.float64)
+        spread = np.abs(block - first).max()
+        if spread > 0:
+            raise ValueError(
+                f"Input X varies (by up to {spread:.3g}) but the squares of "
+                f"its deviations underflow {X.dtype.name} to 0, so every "
+                "variance would come out 0: rescale the data (e.g. divide "
+                "it by its standard deviation) before fitting")
 
 
 def check_gram(C, with_stats=False):
@@ -91,7 +112,16 @@ def check_gram(C, with_stats=False):
         C = C.T if C.flags.f_contiguous else np.ascontiguousarray(C)
     asym, diag, row_abs_max, trace, total = gram_stats(C, resolve_threads(None))
     if not np.isfinite(total):
-        assert_finite(C, "C")           # names NaN/inf, or overflow
+        # NaN or infinity, or finite entries whose sum overflows: the
+        # solvers only need the trace (they run on C scaled by ~1 / tr C).
+        if not np.isfinite(C).all():
+            raise ValueError("C contains NaN or infinity")
+        if not np.isfinite(trace):
+            raise ValueError(
+                f"C is too large for {C.dtype.name}: its trace overflows "
+                f"(largest diagonal entry {diag:.3g}). Rescale it: divide C "
+                "and lam by the same power of two (the components do not "
+                "change; the eigenvalues scale with it)")
     # Gram matrices formed by a non-symmetric product carry rounding of
     # order eps * sqrt(n) * scale; sqrt(eps) * scale allows for that.
     tol = np.sqrt(np.finfo(C.dtype).eps) * diag
@@ -99,6 +129,15 @@ def check_gram(C, with_stats=False):
         raise ValueError(
             f"C must be symmetric: |C - C^T| reaches {asym:.3g} "
             f"(tolerance {tol:.3g})")
+    # A Gram matrix's diagonal is >= 0, up to the rounding of its sums
+    # (a constant feature's variance can come out as -1e-17 of the rest).
+    d = np.diagonal(C)
+    i = int(np.argmin(d))
+    if d[i] < -tol:
+        raise ValueError(
+            f"C must be positive semi-definite (a Gram matrix X^T X), but "
+            f"its diagonal entry C[{i}, {i}] = {float(d[i]):.3g} is negative; "
+            "pass C = Xc^T Xc of centered data (or use laefast.fit on X)")
     if with_stats:
         return C, {"trace": trace, "row_abs_max": row_abs_max}
     return C

@@ -21,6 +21,35 @@ cdef enum:
     GRAM_MIN_ROWS = 64
 from _threads cimport threads_for, threads_for_work
 
+cdef extern from "Python.h":
+    # No exception value: a raising signal handler's error stays set until
+    # the parallel region ends and raise_pending() raises it.
+    int PyErr_CheckSignals()
+
+# Signals are checked after this many flops (1 to 20 ms of work): Ctrl-C
+# lands within ~50 ms and the checks cost well under 1%.  Inside a parallel
+# region only the team's master thread (the caller's own) checks, between
+# blocks; it raises a shared flag the other threads read between theirs.
+cdef double CHECK_FLOPS = 2e7
+
+
+cdef int raise_pending() except -1:
+    return -1
+
+
+cdef inline bint master_check(double* work, double flops,
+                              int* flag) noexcept nogil:
+    """Thread 0 counts flops and past CHECK_FLOPS runs the signal handlers
+    (with the GIL); True once any thread saw the flag raised."""
+    if threadid() == 0:
+        work[0] += flops
+        if work[0] >= CHECK_FLOPS:
+            work[0] = 0.0
+            with gil:
+                if PyErr_CheckSignals() != 0:
+                    flag[0] = 1
+    return flag[0] != 0
+
 
 cdef void center_rows(const floating[:, :] X, Py_ssize_t start,
                       Py_ssize_t rows, const double* shift,
@@ -131,7 +160,8 @@ def gram_pass(const floating[:, :] X, const double[::1] shift,
     cdef int nt = gram_pass_threads(n, m, n_threads)
     cdef Py_ssize_t B, t, r0, r1, start, rows, i, j, c0, c1, part
     cdef bint first
-    cdef double acc
+    cdef double acc, work
+    cdef int[::1] flag = np.zeros(1, dtype=np.intc)
     cdef double* P
     cdef float* scr
     cdef floating* buf
@@ -169,15 +199,20 @@ def gram_pass(const floating[:, :] X, const double[::1] shift,
             scr = &scratch[t, 0] if floating is float else NULL
             first = True
             start = r0
+            work = 0.0
             while start < r1:
                 rows = min(B, r1 - start)
                 center_block(X, start, rows, K, buf, &S_t[t, 0])
                 syrk_block(m, rows, buf, P, scr, first)
                 first = False
                 start = start + rows
+                if master_check(&work, <double> rows * m * m, &flag[0]):
+                    break
             if first:
                 for i in range(m * m):
                     P[i] = 0.0
+        if flag[0]:
+            raise_pending()
         # Sum the partials into G's upper triangle; rows dealt round-robin
         # (row i holds m - i entries), then mirror.
         for i in prange(m, nogil=True, num_threads=nt, schedule="static",
@@ -211,6 +246,9 @@ def gram_pass(const floating[:, :] X, const double[::1] shift,
                     panel_update(m, rows, c0, c1, &bufs[0, 0], &Gv[0, 0],
                                  &scratch[t, 0] if floating is float else NULL)
             start = start + rows
+            # Between blocks, with the GIL: Ctrl-C raises here.
+            if PyErr_CheckSignals() != 0:
+                raise_pending()
     with nogil:
         for t in range(nt):
             for j in range(m):
@@ -311,6 +349,8 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
     cdef double[::1] sq = np.zeros(nt)
     cdef double[:, ::1] outv = out
     cdef bint first
+    cdef double cwork
+    cdef int[::1] flag = np.zeros(1, dtype=np.intc)
     if X.strides[1] % sizeof(floating) != 0:
         raise ValueError("X's column stride is not a multiple of its itemsize")
     if work is None or work.shape[0] < need:
@@ -325,6 +365,7 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
         first = True
         start = r0
         v = 0.0
+        cwork = 0.0
         while start < r1:
             rows = min(B, r1 - start)
             for i in range(rows):
@@ -337,10 +378,14 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
                  0.0 if first else 1.0, P, r)
             first = False
             start = start + rows
+            if master_check(&cwork, 4.0 * rows * m * r, &flag[0]):
+                break
         sq[t] = v
         if first:
             for i in range(m * r):
                 P[i] = 0.0
+    if flag[0]:
+        raise_pending()
     if nt > 1:
         for i in prange(m, nogil=True, num_threads=nt, schedule="static"):
             for t in range(nt - 1):
@@ -467,6 +512,10 @@ def sgd_epoch(const floating[:, :] X, const double[::1] mean,
                             + lam * W2p[j * k + i]))
         steps += 1
         start += b
+        # Between batches, with the GIL: Ctrl-C raises here (the caller
+        # works on copies of the weights, so its state is untouched).
+        if PyErr_CheckSignals() != 0:
+            raise_pending()
     return steps
 
 
@@ -481,13 +530,20 @@ def column_sums(const floating[:, :] X, int n_threads):
     cdef int nt = threads_for_work(n // GRAM_MIN_ROWS, n_threads, 8.0 * n * m)
     cdef double[:, ::1] S_t = np.zeros((nt, m))
     cdef double[::1] out = np.zeros(m)
+    cdef double work
+    cdef int[::1] flag = np.zeros(1, dtype=np.intc)
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static",
                     chunksize=1):
         r0 = n * t // nt
         r1 = n * (t + 1) // nt
+        work = 0.0
         for i in range(r0, r1):
             for j in range(m):
                 S_t[t, j] += X[i, j]
+            if master_check(&work, 20.0 * m, &flag[0]):
+                break
+    if flag[0]:
+        raise_pending()
     with nogil:
         for t in range(nt):
             for j in range(m):

@@ -31,6 +31,11 @@ from libc.string cimport memcpy
 from _blas cimport blas_int, gemm, potrf, potrs_cm, syev, syev_lwork
 from _threads cimport threads_for
 
+cdef extern from "Python.h":
+    # Declared without an exception value: a pending KeyboardInterrupt is
+    # left set while the loop unwinds, and run() then raises it.
+    int PyErr_CheckSignals()
+
 
 # Method codes, shared with laefast._api (one kernel loop each).
 cdef enum Method:
@@ -44,11 +49,18 @@ cdef enum Status:
     S_NOT_PD_W2     # W1 C W1^T + lam I is not positive definite (k x k)
     S_NOT_PD_W1     # d_i C + lam I is not positive definite (m x m)
     S_EIGH_FAILED   # syev did not converge on W2^T W2
+    S_INTERRUPTED   # a signal handler raised (Ctrl-C): the error is set
 
 UNTIED, SYNC, TIED = M_UNTIED, M_SYNC, M_TIED
 EXACT_UNTIED, EXACT_SYNC, EXACT_TIED = M_EXACT_UNTIED, M_EXACT_SYNC, M_EXACT_TIED
 CONVERGED, MAX_ITER, NONFINITE = S_CONVERGED, S_MAX_ITER, S_NONFINITE
 NOT_PD_W2, NOT_PD_W1, EIGH_FAILED = S_NOT_PD_W2, S_NOT_PD_W1, S_EIGH_FAILED
+INTERRUPTED = S_INTERRUPTED
+
+# Signals are checked (with the GIL, a microsecond or so) once this much
+# work, in flops, has been done since the last check: 1 to 20 ms at 1 to 20
+# Gflop/s, so checking costs well under 1% and Ctrl-C lands within ~50 ms.
+cdef double CHECK_FLOPS = 2e7
 
 
 # ---------------------------------------------------------------------------
@@ -64,6 +76,13 @@ cdef double tie_gap(Py_ssize_t m, Py_ssize_t k, const floating* W1,
             d = <double> W1[i * m + j] - <double> W2[j * k + i]
             s += d * d
     return sqrt(s)
+
+
+cdef inline double rounding(floating x) noexcept nogil:
+    """The unit roundoff of x's type."""
+    if floating is float:
+        return 1.1920928955078125e-07
+    return 2.220446049250313e-16
 
 
 cdef double frobenius(Py_ssize_t n, const floating* x) noexcept nogil:
@@ -128,6 +147,11 @@ cdef struct GramOp:
     Py_ssize_t n
     Py_ssize_t m
     bint d_colmajor
+    # The loops see scale C (a power of two: exact), which keeps every
+    # quantity near 1 whatever the data's magnitude; half = sqrt(scale)
+    # scales the samples on the data path.
+    double scale
+    double half
 
 
 cdef void times_gram(const GramOp* op, Py_ssize_t k, const floating* W,
@@ -141,30 +165,31 @@ cdef void times_gram(const GramOp* op, Py_ssize_t k, const floating* W,
     cdef const floating* C = <const floating*> op.C
     cdef const floating* D = <const floating*> op.D
     cdef floating* Y = <floating*> op.Y
+    cdef floating sc = <floating> op.scale, hf = <floating> op.half
     if C != NULL:
         if not out_t:
-            gemm(w_is_mk, False, k, m, m, 1, W, ldw, C, m, 0, out, m)
+            gemm(w_is_mk, False, k, m, m, sc, W, ldw, C, m, 0, out, m)
         else:
-            gemm(False, not w_is_mk, m, k, m, 1, C, m, W, ldw, 0, out, k)
+            gemm(False, not w_is_mk, m, k, m, sc, C, m, W, ldw, 0, out, k)
         return
     if op.mean != NULL:
         centered_times(op, k, W, w_is_mk, out, out_t)
         return
-    # Y = D W'^T (n x k), then out = Y^T D (k x m) or D^T Y (m x k)
+    # Y = half D W'^T (n x k), then out = half Y^T D (k x m) or half D^T Y
     if not op.d_colmajor:
-        gemm(False, not w_is_mk, n, k, m, 1, D, m, W, ldw, 0, Y, k)
+        gemm(False, not w_is_mk, n, k, m, hf, D, m, W, ldw, 0, Y, k)
     else:
-        gemm(True, not w_is_mk, n, k, m, 1, D, n, W, ldw, 0, Y, k)
+        gemm(True, not w_is_mk, n, k, m, hf, D, n, W, ldw, 0, Y, k)
     if not out_t:
         if not op.d_colmajor:
-            gemm(True, False, k, m, n, 1, Y, k, D, m, 0, out, m)
+            gemm(True, False, k, m, n, hf, Y, k, D, m, 0, out, m)
         else:
-            gemm(True, True, k, m, n, 1, Y, k, D, n, 0, out, m)
+            gemm(True, True, k, m, n, hf, Y, k, D, n, 0, out, m)
     else:
         if not op.d_colmajor:
-            gemm(True, False, m, k, n, 1, D, m, Y, k, 0, out, k)
+            gemm(True, False, m, k, n, hf, D, m, Y, k, 0, out, k)
         else:
-            gemm(False, False, m, k, n, 1, D, n, Y, k, 0, out, k)
+            gemm(False, False, m, k, n, hf, D, n, Y, k, 0, out, k)
 
 
 cdef inline Py_ssize_t centered_block_rows(Py_ssize_t m) noexcept nogil:
@@ -201,17 +226,20 @@ cdef void centered_times(const GramOp* op, Py_ssize_t k, const floating* W,
     cdef floating* B = <floating*> op.Y
     cdef floating* Yb = B + R * m
     cdef floating beta = 0
+    cdef double hf = op.half
     r0 = 0
     while r0 < n:
         rows = min(R, n - r0)
         if not op.d_colmajor:
             for i in range(rows):
                 for j in range(m):
-                    B[i * m + j] = <floating> (D[(r0 + i) * m + j] - mu[j])
+                    B[i * m + j] = <floating> ((D[(r0 + i) * m + j] - mu[j])
+                                               * hf)
         else:
             for j in range(m):
                 for i in range(rows):
-                    B[i * m + j] = <floating> (D[j * n + r0 + i] - mu[j])
+                    B[i * m + j] = <floating> ((D[j * n + r0 + i] - mu[j])
+                                               * hf)
         gemm(False, not w_is_mk, rows, k, m, 1, B, m, W, ldw, 0, Yb, k)
         if not out_t:
             gemm(True, False, k, m, rows, 1, Yb, k, B, m, beta, out, m)
@@ -279,14 +307,28 @@ cdef blas_int exact_w2(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     """
     cdef Py_ssize_t i
     cdef blas_int info
+    cdef Py_ssize_t attempt
+    cdef floating top = 0, shift = 0
     times_gram(op, k, W1, False, W2, True)
-    gemm(False, False, k, k, m, 1, W1, m, W2, k, 0, S, k)
-    for i in range(k):
-        S[i * k + i] += lr[i]
-    info = potrf(k, S, k)
-    if info != 0:
-        return info
-    return potrs_cm(k, m, S, k, W2, k)
+    for attempt in range(2):
+        # W1 C W1^T + Lambda; like latent_solve, a factorization that
+        # rounding broke is retried once with the diagonal raised by
+        # 10 (k + 1) eps max_i (W1 C W1^T)_ii.
+        gemm(False, False, k, k, m, 1, W1, m, W2, k, 0, S, k)
+        for i in range(k):
+            if S[i * k + i] > top:
+                top = S[i * k + i]
+            S[i * k + i] += lr[i] + shift
+        info = potrf(k, S, k)
+        if info == 0:
+            return potrs_cm(k, m, S, k, W2, k)
+        shift = <floating> (10.0 * (k + 1) * rounding(top) * top)
+        for i in range(k):
+            if lr[i] <= 0:
+                shift = 0   # lam = 0: W1 C W1^T may be singular in exact
+        if shift <= 0:      # arithmetic, a failure to report
+            break
+    return info
 
 
 cdef Py_ssize_t exact_w1_workspace(Py_ssize_t m, Py_ssize_t k,
@@ -297,22 +339,39 @@ cdef Py_ssize_t exact_w1_workspace(Py_ssize_t m, Py_ssize_t k,
 cdef floating latent_solve(Py_ssize_t m, const floating* C, floating d,
                            floating lam, floating* M,
                            floating* z) noexcept nogil:
-    """z <- z (d C + lam I)^{-1}, with M (m x m) as scratch; 0 on success."""
-    cdef Py_ssize_t p
-    for p in range(m * m):
-        M[p] = d * C[p]
-    for p in range(m):
-        M[p * m + p] += lam
-    if potrf(m, M, m) != 0:
-        return 1
-    potrs_cm(m, 1, M, m, z, m)
-    return 0
+    """z <- z (d C + lam I)^{-1}, with M (m x m) as scratch; 0 on success.
+
+    d C + lam I is positive definite in exact arithmetic (C is a Gram
+    matrix, lam > 0), but a singular C carries eigenvalues of order
+    -m eps ||d C|| from rounding, which a tiny lam does not cover: with
+    lam > 0 a failed factorization is retried once with the diagonal
+    raised by
+    10 (m + 1) eps max_p d C_pp, a change at the rounding level of the
+    solution.  A C that is indefinite beyond rounding still fails.
+    """
+    cdef Py_ssize_t p, attempt
+    cdef floating top = 0, shift = 0
+    for attempt in range(2):
+        for p in range(m * m):
+            M[p] = d * C[p]
+        for p in range(m):
+            if M[p * m + p] > top:
+                top = M[p * m + p]
+            M[p * m + p] += lam + shift
+        if potrf(m, M, m) == 0:
+            potrs_cm(m, 1, M, m, z, m)
+            return 0
+        shift = <floating> (10.0 * (m + 1) * rounding(top) * top)
+        if shift <= 0 or lam <= 0:
+            break       # lam = 0: d C may be singular in exact arithmetic
+    return 1
 
 
 cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
                   floating* W1, const floating* W2, const floating* lr,
                   bint uniform, floating* ws, int n_threads,
-                  Py_ssize_t* which) noexcept nogil:
+                  Py_ssize_t* which, LoopOut* out,
+                  double scale=1.0) noexcept nogil:
     """W1 = minimizer given W2: solves (W2^T W2) W1 C + Lambda W1 = W2^T C.
 
     The (mk x mk) Kronecker system separates: with W2^T W2 = V D V^T and
@@ -330,7 +389,7 @@ cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
     count.  Returns a status code; `which` gets the first latent whose
     system failed.
     """
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i, j, i0, i1
     cdef blas_int lwork = syev_lwork(k)
     cdef floating lam = lr[0] if uniform else 1
     cdef floating* Qt = ws
@@ -340,7 +399,8 @@ cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
     cdef floating* work = failed + k
     cdef floating* M = work + lwork     # n_threads scratch matrices
     cdef floating* Z = M + n_threads * m * m
-    gemm(True, False, k, m, m, 1, W2, k, C, m, 0, Qt, m)     # W2^T C
+    cdef floating sc = <floating> scale                      # C is scale C
+    gemm(True, False, k, m, m, sc, W2, k, C, m, 0, Qt, m)    # W2^T C
     gemm(True, False, k, k, m, 1, W2, k, W2, k, 0, Vt, k)    # W2^T W2
     if not uniform:
         for i in range(k):
@@ -351,13 +411,20 @@ cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
     if syev(k, Vt, k, d, work, lwork) != 0:
         return S_EIGH_FAILED
     gemm(False, False, k, m, k, 1, Vt, k, Qt, m, 0, Z, m)    # V^T W2^T C
-    if n_threads > 1:
-        for i in prange(k, num_threads=n_threads, schedule="static"):
-            failed[i] = latent_solve(m, C, d[i], lam, M + threadid() * m * m,
-                                     Z + i * m)
-    else:
-        for i in range(k):
-            failed[i] = latent_solve(m, C, d[i], lam, M, Z + i * m)
+    # Signals are checked between solves (between rounds of n_threads
+    # parallel solves): one m x m Cholesky is m^3 / 3 flops.
+    i0 = 0
+    while i0 < k:
+        i1 = min(k, i0 + n_threads)
+        if n_threads > 1:
+            for i in prange(i0, i1, num_threads=n_threads, schedule="static"):
+                failed[i] = latent_solve(m, C, d[i] * sc, lam,
+                                         M + threadid() * m * m, Z + i * m)
+        else:
+            failed[i0] = latent_solve(m, C, d[i0] * sc, lam, M, Z + i0 * m)
+        if interrupted(out, (i1 - i0) * <double> m * m * m / 3.0):
+            return S_INTERRUPTED
+        i0 = i1
     for i in range(k):
         if failed[i] != 0:
             which[0] = i
@@ -380,6 +447,27 @@ cdef struct LoopOut:
     Py_ssize_t n_iter
     double stop
     Py_ssize_t which
+    double iter_work    # flops of one iteration (for the signal checks)
+    double work         # flops since the last check
+    bint interrupted
+
+
+cdef bint interrupted(LoopOut* out, double work) noexcept nogil:
+    """Count `work` flops; past CHECK_FLOPS, run Python's signal handlers.
+
+    True once a handler raised (KeyboardInterrupt): the exception is left
+    set for run() to raise, and the loop stops where it is.
+    """
+    if out == NULL:
+        return False
+    out.work += work
+    if out.work < CHECK_FLOPS:
+        return out.interrupted
+    out.work = 0.0
+    with gil:
+        if PyErr_CheckSignals() != 0:
+            out.interrupted = True
+    return out.interrupted
 
 
 cdef inline void record(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
@@ -423,11 +511,16 @@ cdef int untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
         shrink[i] = 1 - alpha * lr[i]
     times_gram(op, k, W1, False, P, False)
     while True:
-        if stop <= tol:
+        # At least one step before the stopping rule: a start that already
+        # meets it (a tied init) is still improved, never returned as is.
+        if it > 0 and stop <= tol:
             status = S_CONVERGED
             break
         if it >= max_iter:
             status = S_MAX_ITER
+            break
+        if interrupted(out, out.iter_work):
+            status = S_INTERRUPTED
             break
         # W1 -= alpha ((W2^T W2) W1 C - W2^T C + Lambda W1); the product
         # regularizer's lam (W2^T W2) W1 joins the first term: P += lam W1.
@@ -488,11 +581,16 @@ cdef int sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     cdef int status
     transpose_into(m, k, W2, W1)
     while True:
-        if stop <= tol:
+        # At least one step before the stopping rule: a start that already
+        # meets it (a tied init) is still improved, never returned as is.
+        if it > 0 and stop <= tol:
             status = S_CONVERGED
             break
         if it >= max_iter:
             status = S_MAX_ITER
+            break
+        if interrupted(out, out.iter_work):
+            status = S_INTERRUPTED
             break
         times_gram(op, k, W1, False, P, False)
         gemm(False, True, k, k, m, 1, W1, m, W1, m, 0, A, k)
@@ -546,11 +644,16 @@ cdef int tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     cdef floating u
     cdef int status
     while True:
-        if stop <= tol:
+        # At least one step before the stopping rule: a start that already
+        # meets it (a tied init) is still improved, never returned as is.
+        if it > 0 and stop <= tol:
             status = S_CONVERGED
             break
         if it >= max_iter:
             status = S_MAX_ITER
+            break
+        if interrupted(out, out.iter_work):
+            status = S_INTERRUPTED
             break
         times_gram(op, k, W2, True, Q, True)
         gemm(True, False, k, k, m, 1, W2, k, Q, k, 0, B, k)
@@ -592,14 +695,20 @@ cdef int exact_untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     cdef double stop = tie_gap(m, k, W1, W2)
     cdef int status
     while True:
-        if stop <= tol:
+        # At least one step before the stopping rule: a start that already
+        # meets it (a tied init) is still improved, never returned as is.
+        if it > 0 and stop <= tol:
             status = S_CONVERGED
             break
         if it >= max_iter:
             status = S_MAX_ITER
             break
+        if interrupted(out, out.iter_work):
+            status = S_INTERRUPTED
+            break
         status = exact_w1(m, k, <const floating*> op.C, W1, W2, lr,
-                          rg.uniform, w1_ws, n_threads, &out.which)
+                          rg.uniform, w1_ws, n_threads, &out.which, out,
+                          op.scale)
         if status != S_CONVERGED:
             break
         if exact_w2(op, m, k, W1, W2, lr, S) != 0:
@@ -632,11 +741,16 @@ cdef int exact_sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     cdef int status
     transpose_into(m, k, W2, W1)
     while True:
-        if stop <= tol:
+        # At least one step before the stopping rule: a start that already
+        # meets it (a tied init) is still improved, never returned as is.
+        if it > 0 and stop <= tol:
             status = S_CONVERGED
             break
         if it >= max_iter:
             status = S_MAX_ITER
+            break
+        if interrupted(out, out.iter_work):
+            status = S_INTERRUPTED
             break
         memcpy(W1_prev, W1, k * m * sizeof(floating))
         # While tied (W1 == W2^T), (W2^T C W2 + Lambda)^-1 W2^T C is the
@@ -682,6 +796,9 @@ cdef int exact_tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
         if it >= max_iter:
             status = S_MAX_ITER
             break
+        if interrupted(out, out.iter_work):
+            status = S_INTERRUPTED
+            break
         if exact_w2(op, m, k, W1, W2, lr, S) != 0:
             status = S_NOT_PD_W2
             break
@@ -708,8 +825,10 @@ cdef int exact_tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
 
 cdef GramOp make_op(const floating[:, ::1] C, const floating[:, ::1] data,
                     bint data_colmajor, const double[::1] mean,
-                    floating[::1] Y):
+                    floating[::1] Y, double scale=1.0):
     cdef GramOp op
+    op.scale = scale
+    op.half = sqrt(scale)
     op.C = NULL
     op.D = NULL
     op.mean = NULL
@@ -768,7 +887,7 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
         bint data_colmajor=False, const double[::1] mean=None,
         double trace_c=0.0, int n_threads=1, lam_vec=None,
         bint product=False, floating[::1] hist_w1=None,
-        floating[::1] hist_w2=None):
+        floating[::1] hist_w2=None, double scale=1.0):
     """Run one solver loop in place on W1 (k, m) and W2 (m, k).
 
     The problem is the Gram matrix C, or (C None) the samples `data`: an
@@ -778,7 +897,11 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
     stopping quantity, failing latent index).  With hist_stop/hist_obj
     (length >= max_iter), record t holds the stopping quantity and the loss
     (which needs trace_c = tr C) after iteration t; with hist_w1/hist_w2
-    (length >= max_iter k m), the weights after iteration t.  n_threads: the
+    (length >= max_iter k m), the weights after iteration t.  scale: the
+    loop runs on scale C (a power of two with an even exponent, so that
+    both it and its square root scale exactly); lam, alpha and trace_c
+    are the scaled problem's, i.e. lam scale, alpha / scale and
+    scale tr C.  n_threads: the
     threads exact-untied's W1 step may use (exact_w1_threads decides how
     many it does use; the caller keeps BLAS serial when that is > 1).
 
@@ -800,7 +923,7 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
     cdef Reg rg = make_reg(lam, lr, lam_vec, product)
     cdef floating[::1] Y = _data_workspace(dtype, data, data_colmajor, k,
                                            mean is not None)
-    cdef GramOp op = make_op(C, data, data_colmajor, mean, Y)
+    cdef GramOp op = make_op(C, data, data_colmajor, mean, Y, scale)
     # Enough for every loop: the largest (untied) needs 6 km + 2 k^2 + k
     # plus the objective's k m + 3 k^2; exact-untied adds the Sylvester
     # solve's.
@@ -813,6 +936,10 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
     out.n_iter = 0
     out.stop = INFINITY
     out.which = -1
+    out.work = 0.0
+    out.interrupted = False
+    out.iter_work = iteration_flops(method, &op, m, k,
+                                    hist_stop is not None)
     h.stop = h.obj = NULL
     h.w1 = h.w2 = NULL
     h.trace_c = trace_c
@@ -853,9 +980,28 @@ def run(int method, floating[:, ::1] W1, floating[:, ::1] W2,
                                      &rg, tol, max_iter, &ws[0], &h, &out)
         else:
             status = -1
+    if status == S_INTERRUPTED:
+        raise_pending()
     if status == -1:
         raise ValueError(f"unknown method code {method}")
     return out.n_iter, status, out.stop, out.which
+
+
+cdef int raise_pending() except -1:
+    # The exception a signal handler set in interrupted() is still pending:
+    # returning the error value makes Cython raise it.
+    return -1
+
+
+cdef double iteration_flops(int method, const GramOp* op, Py_ssize_t m,
+                            Py_ssize_t k, bint history) noexcept nogil:
+    """About the flops of one iteration, for the signal checks' pacing."""
+    cdef double product = (2.0 * k * m * m if op.C != NULL
+                           else 4.0 * op.n * m * k)
+    cdef double products = 2.0 if method in (M_UNTIED, M_EXACT_SYNC) else 1.0
+    if history:
+        products += 1.0
+    return products * product + 8.0 * k * k * m + 1.0
 
 
 def exact_w1_threads(Py_ssize_t m, Py_ssize_t k, int n_threads):
@@ -876,6 +1022,7 @@ def exact_w1_given_w2(floating[:, ::1] W1, const floating[:, ::1] W2,
     cdef Py_ssize_t m = C.shape[0], k = W2.shape[1]
     cdef Py_ssize_t which = -1
     cdef int status
+    cdef LoopOut out
     cdef bint uniform = lam_vec is None
     n_threads = exact_w1_threads(m, k, n_threads)
     dtype = np.float32 if floating is float else np.float64
@@ -883,8 +1030,12 @@ def exact_w1_given_w2(floating[:, ::1] W1, const floating[:, ::1] W2,
     cdef floating[::1] ws = np.empty(exact_w1_workspace(m, k, n_threads),
                                      dtype=dtype)
     with nogil:
+        out.work = 0.0
+        out.interrupted = False
         status = exact_w1(m, k, &C[0, 0], &W1[0, 0], &W2[0, 0], &lr[0],
-                          uniform, &ws[0], n_threads, &which)
+                          uniform, &ws[0], n_threads, &which, &out)
+    if status == S_INTERRUPTED:
+        raise_pending()
     return status, which
 
 
@@ -899,6 +1050,7 @@ def exact_w2_given_w1(floating[:, ::1] W2, const floating[:, ::1] W1,
     op.C = &C[0, 0]
     op.D = op.mean = op.Y = NULL
     op.d_colmajor = False
+    op.scale = op.half = 1.0
     op.m = m
     op.n = 0
     dtype = np.float32 if floating is float else np.float64

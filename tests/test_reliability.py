@@ -1,0 +1,407 @@
+"""Reliability: Ctrl-C, fork, extreme scales, degenerate data and edge
+parameters never hang, crash or give a silently wrong answer."""
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+import laefast
+from laefast import LAEPCA, LAEStream, fit, solve, step
+from laefast._exceptions import ConvergenceWarning
+
+
+def _spd(m, seed=0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((m, m + 5))
+    return (A @ A.T) * scale
+
+
+# -- Ctrl-C ---------------------------------------------------------------------
+
+_INTERRUPT_SCRIPT = textwrap.dedent("""
+    import json, os, signal, sys, threading, time
+    import numpy as np
+    import laefast
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((1000, 1000))
+    C = A @ A.T
+    X = rng.standard_normal((20000, 200))
+    Xbig = rng.standard_normal((40000, 300))
+
+    def run(name, call):
+        timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+        start = time.perf_counter()
+        timer.start()
+        try:
+            call()
+            outcome = "finished"
+        except KeyboardInterrupt:
+            outcome = "interrupted"
+        timer.join()
+        return {"name": name, "outcome": outcome,
+                "seconds": time.perf_counter() - start}
+
+    est = laefast.LAEPCA(3, method="untied", random_state=0).fit(X[:500, :20])
+    before = est.components_.copy()
+    stream = laefast.LAEStream(4, 1.0, mode="sgd", batch_size=64,
+                               random_state=0).partial_fit(X[:2000])
+    acc = laefast.GramAccumulator().add(Xbig[:100])
+    out = [
+        run("untied", lambda: laefast.solve(
+            C, 10, 1.0, method="untied", max_iter=10**9, tol=0.0)),
+        run("exact-untied", lambda: laefast.solve(
+            C, 10, 1.0, method="exact-untied", max_iter=10**9, tol=0.0)),
+        run("data", lambda: laefast.fit(
+            X, 5, 1.0, method="tied", path="data", max_iter=10**9, tol=0.0,
+            alpha=1e-9)),
+        run("LAEPCA", lambda: est.set_params(
+            tol=0.0, max_iter=10**9).fit(X[:, :100])),
+        run("sgd", lambda: [stream.partial_fit(X) for _ in range(10**6)]),
+        run("gram", lambda: [acc.add(Xbig) for _ in range(10**6)]),
+    ]
+    same = {"LAEPCA": bool(np.array_equal(est.components_, before)),
+            # whole chunks only: nothing of an interrupted chunk is kept
+            "sgd": (stream.n_samples_seen_ - 2000) % 20000 == 0
+                   and bool(np.isfinite(stream.W2_).all()),
+            "gram_n": int(acc.n_samples_seen_) % 40000 == 100}
+    print(json.dumps({"runs": out, "same": same}))
+""")
+
+
+def test_ctrl_c_interrupts_every_long_loop():
+    """SIGINT after 0.5 s: every long run raises KeyboardInterrupt within a
+    second or so (generous for a loaded 2-core machine), and the estimator
+    keeps its previous fit."""
+    proc = subprocess.run([sys.executable, "-c", _INTERRUPT_SCRIPT],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    for run in report["runs"]:
+        assert run["outcome"] == "interrupted", run
+        assert run["seconds"] < 2.5, run
+    assert report["same"]["LAEPCA"]
+    assert report["same"]["gram_n"]
+    assert report["same"]["sgd"]
+
+
+# -- fork -----------------------------------------------------------------------
+
+_FORK_X = np.random.default_rng(1).standard_normal((20000, 200))
+
+
+def _fork_job(_):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stream = LAEStream(5, 1.0, n_threads=2).partial_fit(_FORK_X)
+        est = LAEPCA(5, random_state=0, n_threads=2).fit(_FORK_X)
+    return (stream.gram_, est.components_,
+            [str(w.message) for w in caught
+             if issubclass(w.category, RuntimeWarning)])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_runs_on_one_thread_instead_of_hanging():
+    """GNU libgomp's pool does not survive fork: the parent runs parallel
+    passes, then a forked worker runs the same without hanging (it falls
+    back to one thread, and says why) and gets the same answer."""
+    gram, comps, _ = _fork_job(0)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        (gram_c, comps_c, messages), = pool.map_async(
+            _fork_job, [0]).get(timeout=120)
+    np.testing.assert_allclose(gram_c, gram, rtol=1e-12,
+                               atol=1e-12 * np.abs(gram).max())
+    np.testing.assert_allclose(np.abs(comps_c), np.abs(comps), atol=1e-10)
+    assert any("forked" in m and "'spawn'" in m for m in messages), messages
+
+
+def test_n_threads_too_large_is_rejected():
+    with pytest.raises(ValueError, match=r"n_threads=2147483648 is more "
+                                         r"threads than OpenMP can start"):
+        solve(np.eye(3), 1, 0.1, n_threads=2**31)
+
+
+def test_stream_fed_by_threads_counts_every_sample():
+    """Issue #13: one LAEStream (gram mode) fed by 4 threads: every sample
+    is counted and the Gram matrix is the one-shot centered Gram."""
+    from concurrent.futures import ThreadPoolExecutor
+    rng = np.random.default_rng(2)
+    chunks = [rng.standard_normal((300, 12)) + i for i in range(40)]
+    stream = LAEStream(3, 1.0)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(stream.partial_fit, chunks))
+    X = np.vstack(chunks)
+    Xc = X - X.mean(axis=0)
+    assert stream.n_samples_seen_ == 12000
+    np.testing.assert_allclose(stream.gram_, Xc.T @ Xc, rtol=1e-10,
+                               atol=1e-9 * np.abs(Xc.T @ Xc).max())
+
+
+# -- scale ----------------------------------------------------------------------
+
+def _data(n=400, m=12, seed=3):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, m)) * np.linspace(4.0, 0.5, m)
+
+
+def _sine(A, B):
+    return laefast.metrics.max_principal_sine(np.asarray(A, float).T,
+                                               np.asarray(B, float).T)
+
+
+@pytest.mark.parametrize("method", laefast.METHODS)
+@pytest.mark.parametrize("dtype,scales", [
+    (np.float64, (1e-300, 1e-150, 1e150, 1e300)),
+    (np.float32, (1e-30, 1e-18, 1e18, 1e30)),
+])
+def test_solve_is_scale_invariant(method, dtype, scales):
+    """solve on f C0 with lam = f lam0: the components and f times the
+    eigenvalues of np.linalg.eigh(C0), converged and without a warning, at
+    every scale f the dtype can hold C at."""
+    X = _data()
+    Xc = X - X.mean(axis=0)
+    C0 = Xc.T @ Xc
+    w, V = np.linalg.eigh(C0)
+    top = V[:, ::-1][:, :3].T
+    lam0 = 0.2 * w[-3]
+    tol = 1e-10 if dtype == np.float64 else 1e-5
+    for f in scales:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")      # converged, no warning
+            r = solve((C0 * f).astype(dtype), 3, lam0 * f, method=method,
+                      tol=tol, max_iter=200_000, random_state=0)
+        assert r.converged
+        assert _sine(r.components, top) < (1e-6 if dtype == np.float64
+                                          else 3e-3), (f, method)
+        np.testing.assert_allclose(r.eigenvalues / f, w[::-1][:3],
+                                   rtol=1e-6 if dtype == np.float64 else 3e-2)
+
+
+@pytest.mark.parametrize("method", ["auto", "exact-tied", "untied"])
+@pytest.mark.parametrize("dtype,scale", [
+    (np.float64, 1e-150), (np.float64, 1e-100), (np.float64, 1e90),
+    (np.float64, 1e150), (np.float32, 1e-18), (np.float32, 1e18),
+])
+def test_laepca_is_scale_invariant(method, dtype, scale):
+    """Issue #4, #5: LAEPCA(oversample=0) on X * scale gives the components
+    and variance ratios it gives at scale 1, converges, and warns of
+    nothing (no residual underflow to 0 or overflow to inf)."""
+    X = _data(n=600, m=20)
+    base = LAEPCA(4, method=method, oversample=0, random_state=0).fit(
+        X.astype(dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = LAEPCA(4, method=method, oversample=0, random_state=0).fit(
+            (X * scale).astype(dtype))
+    assert est.converged_
+    Vt = np.linalg.svd(X - X.mean(axis=0), full_matrices=False)[2][:4]
+    tol = 1e-7 if dtype == np.float64 else 1e-3
+    assert _sine(est.components_, Vt) < tol
+    np.testing.assert_allclose(est.explained_variance_ratio_,
+                               base.explained_variance_ratio_,
+                               rtol=1e-9 if dtype == np.float64 else 1e-4)
+    np.testing.assert_allclose(est.explained_variance_ / scale ** 2,
+                               base.explained_variance_,
+                               rtol=1e-9 if dtype == np.float64 else 1e-4)
+
+
+def test_squares_that_underflow_are_an_error_not_zero_variance():
+    X = _data() * 1e-200
+    for fit_call in (lambda: LAEPCA(3).fit(X),
+                     lambda: fit(X, 2, 0.0, path="data"),
+                     lambda: laefast.GramAccumulator().add(X)):
+        with pytest.raises(ValueError, match=r"squares of its deviations "
+                                             r"underflow float64 to 0"):
+            fit_call()
+    # constant data are not an error: every variance is 0
+    est = LAEPCA(2).fit(np.full((10, 4), 3.0))
+    assert not est.explained_variance_.any()
+
+
+def test_float32_gram_blocks_that_overflow_are_redone_in_float64():
+    X = (_data(n=5000) * 1e18).astype(np.float32)
+    acc = laefast.GramAccumulator().add(X)
+    X64 = X.astype(np.float64)
+    Xc = X64 - X64.mean(axis=0)
+    np.testing.assert_allclose(acc.gram_, Xc.T @ Xc, rtol=1e-6,
+                               atol=1e-9 * np.abs(Xc.T @ Xc).max())
+
+
+# -- degenerate data and parameters ---------------------------------------------
+
+@pytest.mark.parametrize("shape", [(13, 25), (18, 18)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("method", laefast.METHODS + ("auto",))
+def test_laepca_on_singular_data(shape, dtype, method):
+    """Issue #6: rank-deficient data (n <= m) in every method, lam='auto':
+    no LinAlgError, and the variances of np.linalg.eigh."""
+    for seed in (8, 11, 27):
+        X = np.random.default_rng(seed).standard_normal(shape)
+        est = LAEPCA(3, method=method, random_state=0).fit(X.astype(dtype))
+        Xc = X - X.mean(axis=0)
+        w = np.linalg.eigvalsh(Xc.T @ Xc)[::-1][:3] / (shape[0] - 1)
+        np.testing.assert_allclose(est.explained_variance_, w,
+                                   rtol=1e-8 if dtype == np.float64 else 1e-4)
+
+
+@pytest.mark.parametrize("method", laefast.METHODS)
+def test_a_start_that_meets_the_stopping_rule_is_still_trained(method):
+    """Issue #7: a tied start has ||W1 - W2^T|| = 0; the run still steps
+    and returns the answer, not the start."""
+    C = _spd(6)
+    rng = np.random.default_rng(0)
+    W2 = rng.standard_normal((6, 3)) * 0.3
+    r = solve(C, 3, 1.0, method=method, init=(W2.T, W2), max_iter=200_000,
+              tol=1e-10)
+    assert r.n_iter >= 1
+    w, V = np.linalg.eigh(C)
+    assert _sine(r.components, V[:, ::-1][:, :3].T) < 1e-6
+
+
+@pytest.mark.parametrize("method", ["sync", "tied", "exact-sync"])
+def test_lam_zero_reads_out_the_ritz_pairs(method):
+    """Issue #8: lam = 0 with a method that stops on the step: the
+    eigenpairs of np.linalg.eigh, none collapsed, not inf."""
+    C = _spd(7, seed=1)
+    w, V = np.linalg.eigh(C)
+    r = solve(C, 3, 0.0, method=method, tol=1e-12, max_iter=200_000)
+    assert r.readout == "ritz" and r.converged
+    assert not r.collapsed.any()
+    np.testing.assert_allclose(r.eigenvalues, w[::-1][:3], rtol=1e-8)
+    assert _sine(r.components, V[:, ::-1][:, :3].T) < 1e-6
+    res = fit(np.ones((10, 4)), 2, 0.0, method="sync")      # issue #14
+    assert not res.eigenvalues.any()
+
+
+@pytest.mark.parametrize("method", ["untied", "exact-untied", "exact-tied"])
+def test_lam_zero_rejected_where_the_stopping_rule_needs_lam(method):
+    with pytest.raises(ValueError, match=rf"lam=0 cannot be used with "
+                                         rf"method='{method}': its stopping "
+                                         rf"rule"):
+        solve(_spd(4), 2, 0.0, method=method)
+    with pytest.raises(ValueError, match=r"lam=0 cannot be used"):
+        fit(np.ones((10, 4)), 2, 0.0, method=method)     # issue #14
+
+
+def test_loose_tol_never_marks_a_live_component_collapsed():
+    """Issue #9: lam = 0.5 sigma_3^2 with tol = 0.3: component 3 is live
+    (its variance is twice lam), so it is neither reported collapsed nor
+    warned about; its variance is within the run's accuracy."""
+    C = _spd(8, seed=2)
+    w = np.linalg.eigvalsh(C)[::-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", laefast.CollapsedComponentWarning)
+        r = solve(C, 3, 0.5 * w[2], tol=0.3)
+    assert not r.collapsed.any()
+    assert np.all(r.eigenvalues > 0.5 * w[2])
+    # and a component that lam switched off still is reported collapsed
+    with pytest.warns(laefast.CollapsedComponentWarning, match=r"\[2\] "
+                                                                 r"collapsed"):
+        r = solve(C, 3, 1.5 * w[2], tol=1e-12, max_iter=100_000)
+    assert r.collapsed.tolist() == [False, False, True]
+
+
+def test_step_rejects_aliased_arrays():
+    """Issue #12: W2 = W1.T (k = 1: both layouts at once) or W1 a view of
+    C would be read while written."""
+    C = _spd(5)
+    W1 = np.full((1, 5), 0.1)
+    with pytest.raises(ValueError, match=r"W1 and W2 share memory"):
+        step(W1, W1.T, C, 0.5, method="untied", alpha=1e-3)
+    with pytest.raises(ValueError, match=r"W1 and C share memory"):
+        step(C[:1], np.full((5, 1), 0.1), C, 0.5, method="exact-tied")
+    C_before = C.copy()
+    with pytest.raises(ValueError, match=r"W2 and C share memory"):
+        step(np.full((5, 5), 0.1), C, C, 0.5, method="sync", alpha=1e-3)
+    np.testing.assert_array_equal(C, C_before)
+
+
+@pytest.mark.filterwarnings("ignore:.*stopped at max_iter")
+@pytest.mark.filterwarnings("ignore:.*collapsed")
+def test_history_is_sized_to_the_iterations_run():
+    """Issue #16: max_iter=10**9 with history no longer allocates for 10**9
+    iterations; records match a run without history, across segments."""
+    C = _spd(6)
+    r = solve(C, 3, 10.0, history=True, max_iter=10**9)
+    assert r.converged and len(r.history["stop"]) == r.n_iter
+    for method in ("untied", "tied"):
+        a = solve(C, 3, 1.0, method=method, history="weights", tol=1e-12,
+                  max_iter=3000, random_state=1)
+        b = solve(C, 3, 1.0, method=method, tol=1e-12, max_iter=3000,
+                  random_state=1)
+        assert a.n_iter == b.n_iter > 1024          # spans two segments
+        np.testing.assert_array_equal(a.W2, b.W2)
+        np.testing.assert_array_equal(a.history["W2"][-1], a.W2)
+        assert a.history["W1"].shape == (a.n_iter, 3, 6)
+
+
+# -- messages -------------------------------------------------------------------
+
+def test_messages_name_the_input_and_the_remedy():
+    with pytest.raises(ValueError, match=r"C must be positive semi-definite "
+                                         r".* C\[1, 1\] = -2 is negative"):
+        solve(np.diag([1.0, -2.0, 3.0]), 1, 0.1, method="untied")
+    with pytest.raises(ValueError, match=r"max_iter=9223372036854775808 is "
+                                         r"beyond .* pass at most"):
+        solve(np.eye(3), 1, 0.1, max_iter=2**63)
+    with pytest.raises(ValueError, match=r"n_threads=2147483648 is more "
+                                         r"threads"):
+        fit(np.ones((5, 3)), 1, 0.1, n_threads=2**31)
+    X = _data() * 1e155
+    for call in (lambda: LAEPCA(3).fit(X), lambda: fit(X, 2, 1.0)):
+        with pytest.raises(ValueError, match=r"Input X has values whose "
+                                             r"squares overflow float64 .* "
+                                             r"rescale the data"):
+            call()
+
+
+@pytest.mark.parametrize("scale", [1e-150, 1e100, 1e150])
+def test_laepca_krylov_rounds_are_scale_invariant(scale):
+    """method='auto' on many features runs block Krylov rounds, whose
+    orthonormalization squared C's scale (overflow from about 1e77)."""
+    X = _data(n=300, m=150, seed=5)
+    base = LAEPCA(3, oversample=0, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = LAEPCA(3, oversample=0, random_state=0).fit(X * scale)
+    assert est.converged_
+    np.testing.assert_allclose(est.explained_variance_ratio_,
+                               base.explained_variance_ratio_, rtol=1e-9)
+    assert _sine(est.components_, base.components_) < 1e-8
+
+
+def test_gram_matrix_near_the_top_of_float64():
+    """A finite C whose entries sum past float64's range is solved (the
+    loops run on C scaled by a power of two); one whose trace overflows is
+    an error that says what to do."""
+    X = _data()
+    Xc = X - X.mean(axis=0)
+    C = Xc.T @ Xc
+    f = 2.0 ** 1000
+    w, V = np.linalg.eigh(C)
+    lam = 0.3 * w[-3]
+    for method in ("untied", "exact-untied", "exact-tied"):
+        r = solve(C * f, 3, lam * f, method=method, tol=1e-10,
+                  max_iter=100_000)
+        assert r.converged
+        np.testing.assert_allclose(r.eigenvalues / f, w[::-1][:3], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"C is too large for float64: its "
+                                         r"trace overflows .* Rescale it"):
+        solve(C * (np.finfo(float).max / np.abs(C).max() / 2), 3, 1.0)
+    with pytest.raises(ValueError, match=r"divide it by \d\.\d+e\+15\d "
+                                         r"\(a power of two: exact\)"):
+        LAEPCA(3).fit(X * 1e155)
+
+
+def test_accumulator_names_an_iterator():
+    chunks = (np.ones((3, 2)) for _ in range(2))
+    with pytest.raises(TypeError, match=r"got an iterator \(generator\): "
+                                        r"add its chunks one at a time"):
+        laefast.GramAccumulator().add(chunks)
