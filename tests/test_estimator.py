@@ -397,7 +397,7 @@ def test_score_and_covariance_match_sklearn():
 def test_sklearn_check_estimator():
     estimator_checks = pytest.importorskip("sklearn.utils.estimator_checks")
     with warnings.catch_warnings():
-        # LAEPCA does not inherit BaseEstimator (scikit-learn is optional).
+        # The checks' own warnings (on purpose: bad inputs, few samples).
         warnings.simplefilter("ignore")
         results = estimator_checks.check_estimator(LAEPCA(), on_fail=None)
     not_passed = {r["check_name"]: r["status"] for r in results
