@@ -373,10 +373,17 @@ class LAEPCA(*_BASES):
         self._solve_accumulator(acc, acc.dtype_ or np.dtype(np.float64))
         return self
 
-    def _solve_accumulator(self, acc, dtype):
+    def _solve_accumulator(self, acc, dtype, keep_width=False):
         problem = GramProblem.from_accumulator(acc)
-        fitted = self._solve_counted(problem, acc.n_samples_seen_, dtype,
-                                     warm=getattr(self, "_warm", None))
+        warm = getattr(self, "_warm", None)
+        if keep_width and self.n_components is None and \
+                hasattr(self, "n_components_"):
+            # partial_fit, as IncrementalPCA: the first solve fixes the width.
+            fitted = self._solve_count(problem, acc.n_samples_seen_, dtype,
+                                       warm, self.n_components_)
+        else:
+            fitted = self._solve_counted(problem, acc.n_samples_seen_, dtype,
+                                         warm=warm)
         self._acc = acc
         self._set_fitted(fitted, acc.mean_, acc.n_samples_seen_,
                          acc.n_features_in_)
@@ -395,6 +402,9 @@ class LAEPCA(*_BASES):
         those of the last solve (or absent) until a call with solve=True;
         ``partial_fit(None)`` solves on what was added without adding rows.
         A Dask array is added block by block on its workers.
+        With n_components=None the first solve fixes the count, min(its
+        rows, n_features), as IncrementalPCA does; a float or 'mle' chooses
+        it again each time.
         """
         self._check_params()
         if X is None:
@@ -406,7 +416,7 @@ class LAEPCA(*_BASES):
             if solve:
                 dtype = (self.components_.dtype
                          if hasattr(self, "components_") else acc.dtype_)
-                self._solve_accumulator(acc, dtype)
+                self._solve_accumulator(acc, dtype, keep_width=True)
             return self
         if _is_dask(X):
             from . import _dask
@@ -444,7 +454,7 @@ class LAEPCA(*_BASES):
             acc = GramAccumulator(n_threads=self.n_threads)
         add(acc)
         if solve:
-            self._solve_accumulator(acc, dtype)
+            self._solve_accumulator(acc, dtype, keep_width=True)
         else:
             self._acc = acc
         return self
