@@ -21,7 +21,7 @@ import scipy.linalg
 from ._accumulator import GramAccumulator
 from ._api import DEFAULT_MAX_ITER, GD_METHODS, run_kernel, step_for_bound
 from ._exceptions import (CollapsedComponentWarning, ConvergenceWarning,
-                          NotFittedError)
+                          NotFittedError, caller_stacklevel)
 from ._parallel import resolve_threads, serial_blas
 from ._problem import GramProblem, choose_path
 from ._readout import flip_signs
@@ -674,7 +674,7 @@ class LAEPCA(*_BASES):
                 f"LAEPCA ({opts['method']}) stopped at max_iter="
                 f"{opts['max_iter']} with relative Ritz residual {res:.3g} > "
                 f"tol={opts['tol']:g}; raise max_iter or tol.",
-                ConvergenceWarning, stacklevel=4)
+                ConvergenceWarning, stacklevel=caller_stacklevel())
         fitted = self._attributes(problem, V, theta, lam, opts["k"],
                                   n_samples, data_dtype)
         fitted.update(n_iter_=int(n_iter), converged_=bool(converged),
@@ -787,7 +787,7 @@ class LAEPCA(*_BASES):
                 f"components {np.flatnonzero(collapsed).tolist()} collapsed: "
                 f"lam = {lam:g} is at or above their eigenvalue of C = Xc^T "
                 "Xc; their variances are reported as 0.",
-                CollapsedComponentWarning, stacklevel=5)
+                CollapsedComponentWarning, stacklevel=caller_stacklevel())
         eig = np.where(collapsed, 0.0, eig)
         # The minimum of L_sigma on span(V): W2 = V (I - lam / eig)^(1/2).
         scale = np.sqrt(np.clip(1.0 - lam / np.where(eig > 0, eig, 1.0),

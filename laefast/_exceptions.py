@@ -47,3 +47,17 @@ class CollapsedComponentWarning(UserWarning):
 
 class DivergenceError(FloatingPointError):
     """A gradient-descent run produced non-finite weights (step too large)."""
+
+
+def caller_stacklevel():
+    """The ``stacklevel`` for warnings.warn, called in the function that
+    warns, that points at the first frame outside the laefast package: the
+    user's line, however deep inside laefast the warning is raised."""
+    import os
+    import sys
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(
+            frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
