@@ -412,7 +412,7 @@ class LAEStream(*_BASES):
             W2 = W2.astype(np.float64)
         else:
             W2 = self.W2_.astype(np.float64)
-        scale = self._step_scale(X, mean)
+        scale = self._step_scale(X)
         lam = (1e-6 * n_total * scale["top"] if isinstance(self.lam, str)
                else float(self.lam))
         if self.alpha is not None:
@@ -420,7 +420,9 @@ class LAEStream(*_BASES):
         else:
             b = min(self.batch_size, n_total)
             c = n_total * max(scale["top"], scale["sq"] / b)
-            alpha = _ETA / (c + lam) if c + lam > 0 else 1.0
+            # tied's gradient sums both of untied's: half the step.
+            eta = _ETA / 2 if opts["method"] == "tied" else _ETA
+            alpha = eta / (c + lam) if c + lam > 0 else 1.0
         decay = self.decay if self.decay is not None else (
             _DECAY_PER_PASS * self.batch_size / n_total)
         tied = opts["method"] == "tied"
@@ -499,7 +501,7 @@ class LAEStream(*_BASES):
                 steps += 1
         return W1, W2, steps
 
-    def _step_scale(self, X, mean):
+    def _step_scale(self, X):
         """The top eigenvalue per sample and a high quantile of ||x_i -
         mean||^2, from the first 4096 rows the stream looked at, after
         dropping outlying rows (squared distance to the median row over 100
@@ -516,7 +518,9 @@ class LAEStream(*_BASES):
             typical = np.median(dist)
             keep = dist <= 100.0 * typical if typical > 0 else \
                 np.ones(len(rows), bool)
-            centered = rows[keep] - mean
+            # Centered on the kept rows' own mean: the running mean moves
+            # with the outliers.
+            centered = rows[keep] - rows[keep].mean(axis=0)
             sq = np.einsum("ij,ij->i", centered, centered)
         if not np.isfinite(sq).all():
             raise ValueError(
