@@ -401,7 +401,8 @@ class LAEStream(*_BASES):
         trace = getattr(self, "_trace", 0.0) + sq
         if old_mean is not None:
             delta = chunk_mean - old_mean
-            trace += float(delta @ delta) * seen * n_b / count
+            with np.errstate(over="ignore", invalid="ignore"):
+                trace += float(delta @ delta) * seen * n_b / count
         if not np.isfinite(trace):
             raise ValueError(
                 "chunk has values whose squares overflow float64 (largest "

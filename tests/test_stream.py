@@ -44,7 +44,7 @@ def _assert_same_state(a, b):
 @pytest.mark.parametrize("chunk", [1, 7, 1000, 6000])
 def test_streaming_gram_equals_whole_gram(chunk):
     X = _spiked(n=2000 if chunk == 1 else 6000)
-    stream = laefast.LAEStream(3, 1.0, block_rows=64)
+    stream = laefast.LAEStream(3, block_rows=64)
     for piece in _chunks(X, chunk):
         stream.partial_fit(piece)
     expected = _centered_gram(X)
