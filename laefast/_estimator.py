@@ -224,6 +224,21 @@ class LAEPCA(*_BASES):
         the learned span: W2_ = components_^T (I - lam / eig)^(1/2), W1_ =
         W2_^T (docs/theory.md).
     lam_, alpha_ : the lam and (gradient methods) step used.
+    feature_names_in_ : the columns of a DataFrame passed to fit (with
+        scikit-learn installed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import laefast
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((500, 8)) * [5, 4, 3, 1, 1, 1, 1, 1]
+    >>> est = laefast.LAEPCA(0.8, whiten=True).fit(X)
+    >>> int(est.n_components_), bool(est.explained_variance_ratio_.sum() > 0.8)
+    (3, True)
+    >>> Z = est.transform(X)
+    >>> bool(np.allclose(Z.var(axis=0, ddof=1), 1.0))
+    True
     """
 
     def __init__(self, n_components=None, *, method="auto", lam="auto",
