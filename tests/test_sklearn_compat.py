@@ -315,6 +315,15 @@ def test_works_without_sklearn():
             LAEPCA(method="newton").fit(X)
         except ValueError as e:
             assert "method" in str(e)
+        stream = laefast.LAEStream(3, random_state=0)
+        for chunk in np.array_split(X, 4):
+            stream.partial_fit(chunk)
+        assert np.allclose(stream.explained_variance_,
+                           LAEPCA(3, random_state=0).fit(X).explained_variance_)
+        assert repr(laefast.LAEStream(3, mode="sgd")) == \
+            "LAEStream(mode='sgd', n_components=3)"
+        sgd = laefast.LAEStream(3, mode="sgd", random_state=0).fit(X)
+        assert sgd.transform(X).shape == (200, 3)
         print("ok")
     """)
     env = dict(os.environ)
