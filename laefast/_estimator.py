@@ -201,7 +201,12 @@ class LAEPCA(*_BASES):
     whiten : bool
         transform divides each projection by sqrt(explained_variance_) (each
         at least eps), so the outputs have unit variance; inverse_transform
-        undoes it (as scikit-learn's PCA).
+        undoes it (as scikit-learn's PCA).  The probabilistic model
+        (get_covariance, score) does not depend on it: with whiten=True
+        scikit-learn's PCA scales its components by sqrt(explained
+        variance) there, so its get_covariance is no longer the data's
+        covariance (for n_components = n_features it returns V^T diag(ev^2)
+        V); LAEPCA's still is.
     copy : bool
         Accepted for scikit-learn's PCA's signature.  LAEPCA never writes to
         X (it centers inside its products), so X is left as it was whatever

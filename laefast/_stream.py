@@ -14,7 +14,7 @@ from ._parallel import resolve_threads, serial_blas
 from ._problem import GramProblem
 from ._readout import flip_signs
 from ._subspace import ritz_pairs
-from ._validation import as_float_array, assert_finite, check_scalar
+from ._validation import METHODS, as_float_array, assert_finite, check_scalar
 
 __all__ = ["LAEStream"]
 
@@ -207,6 +207,14 @@ class LAEStream(*_BASES):
             if method not in ("untied", "tied"):
                 raise ValueError(
                     f"sgd mode runs 'untied' or 'tied', got {method!r}")
+        elif method not in (None, "auto") and method not in METHODS:
+            raise ValueError(
+                f"method must be None, 'auto' or one of {', '.join(METHODS)},"
+                f" got {method!r}")
+        if (not isinstance(self.oversample, numbers.Integral)
+                or isinstance(self.oversample, bool) or self.oversample < 0):
+            raise ValueError("oversample must be a non-negative integer, got "
+                             f"{self.oversample!r}")
         if self.n_components is not None:
             _positive_int(self.n_components, "n_components")
         if not (isinstance(self.lam, str) and self.lam == "auto"):

@@ -331,3 +331,20 @@ def test_works_without_sklearn():
                          text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_whiten_leaves_the_covariance_model_alone():
+    # With all components kept the model's covariance is the data's; with
+    # whiten=True scikit-learn's PCA departs from it (its components are
+    # scaled by sqrt(explained_variance_) in get_covariance), LAEPCA not.
+    X = np.random.default_rng(0).standard_normal((500, 4)) * [3, 2, 1, .5]
+    cov = np.cov(X.T)
+    for whiten in (False, True):
+        est = LAEPCA(whiten=whiten, random_state=0).fit(X)
+        np.testing.assert_allclose(est.get_covariance(), cov, atol=1e-12)
+    ref = decomposition.PCA(whiten=True).fit(X)
+    assert np.abs(ref.get_covariance() - cov).max() > 1.0
+    np.testing.assert_allclose(
+        LAEPCA(3, whiten=True, random_state=0).fit(X).score_samples(X),
+        decomposition.PCA(3, whiten=False).fit(X).score_samples(X),
+        rtol=1e-8)

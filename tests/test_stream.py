@@ -198,6 +198,8 @@ def test_bad_chunk_in_iterator_keeps_earlier_chunks():
     ({"n_components": 0}, "n_components"),
     ({"alpha": 0.0}, "alpha"),
     ({"max_iter": -1}, "max_iter"),
+    ({"method": "newton"}, "method"),
+    ({"oversample": -1}, "oversample"),
 ])
 def test_stream_parameters_are_checked_at_fit(params, match):
     stream = laefast.LAEStream(**{"n_components": 2, **params})  # stores only
