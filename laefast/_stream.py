@@ -272,14 +272,25 @@ class LAEStream(*_BASES):
         self.__dict__.update(fresh.__dict__)
         return self
 
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X, y=None, solve=True):
         """Take one chunk (an (b, m) array or memmap) or an iterable of them,
         then update the fitted attributes.
 
         Chunks are taken one at a time: a bad chunk in an iterable raises
         and leaves the chunks before it taken (and the fit updated to them).
+        'gram' mode, as LAEPCA.partial_fit: ``solve=False`` only adds the
+        chunks (the fitted attributes stay those of the last solve), and
+        ``partial_fit(None)`` solves on everything added.  'sgd' mode always
+        updates (its read-out is one product with the last chunk).
         """
         opts = self._settings()
+        if X is None:
+            if getattr(self, "n_samples_seen_", 0) == 0 or self.mode != "gram":
+                raise ValueError(
+                    "partial_fit(None) solves on the chunks added with "
+                    "solve=False ('gram' mode), and none were added")
+            self._update_fit(opts, None, None)
+            return self
         _reject_sparse(X)
         chunks = [X] if _is_one_chunk(X) else X
         before = getattr(self, "W2_", None)
@@ -290,7 +301,7 @@ class LAEStream(*_BASES):
                 if checked is not None:
                     taken, last = taken + 1, checked
         finally:
-            if taken:
+            if taken and (solve or self.mode == "sgd"):
                 self._update_fit(opts, last, before)
         return self
 

@@ -397,3 +397,18 @@ def test_warnings_point_at_the_callers_line():
     with pytest.warns(laefast.ConvergenceWarning) as record:
         laefast.LAEStream(3, lam=1.0).partial_fit(X).solve(max_iter=2)
     assert record[0].filename == __file__
+
+
+def test_stream_solve_false_then_none_as_laepca():
+    X = _spiked(n=3000, m=30, k=3)
+    stream = laefast.LAEStream(3, random_state=0)
+    for chunk in _chunks(X, 500):
+        stream.partial_fit(chunk, solve=False)
+    assert not hasattr(stream, "components_")
+    assert stream.n_samples_seen_ == 3000
+    stream.partial_fit(None)
+    ref = laefast.LAEPCA(3, random_state=0).fit(X)
+    np.testing.assert_allclose(stream.explained_variance_,
+                               ref.explained_variance_, rtol=1e-10)
+    with pytest.raises(ValueError, match="none were added"):
+        laefast.LAEStream(3).partial_fit(None)
