@@ -267,6 +267,8 @@ class LAEPCA(*_BASES):
     # -- scikit-learn's estimator protocol ------------------------------------
 
     _parameter_constraints = _constraints()
+    # partial_fit's solve is an option, not metadata to route.
+    __metadata_request__partial_fit = {"solve": "$UNUSED$"}
 
     def __sklearn_tags__(self):
         # Only reached when scikit-learn itself asks.
@@ -1079,6 +1081,12 @@ def _is_dask(X):
     """A Dask collection, told without importing Dask."""
     return (type(X).__module__.split(".")[0] == "dask"
             and hasattr(X, "__dask_graph__"))
+
+
+# scikit-learn generates set_partial_fit_request for the solve option; there
+# is no metadata to request, so it is removed (it would only be noise).
+if "set_partial_fit_request" in LAEPCA.__dict__:
+    del LAEPCA.set_partial_fit_request
 
 
 def _check_positive_int(value, name):

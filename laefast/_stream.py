@@ -177,6 +177,8 @@ class LAEStream(*_BASES):
         self.random_state = random_state
 
     # -- scikit-learn's protocol -----------------------------------------------
+    # partial_fit's solve is an option, not metadata to route.
+    __metadata_request__partial_fit = {"solve": "$UNUSED$"}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -668,6 +670,12 @@ class LAEStream(*_BASES):
             lam=float(self.lam_), alpha=self.alpha_,
             tol=float(self.tol or 0.0), mean=self.mean_,
             regularizer="sum", readout="svd")
+
+
+# scikit-learn generates set_partial_fit_request for the solve option; there
+# is no metadata to request, so it is removed (it would only be noise).
+if "set_partial_fit_request" in LAEStream.__dict__:
+    del LAEStream.set_partial_fit_request
 
 
 def _batch_gradient(W1, W2, Xb, weight, lam):
