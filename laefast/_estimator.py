@@ -284,11 +284,17 @@ class LAEPCA(*_BASES):
         """Output width (scikit-learn's ClassNamePrefixFeaturesOutMixin)."""
         return self.n_components_
 
-    def _check_params(self):
+    def _check_params(self, reset=False):
         """scikit-learn's parameter validation, where it is installed (the
-        solver checks each parameter again, for the fallback)."""
+        solver checks each parameter again, for the fallback).  reset (fit):
+        a fit whose input carries no names (a Dask array) drops those of
+        the previous fit; _validate sets them for the X it checks."""
         if _SKLEARN:
             self._validate_params()
+        if reset:
+            self._pending_names = None
+        else:
+            self.__dict__.pop("_pending_names", None)
 
     # -- fitting ---------------------------------------------------------------
 
@@ -301,7 +307,7 @@ class LAEPCA(*_BASES):
         converted and checked on its own.  A 2-D ``dask.array`` is fitted
         on its workers (laefast._dask): no block is gathered.
         """
-        self._check_params()
+        self._check_params(reset=True)
         if _is_dask(X):
             from . import _dask
             return _dask.fit(self, X)
@@ -313,7 +319,7 @@ class LAEPCA(*_BASES):
 
         A Dask array gives a lazy Dask array; an out-of-core array-like
         (with ``batch_size``) is projected slab by slab."""
-        self._check_params()
+        self._check_params(reset=True)
         if _is_dask(X):
             return self.fit(X).transform(X)
         X = self._validate(X, reset=True)

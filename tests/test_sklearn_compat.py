@@ -348,3 +348,14 @@ def test_whiten_leaves_the_covariance_model_alone():
         LAEPCA(3, whiten=True, random_state=0).fit(X).score_samples(X),
         decomposition.PCA(3, whiten=False).fit(X).score_samples(X),
         rtol=1e-8)
+
+
+def test_dask_fit_drops_the_previous_feature_names():
+    pd = pytest.importorskip("pandas")
+    da = pytest.importorskip("dask.array")
+    X = SETS["random"]
+    est = LAEPCA(2, random_state=0).fit(pd.DataFrame(X).add_prefix("c"))
+    assert hasattr(est, "feature_names_in_")
+    est.fit(da.from_array(X, chunks=(100, 40)))
+    assert not hasattr(est, "feature_names_in_")
+    assert est.transform(X).shape == (500, 2)
