@@ -453,10 +453,12 @@ class LAEStream(*_BASES):
             W1, W2, steps = self._sweep(X, dtype, mean, W2, lam, alpha,
                                         decay, t0, n_total, tied)
         if not (np.isfinite(W1).all() and np.isfinite(W2).all()):
+            advice = ("lower it or pass alpha=None" if self.alpha is not None
+                      else "pass a smaller alpha (does the chunk hold "
+                      "outliers far beyond its first 4096 rows?)")
             raise DivergenceError(
                 "minibatch SGD diverged: the weights stopped being finite. "
-                f"The step alpha={alpha:g} is too large; lower it or pass "
-                "alpha=None.")
+                f"The step alpha={alpha:g} is too large; {advice}.")
         return {"n_samples_seen_": count, "mean_": mean,
                 "W1_": W1.astype(dtype), "W2_": W2.astype(dtype),
                 "alpha_": alpha, "lam_": lam, "n_steps_": t0 + steps,
