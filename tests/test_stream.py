@@ -306,7 +306,7 @@ def test_sgd_converges_with_its_automatic_decaying_step(method):
     X, V = _ten_spikes()
     stream = laefast.LAEStream(10, mode="sgd", method=method,
                                n_samples_total=len(X), random_state=0)
-    sines, stops, alphas = [], [], []
+    sines, stops = [], []
     for _ in range(20):
         stream.partial_fit(X)
         sines.append(laefast.metrics.max_principal_sine(stream.W2_, V))
