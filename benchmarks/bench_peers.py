@@ -18,7 +18,8 @@ Run:  python benchmarks/bench_peers.py [--threads N] [--quick] [--repeats R]
    relative error of the explained variances.  Targets: LAEPCA <= 0.8x
    covariance_eigh on tall data with 2 threads, <= 0.5x with 16; <= 0.5x
    arpack on wide data; accuracy no worse than the peer's.
-3. LAEPCA.partial_fit against IncrementalPCA over the same chunks.
+3. LAEPCA.partial_fit and LAEStream.partial_fit ('gram' and 'sgd', one
+   pass) against IncrementalPCA over the same chunks.
 
 --threads N limits every BLAS and OpenMP pool to N threads (default: all
 cores).  --quick shrinks the data to run in a few minutes on 2 cores.
@@ -235,7 +236,18 @@ def incremental(threads, quick, repeats):
             est.partial_fit(c)
         return est
 
+    def stream(mode):
+        def run():
+            est = laefast.LAEStream(k, mode=mode, n_threads=threads,
+                                    random_state=0)
+            for c in chunks:
+                est.partial_fit(c)
+            return est
+        return run
+
     best, fitted = interleaved({"LAEPCA.partial_fit": lae,
+                                "LAEStream(gram)": stream("gram"),
+                                "LAEStream(sgd)": stream("sgd"),
                                 "IncrementalPCA": ipca}, repeats)
     print(f"\n== partial_fit over {len(chunks)} chunks of {chunk} rows "
           f"({n} x 256 float64, k={k}) ==")

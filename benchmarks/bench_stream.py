@@ -6,7 +6,7 @@ Each number is the best of several repeats taken in this one run; ratios are
 printed with PASS/FAIL against their targets (a report: always exits 0).
 
 1. Streaming Gram accumulation over n=200000, m=256 in chunks of 4096
-   (LAEStream, mode='gram') against one dsyrk over the whole array (SciPy's
+   (GramAccumulator, as LAEStream's mode='gram' keeps it) against one dsyrk over the whole array (SciPy's
    BLAS, all threads).  Target: <= 1.2x.
 2. OpenMP scaling: the streaming Gram pass and the minibatch SGD steps
    (b=4096, m=256, k=16; the compiled sweep over 16 batches), with 1 thread
@@ -96,10 +96,11 @@ def parallel_ceiling(n_procs, seconds=2.0):
 
 
 def gram_stream(X, chunk, threads):
-    stream = laefast.LAEStream(1, 1.0, n_threads=threads)
+    # The pass alone: LAEStream.partial_fit also solves after each call.
+    acc = laefast.GramAccumulator(n_threads=threads)
     for start in range(0, len(X), chunk):
-        stream.partial_fit(X[start:start + chunk])
-    return stream
+        acc.add(X[start:start + chunk])
+    return acc
 
 
 def one_core(fn):
@@ -112,8 +113,8 @@ def one_core(fn):
 
 def sgd_steps(X, threads):
     """The compiled SGD sweep over X in batches of 4096 (16 steps for
-    65536 rows), as LAEStream(mode='sgd') runs it, without its validation
-    pass: the minibatch steps themselves."""
+    65536 rows): the compiled minibatch kernel (laefast._data.sgd_epoch).
+    LAEStream(mode='sgd') now runs a variance-reduced sweep in NumPy."""
     from laefast import _data
     from laefast._parallel import serial_blas
     k, m = 16, X.shape[1]

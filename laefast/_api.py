@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _gram
-from ._exceptions import ConvergenceWarning, DivergenceError
+from ._exceptions import ConvergenceWarning, DivergenceError, caller_stacklevel
 from ._parallel import resolve_threads, serial_blas
 from ._problem import GramProblem, choose_path
 from ._readout import readout, readout_kind
@@ -325,7 +325,7 @@ def _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history,
         warnings.warn(
             f"{method} stopped at max_iter={max_iter} with stopping quantity "
             f"{stop:.3g} > tol={tol:g}; raise max_iter or tol.",
-            ConvergenceWarning, stacklevel=4)
+            ConvergenceWarning, stacklevel=caller_stacklevel())
     hist = None
     if history:
         hist = {"stop": records[0], "objective": records[1]}

@@ -2,8 +2,11 @@
 
 No tuning: lam, alpha and the solver are chosen from the data, and the
 principal directions and variances are read out exactly (Rayleigh-Ritz on
-the decoder's span, docs/theory.md) whatever lam is.  scikit-learn is never
-imported at run time; the estimator follows its conventions by hand.
+the decoder's span, docs/theory.md) whatever lam is.  When scikit-learn is
+importable, LAEPCA derives from its BaseEstimator, TransformerMixin and
+ClassNamePrefixFeaturesOutMixin and validates input with its validate_data
+(feature names, set_output, the HTML repr, metadata routing); without it,
+small fallback bases follow the same conventions by hand.
 """
 
 import copy
@@ -17,8 +20,9 @@ import scipy.linalg
 
 from ._accumulator import GramAccumulator
 from ._api import DEFAULT_MAX_ITER, GD_METHODS, run_kernel, step_for_bound
-from ._exceptions import CollapsedComponentWarning, ConvergenceWarning
-from ._parallel import resolve_threads, serial_blas
+from ._exceptions import (CollapsedComponentWarning, ConvergenceWarning,
+                          NotFittedError, caller_stacklevel)
+from ._parallel import resolve_threads, serial_blas, serialized
 from ._problem import GramProblem, choose_path
 from ._readout import flip_signs
 from ._subspace import KRYLOV_DEPTH, block_krylov, residual, ritz_pairs
@@ -26,12 +30,87 @@ from ._validation import METHODS, check_gram, raise_nonfinite
 
 __all__ = ["LAEPCA", "NotFittedError"]
 
+try:
+    from sklearn.base import (BaseEstimator, ClassNamePrefixFeaturesOutMixin,
+                              TransformerMixin)
+    from sklearn.utils._param_validation import Interval, StrOptions
+    from sklearn.utils.validation import validate_data as _sk_validate_data
+except ImportError:         # scikit-learn is optional
+    _SKLEARN = False
+else:
+    _SKLEARN = True
 
-class NotFittedError(ValueError, AttributeError):
-    """The estimator was used before fit (as scikit-learn's NotFittedError)."""
+
+class _FallbackBase:
+    """get_params, set_params, repr and output names without scikit-learn
+    (with it, LAEPCA takes them from scikit-learn's bases)."""
+
+    def get_params(self, deep=True):
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    @classmethod
+    def _param_names(cls):
+        import inspect
+        return sorted(p.name for p in
+                      inspect.signature(cls.__init__).parameters.values()
+                      if p.name != "self")
+
+    def set_params(self, **params):
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for estimator {self!r}. "
+                    f"Valid parameters are: {valid}.")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        defaults = type(self)().get_params()
+        changed = [f"{name}={value!r}"
+                   for name, value in self.get_params().items()
+                   if not _same(value, defaults[name])]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def get_feature_names_out(self, input_features=None):
+        """Output names 'laepca0', 'laepca1', ... (scikit-learn's style)."""
+        self._check_fitted()
+        prefix = type(self).__name__.lower()
+        return np.asarray([f"{prefix}{i}" for i in range(self._n_features_out)],
+                          dtype=object)
 
 
-class LAEPCA:
+_BASES = ((ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
+          if _SKLEARN else (_FallbackBase,))
+
+
+def _constraints():
+    """scikit-learn's declaration of LAEPCA's parameters (None without it)."""
+    if not _SKLEARN:
+        return None
+    from numbers import Integral, Real
+    from sklearn.utils._param_validation import RealNotInt
+    return {
+        "n_components": [Interval(Integral, 1, None, closed="left"),
+                         Interval(RealNotInt, 0, 1, closed="neither"),
+                         StrOptions({"mle"}), None],
+        "method": [StrOptions({"auto", *METHODS})],
+        "lam": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
+        "alpha": [StrOptions({"auto"}),
+                  Interval(Real, 0, None, closed="neither")],
+        "tol": [Interval(Real, 0, None, closed="left"), None],
+        "max_iter": [Interval(Integral, 0, None, closed="left"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "oversample": [Interval(Integral, 0, None, closed="left")],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "whiten": ["boolean"],
+        "copy": ["boolean"],
+        "random_state": ["random_state", np.random.Generator],
+        "verbose": ["verbose"],
+    }
+
+
+class LAEPCA(*_BASES):
     """Principal component analysis by a trained L2-regularized linear autoencoder.
 
     A drop-in for :class:`sklearn.decomposition.PCA` (same fitted attributes,
@@ -39,8 +118,16 @@ class LAEPCA:
 
     Parameters
     ----------
-    n_components : int or None
-        Components to keep; None keeps min(n_samples, n_features).
+    n_components : int, float in (0, 1), 'mle' or None
+        Components to keep; None keeps min(n_samples, n_features).  A float
+        keeps the fewest components whose explained-variance ratio sums to
+        more than it (as scikit-learn's PCA): the ratios are exact, over the
+        trace of C, and the solver is rerun with twice as many components
+        until enough are found.  'mle' picks the count by Minka's MLE (as
+        scikit-learn's PCA); it needs every eigenvalue of C, so it forms C
+        (the Gram path, whatever the shape) and takes them by one dense
+        symmetric eigenvalue solve (no vectors) before the solver runs.  It
+        needs n_samples >= n_features.
     method : str
         'auto' or one of laefast.METHODS.  exact-tied's W2 update spans
         C W2: one step is one product with C (block power iteration).
@@ -111,6 +198,23 @@ class LAEPCA:
     verbose : int
         1 prints progress (iteration, L_sigma, residual, seconds) to stderr
         at most once a second; 0 prints nothing.
+    whiten : bool
+        transform divides each projection by sqrt(explained_variance_) (each
+        at least eps), so the outputs have unit variance; inverse_transform
+        undoes it (as scikit-learn's PCA).  The probabilistic model
+        (get_covariance, score) does not depend on it: with whiten=True
+        scikit-learn's PCA scales its components by sqrt(explained
+        variance) there, so its get_covariance is no longer the data's
+        covariance (for n_components = n_features it returns V^T diag(ev^2)
+        V); LAEPCA's still is.
+    copy : bool
+        Accepted for scikit-learn's PCA's signature.  LAEPCA never writes to
+        X (it centers inside its products), so X is left as it was whatever
+        copy is; scikit-learn's PCA with copy=False may overwrite X.
+
+    Sparse input is rejected with TypeError: densify it (``X.toarray()``),
+    feed dense row blocks to :meth:`partial_fit`, or use
+    :class:`sklearn.decomposition.TruncatedSVD`, which does not center.
 
     Attributes
     ----------
@@ -125,11 +229,27 @@ class LAEPCA:
         the learned span: W2_ = components_^T (I - lam / eig)^(1/2), W1_ =
         W2_^T (docs/theory.md).
     lam_, alpha_ : the lam and (gradient methods) step used.
+    feature_names_in_ : the columns of a DataFrame passed to fit (with
+        scikit-learn installed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import laefast
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((500, 8)) * [5, 4, 3, 1, 1, 1, 1, 1]
+    >>> est = laefast.LAEPCA(0.8, whiten=True).fit(X)
+    >>> int(est.n_components_), bool(est.explained_variance_ratio_.sum() > 0.8)
+    (3, True)
+    >>> Z = est.transform(X)
+    >>> bool(np.allclose(Z.var(axis=0, ddof=1), 1.0))
+    True
     """
 
     def __init__(self, n_components=None, *, method="auto", lam="auto",
                  alpha="auto", tol=None, max_iter=None, batch_size=None,
-                 oversample=10, n_threads=None, random_state=None, verbose=0):
+                 oversample=10, n_threads=None, random_state=None, verbose=0,
+                 whiten=False, copy=True):
         self.n_components = n_components
         self.method = method
         self.lam = lam
@@ -141,46 +261,44 @@ class LAEPCA:
         self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
+        self.whiten = whiten
+        self.copy = copy
 
     # -- scikit-learn's estimator protocol ------------------------------------
 
-    _PARAMS = ("n_components", "method", "lam", "alpha", "tol", "max_iter",
-               "batch_size", "oversample", "n_threads", "random_state",
-               "verbose")
-
-    def get_params(self, deep=True):
-        return {name: getattr(self, name) for name in self._PARAMS}
-
-    def set_params(self, **params):
-        for name, value in params.items():
-            if name not in self._PARAMS:
-                raise ValueError(
-                    f"Invalid parameter {name!r} for estimator {self!r}. "
-                    f"Valid parameters are: {sorted(self._PARAMS)}.")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self):
-        defaults = LAEPCA().get_params()
-        changed = [f"{name}={value!r}"
-                   for name, value in self.get_params().items()
-                   if not _same(value, defaults[name])]
-        return f"LAEPCA({', '.join(changed)})"
+    _parameter_constraints = _constraints()
+    # partial_fit's solve is an option, not metadata to route.
+    __metadata_request__partial_fit = {"solve": "$UNUSED$"}
 
     def __sklearn_tags__(self):
         # Only reached when scikit-learn itself asks.
-        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
-        return Tags(estimator_type=None,
-                    target_tags=TargetTags(required=False),
-                    transformer_tags=TransformerTags(
-                        preserves_dtype=["float64", "float32"]),
-                    input_tags=InputTags(two_d_array=True))
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "components_")
 
+    @property
+    def _n_features_out(self):
+        """Output width (scikit-learn's ClassNamePrefixFeaturesOutMixin)."""
+        return self.n_components_
+
+    def _check_params(self, reset=False):
+        """scikit-learn's parameter validation, where it is installed (the
+        solver checks each parameter again, for the fallback).  reset (fit):
+        a fit whose input carries no names (a Dask array) drops those of
+        the previous fit; _validate sets them for the X it checks."""
+        if _SKLEARN:
+            self._validate_params()
+        if reset:
+            self._pending_names = None
+        else:
+            self.__dict__.pop("_pending_names", None)
+
     # -- fitting ---------------------------------------------------------------
 
+    @serialized
     def fit(self, X, y=None):
         """Fit on X of shape (n_samples, n_features); y is ignored.
 
@@ -190,17 +308,20 @@ class LAEPCA:
         converted and checked on its own.  A 2-D ``dask.array`` is fitted
         on its workers (laefast._dask): no block is gathered.
         """
+        self._check_params(reset=True)
         if _is_dask(X):
             from . import _dask
             return _dask.fit(self, X)
         self._fit(self._validate(X, reset=True))
         return self
 
+    @serialized
     def fit_transform(self, X, y=None):
         """Fit on X and return its projection (n_samples, n_components).
 
         A Dask array gives a lazy Dask array; an out-of-core array-like
         (with ``batch_size``) is projected slab by slab."""
+        self._check_params(reset=True)
         if _is_dask(X):
             return self.fit(X).transform(X)
         X = self._validate(X, reset=True)
@@ -209,6 +330,7 @@ class LAEPCA:
             return self._project_slabs(X)
         return self._project(X)
 
+    @serialized
     def fit_gram(self, C, mean=None, n_samples=None):
         """Fit from a centered Gram matrix gathered elsewhere.
 
@@ -282,14 +404,22 @@ class LAEPCA:
         self._solve_accumulator(acc, acc.dtype_ or np.dtype(np.float64))
         return self
 
-    def _solve_accumulator(self, acc, dtype):
+    def _solve_accumulator(self, acc, dtype, keep_width=False):
         problem = GramProblem.from_accumulator(acc)
-        fitted = self._solve(problem, acc.n_samples_seen_, dtype,
-                             warm=getattr(self, "_warm", None))
+        warm = getattr(self, "_warm", None)
+        if keep_width and self.n_components is None and \
+                hasattr(self, "n_components_"):
+            # partial_fit, as IncrementalPCA: the first solve fixes the width.
+            fitted = self._solve_count(problem, acc.n_samples_seen_, dtype,
+                                       warm, self.n_components_)
+        else:
+            fitted = self._solve_counted(problem, acc.n_samples_seen_, dtype,
+                                         warm=warm)
         self._acc = acc
         self._set_fitted(fitted, acc.mean_, acc.n_samples_seen_,
                          acc.n_features_in_)
 
+    @serialized
     def partial_fit(self, X, y=None, solve=True):
         """Add a batch of samples and refit on everything seen so far.
 
@@ -304,7 +434,11 @@ class LAEPCA:
         those of the last solve (or absent) until a call with solve=True;
         ``partial_fit(None)`` solves on what was added without adding rows.
         A Dask array is added block by block on its workers.
+        With n_components=None the first solve fixes the count, min(its
+        rows, n_features), as IncrementalPCA does; a float or 'mle' chooses
+        it again each time.
         """
+        self._check_params()
         if X is None:
             acc = getattr(self, "_acc", None)
             if acc is None or acc.n_samples_seen_ < 2:
@@ -314,7 +448,7 @@ class LAEPCA:
             if solve:
                 dtype = (self.components_.dtype
                          if hasattr(self, "components_") else acc.dtype_)
-                self._solve_accumulator(acc, dtype)
+                self._solve_accumulator(acc, dtype, keep_width=True)
             return self
         if _is_dask(X):
             from . import _dask
@@ -352,7 +486,7 @@ class LAEPCA:
             acc = GramAccumulator(n_threads=self.n_threads)
         add(acc)
         if solve:
-            self._solve_accumulator(acc, dtype)
+            self._solve_accumulator(acc, dtype, keep_width=True)
         else:
             self._acc = acc
         return self
@@ -380,7 +514,8 @@ class LAEPCA:
                     raise ValueError(
                         f"rows {start}:{min(n, start + batch)}: {exc}") \
                         from None
-        elif choose_path(n, m, width, self._method(), 8) == "gram":
+        elif (self.n_components == "mle"     # needs every eigenvalue of C
+              or choose_path(n, m, width, self._method(), 8) == "gram"):
             acc = GramAccumulator(n_threads=n_threads).add(X)
         if acc is not None:
             # The accumulator is kept, so that partial_fit after fit adds to
@@ -392,7 +527,7 @@ class LAEPCA:
                                             n_threads=n_threads)
             mean = problem.mean
         dtype = X.dtype if X.dtype.kind == "f" else np.dtype(np.float64)
-        fitted = self._solve(problem, n, dtype)
+        fitted = self._solve_counted(problem, n, dtype)
         self._acc = acc
         self._set_fitted(fitted, mean, n, m)
 
@@ -405,6 +540,13 @@ class LAEPCA:
         self.mean_ = np.asarray(mean, dtype=self.components_.dtype)
         self.n_samples_seen_ = int(n_samples)
         self.n_features_in_ = int(n_features)
+        # The feature names of the X that reset the fit (see _validate).
+        pending = self.__dict__.pop("_pending_names", False)
+        if pending is not False:
+            if pending is None:
+                self.__dict__.pop("feature_names_in_", None)
+            else:
+                self.feature_names_in_ = pending
 
     # -- the solver ------------------------------------------------------------
 
@@ -418,17 +560,71 @@ class LAEPCA:
         return self.method
 
     def _n_components(self, n, m):
-        if self.n_components is None:
-            return min(n, m)
+        """The count to solve for: n_components, or for a float or 'mle' the
+        count _solve_counted is trying (min(n, m) before it starts)."""
+        k = self.__dict__.get("_count_trial")
+        if k is not None:
+            return k
         k = self.n_components
+        if k is None:
+            return min(n, m)
+        if isinstance(k, str) and k == "mle":
+            if n < m:
+                raise ValueError(
+                    "n_components='mle' is only supported if n_samples >= "
+                    f"n_features (got n_samples={n} < n_features={m})")
+            return min(n, m)
+        if (isinstance(k, numbers.Real) and not isinstance(k, numbers.Integral)
+                and 0 < k < 1):
+            return min(n, m, _FIRST_COUNT)
         if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
             raise ValueError(
-                f"n_components must be a positive integer or None, got {k!r}")
+                "n_components must be a positive integer, a float in (0, 1), "
+                f"'mle' or None, got {k!r}")
         if k > min(n, m):
             raise ValueError(
                 f"n_components={k} must be between 1 and min(n_samples, "
                 f"n_features)={min(n, m)}")
         return int(k)
+
+    def _solve_counted(self, problem, n_samples, data_dtype, warm=None):
+        """_solve for the count n_components asks for.  A float in (0, 1):
+        the fewest components whose exact explained-variance ratios
+        (eigenvalue / trace of C) sum to more than it, solving for twice as
+        many until the solved ones reach it.  'mle': Minka's choice from
+        every eigenvalue of C (one dense eigenvalue solve)."""
+        spec = self.n_components
+        m = problem.m
+        limit = min(n_samples, m)
+        if isinstance(spec, str) and spec == "mle":
+            self._n_components(n_samples, m)         # n_samples >= m
+            eig = scipy.linalg.eigh(problem.C, eigvals_only=True,
+                                    check_finite=False)[::-1][:limit]
+            k = infer_dimension(np.maximum(eig, 0.0) / max(n_samples - 1, 1),
+                                n_samples)
+            return self._solve_count(problem, n_samples, data_dtype, warm, k)
+        if (spec is None or isinstance(spec, numbers.Integral)
+                or not isinstance(spec, numbers.Real) or not 0 < spec < 1):
+            return self._solve(problem, n_samples, data_dtype, warm=warm)
+        trace = problem.trace()
+        k = self._n_components(n_samples, m)
+        while True:
+            fitted = self._solve_count(problem, n_samples, data_dtype, warm, k)
+            ratio = np.cumsum(fitted["explained_variance_"].astype(np.float64)
+                              * max(n_samples - 1, 1)) / (trace or 1.0)
+            if ratio[-1] > spec or k >= limit:
+                # scikit-learn's rule: searchsorted(cumsum, f, 'right') + 1
+                keep = min(int(np.searchsorted(ratio, spec, side="right")) + 1,
+                           k)
+                return _keep_first(fitted, keep, n_samples, problem, limit)
+            warm, k = fitted["_warm_start"], min(2 * k, limit)
+
+    def _solve_count(self, problem, n_samples, data_dtype, warm, k):
+        self._count_trial = int(k)
+        try:
+            return self._solve(problem, n_samples, data_dtype, warm=warm)
+        finally:
+            del self._count_trial
 
     def _oversample(self):
         p = self.oversample
@@ -516,7 +712,7 @@ class LAEPCA:
                 f"LAEPCA ({opts['method']}) stopped at max_iter="
                 f"{opts['max_iter']} with relative Ritz residual {res:.3g} > "
                 f"tol={opts['tol']:g}; raise max_iter or tol.",
-                ConvergenceWarning, stacklevel=4)
+                ConvergenceWarning, stacklevel=caller_stacklevel())
         fitted = self._attributes(problem, V, theta, lam, opts["k"],
                                   n_samples, data_dtype)
         fitted.update(n_iter_=int(n_iter), converged_=bool(converged),
@@ -636,7 +832,7 @@ class LAEPCA:
                 f"components {np.flatnonzero(collapsed).tolist()} collapsed: "
                 f"lam = {lam:g} is at or above their eigenvalue of C = Xc^T "
                 "Xc; their variances are reported as 0.",
-                CollapsedComponentWarning, stacklevel=5)
+                CollapsedComponentWarning, stacklevel=caller_stacklevel())
         eig = np.where(collapsed, 0.0, eig)
         # The minimum of L_sigma on span(V): W2 = V (I - lam / eig)^(1/2).
         scale = np.sqrt(np.clip(1.0 - lam / np.where(eig > 0, eig, 1.0),
@@ -673,7 +869,8 @@ class LAEPCA:
         return self._project(self._validate(X, reset=False))
 
     def inverse_transform(self, X):
-        """Map projections back to feature space: X @ components_ + mean_."""
+        """Map projections back to feature space: X @ components_ + mean_
+        (with whiten, X @ (sqrt(explained_variance_) components_) + mean_)."""
         self._check_fitted()
         if _is_dask(X):
             from . import _dask
@@ -684,7 +881,10 @@ class LAEPCA:
                 f"X must have shape (n_samples, {self.n_components_}), got "
                 f"{Z.shape}")
         dtype = self.components_.dtype
-        return Z.astype(dtype, copy=False) @ self.components_ + self.mean_
+        components = self.components_
+        if self.whiten:
+            components = np.sqrt(self.explained_variance_)[:, None] * components
+        return Z.astype(dtype, copy=False) @ components + self.mean_
 
     def get_covariance(self):
         """Covariance of the probabilistic PCA model (n_features, n_features)."""
@@ -722,12 +922,6 @@ class LAEPCA:
         """Average log-likelihood of the samples."""
         return float(np.mean(self.score_samples(X)))
 
-    def get_feature_names_out(self, input_features=None):
-        """Output names 'laepca0', 'laepca1', ... (scikit-learn's style)."""
-        self._check_fitted()
-        return np.asarray([f"laepca{i}" for i in range(self.n_components_)],
-                          dtype=object)
-
     # -- helpers ---------------------------------------------------------------
 
     def _project_slabs(self, X):
@@ -745,6 +939,11 @@ class LAEPCA:
         Z = (X - self.mean_.astype(dtype)) @ self.components_.T
         if not np.isfinite(Z).all():
             raise_nonfinite(X)
+        if self.whiten:
+            # As scikit-learn: each scale at least eps, so that components
+            # of (numerically) zero variance give finite outputs.
+            scale = np.sqrt(self.explained_variance_)
+            Z /= np.maximum(scale, np.finfo(scale.dtype).eps)
         return Z
 
     def _check_fitted(self):
@@ -757,11 +956,18 @@ class LAEPCA:
         """X as a float32/float64 2-D array, copied only if needed.
 
         Finiteness is read off the first pass over X that follows (the Gram
-        pass, the mean, the projection): no pass of its own.
+        pass, the mean, the projection): no pass of its own.  With
+        scikit-learn, its validate_data checks the shape, the feature count
+        and the feature names (ensure_all_finite=False: no pass, no copy of
+        a float array); with reset, the names are applied by _set_fitted,
+        so that a fit that fails keeps the previous names.
         """
         if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
-            raise TypeError("LAEPCA does not support sparse input; pass a "
-                            "dense array (X.toarray()).")
+            raise TypeError(
+                "LAEPCA does not support sparse input (it would have to "
+                "densify X to center it): pass a dense array (X.toarray()), "
+                "feed dense blocks of rows to partial_fit, or use "
+                "sklearn.decomposition.TruncatedSVD, which does not center.")
         if (reset and self.batch_size is not None and hasattr(X, "shape")
                 and hasattr(X, "dtype") and hasattr(X, "__getitem__")
                 and (not isinstance(X, np.ndarray)
@@ -774,7 +980,13 @@ class LAEPCA:
             if len(shape) != 2 or 0 in shape:
                 raise ValueError(f"X must be a non-empty 2-D array, got "
                                  f"shape {shape}")
+            self._pending_names = None
             return X
+        dtype = getattr(X, "dtype", None)
+        if isinstance(dtype, np.dtype) and dtype.kind in "USV":
+            raise ValueError(f"X must be numeric, got dtype {dtype}")
+        if _SKLEARN:
+            return self._validate_sklearn(X, reset)
         X_arr = np.asarray(X)
         if X_arr.dtype.kind == "c":
             raise ValueError("Complex data not supported")
@@ -807,11 +1019,97 @@ class LAEPCA:
                     "features as input.")
         return X_arr
 
+    def _validate_sklearn(self, X, reset):
+        kwargs = dict(accept_sparse=False, dtype=[np.float64, np.float32],
+                      ensure_all_finite=False, copy=False)
+        if not reset:
+            self.__dict__.pop("_pending_names", None)   # a failed fit's
+            return _sk_validate_data(self, X, reset=False, **kwargs)
+        state = self.__dict__
+        saved = {name: state[name] for name in ("n_features_in_",
+                                                  "feature_names_in_")
+                 if name in state}
+        try:
+            X_arr = _sk_validate_data(self, X, reset=True, **kwargs)
+            names = state.get("feature_names_in_")
+        finally:
+            state.pop("n_features_in_", None)
+            state.pop("feature_names_in_", None)
+            state.update(saved)
+        self._pending_names = names
+        return X_arr
+
+
+def _keep_first(fitted, k, n_samples, problem, limit):
+    """The fitted attributes cut to their first k components."""
+    if k == fitted["n_components_"]:
+        return fitted
+    out = dict(fitted)
+    for name in ("components_", "explained_variance_",
+                 "explained_variance_ratio_", "singular_values_"):
+        out[name] = np.ascontiguousarray(fitted[name][:k])
+    out["W2_"] = np.ascontiguousarray(fitted["W2_"][:, :k])
+    out["W1_"] = np.ascontiguousarray(out["W2_"].T)
+    out["n_components_"] = k
+    ddof_n = max(n_samples - 1, 1)
+    total_var = problem.trace() / ddof_n
+    rest = limit - k
+    kept = float(np.sum(out["explained_variance_"], dtype=np.float64))
+    out["noise_variance_"] = (max(total_var - kept, 0.0) / rest
+                              if rest > 0 else 0.0)
+    return out
+
+
+def infer_dimension(spectrum, n_samples):
+    """Minka's MLE of the PCA dimension (as scikit-learn's _infer_dimension):
+    the rank in [1, len(spectrum)) of highest log-likelihood, from the
+    variances (ddof=1) in decreasing order."""
+    spectrum = np.asarray(spectrum, dtype=np.float64)
+    ll = np.full(len(spectrum), -np.inf)
+    for rank in range(1, len(spectrum)):
+        ll[rank] = _assess_dimension(spectrum, rank, n_samples)
+    return max(int(np.argmax(ll)), 1)
+
+
+def _assess_dimension(spectrum, rank, n_samples):
+    """Log-likelihood of rank under Minka's approximation (T. P. Minka,
+    Automatic choice of dimensionality for PCA, NIPS 2000), the formula of
+    scikit-learn's _assess_dimension."""
+    from scipy.special import gammaln
+    n_features = spectrum.shape[0]
+    if spectrum[rank - 1] < 1e-15:
+        return -np.inf
+    pu = -rank * np.log(2.0)
+    for i in range(1, rank + 1):
+        pu += (gammaln((n_features - i + 1) / 2.0)
+               - np.log(np.pi) * (n_features - i + 1) / 2.0)
+    pl = -np.sum(np.log(spectrum[:rank])) * n_samples / 2.0
+    v = max(1e-15, np.sum(spectrum[rank:]) / (n_features - rank))
+    pv = -np.log(v) * n_samples * (n_features - rank) / 2.0
+    m = n_features * rank - rank * (rank + 1.0) / 2.0
+    pp = np.log(2.0 * np.pi) * (m + rank) / 2.0
+    # Minka's pa term, vectorized: pairs i < rank, j > i.
+    spectrum_ = spectrum.copy()
+    spectrum_[rank:] = v
+    i, j = np.triu_indices(len(spectrum), k=1)
+    keep = i < rank
+    i, j = i[keep], j[keep]
+    pa = np.sum(np.log((spectrum[i] - spectrum[j])
+                       * (1.0 / spectrum_[j] - 1.0 / spectrum_[i]))
+                + np.log(n_samples))
+    return pu + pl + pv + pp - pa / 2.0 - rank * np.log(n_samples) / 2.0
+
 
 def _is_dask(X):
     """A Dask collection, told without importing Dask."""
     return (type(X).__module__.split(".")[0] == "dask"
             and hasattr(X, "__dask_graph__"))
+
+
+# scikit-learn generates set_partial_fit_request for the solve option; there
+# is no metadata to request, so it is removed (it would only be noise).
+if "set_partial_fit_request" in LAEPCA.__dict__:
+    del LAEPCA.set_partial_fit_request
 
 
 def _check_positive_int(value, name):
@@ -821,6 +1119,7 @@ def _check_positive_int(value, name):
     return int(value)
 
 
+_FIRST_COUNT = 16         # n_components as a float: the first count tried
 _FIRST_ROUND = 8          # kernel iterations before the first check
 _MAX_ROUND = 1024         # ... and at most this many between checks
 _MIN_RESTART_SCALE = 0.1  # see _restart

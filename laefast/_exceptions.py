@@ -1,10 +1,44 @@
-"""Warnings and errors that laefast raises."""
+"""Warnings and errors that laefast raises.
 
-__all__ = ["ConvergenceWarning", "CollapsedComponentWarning", "DivergenceError"]
+When scikit-learn is importable, :class:`NotFittedError` and
+:class:`ConvergenceWarning` subclass scikit-learn's classes of the same
+names, so ``except sklearn.exceptions.NotFittedError`` and
+``warnings.filterwarnings('ignore', category=sklearn.exceptions.
+ConvergenceWarning)`` catch laefast's too.  Without scikit-learn they derive
+from the same builtins as scikit-learn's (ValueError and AttributeError;
+UserWarning).
+"""
+
+__all__ = ["ConvergenceWarning", "CollapsedComponentWarning",
+           "DivergenceError", "NotFittedError"]
+
+try:
+    from sklearn.exceptions import ConvergenceWarning as _SkConvergence
+    from sklearn.exceptions import NotFittedError as _SkNotFitted
+except ImportError:          # scikit-learn is optional
+    _SkConvergence = UserWarning
+    _SkNotFitted = None
+
+if _SkNotFitted is not None:
+    _NOT_FITTED_BASES = (_SkNotFitted,)
+else:
+    _NOT_FITTED_BASES = (ValueError, AttributeError)
 
 
-class ConvergenceWarning(UserWarning):
-    """A solver stopped at max_iter before its stopping rule held."""
+class ConvergenceWarning(_SkConvergence):
+    """A solver stopped at max_iter before its stopping rule held.
+
+    A subclass of ``sklearn.exceptions.ConvergenceWarning`` when scikit-learn
+    is installed (else of UserWarning).
+    """
+
+
+class NotFittedError(*_NOT_FITTED_BASES):
+    """The estimator was used before fit.
+
+    A subclass of ``sklearn.exceptions.NotFittedError`` when scikit-learn is
+    installed; always a ValueError and an AttributeError, as scikit-learn's.
+    """
 
 
 class CollapsedComponentWarning(UserWarning):
@@ -13,3 +47,17 @@ class CollapsedComponentWarning(UserWarning):
 
 class DivergenceError(FloatingPointError):
     """A gradient-descent run produced non-finite weights (step too large)."""
+
+
+def caller_stacklevel():
+    """The ``stacklevel`` for warnings.warn, called in the function that
+    warns, that points at the first frame outside the laefast package: the
+    user's line, however deep inside laefast the warning is raised."""
+    import os
+    import sys
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(
+            frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -1,16 +1,18 @@
 """Thread counts for the OpenMP kernels, and BLAS kept serial inside them."""
 
 import contextlib
+import functools
 import numbers
 import os
 import threading
 import warnings
+import weakref
 
 from threadpoolctl import ThreadpoolController
 
 from ._openmp import max_threads, openmp_enabled
 
-__all__ = ["resolve_threads", "serial_blas"]
+__all__ = ["resolve_threads", "serial_blas", "instance_lock", "serialized"]
 
 
 def resolve_threads(n_threads):
@@ -110,3 +112,31 @@ def serial_blas(n_threads=2):
                 blas = _controller.select(user_api="blas")
                 for lib, threads in zip(blas.lib_controllers, _saved_limits):
                     lib.set_num_threads(threads)
+
+
+# One re-entrant lock per estimator, held by the methods that change its
+# state: two Python threads feeding one LAEPCA or LAEStream take turns, and
+# no batch is lost (each partial_fit copies the state, adds to the copy and
+# swaps it in, which without the lock would drop a concurrent batch).  The
+# locks live here rather than on the objects, so that pickling and
+# scikit-learn's clone never meet them.
+_instance_locks = weakref.WeakKeyDictionary()
+_instance_locks_guard = threading.Lock()
+
+
+def instance_lock(obj):
+    """The re-entrant lock that serializes `obj`'s state-changing calls."""
+    with _instance_locks_guard:
+        lock = _instance_locks.get(obj)
+        if lock is None:
+            lock = _instance_locks[obj] = threading.RLock()
+        return lock
+
+
+def serialized(method):
+    """Decorator: run the method holding instance_lock(self)."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with instance_lock(self):
+            return method(self, *args, **kwargs)
+    return locked

@@ -1,20 +1,36 @@
-"""LAEStream: principal components of data that arrives in chunks."""
+"""LAEStream: a scikit-learn estimator fitted from chunks of samples."""
 
+import copy
 import numbers
 
 import numpy as np
+import scipy.linalg
 
-from . import _data
-from ._api import _initial_weights, make_result, solve, step_for_bound
+from ._api import LAEResult, _initial_weights, solve
 from ._accumulator import GramAccumulator
-from ._exceptions import DivergenceError
-from ._parallel import resolve_threads, serial_blas
+from ._estimator import _BASES, LAEPCA
+from ._exceptions import DivergenceError, NotFittedError
+from ._parallel import resolve_threads, serial_blas, serialized
 from ._problem import GramProblem
-from ._validation import as_float_array, assert_finite, check_scalar
+from ._readout import flip_signs
+from ._subspace import ritz_pairs
+from ._validation import METHODS, as_float_array, assert_finite, check_scalar
 
 __all__ = ["LAEStream"]
 
 _MODES = ("gram", "sgd")
+# What partial_fit keeps besides the fitted attributes (fit drops it).
+_STATE = ("_acc", "_warm", "_trace", "_scale")
+# SGD: rows looked at for the step's scale, and the default cap on passes.
+_SCALE_ROWS = 4096
+_SGD_MAX_PASSES = 100
+# SGD's convergence criterion: the largest principal sine between the
+# decoder's span before and after a pass, at most this (tol=None).
+_SGD_TOL = 1e-4
+# SGD's automatic step: _ETA / (estimated top eigenvalue of C), decaying as
+# 1 / (1 + _DECAY_PER_PASS * passes).
+_ETA = 0.5
+_DECAY_PER_PASS = 0.1
 
 
 def _positive_int(value, name):
@@ -24,208 +40,367 @@ def _positive_int(value, name):
     return int(value)
 
 
-def _merge(n_a, mean_a, M2_a, n_b, mean_b, M2_b):
-    """Chan et al.'s pairwise merge of (count, mean, centered Gram)."""
-    if n_a == 0:
-        return n_b, mean_b, M2_b
-    n = n_a + n_b
-    delta = mean_b - mean_a
-    mean = mean_a + delta * (n_b / n)
-    if M2_a is None:
-        return n, mean, None
-    M2 = M2_a + M2_b
-    M2 += (np.outer(delta, delta) * (n_a * n_b / n)).astype(M2.dtype)
-    return n, mean, M2
-
-
-class LAEStream:
+class LAEStream(*_BASES):
     """Principal components from a stream of (b, m) chunks of samples.
+
+    An estimator in scikit-learn's sense (``fit``, ``partial_fit``,
+    ``transform``, ``get_params``; ``clone`` works; parameters are checked
+    when it is fitted, not in the constructor), with two ways to hold the
+    stream:
+
+    - ``mode='gram'``: one parallel pass over each chunk adds it to the
+      running mean and centered Gram matrix (m x m, float64;
+      :class:`laefast.GramAccumulator`), and every :meth:`partial_fit` ends
+      with the solve :class:`LAEPCA` runs (Rayleigh-Ritz on the decoder's
+      span, block Krylov accelerated, restarted from the previous
+      components): ``components_`` are exact whatever lam is.
+    - ``mode='sgd'``: each chunk is swept once by minibatch SGD on
+      L_sigma, holding only the weights (no m x m matrix), with a step
+      chosen and decayed automatically.
 
     Parameters
     ----------
-    n_components : int
-    lam : float
+    n_components : int or None
+        Components to keep.  None: min(rows of the first chunk, features),
+        fixed by the first :meth:`partial_fit` (as IncrementalPCA).
+    lam : 'auto' or float >= 0
         L2 penalty, in the units of the eigenvalues of C = Xc^T Xc over all
-        the samples (the paper's convention, no 1/n).
+        the samples (the paper's convention, no 1/n).  'auto': LAEPCA's
+        'auto' in 'gram' mode (just enough to keep the small systems
+        definite; the read-out is exact whatever lam is); in 'sgd' mode
+        1e-6 times the estimated top eigenvalue of C.
     mode : {'gram', 'sgd'}
-        'gram': one parallel pass over each chunk keeps the running mean and
-        centered Gram matrix (m x m; see :class:`laefast.GramAccumulator`);
-        :meth:`solve` then runs any solver on it.  The fast choice while an
-        m x m matrix fits in memory.
-        'sgd': each chunk is swept once by minibatch SGD on L_sigma
-        (``method`` 'untied' or 'tied'), holding only the weights.
     method : str or None
-        'gram' mode: the solver :meth:`solve` uses (default 'exact-tied').
-        'sgd' mode: 'untied' (default) or 'tied'.
+        'gram' mode: the solver ('auto', as LAEPCA, by default; or one of
+        laefast.METHODS).  'sgd' mode: 'untied' (default) or 'tied'.
     alpha : float or None
-        SGD step.  None: laefast.default_alpha's step 1 / (3 c r^2 + lam),
-        re-derived for every chunk from the current weights (r^2) and
-        c = n_samples_total times the larger of the top eigenvalue per
-        sample and max_i ||x_i - mean||^2 / batch_size (which bounds a
-        small batch's curvature), both estimated on the first 4096 samples.
+        SGD's first step.  None: 1 / (c max(1, ||W1||_2^2, ||W2||_2^2) +
+        lam), with c = n_samples_total times the larger of the top
+        eigenvalue per sample and the 99th percentile of ||x_i - mean||^2 /
+        batch_size, estimated on the first 4096 rows after dropping the
+        rows whose squared distance to the median row is over 100 times the
+        median one (a few outliers do not shrink the step).  The estimate
+        is kept once 4096 rows have been looked at.
     decay : float or None
-        SGD step t uses alpha / (1 + decay t).  None: batch_size /
-        n_samples_total, so the step halves after one pass over the data.
+        SGD step t is alpha / (1 + decay t).  None: batch_size /
+        n_samples_total: the step halves after one pass over the data and
+        keeps falling as 1 / passes.
     batch_size : int
         Samples per SGD step.  Each step descends
         (n / b) ||X_B - W2 W1 X_B||^2 + lam (||W1||^2 + ||W2||^2), an
-        unbiased estimate of L_sigma: the paper's minibatch loss with lam
-        scaled by b / n, multiplied by n / b.
+        unbiased estimate of L_sigma.
     n_samples_total : int or None
         n in the line above (SGD only).  None: the samples seen so far,
         which suits a stream seen once; for several passes over the same
-        data, pass its size.
+        data, pass its size (:meth:`fit` does).
+    tol : float or None
+        'gram' mode: LAEPCA's tol.  'sgd' mode: ``converged_`` is True when
+        the largest principal sine between the decoder's span before and
+        after the last :meth:`partial_fit` call is at most tol (None: 1e-4);
+        :meth:`fit` passes over X until then.
+    max_iter : int or None
+        'gram' mode: LAEPCA's max_iter.  'sgd' mode: the passes :meth:`fit`
+        makes at most (None: 100).
+    oversample : int
+        'gram' mode: LAEPCA's extra latents.
     n_threads : int or None
         OpenMP threads for the chunk kernels (None: all, following
         OMP_NUM_THREADS).  Any thread count gives the same SGD result bit
         for bit; the Gram pass is reproducible for a given count.
     block_rows : int or None
-        'sgd' mode: rows per parallel work item (None: 256, so a batch
-        splits into several blocks).  The 'gram' mode's pass gives each
-        thread one contiguous range of rows and picks its own blocks.
+        'sgd' mode: rows per parallel work item (None: 256).
     max_memory : int
         Bytes of a chunk converted at a time: chunks that are not float32
         or float64 arrays are cast in slabs of at most this size, and SGD
         reads memmaps in slabs of it.
     random_state : int, Generator or None
-        SGD's starting weights.
+        The solver's or SGD's random start.
 
     Attributes
     ----------
-    n_features_in_, n_samples_seen_, mean_ (float64), gram_ ('gram' mode:
-    the centered Gram matrix, accumulated and kept in float64 whatever the
-    chunks' dtype), W1_, W2_ ('sgd' mode), n_steps_ ('sgd').
+    components_, explained_variance_, explained_variance_ratio_,
+    singular_values_, noise_variance_, n_components_, mean_,
+    n_samples_seen_, n_features_in_ : as :class:`LAEPCA` ('gram' mode,
+        exact).  In 'sgd' mode, components_ is an orthonormal basis of the
+        decoder's span ordered by Rayleigh-Ritz on the covariance of the
+        last call's last chunk, whose Ritz values (per sample, ddof=1) are
+        explained_variance_; the ratios divide them by the total variance
+        of all the samples (kept exactly, one number).
+    converged_, n_iter_ : 'gram': LAEPCA's.  'sgd': the criterion under tol,
+        and SGD steps taken (n_steps_).
+    stop_ : 'sgd' mode: the sine of the criterion (inf after one call).
+    W1_, W2_ : the autoencoder's weights.
+    lam_, alpha_ : lam and (SGD) the first step used.
+    gram_ : 'gram' mode: the centered Gram matrix (float64).
+    dtype_ : the stream's dtype (the first chunk's float type).
 
-    A chunk that holds NaN or inf, has the wrong number of features, or a
-    dtype that cannot be cast safely to the stream's raises ValueError and
-    leaves the state exactly as it was before that chunk.
+    A chunk that holds NaN or inf, has the wrong number of features, a
+    dtype that cannot be cast safely to the stream's, or (SGD) values whose
+    squares overflow, raises ValueError and leaves every attribute exactly
+    as it was before that chunk, the step estimate included.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import laefast
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((3000, 20)) * np.r_[6, 5, 4, np.ones(17)]
+    >>> est = laefast.LAEStream(3)
+    >>> for chunk in np.array_split(X, 6):
+    ...     est = est.partial_fit(chunk)
+    >>> est.components_.shape, est.transform(X[:4]).shape
+    ((3, 20), (4, 3))
+    >>> ref = laefast.LAEPCA(3).fit(X)
+    >>> bool(np.allclose(est.explained_variance_, ref.explained_variance_))
+    True
     """
 
-    def __init__(self, n_components, lam, *, mode="gram", method=None,
-                 alpha=None, decay=None, batch_size=1024,
-                 n_samples_total=None, n_threads=None, block_rows=None,
-                 max_memory=256 << 20, random_state=None):
-        if mode not in _MODES:
-            raise ValueError(f"mode must be 'gram' or 'sgd', got {mode!r}")
-        if mode == "sgd":
+    def __init__(self, n_components=None, lam="auto", *, mode="gram",
+                 method=None, alpha=None, decay=None, batch_size=1024,
+                 n_samples_total=None, tol=None, max_iter=None, oversample=10,
+                 n_threads=None, block_rows=None, max_memory=256 << 20,
+                 random_state=None):
+        self.n_components = n_components
+        self.lam = lam
+        self.mode = mode
+        self.method = method
+        self.alpha = alpha
+        self.decay = decay
+        self.batch_size = batch_size
+        self.n_samples_total = n_samples_total
+        self.tol = tol
+        self.max_iter = max_iter
+        self.oversample = oversample
+        self.n_threads = n_threads
+        self.block_rows = block_rows
+        self.max_memory = max_memory
+        self.random_state = random_state
+
+    # -- scikit-learn's protocol -----------------------------------------------
+    # partial_fit's solve is an option, not metadata to route.
+    __metadata_request__partial_fit = {"solve": "$UNUSED$"}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "components_")
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    def _check_fitted(self):
+        if not hasattr(self, "components_"):
+            raise NotFittedError(
+                "This LAEStream instance is not fitted yet. Call 'fit' or "
+                "'partial_fit' before using this estimator.")
+
+    def _settings(self):
+        """Every parameter checked (at fit time, as scikit-learn wants)."""
+        if self.mode not in _MODES:
+            raise ValueError(
+                f"mode must be 'gram' or 'sgd', got {self.mode!r}")
+        method = self.method
+        if self.mode == "sgd":
             method = "untied" if method is None else method
             if method not in ("untied", "tied"):
                 raise ValueError(
                     f"sgd mode runs 'untied' or 'tied', got {method!r}")
-        self.n_components = _positive_int(n_components, "n_components")
-        self.lam = check_scalar(lam, "lam")
-        self.mode = mode
-        self.method = method
-        self.alpha = None if alpha is None else check_scalar(
-            alpha, "alpha", allow_zero=False)
-        self.decay = None if decay is None else check_scalar(decay, "decay")
-        self.batch_size = _positive_int(batch_size, "batch_size")
-        self.n_samples_total = (None if n_samples_total is None else
-                                _positive_int(n_samples_total,
-                                              "n_samples_total"))
-        self.n_threads = resolve_threads(n_threads)
-        self.block_rows = (None if block_rows is None else
-                           _positive_int(block_rows, "block_rows"))
-        self.max_memory = _positive_int(max_memory, "max_memory")
-        self.random_state = random_state
-        self.n_samples_seen_ = 0
-        self.n_features_in_ = None
-        self.dtype_ = None
-        self.mean_ = None
-        self.gram_ = None
-        self.W1_ = self.W2_ = None
-        self.alpha_ = None
-        self.n_steps_ = 0
-        self._top_per_sample = None
-        self._max_sq = 0.0
-        self._scale_samples = 0
-        self._acc = None
+        elif method not in (None, "auto") and method not in METHODS:
+            raise ValueError(
+                f"method must be None, 'auto' or one of {', '.join(METHODS)},"
+                f" got {method!r}")
+        if (not isinstance(self.oversample, numbers.Integral)
+                or isinstance(self.oversample, bool) or self.oversample < 0):
+            raise ValueError("oversample must be a non-negative integer, got "
+                             f"{self.oversample!r}")
+        if self.n_components is not None:
+            _positive_int(self.n_components, "n_components")
+        if not (isinstance(self.lam, str) and self.lam == "auto"):
+            check_scalar(self.lam, "lam")
+        if self.alpha is not None:
+            check_scalar(self.alpha, "alpha", allow_zero=False)
+        if self.decay is not None:
+            check_scalar(self.decay, "decay")
+        _positive_int(self.batch_size, "batch_size")
+        if self.n_samples_total is not None:
+            _positive_int(self.n_samples_total, "n_samples_total")
+        if self.block_rows is not None:
+            _positive_int(self.block_rows, "block_rows")
+        _positive_int(self.max_memory, "max_memory")
+        if self.tol is not None:
+            check_scalar(self.tol, "tol")
+        if self.max_iter is not None and (
+                not isinstance(self.max_iter, numbers.Integral)
+                or isinstance(self.max_iter, bool) or self.max_iter < 0):
+            raise ValueError(
+                f"max_iter must be a non-negative integer, got "
+                f"{self.max_iter!r}")
+        return {"method": method, "n_threads": resolve_threads(self.n_threads)}
 
-    # -- input ---------------------------------------------------------------
+    # -- fitting ---------------------------------------------------------------
 
-    def partial_fit(self, chunks):
-        """Take one chunk (an (b, m) array or memmap) or an iterable of them."""
-        if _is_one_chunk(chunks):
-            self._take(chunks)
+    @serialized
+    def fit(self, X, y=None):
+        """Fit on X from scratch ('sgd': passes over X, as n_samples_total
+        samples, until converged_ or max_iter passes).  y is ignored."""
+        self._settings()
+        _reject_sparse(X)
+        shape = tuple(getattr(_one_array(X), "shape", ()))
+        if len(shape) == 2 and shape[0] == 0:
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={shape}) "
+                "while a minimum of 1 is required.")
+        fresh = copy.copy(self)
+        for name in list(fresh.__dict__):
+            if name.endswith("_") or name in _STATE:
+                del fresh.__dict__[name]
+        if self.mode == "gram":
+            fresh.partial_fit(X)
         else:
+            X = _one_array(X)
+            fresh.n_samples_total = (self.n_samples_total
+                                     or (X.shape[0] if len(X.shape) == 2
+                                         else None))
+            passes = _SGD_MAX_PASSES if self.max_iter is None else self.max_iter
+            for _ in range(max(passes, 1)):
+                fresh.partial_fit(X)
+                if fresh.converged_:
+                    break
+            fresh.n_samples_total = self.n_samples_total
+        self.__dict__.clear()
+        self.__dict__.update(fresh.__dict__)
+        return self
+
+    @serialized
+    def partial_fit(self, X, y=None, solve=True):
+        """Take one chunk (an (b, m) array or memmap) or an iterable of them,
+        then update the fitted attributes.
+
+        Chunks are taken one at a time: a bad chunk in an iterable raises
+        and leaves the chunks before it taken (and the fit updated to them).
+        'gram' mode, as LAEPCA.partial_fit: ``solve=False`` only adds the
+        chunks (the fitted attributes stay those of the last solve), and
+        ``partial_fit(None)`` solves on everything added.  'sgd' mode always
+        updates (its read-out is one product with the last chunk).
+        """
+        opts = self._settings()
+        if X is None:
+            if getattr(self, "n_samples_seen_", 0) == 0 or self.mode != "gram":
+                raise ValueError(
+                    "partial_fit(None) solves on the chunks added with "
+                    "solve=False ('gram' mode), and none were added")
+            self._update_fit(opts, None, None)
+            return self
+        _reject_sparse(X)
+        chunks = [X] if _is_one_chunk(X) else X
+        before = getattr(self, "W2_", None)
+        taken, last = 0, None
+        try:
             for chunk in chunks:
-                self._take(chunk)
+                checked = self._take(chunk, opts)
+                if checked is not None:
+                    taken, last = taken + 1, checked
+        finally:
+            if taken and (solve or self.mode == "sgd"):
+                self._update_fit(opts, last, before)
         return self
 
     def _check_chunk(self, chunk):
-        # Array-likes with slicing (h5py, zarr) are read slab by slab.
-        X = chunk if isinstance(chunk, np.ndarray) or (
-            hasattr(chunk, "shape") and hasattr(chunk, "dtype")
-            and hasattr(chunk, "__getitem__")) else np.asarray(chunk)
+        _reject_sparse(chunk)
+        X = _one_array(chunk)
+        if X.dtype == object:
+            X = X.astype(np.float64)        # numbers stored as objects
+        if np.iscomplexobj(X):
+            raise ValueError("Complex data not supported")
         if len(X.shape) != 2:
-            raise ValueError(f"a chunk must be 2-D (b, m), got "
-                             f"{len(X.shape)}-D")
-        if self.n_features_in_ is not None and X.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"chunk has {X.shape[1]} features, the stream has "
-                f"{self.n_features_in_}")
-        if X.shape[1] < self.n_components:
+                f"a chunk must be 2-D (b, m), got {len(X.shape)}-D. Reshape "
+                "your data with array.reshape(-1, 1) (one feature) or "
+                "array.reshape(1, -1) (one sample).")
+        if X.shape[1] == 0:
+            raise ValueError(f"Found array with 0 feature(s) (shape={X.shape})"
+                             " while a minimum of 1 is required.")
+        expected = getattr(self, "n_features_in_", None)
+        if expected is not None and X.shape[1] != expected:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but LAEStream is expecting "
+                f"{expected} features as input (the chunks so far had "
+                f"{expected}).")
+        if self.n_components is not None and X.shape[1] < self.n_components:
             raise ValueError(
                 f"n_components={self.n_components} exceeds the "
                 f"{X.shape[1]} features")
-        dtype = self.dtype_
-        if dtype is None:
-            dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
         if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool) \
                 or np.iscomplexobj(X):
             raise ValueError(f"chunk dtype {X.dtype} is not a real number type")
+        dtype = getattr(self, "dtype_", None)
+        if dtype is None:
+            dtype = X.dtype if X.dtype in (np.float32, np.float64) \
+                else np.dtype(np.float64)
         if not np.can_cast(X.dtype, dtype, casting="safe"):
             raise ValueError(
                 f"chunk dtype {X.dtype} cannot be cast safely to the stream's "
                 f"{np.dtype(dtype)}")
         return X, np.dtype(dtype)
 
-    def _block_rows(self, m, dtype):
+    def _block_rows(self):
         return self.block_rows if self.block_rows is not None else 256
 
     def _slabs(self, X, dtype, multiple=1):
         """Float-typed slabs of X of about max_memory bytes (views when X
         already has the dtype).  Slabs hold a whole multiple of `multiple`
         rows (at least one).  Finiteness is the caller's to check."""
-        rows = max(self._block_rows(X.shape[1], dtype),
+        rows = max(self._block_rows(),
                    self.max_memory // max(1, X.shape[1] * dtype.itemsize))
         rows = max(multiple, rows - rows % multiple)
         for start in range(0, X.shape[0], rows):
             yield as_float_array(X[start:start + rows], "chunk", dtype)
 
-    def _take(self, chunk):
+    def _take(self, chunk, opts):
+        """Add one chunk; every attribute changes only once it succeeded."""
         X, dtype = self._check_chunk(chunk)
         if X.shape[0] == 0:
-            return
-        if self.mode == "gram":
-            self._take_gram(X, dtype)
+            return None
+        if getattr(self, "n_components_", None) is None:
+            k = (self.n_components if self.n_components is not None
+                 else min(X.shape[0], X.shape[1]))
         else:
-            self._take_sgd(X, dtype)
-        self.n_features_in_ = X.shape[1]
-        self.dtype_ = dtype
+            k = self.n_components_
+        if self.mode == "gram":
+            new = self._take_gram(X, opts)
+        else:
+            new = self._take_sgd(X, dtype, k, opts)
+        new.update(n_features_in_=X.shape[1], dtype_=dtype, n_components_=k)
+        self.__dict__.update(new)
+        return X
 
-    def _take_gram(self, X, dtype):
-        # One parallel pass per chunk (GramAccumulator); the state only
-        # changes once the whole chunk has been read and found finite.
-        if self._acc is None:
-            self._acc = GramAccumulator(n_threads=self.n_threads,
-                                        max_memory=self.max_memory)
+    def _take_gram(self, X, opts):
+        # One parallel pass per chunk (GramAccumulator) into a copy: the
+        # accumulator replaces its arrays, so a shallow copy is a snapshot.
+        acc = getattr(self, "_acc", None)
+        acc = (copy.copy(acc) if acc is not None else
+               GramAccumulator(n_threads=opts["n_threads"],
+                               max_memory=self.max_memory))
         if type(X).__module__.split(".")[0] == "dask":
             # A Dask array: per-block accumulators on its workers, merged.
             from . import _dask
-            self._acc.merge(_dask.accumulate(
-                _dask._check(X, self.n_features_in_)))
+            acc.merge(_dask.accumulate(
+                _dask._check(X, getattr(self, "n_features_in_", None))))
         else:
-            self._acc.add(X)
-        self.n_samples_seen_ = self._acc.n_samples_seen_
-        self.mean_, self.gram_ = self._acc.mean_, self._acc.gram_
+            acc.add(X)
+        return {"_acc": acc, "n_samples_seen_": acc.n_samples_seen_,
+                "mean_": acc.mean_, "gram_": acc.gram_}
 
-    def _take_sgd(self, X, dtype):
-        # Pass 1 validates the whole chunk and takes its mean, before any
-        # state changes; pass 2 sweeps it in batches.  Slabs hold whole
-        # batches, so a memmap read in slabs gives the same steps as the
-        # same data in memory (up to the rounding of the mean).
-        n_b, m, k = X.shape[0], X.shape[1], self.n_components
+    def _take_sgd(self, X, dtype, k, opts):
+        # Pass 1 validates the whole chunk and takes its mean and spread,
+        # before any state changes; pass 2 sweeps it in batches.  Slabs hold
+        # whole batches, so a memmap read in slabs gives the same steps as
+        # the same data in memory (up to the rounding of the mean).
+        n_b, m = X.shape
         total = np.zeros(m)
         for slab in self._slabs(X, dtype):
             total += slab.sum(axis=0, dtype=np.float64)
@@ -233,92 +408,317 @@ class LAEStream:
         if not np.isfinite(total).all():
             assert_finite(X, "chunk")
             raise ValueError("chunk has values too large to sum in float64")
-        count, mean, _ = _merge(self.n_samples_seen_, self.mean_, None,
-                                n_b, total / n_b, None)
+        seen = getattr(self, "n_samples_seen_", 0)
+        old_mean = getattr(self, "mean_", None)
+        count = seen + n_b
+        chunk_mean = total / n_b
+        mean = chunk_mean if old_mean is None else \
+            old_mean + (chunk_mean - old_mean) * (n_b / count)
+        # The total variance (trace of the centered Gram matrix), merged
+        # by Chan's formula: a few numbers, for explained_variance_ratio_.
+        sq = 0.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            for slab in self._slabs(X, dtype):
+                d = slab - chunk_mean
+                sq += float(np.einsum("ij,ij->", d, d, dtype=np.float64))
+        trace = getattr(self, "_trace", 0.0) + sq
+        if old_mean is not None:
+            delta = chunk_mean - old_mean
+            with np.errstate(over="ignore", invalid="ignore"):
+                trace += float(delta @ delta) * seen * n_b / count
+        if not np.isfinite(trace):
+            raise ValueError(
+                "chunk has values whose squares overflow float64 (largest "
+                f"|x| = {float(np.nanmax(np.abs(X))):.3g}); rescale the data")
         n_total = self.n_samples_total or count
-        if self.W1_ is None:
+        if getattr(self, "W2_", None) is None:
             W1, W2 = _initial_weights(None, m, k, dtype, self.random_state)
+            W2 = W2.astype(np.float64)
         else:
-            W1, W2 = self.W1_.copy(), self.W2_.copy()
-        alpha = self.alpha
-        if alpha is None:
-            alpha = self._default_step(X, dtype, mean, n_total, W1, W2)
+            W2 = self.W2_.astype(np.float64)
+        scale = self._step_scale(X)
+        lam = (1e-6 * n_total * scale["top"] if isinstance(self.lam, str)
+               else float(self.lam))
+        if self.alpha is not None:
+            alpha = float(self.alpha)
+        else:
+            b = min(self.batch_size, n_total)
+            c = n_total * max(scale["top"], scale["sq"] / b)
+            # tied's gradient sums both of untied's: half the step.
+            eta = _ETA / 2 if opts["method"] == "tied" else _ETA
+            alpha = eta / (c + lam) if c + lam > 0 else 1.0
         decay = self.decay if self.decay is not None else (
-            self.batch_size / n_total)
-        steps = 0
-        block_rows = self._block_rows(m, dtype)
-        nt = _data.sgd_threads(n_b, m, k, self.batch_size, block_rows,
-                               self.method == "tied", self.n_threads)
-        for slab in self._slabs(X, dtype, multiple=self.batch_size):
-            with serial_blas(nt):
-                steps += _data.sgd_epoch(
-                    slab, mean, W1, W2, self.lam, alpha, decay,
-                    self.n_steps_ + steps, self.batch_size, block_rows,
-                    float(n_total), self.method == "tied", self.n_threads)
-            del slab
+            _DECAY_PER_PASS * self.batch_size / n_total)
+        tied = opts["method"] == "tied"
+        t0 = getattr(self, "n_steps_", 0)
+        with serial_blas(opts["n_threads"]):
+            W1, W2, steps = self._sweep(X, dtype, mean, W2, lam, alpha,
+                                        decay, t0, n_total, tied)
         if not (np.isfinite(W1).all() and np.isfinite(W2).all()):
+            advice = ("lower it or pass alpha=None" if self.alpha is not None
+                      else "pass a smaller alpha (does the chunk hold "
+                      "outliers far beyond its first 4096 rows?)")
             raise DivergenceError(
                 "minibatch SGD diverged: the weights stopped being finite. "
-                f"The step alpha={alpha:g} is too large; lower it or pass "
-                "alpha=None.")
-        self.n_samples_seen_, self.mean_ = count, mean
-        self.W1_, self.W2_, self.alpha_ = W1, W2, alpha
-        self.n_steps_ += steps
+                f"The step alpha={alpha:g} is too large; {advice}.")
+        return {"n_samples_seen_": count, "mean_": mean,
+                "W1_": W1.astype(dtype), "W2_": W2.astype(dtype),
+                "alpha_": alpha, "lam_": lam, "n_steps_": t0 + steps,
+                "_trace": trace, "_scale": scale}
 
-    def _default_step(self, X, dtype, mean, n_total, W1, W2):
-        """default_alpha's step 1 / (3 c r^2 + lam) for this chunk.
+    def _sweep(self, X, dtype, mean, W2, lam, alpha, decay, t0, n_total,
+               tied):
+        """One variance-reduced SGD sweep (SVRG) over the chunk.
 
-        A batch of b rows has a gradient whose Lipschitz constant is about
-        (n / b) lambda_max(X_B^T X_B) <= n max(top eigenvalue per sample,
-        max_i ||x_i - mean||^2 / b): c is n_total times the larger of the
-        two.  Both are estimated on the chunks' first rows (Lanczos costs
-        passes) until 4096 samples have been looked at, then kept.
+        1. Restart: Rayleigh-Ritz of the chunk's covariance on span(W2)
+           sets W2 = V diag(s), W1 = W2^T, the minimum of L_sigma inside
+           that span (s_i = sqrt(1 - lam / theta_i), at least 0.1), as
+           LAEPCA's rounds do.  That removes the slow rotation and balance
+           modes of the untied weights; the span is unchanged.
+        2. The anchor A = (W1, W2) and the chunk's full gradient G(A), from
+           the products of the restart (no pass of its own).
+        3. Minibatch steps W -= alpha_t (g_B(W) - g_B(A) + G(A)): unbiased,
+           with a variance that vanishes as W nears A, so the iteration
+           converges (linearly on a fixed data set) instead of stalling at
+           a noise floor proportional to the step.
+        The loss of a batch B is (n / |B|) ||X_B - X_B W1^T W2^T||^2 + lam
+        (||W1||^2 + ||W2||^2), n = n_samples_total: an unbiased estimate of
+        L_sigma.  'tied' keeps W1 = W2^T (only W2's gradient, summed).
         """
-        if self._scale_samples < 4096:
-            rows = np.asarray(X[:4096], dtype=np.float64) - mean
-            sq = float(np.einsum("ij,ij->i", rows, rows).max())
-            if sq == 0.0:
-                # Nothing but the mean so far: the samples' own size is the
-                # only scale there is.
-                raw = np.asarray(X[:4096], dtype=np.float64)
-                sq = float(np.einsum("ij,ij->i", raw, raw).max())
-            top = sq
-            if rows.shape[0] >= 2:
-                problem = GramProblem(data=rows.astype(dtype), mean=None)
-                top = problem.eigenvalue_bound() / rows.shape[0]
-            self._top_per_sample = max(self._top_per_sample or 0.0, top)
-            self._max_sq = max(self._max_sq, sq)
-            self._scale_samples += rows.shape[0]
-        b = min(self.batch_size, n_total)
-        c = n_total * max(self._top_per_sample, self._max_sq / b)
-        if c == 0.0 and self.lam == 0.0:
-            return 1.0          # all samples are zero: every gradient is 0
-        return step_for_bound(c, self.lam, W1, W2)
+        n_b = X.shape[0]
+        Q = scipy.linalg.qr(W2, mode="economic", check_finite=False)[0]
+        CQ = np.zeros_like(Q)
+        for slab in self._slabs(X, dtype):
+            Xc = slab - mean
+            CQ += Xc.T @ (Xc @ Q)
+            del slab, Xc
+        CQ *= n_total / n_b
+        V, CV, theta = ritz_pairs(np.asfortranarray(Q), np.asfortranarray(CQ),
+                                  Q.shape[1])
+        s = np.zeros_like(theta)
+        live = theta > lam
+        s[live] = np.sqrt(1.0 - lam / theta[live])
+        s = np.clip(s, 0.1, 1.0)
+        W2 = np.ascontiguousarray(V * s)
+        W1 = np.ascontiguousarray(W2.T)
+        A1, A2 = W1.copy(), W2.copy()
+        # G(A) with C = (n / n_b) Xc^T Xc of the chunk: C A1^T = CV s.
+        CA = CV * s
+        G2 = 2.0 * (A2 @ (A1 @ CA) - CA) + 2.0 * lam * A2
+        G1 = 2.0 * ((A2.T @ A2) @ CA.T - CA.T) + 2.0 * lam * A1
+        if tied:
+            G2 = G2 + G1.T
+        steps, b = 0, self.batch_size
+        for slab in self._slabs(X, dtype, multiple=b):
+            for start in range(0, slab.shape[0], b):
+                Xb = slab[start:start + b] - mean
+                weight = n_total / Xb.shape[0]
+                step = alpha / (1.0 + decay * (t0 + steps))
+                g1, g2 = _batch_gradient(W1, W2, Xb, weight, lam)
+                h1, h2 = _batch_gradient(A1, A2, Xb, weight, lam)
+                d2 = g2 - h2 + G2
+                if tied:
+                    d2 += (g1 - h1).T
+                    W2 -= step * d2
+                    W1 = np.ascontiguousarray(W2.T)
+                else:
+                    W1 -= step * (g1 - h1 + G1)
+                    W2 -= step * d2
+                steps += 1
+        return W1, W2, steps
 
-    # -- output --------------------------------------------------------------
+    def _step_scale(self, X):
+        """The top eigenvalue per sample and a high quantile of ||x_i -
+        mean||^2, from the first 4096 rows the stream looked at, after
+        dropping outlying rows (squared distance to the median row over 100
+        times the median): a few outliers do not change the step.  Returned,
+        not stored: the caller keeps it only if the chunk is taken."""
+        scale = dict(getattr(self, "_scale", {"rows": 0, "top": 0.0,
+                                              "sq": 0.0}))
+        if scale["rows"] >= _SCALE_ROWS:
+            return scale
+        rows = np.asarray(X[:_SCALE_ROWS - scale["rows"]], dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            med = np.median(rows, axis=0)
+            dist = np.einsum("ij,ij->i", rows - med, rows - med)
+            typical = np.median(dist)
+            keep = dist <= 100.0 * typical if typical > 0 else \
+                np.ones(len(rows), bool)
+            # Centered on the kept rows' own mean: the running mean moves
+            # with the outliers.
+            centered = rows[keep] - rows[keep].mean(axis=0)
+            sq = np.einsum("ij,ij->i", centered, centered)
+        if not np.isfinite(sq).all():
+            raise ValueError(
+                "chunk has values whose squares overflow float64; rescale "
+                "the data")
+        if sq.size == 0 or sq.max() == 0.0:
+            raw = np.einsum("ij,ij->i", rows, rows)
+            top = q = float(raw.max()) if raw.size else 0.0
+        else:
+            q = float(np.quantile(sq, 0.99))
+            top = q
+            if centered.shape[0] >= 2:
+                # The top eigenvalue of the kept rows' second moment.
+                w = min(centered.shape)
+                G = centered.T @ centered if centered.shape[1] <= 512 \
+                    else centered @ centered.T
+                top = float(scipy.linalg.eigh(
+                    G, eigvals_only=True, subset_by_index=[w - 1, w - 1]
+                    if G.shape[0] == w else [G.shape[0] - 1, G.shape[0] - 1],
+                    check_finite=False)[0]) / centered.shape[0]
+        scale["top"] = max(scale["top"], top)
+        scale["sq"] = max(scale["sq"], q)
+        scale["rows"] += rows.shape[0]
+        return scale
+
+    def _update_fit(self, opts, last, before):
+        """The fitted attributes from the state: LAEPCA's solve ('gram'), or
+        the SGD decoder's span, rotated by Rayleigh-Ritz on the last chunk."""
+        k = self.n_components_
+        if self.mode == "gram":
+            if self.n_samples_seen_ < max(2, k):
+                return          # too few samples to solve for k components
+            solver = LAEPCA(k, method=opts["method"] or "auto", lam=self.lam,
+                            tol=self.tol, max_iter=self.max_iter,
+                            oversample=self.oversample,
+                            n_threads=self.n_threads,
+                            random_state=self.random_state)
+            problem = GramProblem.from_accumulator(self._acc)
+            fitted = solver._solve(problem, self.n_samples_seen_, self.dtype_,
+                                   warm=getattr(self, "_warm", None))
+            self._warm = fitted.pop("_warm_start")
+            self.__dict__.update(fitted)
+            self.mean_ = self._acc.mean_
+            return
+        Q = scipy.linalg.qr(self.W2_.astype(np.float64), mode="economic",
+                            check_finite=False)[0]
+        CQ = np.zeros_like(Q)
+        for slab in self._slabs(last, np.dtype(np.float64)):
+            Xc = slab - self.mean_
+            CQ += Xc.T @ (Xc @ Q)
+            del slab, Xc
+        V, _, theta = ritz_pairs(np.asfortranarray(Q), np.asfortranarray(CQ),
+                                 k)
+        ddof_n = max(last.shape[0] - 1, 1)
+        explained = np.maximum(theta[:k], 0.0) / ddof_n
+        total = self._trace / max(self.n_samples_seen_ - 1, 1)
+        dtype = self.dtype_
+        self.components_ = flip_signs(np.ascontiguousarray(V[:, :k].T)).astype(
+            dtype)
+        self.explained_variance_ = explained.astype(dtype)
+        self.explained_variance_ratio_ = (explained / total if total > 0
+                                          else np.zeros(k)).astype(dtype)
+        self.singular_values_ = np.sqrt(
+            explained * max(self.n_samples_seen_ - 1, 1)).astype(dtype)
+        rest = min(self.n_samples_seen_, self.n_features_in_) - k
+        self.noise_variance_ = (max(total - explained.sum(), 0.0) / rest
+                                if rest > 0 else 0.0)
+        self.stop_ = (np.inf if before is None else
+                      float(_max_sine(before, self.W2_)))
+        tol = _SGD_TOL if self.tol is None else float(self.tol)
+        self.converged_ = bool(self.stop_ <= tol)
+        self.n_iter_ = self.n_steps_
+
+    # -- using the fit ---------------------------------------------------------
+
+    def transform(self, X):
+        """Project X onto the components: (X - mean_) @ components_.T."""
+        self._check_fitted()
+        X, dtype = self._check_chunk(X)
+        X = as_float_array(X, "X", self.components_.dtype)
+        Z = (X - self.mean_.astype(X.dtype)) @ self.components_.T
+        if not np.isfinite(Z).all():
+            assert_finite(X, "X")
+        return Z
+
+    def inverse_transform(self, X):
+        """Map projections back to feature space: X @ components_ + mean_."""
+        self._check_fitted()
+        Z = np.asarray(X)
+        if Z.ndim != 2 or Z.shape[1] != self.components_.shape[0]:
+            raise ValueError(
+                f"X must have shape (n_samples, {self.components_.shape[0]}),"
+                f" got {Z.shape}")
+        return Z.astype(self.components_.dtype, copy=False) @ \
+            self.components_ + self.mean_
 
     def solve(self, **kwargs):
         """The principal components of everything seen so far (LAEResult).
 
-        'gram' mode runs :func:`laefast.solve` on the centered Gram matrix
-        (keyword arguments go to it; the method defaults to the stream's);
-        'sgd' mode reads out the current weights.
+        Without arguments: the fitted attributes as an LAEResult (nothing
+        is run again).  'gram' mode with keyword arguments: runs
+        :func:`laefast.solve` on the centered Gram matrix with them (the
+        method defaults to the stream's, or 'exact-tied'; lam to lam_).
         """
-        if self.n_samples_seen_ == 0:
+        if getattr(self, "n_samples_seen_", 0) == 0:
             raise ValueError("the stream has seen no samples yet")
-        if self.mode == "gram":
+        if self.mode == "gram" and kwargs:
             kwargs.setdefault("method", self.method or "exact-tied")
             # The solvers run in the stream's dtype, as for fit().
             result = solve(self.gram_.astype(self.dtype_, copy=False),
-                           self.n_components, self.lam, **kwargs)
-        else:
-            result = make_result(
-                self.W1_.copy(), self.W2_.copy(), self.lam,
-                method="sgd-" + self.method, alpha=self.alpha_, tol=0.0,
-                n_iter=self.n_steps_, converged=False, stop=np.nan,
-                stacklevel=2)
-        result.mean = self.mean_
-        return result
+                           self.n_components_, self.lam_, **kwargs)
+            result.mean = self.mean_
+            return result
+        eig = (self.explained_variance_.astype(np.float64)
+               * max(self.n_samples_seen_ - 1, 1))
+        return LAEResult(
+            W1=self.W1_, W2=self.W2_, components=self.components_,
+            singular_values=np.sqrt(eig).astype(self.dtype_),
+            eigenvalues=eig.astype(self.dtype_),
+            collapsed=eig == 0, n_iter=int(self.n_iter_),
+            converged=bool(self.converged_),
+            stop=float(getattr(self, "stop_", 0.0)),
+            method=("sgd-" + (self.method or "untied") if self.mode == "sgd"
+                    else self.method or "auto"),
+            lam=float(self.lam_), alpha=self.alpha_,
+            tol=float(self.tol or 0.0), mean=self.mean_,
+            regularizer="sum", readout="svd")
+
+
+# scikit-learn generates set_partial_fit_request for the solve option; there
+# is no metadata to request, so it is removed (it would only be noise).
+if "set_partial_fit_request" in LAEStream.__dict__:
+    del LAEStream.set_partial_fit_request
+
+
+def _batch_gradient(W1, W2, Xb, weight, lam):
+    """Gradients of weight ||Xb - Xb W1^T W2^T||^2 + lam (||W1||^2 +
+    ||W2||^2) with respect to W1 and W2 (rows of Xb are samples)."""
+    Z = Xb @ W1.T
+    R = Xb - Z @ W2.T
+    return (-2.0 * weight * ((R @ W2).T @ Xb) + 2.0 * lam * W1,
+            -2.0 * weight * (R.T @ Z) + 2.0 * lam * W2)
+
+
+def _reject_sparse(X):
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            "LAEStream does not support sparse input: pass dense chunks "
+            "(X.toarray() on each block of rows).")
+
+
+def _one_array(chunk):
+    """The chunk as an array: ndarrays, memmaps and array-likes with shape,
+    dtype and row slicing (h5py, zarr, Dask: read slab by slab) as they
+    are; anything else through np.asarray."""
+    if isinstance(chunk, np.ndarray) or (
+            hasattr(chunk, "shape") and hasattr(chunk, "dtype")
+            and hasattr(chunk, "__getitem__") and len(chunk.shape) == 2):
+        return chunk
+    return np.asarray(chunk)
+
+
+def _norm2(W):
+    return float(np.linalg.norm(W.astype(np.float64), 2)) if W.size else 0.0
+
+
+def _max_sine(A, B):
+    """Largest principal sine between span(A) and span(B)."""
+    Qa = scipy.linalg.qr(A.astype(np.float64), mode="economic")[0]
+    Qb = scipy.linalg.qr(B.astype(np.float64), mode="economic")[0]
+    s = scipy.linalg.svdvals(Qb - Qa @ (Qa.T @ Qb))
+    return float(s.max()) if s.size else 0.0
 
 
 def _is_one_chunk(obj):

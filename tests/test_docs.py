@@ -61,7 +61,8 @@ def test_every_gallery_example_is_in_the_build():
         assert head.startswith('"""'), f"{name} lacks its title docstring"
 
 
-@pytest.mark.parametrize("module", ["laefast._api", "laefast.metrics"])
+@pytest.mark.parametrize("module", ["laefast._api", "laefast.metrics",
+                                    "laefast._estimator", "laefast._stream"])
 def test_docstring_examples_run(module):
     # The Examples sections shown on the API pages are doctests.
     result = doctest.testmod(importlib.import_module(module),

@@ -397,7 +397,7 @@ def test_score_and_covariance_match_sklearn():
 def test_sklearn_check_estimator():
     estimator_checks = pytest.importorskip("sklearn.utils.estimator_checks")
     with warnings.catch_warnings():
-        # LAEPCA does not inherit BaseEstimator (scikit-learn is optional).
+        # The checks' own warnings (on purpose: bad inputs, few samples).
         warnings.simplefilter("ignore")
         results = estimator_checks.check_estimator(LAEPCA(), on_fail=None)
     not_passed = {r["check_name"]: r["status"] for r in results
@@ -493,3 +493,20 @@ def test_partial_fit_casts_later_batches_to_the_model_dtype():
     est.partial_fit(X[200:])
     assert est.components_.dtype == np.float32
     assert est.n_samples_seen_ == 300
+
+
+def test_partial_fit_width_is_fixed_by_the_first_batch():
+    # issue 11 #11: batches of 3, 3 and 50 rows (m = 8) kept n_components_
+    # at 3, as IncrementalPCA does, and transform's width with it.
+    decomposition = pytest.importorskip("sklearn.decomposition")
+    X = np.random.default_rng(4).standard_normal((56, 8))
+    est = LAEPCA(random_state=0)
+    ref = decomposition.IncrementalPCA()
+    for batch in (X[:3], X[3:6], X[6:]):
+        est.partial_fit(batch)
+        ref.partial_fit(batch)
+        assert est.n_components_ == ref.n_components_ == 3
+        assert est.transform(X).shape == (56, 3)
+    # Here the three batches hold every sample: the top 3 of all of X.
+    _, w, _ = eigh_pca(X, 3)
+    np.testing.assert_allclose(est.explained_variance_, w, rtol=1e-10)

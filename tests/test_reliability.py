@@ -405,3 +405,20 @@ def test_accumulator_names_an_iterator():
     with pytest.raises(TypeError, match=r"got an iterator \(generator\): "
                                         r"add its chunks one at a time"):
         laefast.GramAccumulator().add(chunks)
+
+
+def test_laepca_fed_by_threads_counts_every_sample():
+    """Issue #11 item 3: one LAEPCA fed by partial_fit from 4 threads takes
+    the batches one at a time (a per-estimator lock): none is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+    from laefast import LAEPCA
+    rng = np.random.default_rng(5)
+    chunks = [rng.standard_normal((200, 10)) * np.linspace(3, 1, 10) + i
+              for i in range(24)]
+    est = LAEPCA(3, random_state=0)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(est.partial_fit, chunks))
+    X = np.vstack(chunks)
+    assert est.n_samples_seen_ == X.shape[0]
+    w = np.linalg.eigvalsh(np.cov(X.T))[::-1][:3]
+    np.testing.assert_allclose(est.explained_variance_, w, rtol=1e-8)

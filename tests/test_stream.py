@@ -1,5 +1,7 @@
 """LAEStream: streaming Gram accumulation and minibatch SGD (OpenMP)."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -42,7 +44,7 @@ def _assert_same_state(a, b):
 @pytest.mark.parametrize("chunk", [1, 7, 1000, 6000])
 def test_streaming_gram_equals_whole_gram(chunk):
     X = _spiked(n=2000 if chunk == 1 else 6000)
-    stream = laefast.LAEStream(3, 1.0, block_rows=64)
+    stream = laefast.LAEStream(3, block_rows=64)
     for piece in _chunks(X, chunk):
         stream.partial_fit(piece)
     expected = _centered_gram(X)
@@ -186,17 +188,28 @@ def test_bad_chunk_in_iterator_keeps_earlier_chunks():
                                rtol=1e-10)
 
 
-def test_stream_parameters():
-    with pytest.raises(ValueError, match="mode"):
-        laefast.LAEStream(2, 1.0, mode="online")
-    with pytest.raises(ValueError, match="sgd mode"):
-        laefast.LAEStream(2, 1.0, mode="sgd", method="exact-tied")
-    with pytest.raises(ValueError, match="n_threads"):
-        laefast.LAEStream(2, 1.0, n_threads=0)
-    with pytest.raises(ValueError, match="batch_size"):
-        laefast.LAEStream(2, 1.0, batch_size=0)
+@pytest.mark.parametrize("params, match", [
+    ({"mode": "online"}, "mode"),
+    ({"mode": "sgd", "method": "exact-tied"}, "sgd mode"),
+    ({"n_threads": 0}, "n_threads"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"lam": -1.0}, "lam"),
+    ({"lam": "big"}, "lam"),
+    ({"n_components": 0}, "n_components"),
+    ({"alpha": 0.0}, "alpha"),
+    ({"max_iter": -1}, "max_iter"),
+    ({"method": "newton"}, "method"),
+    ({"oversample": -1}, "oversample"),
+])
+def test_stream_parameters_are_checked_at_fit(params, match):
+    stream = laefast.LAEStream(**{"n_components": 2, **params})  # stores only
+    assert stream.get_params()[next(iter(params))] == params[next(iter(params))]
+    with pytest.raises(ValueError, match=match):
+        stream.partial_fit(np.ones((5, 4)))
+    with pytest.raises(ValueError, match=match):
+        stream.fit(np.ones((5, 4)))
     with pytest.raises(ValueError, match="no samples"):
-        laefast.LAEStream(2, 1.0).solve()
+        laefast.LAEStream(2).solve()
 
 
 def test_sgd_default_step_with_a_tiny_first_chunk_and_batches_of_one():
@@ -212,3 +225,190 @@ def test_sgd_default_step_with_a_tiny_first_chunk_and_batches_of_one():
     single = laefast.LAEStream(3, 10.0, mode="sgd", batch_size=1,
                                random_state=0).partial_fit(Y)
     assert np.isfinite(single.W2_).all()
+
+
+# ---------------------------------------------------------------------------
+# LAEStream as an estimator
+
+
+def test_stream_is_an_estimator_matching_laepca():
+    base = pytest.importorskip("sklearn.base")
+    X = _spiked(n=3000, m=30, k=3)
+    stream = laefast.LAEStream(3, random_state=0)
+    for chunk in _chunks(X, 700):
+        stream.partial_fit(chunk)
+    ref = laefast.LAEPCA(3, random_state=0).fit(X)
+    # The same Rayleigh-Ritz solve on the same Gram matrix (lam='auto').
+    np.testing.assert_allclose(stream.explained_variance_,
+                               ref.explained_variance_, rtol=1e-10)
+    np.testing.assert_allclose(stream.explained_variance_ratio_,
+                               ref.explained_variance_ratio_, rtol=1e-10)
+    assert laefast.metrics.max_principal_sine(stream.components_.T,
+                                              ref.components_.T) < 1e-10
+    np.testing.assert_allclose(np.abs(stream.transform(X)),
+                               np.abs(ref.transform(X)), atol=1e-8)
+    Z = stream.transform(X)
+    np.testing.assert_allclose(stream.inverse_transform(Z),
+                               ref.inverse_transform(ref.transform(X)),
+                               atol=1e-8)
+    assert stream.converged_ and stream.lam_ > 0
+    # fit starts over: the same as the chunks, from one array.
+    again = base.clone(stream).fit(X)
+    np.testing.assert_allclose(again.explained_variance_,
+                               stream.explained_variance_, rtol=1e-10)
+    assert again.n_samples_seen_ == len(X)
+    stream.fit(X[:500])
+    assert stream.n_samples_seen_ == 500
+    assert list(stream.get_feature_names_out()) == ["laestream0",
+                                                    "laestream1",
+                                                    "laestream2"]
+    with pytest.raises(laefast.NotFittedError, match="not fitted"):
+        laefast.LAEStream(2).transform(X)
+    with pytest.raises(ValueError, match="X has 29 features, but LAEStream "
+                                         "is expecting 30"):
+        stream.transform(X[:, 1:])
+
+
+def test_stream_width_is_fixed_by_the_first_chunk():
+    X = np.random.default_rng(4).standard_normal((56, 8))
+    stream = laefast.LAEStream(random_state=0)
+    for chunk in (X[:3], X[3:6], X[6:]):
+        stream.partial_fit(chunk)
+        assert stream.n_components_ == 3
+        assert stream.transform(X).shape == (56, 3)
+
+
+@pytest.mark.parametrize("mode", ["gram", "sgd"])
+def test_sklearn_check_estimator_on_the_stream(mode):
+    estimator_checks = pytest.importorskip("sklearn.utils.estimator_checks")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = estimator_checks.check_estimator(
+            laefast.LAEStream(mode=mode, random_state=0), on_fail=None)
+    not_passed = {r["check_name"]: r["status"] for r in results
+                  if r["status"] != "passed"}
+    assert set(not_passed) <= {"check_array_api_input"}, not_passed
+
+
+def _ten_spikes(n=20000, m=200, k=10, seed=0):
+    """m = 200 with 10 well-separated spikes (variances 100 .. 25) over unit
+    noise, and the top-10 eigenvectors of its centered Gram matrix."""
+    rng = np.random.default_rng(seed)
+    U = np.linalg.qr(rng.standard_normal((m, k)))[0]
+    X = (rng.standard_normal((n, k)) * np.linspace(10, 5, k)) @ U.T
+    X += rng.standard_normal((n, m)) + 3.0
+    V = np.linalg.eigh(_centered_gram(X))[1][:, ::-1][:, :k]
+    return X, V
+
+
+@pytest.mark.parametrize("method", ["untied", "tied"])
+def test_sgd_converges_with_its_automatic_decaying_step(method):
+    X, V = _ten_spikes()
+    stream = laefast.LAEStream(10, mode="sgd", method=method,
+                               n_samples_total=len(X), random_state=0)
+    sines, stops = [], []
+    for _ in range(20):
+        stream.partial_fit(X)
+        sines.append(laefast.metrics.max_principal_sine(stream.W2_, V))
+        stops.append(stream.stop_)
+    assert sines[4] <= 1e-2           # 5 passes
+    assert sines[19] <= 1e-3          # 20 passes
+    assert laefast.metrics.max_principal_sine(stream.components_.T, V) <= 1e-3
+    # The criterion: the span moved by at most tol (1e-4) in the last pass.
+    assert stream.converged_ and stops[-1] <= 1e-4
+    assert not np.isfinite(stops[0])
+    res = stream.solve()
+    assert res.converged and res.stop == stream.stop_
+    # The step decays: step t is alpha_ / (1 + decay t), decay > 0.
+    assert stream.alpha_ > 0 and stream.n_steps_ == 20 * 20
+
+
+def test_sgd_fit_passes_until_converged():
+    X, V = _ten_spikes(n=8000, m=60, k=5, seed=2)
+    est = laefast.LAEStream(5, mode="sgd", random_state=0).fit(X)
+    assert est.converged_ and est.stop_ <= 1e-4
+    assert laefast.metrics.max_principal_sine(est.components_.T, V) < 1e-3
+    ref = laefast.LAEPCA(5, random_state=0).fit(X)
+    np.testing.assert_allclose(est.explained_variance_ratio_,
+                               ref.explained_variance_ratio_, rtol=1e-3)
+    capped = laefast.LAEStream(5, mode="sgd", max_iter=1,
+                               random_state=0).fit(X)
+    assert not capped.converged_ and capped.n_steps_ == 8
+
+
+def test_rejected_sgd_chunk_changes_nothing_and_later_chunks_learn():
+    # issue 11 #10: a chunk holding one 1e200 after 1000 good rows.
+    X, V = _ten_spikes(n=6000, m=40, k=4, seed=3)
+    stream = laefast.LAEStream(4, mode="sgd", n_samples_total=len(X),
+                               random_state=0).partial_fit(X[:1000])
+    before = _state(stream)
+    bad = X[1000:2000].copy()
+    bad[10, 3] = 1e200
+    with pytest.raises(ValueError, match="squares overflow"):
+        stream.partial_fit(bad)
+    _assert_same_state(before, _state(stream))
+    W2 = stream.W2_.copy()
+    stream.partial_fit(X[1000:])
+    # The step's scale took the new rows in (up to 4096), not the bad ones.
+    assert 0.5 < stream.alpha_ / before["alpha_"] < 2.0
+    assert np.abs(stream.W2_ - W2).max() > 1e-3      # W2 still moves
+    for _ in range(10):
+        stream.partial_fit(X)
+    assert laefast.metrics.max_principal_sine(stream.W2_, V) < 1e-3
+
+
+def test_sgd_step_is_robust_to_a_few_outliers():
+    X, V = _ten_spikes(n=6000, m=40, k=4, seed=3)
+    clean = laefast.LAEStream(4, mode="sgd", n_samples_total=len(X),
+                              random_state=0).partial_fit(X)
+    dirty_X = X.copy()
+    dirty_X[[5, 700, 2000], 0] = 1e6       # three outliers in the first rows
+    dirty = laefast.LAEStream(4, mode="sgd", n_samples_total=len(X),
+                              random_state=0).partial_fit(dirty_X[:4096])
+    # Before: one 1e6 row took alpha_ from 1e-5 to 1e-16 for good.
+    assert 0.5 < dirty.alpha_ / clean.alpha_ < 2.0
+
+
+def test_user_guide_stream_example_is_warning_free():
+    # issue 12: LAEStream(10, lam=1.0) then .solve() ran 100000 iterations
+    # into a ConvergenceWarning.
+    X, V = _ten_spikes(n=6000, m=100, k=10, seed=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stream = laefast.LAEStream(10, lam=1.0)
+        for chunk in _chunks(X, 1000):
+            stream.partial_fit(chunk)
+        result = stream.solve()
+    assert result.converged
+    assert laefast.metrics.max_principal_sine(result.components.T, V) < 1e-10
+    np.testing.assert_allclose(result.eigenvalues,
+                               np.linalg.eigvalsh(_centered_gram(X))[::-1][:10],
+                               rtol=1e-10)
+
+
+def test_warnings_point_at_the_callers_line():
+    X = _spiked(n=500, m=30)
+    with pytest.warns(laefast.ConvergenceWarning) as record:
+        laefast.LAEStream(3, method="untied", max_iter=2).partial_fit(X)
+    assert record[0].filename == __file__
+    with pytest.warns(laefast.ConvergenceWarning) as record:
+        laefast.LAEPCA(0.5, method="untied", max_iter=2).fit(X)
+    assert record[0].filename == __file__
+    with pytest.warns(laefast.ConvergenceWarning) as record:
+        laefast.LAEStream(3, lam=1.0).partial_fit(X).solve(max_iter=2)
+    assert record[0].filename == __file__
+
+
+def test_stream_solve_false_then_none_as_laepca():
+    X = _spiked(n=3000, m=30, k=3)
+    stream = laefast.LAEStream(3, random_state=0)
+    for chunk in _chunks(X, 500):
+        stream.partial_fit(chunk, solve=False)
+    assert not hasattr(stream, "components_")
+    assert stream.n_samples_seen_ == 3000
+    stream.partial_fit(None)
+    ref = laefast.LAEPCA(3, random_state=0).fit(X)
+    np.testing.assert_allclose(stream.explained_variance_,
+                               ref.explained_variance_, rtol=1e-10)
+    with pytest.raises(ValueError, match="none were added"):
+        laefast.LAEStream(3).partial_fit(None)
