@@ -9,6 +9,7 @@ ClassNamePrefixFeaturesOutMixin and validates input with its validate_data
 small fallback bases follow the same conventions by hand.
 """
 
+import collections.abc
 import copy
 import numbers
 import sys
@@ -453,6 +454,13 @@ class LAEPCA(*_BASES):
         if _is_dask(X):
             from . import _dask
             return _dask.partial_fit(self, X, solve)
+        if isinstance(X, collections.abc.Iterator):
+            raise TypeError(
+                f"partial_fit takes one batch, an array of shape (n_samples, "
+                f"n_features); got an iterator ({type(X).__name__}): call "
+                "it once per batch (for batch in batches: "
+                "est.partial_fit(batch)), or use laefast.LAEStream, whose "
+                "partial_fit also takes an iterable of batches")
         acc = getattr(self, "_acc", None)
         if acc is None and hasattr(self, "components_"):
             raise ValueError(

@@ -422,3 +422,15 @@ def test_laepca_fed_by_threads_counts_every_sample():
     assert est.n_samples_seen_ == X.shape[0]
     w = np.linalg.eigvalsh(np.cov(X.T))[::-1][:3]
     np.testing.assert_allclose(est.explained_variance_, w, rtol=1e-8)
+
+
+def test_laepca_partial_fit_of_an_iterator_says_what_to_do():
+    """Issue #11 row 15: a generator is not a batch; the message says how
+    to feed batches, and nothing is fitted."""
+    from laefast import LAEPCA
+    X = np.random.default_rng(0).standard_normal((50, 4))
+    est = LAEPCA(2)
+    with pytest.raises(TypeError, match=r"one batch.*got an iterator "
+                                        r"\(generator\).*once per batch"):
+        est.partial_fit(row for row in [X])
+    assert not hasattr(est, "components_")
