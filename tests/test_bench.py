@@ -22,7 +22,7 @@ def test_error_per_second_arithmetic():
     # A run that made things worse removes a negative amount.
     assert _bench.error_per_second(1.0, 2.0, 0.25) == pytest.approx(-4.0)
     for bad in (0.0, -1.0, None, float("nan")):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="seconds"):
             _bench.error_per_second(1.0, 0.0, bad)
 
 

@@ -262,7 +262,8 @@ def test_unfitted_use_raises():
     est = LAEPCA(2)
     with pytest.raises(laefast.NotFittedError, match="not fitted"):
         est.transform(np.ones((3, 2)))
-    with pytest.raises(AttributeError):     # scikit-learn's convention too
+    # scikit-learn's NotFittedError is an AttributeError too.
+    with pytest.raises(AttributeError, match="not fitted"):
         est.inverse_transform(np.ones((3, 2)))
 
 

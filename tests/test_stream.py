@@ -157,8 +157,13 @@ def test_bad_chunk_leaves_state_untouched(mode):
                                max_memory=1 << 16)
     stream.partial_fit(X)
     before = _state(stream)
+    expected = {"nan": "NaN", "inf-late": "infinity",
+                "features": "X has 41 features, but LAEStream is expecting 40",
+                "dtype": "dtype <U1 is not a real number type",
+                "complex": "Complex data not supported",
+                "1-D": r"must be 2-D \(b, m\), got 1-D"}
     for name, chunk in _bad_chunks(X.shape[1]).items():
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=expected[name]):
             stream.partial_fit(chunk)
         _assert_same_state(before, _state(stream))
     # Good chunks after the bad ones still work.
