@@ -184,7 +184,7 @@ def test_vector_lam_columns_are_the_ordered_directions():
                                1 - lam[order] / s[:k] ** 2, rtol=1e-8)
 
 
-def test_product_untied_gives_the_subspace_and_says_so():
+def test_t6_product_untied_gives_the_subspace_and_says_so():
     X, C, U, s = make_problem()
     k = 3
     lam = 0.5 * s[k - 1] ** 2

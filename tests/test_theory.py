@@ -1,4 +1,6 @@
-"""Numerical checks of the theory in docs/theory.md (items 1-5 and 7).
+"""Numerical checks of the theory in docs/theory.md ("What the tests check":
+statements T1-T5 and T7; T6 is in test_regularizers.py).  Each test is
+named test_tN_<what it checks>.
 
 Every reference here is independent of the code under test: singular
 vectors and values come from np.linalg.svd of X, the gradients, Hessian and
@@ -201,7 +203,7 @@ def test_metrics_objective_matches_direct_loss(prob):
 # Item 1: every critical point has W1 = W2^T; GL(k) transforms are not critical.
 
 @pytest.mark.parametrize("method", laefast.METHODS)
-def test_item1_minima_found_are_tied(prob, method):
+def test_t1_critical_points_are_tied_minima_found_by_every_method(prob, method):
     W1, W2 = untied_start(prob.k, prob.m, seed=3)
     r = solve_quiet(prob.C, prob.k, prob.lam, method=method, init=(W1, W2), tol=1e-10)
     assert r.converged
@@ -214,7 +216,7 @@ def test_item1_minima_found_are_tied(prob, method):
     np.testing.assert_allclose(r.W1 @ r.W1.T, r.W2.T @ r.W2, atol=1e-7)
 
 
-def test_item1_constructed_minimum_is_critical_and_gl_orbit_is_not(prob):
+def test_t2_closed_form_minimum_is_critical_and_its_gl_orbit_is_not(prob):
     rng = np.random.default_rng(5)
     k, lam, C = prob.k, prob.lam, prob.C
     O = random_orthogonal(k, rng)
@@ -237,7 +239,7 @@ def test_item1_constructed_minimum_is_critical_and_gl_orbit_is_not(prob):
     assert loss_from_X(prob.X, W1g, W2g, lam) > loss_from_X(prob.X, W1, W2, lam) + 0.1 * lam
 
 
-def test_item1_exact_steps_zero_their_partial_gradient(prob):
+def test_t1_exact_steps_zero_their_partial_gradient(prob):
     """exact_w1 / exact_w2 are the exact block minimizers: G1 = 0 resp. G2 = 0."""
     rng = np.random.default_rng(7)
     k, m, lam, C = prob.k, prob.m, prob.lam, prob.C
@@ -260,7 +262,7 @@ def test_item1_exact_steps_zero_their_partial_gradient(prob):
 # Item 2: the minima are W2 = U_k (I - lam S_k^-2)^(1/2) O.
 
 @pytest.mark.parametrize("method", laefast.METHODS)
-def test_item2_minimum_has_the_closed_form(prob, method):
+def test_t2_minimum_found_has_the_closed_form(prob, method):
     k, lam = prob.k, prob.lam
     r = solve_quiet(prob.C, k, lam, method=method, init=untied_start(k, prob.m, seed=4),
                     tol=1e-10)
@@ -281,7 +283,7 @@ def test_item2_minimum_has_the_closed_form(prob, method):
 # Item 3: the read-out.
 
 @pytest.mark.parametrize("method", laefast.METHODS)
-def test_item3_readout_matches_svd(prob, method):
+def test_t3_readout_gives_the_svd_directions_and_values(prob, method):
     k, lam = prob.k, prob.lam
     r = solve_quiet(prob.C, k, lam, method=method, random_state=1, tol=1e-10)
     Uk = prob.U[:, :k]
@@ -298,7 +300,7 @@ def test_item3_readout_matches_svd(prob, method):
     assert not r.collapsed.any()
 
 
-def test_item3_readout_at_exact_minimum(prob):
+def test_t3_readout_at_the_closed_form_minimum_is_exact(prob):
     """Started at the closed-form minimum, the read-out is exact to rounding."""
     k, lam = prob.k, prob.lam
     W1, W2 = critical_point(prob.U, prob.s, lam, range(k), k,
@@ -325,7 +327,7 @@ COLLAPSE_LAM = 80.0   # sigma_2^2 = 64 < lam < sigma_1^2 = 100 for problem m6k3
 
 
 @pytest.mark.parametrize("method", laefast.METHODS)
-def test_item3_collapse_reported_tight_tol(method):
+def test_t3_collapse_reported_at_tight_tol(method):
     prob = Problem("m6k3")
     assert prob.s[1] ** 2 < COLLAPSE_LAM < prob.s[0] ** 2
     with pytest.warns(laefast.CollapsedComponentWarning):
@@ -334,7 +336,7 @@ def test_item3_collapse_reported_tight_tol(method):
 
 
 @pytest.mark.parametrize("method", ["exact-tied", "tied"])
-def test_item3_collapse_reported_default_tol(method):
+def test_t3_collapse_reported_at_default_tol(method):
     """Same as above with the default tol=1e-8: the contract must not depend on tol."""
     prob = Problem("m6k3")
     with pytest.warns(laefast.CollapsedComponentWarning):
@@ -347,7 +349,7 @@ def test_item3_collapse_reported_default_tol(method):
 # Item 4: the loss at the minimum and at the other critical points.
 
 @pytest.mark.parametrize("method", laefast.METHODS)
-def test_item4_loss_at_minimum(prob, method):
+def test_t4_loss_at_the_minimum(prob, method):
     k, lam = prob.k, prob.lam
     r = solve_quiet(prob.C, k, lam, method=method, random_state=2, tol=1e-10)
     expected = loss_theory(prob.s, lam, range(k))
@@ -356,7 +358,7 @@ def test_item4_loss_at_minimum(prob, method):
 
 
 @pytest.mark.parametrize("index_set,k", [([0, 2], 2), ([1], 2), ([0, 2], 3), ([1, 2], 2)])
-def test_item4_other_critical_points(index_set, k):
+def test_t4_loss_at_the_other_critical_points(index_set, k):
     prob = Problem("m6k3")
     lam, C = prob.lam, prob.C
     assert all(prob.s[i] ** 2 > lam for i in index_set)
@@ -397,14 +399,14 @@ def _check_minimum_hessian(C, W1, W2, lam, k):
             assert np.linalg.norm(H @ v) < 1e-9 * top * np.linalg.norm(v)
 
 
-def test_item5_hessian_at_constructed_minimum(prob):
+def test_t5_hessian_at_the_closed_form_minimum(prob):
     k = prob.k
     W1, W2 = critical_point(prob.U, prob.s, prob.lam, range(k), k,
                             random_orthogonal(k, np.random.default_rng(10)))
     _check_minimum_hessian(prob.C, W1, W2, prob.lam, k)
 
 
-def test_item5_hessian_at_solved_minimum(prob):
+def test_t5_hessian_at_a_solved_minimum(prob):
     k = prob.k
     r = solve_quiet(prob.C, k, prob.lam, method="exact-untied", random_state=3, tol=1e-12)
     # Hessian eigenvalues move by O(||W - W*||); tol 1e-12 keeps that tiny.
@@ -419,7 +421,7 @@ def oja_rel(C, W, lam):
     return np.linalg.norm(R) / (np.linalg.norm(C, 2) * np.linalg.norm(W))
 
 
-def test_item7_oja_fixed_point(prob):
+def test_t7_minimum_is_a_fixed_point_of_regularized_oja(prob):
     k, lam, C = prob.k, prob.lam, prob.C
     _, W = critical_point(prob.U, prob.s, lam, range(k), k,
                           random_orthogonal(k, np.random.default_rng(14)))
