@@ -8,6 +8,7 @@ import numpy as np
 
 from . import _gram
 from ._exceptions import ConvergenceWarning, DivergenceError, caller_stacklevel
+from ._methods import GD_METHODS, REGISTRY
 from ._parallel import resolve_threads, serial_blas
 from ._problem import GramProblem, choose_path
 from ._readout import readout, readout_kind
@@ -25,15 +26,6 @@ from ._validation import (
 __all__ = ["LAEResult", "solve", "fit", "step", "exact_w1", "exact_w2",
            "default_alpha"]
 
-_CODES = {
-    "untied": _gram.UNTIED,
-    "sync": _gram.SYNC,
-    "tied": _gram.TIED,
-    "exact-untied": _gram.EXACT_UNTIED,
-    "exact-sync": _gram.EXACT_SYNC,
-    "exact-tied": _gram.EXACT_TIED,
-}
-GD_METHODS = ("untied", "sync", "tied")
 # Methods that stop when ||W1 - W2^T|| <= tol (the sum regularizer's).
 _TIE_RULE = ("untied", "exact-untied", "exact-tied")
 DEFAULT_MAX_ITER = 100_000
@@ -284,7 +276,7 @@ def run_kernel(problem, W1, W2, method, lam, alpha, tol, max_iter,
                 if method == "exact-untied" else 1)
     with serial_blas(parallel):
         n_iter, status, stop, which = _gram.run(
-            _CODES[method], W1, W2, lam=lam * scale,
+            REGISTRY[method].code, W1, W2, lam=lam * scale,
             alpha=0.0 if alpha is None else alpha / scale, tol=tol,
             max_iter=max_iter, hist_stop=hist_stop, hist_obj=hist_obj,
             trace_c=(problem.trace() * scale if hist_stop is not None
@@ -719,7 +711,7 @@ def step(W1, W2, C, lam, *, method="untied", alpha=None, regularizer="sum"):
         alpha = check_scalar(alpha, "alpha", allow_zero=False)
     lam_vec = None if np.ndim(lam) == 0 else lam
     n_iter, status, stop, which = _gram.run(
-        _CODES[method], W1, W2, C, lam if lam_vec is None else 0.0,
+        REGISTRY[method].code, W1, W2, C, lam if lam_vec is None else 0.0,
         alpha or 0.0, -1.0, 1, lam_vec=lam_vec,
         product=regularizer == "product")
     _raise_for_status(status, method, 0, which, alpha, lam)

@@ -20,14 +20,15 @@ import numpy as np
 import scipy.linalg
 
 from ._accumulator import GramAccumulator
-from ._api import DEFAULT_MAX_ITER, GD_METHODS, run_kernel, step_for_bound
+from ._api import DEFAULT_MAX_ITER, run_kernel, step_for_bound
 from ._exceptions import (CollapsedComponentWarning, ConvergenceWarning,
                           NotFittedError, caller_stacklevel)
 from ._parallel import resolve_threads, serial_blas, serialized
 from ._problem import GramProblem, choose_path
 from ._readout import flip_signs
 from ._subspace import KRYLOV_DEPTH, block_krylov, residual, ritz_pairs
-from ._validation import METHODS, check_gram, raise_nonfinite
+from ._methods import GD_METHODS, METHODS
+from ._validation import check_gram, raise_nonfinite
 
 __all__ = ["LAEPCA", "NotFittedError"]
 

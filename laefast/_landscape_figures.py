@@ -17,7 +17,7 @@ import numpy as np
 from . import landscape as ls
 from ._api import solve
 from ._exceptions import CollapsedComponentWarning
-from ._validation import METHODS
+from ._methods import GD_METHODS, METHODS
 
 __all__ = ["write_all", "write_page", "trajectories_gif", "tied2_loss",
            "tied2_critical_points", "shrinkage_runs", "FILES"]
@@ -198,7 +198,7 @@ def _trajectories_png(path, sigma2, lam):
     for ax, method in zip(axes.ravel(), METHODS):
         ax.contourf(W1, W2, z, levels=30, cmap="viridis")
         _draw_critical(ax, sigma2, lam, "sum", lim)
-        gd = method in ("untied", "sync", "tied")
+        gd = method in GD_METHODS
         for (a, b), color in zip(TRAJECTORY_STARTS, colors):
             pts = ls.scalar_trajectory(method, a, b, sigma2, lam,
                                        alpha=0.08 / sigma2 if gd else None,
@@ -234,7 +234,7 @@ def trajectories_gif(path, sigma2, lam, frames=30):
     for ax, method in zip(axes.ravel(), METHODS):
         ax.contourf(W1, W2, z, levels=24, cmap="viridis")
         _draw_critical(ax, sigma2, lam, "sum", lim)
-        gd = method in ("untied", "sync", "tied")
+        gd = method in GD_METHODS
         for (a, b), color in zip(TRAJECTORY_STARTS, colors):
             pts = ls.scalar_trajectory(method, a, b, sigma2, lam,
                                        alpha=0.08 / sigma2 if gd else None,

@@ -11,36 +11,27 @@ import scipy.sparse.linalg
 
 from . import _data
 from ._accumulator import GramAccumulator
+from ._methods import method_info
 from ._parallel import serial_blas
 from ._validation import (assert_finite, check_data, check_gram,
                           raise_if_squares_vanish, raise_nonfinite)
 
 __all__ = ["GramProblem", "choose_path", "power_of_two_scale"]
 
-# Flops per iteration, in units of k m^2 (on C) or k m n (on data), and an
-# assumed iteration count, for choosing a path before running.  'auto' is
-# LAEPCA's exact-tied with block Krylov extension: exact-tied's products,
-# far fewer of them.
-_GRAM_FLOPS = {"untied": 4, "sync": 2, "tied": 2, "exact-untied": None,
-               "exact-sync": 4, "exact-tied": 2, "auto": 2}
-_DATA_FLOPS = {"untied": 8, "sync": 4, "tied": 4, "exact-untied": None,
-               "exact-sync": 8, "exact-tied": 4, "auto": 4}
-_ASSUMED_ITERATIONS = {"untied": 1000, "sync": 1000, "tied": 1000,
-                       "exact-untied": 100, "exact-sync": 100,
-                       "exact-tied": 100, "auto": 25}
 # Beyond this the Gram matrix is not formed unless asked for.
 GRAM_MEMORY_LIMIT = 2 << 30
 
 
 def choose_path(n, m, k, method, itemsize):
     """'gram' or 'data': whichever the cost model says is cheaper."""
-    if method == "exact-untied":
-        return "gram"                 # its m x m solves need C itself
+    info = method_info(method)
+    if info.needs_gram:
+        return "gram"
     if m * m * itemsize > GRAM_MEMORY_LIMIT:
         return "data"
-    iters = _ASSUMED_ITERATIONS[method]
-    cost_gram = n * m * m + iters * _GRAM_FLOPS[method] * k * m * m
-    cost_data = iters * _DATA_FLOPS[method] * k * m * n
+    iters = info.assumed_iterations
+    cost_gram = n * m * m + iters * info.gram_flops * k * m * m
+    cost_data = iters * info.data_flops * k * m * n
     return "data" if cost_data < cost_gram else "gram"
 
 

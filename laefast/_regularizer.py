@@ -17,6 +17,7 @@ import numbers
 
 import numpy as np
 
+from ._methods import GD_METHODS
 from ._validation import check_scalar
 
 __all__ = ["REGULARIZERS", "check_regularizer", "check_lam", "lam_summary",
@@ -31,10 +32,10 @@ def check_regularizer(regularizer, method=None):
         raise ValueError(
             f"regularizer must be 'sum' or 'product', got {regularizer!r}")
     if (regularizer == "product" and method is not None
-            and method not in ("untied", "sync", "tied")):
+            and method not in GD_METHODS):
         raise ValueError(
             f"regularizer='product' works with the gradient methods "
-            f"('untied', 'sync', 'tied'), not {method!r}: the exact methods "
+            f"{GD_METHODS}, not {method!r}: the exact methods "
             "minimize L_sigma's sum penalty in closed form")
     return regularizer
 

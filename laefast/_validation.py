@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from ._checks import gram_stats
+from ._methods import METHODS
 from ._parallel import resolve_threads
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
     "check_method",
 ]
 
-METHODS = ("untied", "sync", "tied", "exact-untied", "exact-sync", "exact-tied")
 
 
 def _float_dtype(a):
