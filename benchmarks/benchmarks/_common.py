@@ -47,7 +47,18 @@ Higher is better (asv shows an improvement as a "regression"):
   per second over the reference's (the speedup).
 """
 
-import laefast_bench as _bench     # benchmarks/laefast_bench (on sys.path)
+import os
+import sys
+
+# asv imports this suite through an importer for the suite's package alone
+# (asv_runner's SpecificImporter), without its parent folder on sys.path:
+# put benchmarks/ there, so that the harness beside the suite imports the
+# way it does for the scripts.
+_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+import laefast_bench as _bench  # noqa: E402  (benchmarks/laefast_bench)
 
 METHODS = _bench.METHODS
 PEERS = tuple(_bench.PEERS)

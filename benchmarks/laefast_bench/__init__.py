@@ -4,9 +4,9 @@ that the asv suite (``benchmarks/benchmarks/``) and the benchmark scripts
 
 Why it lives here and not in the package: asv builds and installs each
 commit it measures, but it imports the benchmark suite -- the folder that
-``benchmark_dir`` in ``benchmarks/asv.conf.json`` names, with its parent
-folder (``benchmarks/``) on ``sys.path`` -- from the working tree asv is run
-from, never from the measured commit.  So this harness is the same for every
+``benchmark_dir`` in ``benchmarks/asv.conf.json`` names -- from the working
+tree asv is run from, never from the measured commit (asv_runner imports
+that package by its path).  So this harness is the same for every
 commit in asv's history: a change to a problem, a timer or a settle time is
 a change to the suite (rerun the history), not a change in laefast's speed.
 It uses only laefast's public names (``solve``, ``fit``, ``step``,
@@ -18,8 +18,9 @@ installed package, with the package's own copy of what it needs
 (``laefast._cli_bench``); this harness does not import it.
 
 The scripts in ``benchmarks/`` import it as ``laefast_bench`` (their own
-folder is first on ``sys.path``); the asv suite does too (asv puts
-``benchmarks/`` on ``sys.path``).
+folder is first on ``sys.path``); the asv suite does too, after putting
+``benchmarks/`` on ``sys.path`` (``benchmarks/benchmarks/_common.py``);
+``docs/make_figures.py`` and the tests likewise.
 
 Modules:
 
