@@ -33,22 +33,20 @@ import sys
 
 import numpy as np
 
-from laefast import _alignment, _bench
+from laefast import _alignment
 from laefast import alignment as al
 from laefast._mlp import _Layout
 from laefast._parallel import serial_blas
+
+import laefast_bench as harness  # benchmarks/laefast_bench
 
 RULES = ("sa", "aa", "wm", "ia", "kp")
 
 
 def _best_interleaved(fns, repeats):
     """{name: best seconds} with every function timed once per round."""
-    best = {name: np.inf for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t, _ = _bench.time_once(fn)
-            best[name] = min(best[name], t)
-    return best
+    return harness.interleaved_best(fns, repeats, settle_s=0.0,
+                                    warmup=False)[0]
 
 
 def bench_layer(b, n_in, n_out, repeats, dtype=np.float64):
@@ -187,7 +185,7 @@ def main(argv=None):
                 json.dump(rows, f, indent=1)
         return 0
     repeats = args.repeats or (3 if args.quick else 7)
-    print(_bench.environment_line())
+    print(harness.environment_line())
     print(f"best of {repeats} interleaved rounds, BLAS on one thread, float64")
     print()
 
@@ -228,7 +226,7 @@ def main(argv=None):
                   f"{'' if row['rule'] == 'bp' else ('PASS' if row['pass'] else 'FAIL')}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"environment": _bench.environment(),
+            json.dump({"environment": harness.environment(),
                        "layer": layer_rows, "epoch": epoch_rows}, f, indent=1)
     return 0
 

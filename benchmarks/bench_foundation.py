@@ -43,8 +43,10 @@ from scipy.linalg.blas import dgemm
 from scipy.linalg.lapack import dpotrf
 
 import laefast
-from laefast import _bench, reference
-from laefast._bench import time_once
+from laefast import reference
+
+import laefast_bench as harness  # benchmarks/laefast_bench
+from laefast_bench import time_once
 
 GD_METHODS = ("untied", "sync", "tied")
 SETTLE_S = 0.3  # > OpenBLAS's spin-wait before its threads go to sleep
@@ -55,7 +57,7 @@ SETTLE_S = 0.3  # > OpenBLAS's spin-wait before its threads go to sleep
 
 def settle():
     """Let the other BLAS pool's spinning threads go idle."""
-    _bench.settle(SETTLE_S)
+    harness.settle(SETTLE_S)
 
 
 def best_of(fn, repeats, warmup=1, settle_each=False):
@@ -64,16 +66,9 @@ def best_of(fn, repeats, warmup=1, settle_each=False):
     settle_each: sleep before every timed call, so that no BLAS pool is still
     spinning from the previous call (see settle()).
     """
-    out = None
-    for _ in range(warmup):
-        out = fn()
-    best = np.inf
-    for _ in range(repeats):
-        if settle_each:
-            settle()
-        t, out = time_once(fn)
-        best = min(best, t)
-    return best, out
+    t, out, _ = harness.best_of(fn, repeats, budget=np.inf, warmup=warmup,
+                                settle_s=SETTLE_S if settle_each else 0.0)
+    return t, out
 
 
 def verdict(ok):
@@ -92,9 +87,9 @@ def fmt_t(t):
 # Environment
 
 def environment():
-    info = _bench.environment()
+    info = harness.environment()
     print("== Environment")
-    print(_bench.environment_line(info))
+    print(harness.environment_line(info))
     print()
     return info
 

@@ -28,7 +28,6 @@ within one run, not numbers across runs.
 """
 
 import argparse
-import gc
 import json
 import os
 import sys
@@ -38,46 +37,28 @@ import warnings
 import numpy as np
 import scipy.linalg
 from scipy.linalg.blas import dsyrk
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
 import laefast
 from laefast.metrics import max_principal_sine
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_stream import parallel_ceiling  # noqa: E402
+from laefast_bench import (environment, environment_line,  # noqa: E402
+                           interleaved_best)
 
 SETTLE_S = 0.2
 SLOW_S = 4.0        # a peer slower than this runs once
 
 
-def time_once(fn):
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        out = fn()
-        return time.perf_counter() - t0, out
-    finally:
-        gc.enable()
-
-
 def interleaved(fns, repeats):
-    """Best time and last result of each function, one call each per round."""
-    best = {name: np.inf for name in fns}
-    result = {}
-    skip = set()
-    for r in range(repeats):
-        for name, fn in fns.items():
-            if name in skip:
-                continue
-            time.sleep(SETTLE_S)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                t, out = time_once(fn)
-            best[name] = min(best[name], t)
-            result[name] = out
-            if t > SLOW_S:
-                skip.add(name)
-    return best, result
+    """Best time and last result of each function, one call each per round
+    (a settle sleep before each call, no warm-up, a peer slower than SLOW_S
+    runs once)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return interleaved_best(fns, repeats, settle_s=SETTLE_S,
+                                warmup=False, slow_s=SLOW_S)
 
 
 # -- data ----------------------------------------------------------------------
@@ -278,13 +259,10 @@ def main(argv=None):
     if args.json:
         open(args.json, "a").close()         # fail now, not after the run
     t_start = time.perf_counter()
-    blas = [f"{p['internal_api']} {p.get('version')} ({p['num_threads']})"
-            for p in threadpool_info() if p["user_api"] == "blas"]
-    print(f"laefast {laefast.__version__}, OpenMP {laefast.openmp_enabled()},"
-          f" {os.cpu_count()} CPUs, threads {args.threads}, BLAS {blas}, "
-          f"numpy {np.__version__}, scipy {scipy.__version__}; "
+    env = environment()
+    print(f"machine: {environment_line(env)}; threads {args.threads}; "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}")
-    out = {"threads": args.threads, "quick": args.quick}
+    out = {"threads": args.threads, "quick": args.quick, "environment": env}
     wanted = (lambda name: args.only is None or name in args.only)
     if wanted("gram"):
         out["gram"] = gram_scaling(args.threads, args.quick, args.repeats)

@@ -33,8 +33,8 @@ from scipy.linalg.blas import dgemm, dsyrk
 from threadpoolctl import threadpool_limits
 
 import laefast
-from laefast import _bench
-from laefast._bench import time_once
+
+import laefast_bench as harness  # benchmarks/laefast_bench
 
 
 SETTLE_S = 0.2
@@ -46,14 +46,9 @@ def interleaved_best(fns, repeats):
     timings taken far apart measures the drift.  Each call starts after a
     short sleep, so that no thread pool (OpenBLAS's, OpenMP's) is still
     spinning from the call before and stealing the cores."""
-    for fn in fns:
-        fn()                                    # warm-up
-    best = [np.inf] * len(fns)
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            time.sleep(SETTLE_S)
-            best[i] = min(best[i], time_once(fn)[0])
-    return best
+    best, _ = harness.interleaved_best(dict(enumerate(fns)), repeats,
+                                       settle_s=SETTLE_S, warmup=True)
+    return [best[i] for i in range(len(fns))]
 
 
 def report(name, value, target, better="lower"):
@@ -65,7 +60,7 @@ def report(name, value, target, better="lower"):
 
 
 def machine():
-    print(f"machine: {_bench.environment_line()}")
+    print(f"machine: {harness.environment_line()}")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE"):
         if var in os.environ:
             print(f"  {var}={os.environ[var]}")

@@ -1,8 +1,8 @@
 """Draw the paper's convergence figures for laefast and laefast.reference.
 
-For the paper's default problem and the spiked covariance problem of
-laefast._bench, all six methods: U error against iteration and U error
-against seconds, laefast (solid) and the reference (dashed) on the same
+For the paper's default problem and the spiked covariance problem of the
+benchmark harness (benchmarks/laefast_bench), all six methods: U error
+against iteration and U error against seconds, laefast (solid) and the reference (dashed) on the same
 log-scale axes.  Writes docs/convergence_paper.png and
 docs/convergence_spiked.png.  Needs matplotlib (pip install '.[plot]').
 
@@ -22,7 +22,7 @@ How the curves are made, as each figure's footnote says:
   20000 x 20000 Kronecker solve and is not run), its curve ends early,
   marked x.
 - Every figure carries the machine, BLAS and thread counts that produced
-  it (laefast._bench.environment_line); no number is typed in by hand.
+  it (laefast_bench.environment_line); no number is typed in by hand.
 """
 
 import argparse
@@ -32,7 +32,9 @@ import textwrap
 import time
 
 
-from laefast import _bench
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                os.pardir, "benchmarks"))
+import laefast_bench as _bench  # noqa: E402  (benchmarks/laefast_bench)
 
 # Iterations of the reference drawn on the spiked problem's gradient methods
 # (each ~40 ms): enough to show the early part of the curve.

@@ -1,4 +1,7 @@
-"""The benchmark machinery (laefast._bench) and ``python -m laefast bench``.
+"""What ``python -m laefast bench`` runs (laefast._cli_bench) and the command.
+
+The asv suite's harness (benchmarks/laefast_bench) is tested in
+tests/test_bench_harness.py.
 
 Only the paper's problem (m=10) is run here, with the fast methods, so each
 test takes well under two seconds; the spiked problem is exercised by the
@@ -12,18 +15,18 @@ import types
 import numpy as np
 import pytest
 
-from laefast import _bench
+from laefast import _cli_bench
 from laefast.__main__ import main
 
 
 def test_error_per_second_arithmetic():
-    assert _bench.error_per_second(3.0, 1.0, 0.5) == pytest.approx(4.0)
-    assert _bench.error_per_second(2.0, 2.0, 1.0) == 0.0
+    assert _cli_bench.error_per_second(3.0, 1.0, 0.5) == pytest.approx(4.0)
+    assert _cli_bench.error_per_second(2.0, 2.0, 1.0) == 0.0
     # A run that made things worse removes a negative amount.
-    assert _bench.error_per_second(1.0, 2.0, 0.25) == pytest.approx(-4.0)
+    assert _cli_bench.error_per_second(1.0, 2.0, 0.25) == pytest.approx(-4.0)
     for bad in (0.0, -1.0, None, float("nan")):
-        with pytest.raises(ValueError, match="seconds"):
-            _bench.error_per_second(1.0, 0.0, bad)
+        with pytest.raises(ValueError, match="seconds must be positive"):
+            _cli_bench.error_per_second(1.0, 0.0, bad)
 
 
 def test_best_of_repeats_and_budget():
@@ -33,26 +36,26 @@ def test_best_of_repeats_and_budget():
         calls.append(1)
         return len(calls)
 
-    t, out, n = _bench.best_of(fn, repeats=4, budget=1e9)
+    t, out, n = _cli_bench.best_of(fn, repeats=4, budget=1e9)
     assert n == 4 and out == 4 and len(calls) == 4 and t >= 0
     calls.clear()
-    t, out, n = _bench.best_of(fn, repeats=4, budget=0.0)
+    t, out, n = _cli_bench.best_of(fn, repeats=4, budget=0.0)
     assert n == 1 and out == 1      # the budget stops after one call
 
 
 def test_reference_cap_reasons():
     fake = types.SimpleNamespace(
         reference_caps={"untied": 10, "exact-untied": 0}, m=1000, k=20)
-    assert _bench.reference_cap(fake, "tied") == (None, "")
-    cap, reason = _bench.reference_cap(fake, "untied")
+    assert _cli_bench.reference_cap(fake, "tied") == (None, "")
+    cap, reason = _cli_bench.reference_cap(fake, "untied")
     assert cap == 10 and "10 iterations" in reason
-    cap, reason = _bench.reference_cap(fake, "exact-untied")
+    cap, reason = _cli_bench.reference_cap(fake, "exact-untied")
     assert cap == 0
     assert "20000 x 20000" in reason and "3.2 GB" in reason
 
 
 def test_paper_problem_matches_reference():
-    P = _bench.get_problem("paper")
+    P = _cli_bench.get_problem("paper")
     assert (P.m, P.n, P.k, P.lam, P.tol, P.gd_alpha) == (10, 10_000, 2, 50.0,
                                                          1e-8, 1e-5)
     # U_true: top-k left singular vectors of the centered data (columns).
@@ -61,8 +64,8 @@ def test_paper_problem_matches_reference():
 
 
 def test_measure_problem_rows_are_consistent():
-    P = _bench.get_problem("paper")
-    result = _bench.measure_problem(P, ["exact-sync", "exact-tied"],
+    P = _cli_bench.get_problem("paper")
+    result = _cli_bench.measure_problem(P, ["exact-sync", "exact-tied"],
                                     repeats=1, budget=0.0, with_peers=False)
     rows = result["rows"]
     lae = {r["name"]: r for r in rows if r["solver"] == "laefast"}
@@ -82,9 +85,9 @@ def test_measure_problem_rows_are_consistent():
 
 
 def test_capped_reference_compares_the_same_iterations():
-    P = _bench.get_problem("paper")
+    P = _cli_bench.get_problem("paper")
     capped = dataclasses.replace(P, reference_caps={"exact-tied": 30})
-    result = _bench.measure_problem(capped, ["exact-tied"], repeats=1,
+    result = _cli_bench.measure_problem(capped, ["exact-tied"], repeats=1,
                                     budget=0.0, with_peers=False,
                                     with_fit=False)
     lae, ref = result["rows"]
@@ -143,44 +146,12 @@ def test_bench_json_to_stdout(capsys):
 
 
 def test_digits_skipped_without_sklearn(monkeypatch):
-    monkeypatch.setattr(_bench, "sklearn_available", lambda: False)
-    monkeypatch.delitem(_bench._CACHE, "digits", raising=False)
+    monkeypatch.setattr(_cli_bench, "sklearn_available", lambda: False)
+    monkeypatch.delitem(_cli_bench._CACHE, "digits", raising=False)
     with pytest.raises(NotImplementedError, match="needs scikit-learn"):
-        _bench.get_problem("digits")
-    assert all(not _bench.PEERS[p][1] for p in _bench.peer_names())
-    assert "needs scikit-learn" in _bench.problem_unavailable("digits")
-    assert _bench.problem_unavailable("paper") is None
+        _cli_bench.get_problem("digits")
+    assert all(not _cli_bench.PEERS[p][1] for p in _cli_bench.peer_names())
+    assert "needs scikit-learn" in _cli_bench.problem_unavailable("digits")
+    assert _cli_bench.problem_unavailable("paper") is None
     # The exit status of run_bench is tested with the command line
     # (tests/test_cli.py).
-
-
-def _asv_common():
-    import importlib.util
-    import pathlib
-    path = (pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
-            / "benchmarks" / "_common.py")
-    spec = importlib.util.spec_from_file_location("asv_common", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.parametrize("method", ["exact-sync", "tied"])
-def test_asv_iterations_to_tolerance_match_the_reference(method):
-    # The asv suite's time-to-tolerance count, found by bisection over
-    # laefast.solve runs, against a plain walk over laefast.reference's
-    # iterates from the same start.
-    from laefast import reference
-    from laefast.metrics import u_error
-    common = _asv_common()
-    P = _bench.get_problem("paper")
-    n = common.iterations_to_tolerance(P, method, u_tol=1e-4)
-    alpha = P.ref_alpha if method in _bench.GD_METHODS else None
-    first = None
-    for it, (_, W2, _) in enumerate(reference.iterates(
-            method, P.C, P.W1, P.W2, P.lam, alpha, tol=-1.0), start=1):
-        U = np.linalg.svd(W2, full_matrices=False)[0]
-        if u_error(U, P.U_true) <= 1e-4:
-            first = it
-            break
-    assert first is not None and n == first

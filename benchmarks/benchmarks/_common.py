@@ -1,7 +1,9 @@
 """Base classes of the asv suite; one module per problem subclasses them.
 
-Every measurement goes through :mod:`laefast._bench`, the machinery that
-``python -m laefast bench`` uses too.  The classes here start with an
+Every measurement goes through the harness in ``benchmarks/laefast_bench/``
+(problems, timers, peers), which asv imports from the working tree it runs
+in, not from the measured commit: the same harness measures every commit
+(see that package's docstring).  The classes here start with an
 underscore so that asv does not collect them; bench_paper.py,
 bench_spiked.py and bench_digits.py set ``problem`` and the timeouts, and
 define ``setup_cache`` themselves (asv keys a cache by the module and line
@@ -25,7 +27,7 @@ Lower is better (asv reads these correctly):
   on the problem's Gram matrix from its common start, to the method's
   stopping rule at the problem's ``tol`` (1e-8 on the stopping quantity;
   the reference is skipped where it is capped or infeasible: see
-  ``laefast._bench.reference_cap``);
+  ``laefast_bench.reference_cap``);
 - ``time_laefast_step`` / ``time_reference_step``: one iteration;
 - ``track_*_seconds_per_error``: the inverse of error per second, seconds
   per unit of U error removed (the number to watch in ``asv continuous``);
@@ -45,15 +47,21 @@ Higher is better (asv shows an improvement as a "regression"):
   per second over the reference's (the speedup).
 """
 
-try:
-    from laefast import _bench
-except ImportError:        # a commit from before laefast._bench existed
-    _bench = None
+import os
+import sys
 
-METHODS = ("untied", "sync", "tied", "exact-untied", "exact-sync",
-           "exact-tied")
-PEERS = (tuple(_bench.PEERS) if _bench is not None else
-         ("numpy.linalg.eigh(C)", "scipy.linalg.eigh(C, subset)"))
+# asv imports this suite through an importer for the suite's package alone
+# (asv_runner's SpecificImporter), without its parent folder on sys.path:
+# put benchmarks/ there, so that the harness beside the suite imports the
+# way it does for the scripts.
+_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+import laefast_bench as _bench  # noqa: E402  (benchmarks/laefast_bench)
+
+METHODS = _bench.METHODS
+PEERS = tuple(_bench.PEERS)
 REPEATS = 3            # best of, inside the track_ benchmarks
 BUDGET = 1.0           # ... stopping once a row has spent this many seconds
 # The stated tolerance of time_laefast_to_tolerance: the paper's U error
@@ -63,8 +71,6 @@ U_TOL = 1e-4
 
 def problem(name):
     """The problem, or NotImplementedError (asv: skipped) if unavailable."""
-    if _bench is None:
-        raise NotImplementedError("this commit has no laefast._bench")
     return _bench.get_problem(name)   # NotImplementedError: no scikit-learn
 
 
@@ -81,8 +87,6 @@ def problem_cache(name):
 def memory_cache(name):
     """setup_cache of the memory benchmarks: lam, computed in the cache's
     own process so that the measured ones only hold the samples."""
-    if _bench is None:
-        return None
     try:
         _, k, lam = _bench.problem_samples(name)
     except NotImplementedError:

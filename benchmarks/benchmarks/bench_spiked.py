@@ -1,6 +1,6 @@
 """A spiked covariance problem: m=1000, n=20000, k=20, twenty variances
 20..10 above unit noise, lam = 0.2 x the 20th eigenvalue of C, laefast's
-default alpha and start recipe (laefast._bench.SPIKED).
+default alpha and start recipe (laefast_bench.SPIKED).
 
 The reference is capped here: each of its gradient steps costs the m^3
 product (W2 W1 - I) C, and its exact-untied needs the 20000 x 20000

@@ -1,32 +1,33 @@
-"""Benchmark machinery shared by ``python -m laefast bench``, the asv suite in
-``benchmarks/benchmarks/`` and ``docs/make_figures.py``.
+"""What ``python -m laefast bench`` (and ``python -m laefast demo``) run for
+a user, from the installed package.
 
-One place defines what is measured, so the three agree:
+The command times laefast against its reference and its peers on three
+problems and prints one table per problem:
 
 - the problems: the paper's default problem, a spiked covariance problem and
   scikit-learn's digits (when scikit-learn is installed), each with its Gram
-  matrix C (formed once, with NumPy), the true top-k directions (NumPy's SVD
-  or eigh), lam, tol, and one common start (W1, W2) for laefast and the
-  reference;
-- the U error (:func:`laefast.metrics.u_error`) and the error-per-second
-  metric: the U error removed per second of wall time, from the common start
-  to the end of the run (the method's stopping rule, or an iteration cap
-  where a run says so);
-- best-of timing, with a time budget that stops repeating long runs;
+  matrix C (formed once, with NumPy), the true top-k directions, lam, tol,
+  and one common start (W1, W2) for laefast and the reference;
+- the metric: U error (:func:`laefast.metrics.u_error`) removed per second
+  of wall time, from the common start to the end of the run;
+- best-of timing, with a time budget that stops repeating long runs
+  (:func:`time_once`, :func:`best_of`; the demo uses them too);
 - the peers: ``numpy.linalg.eigh`` and ``scipy.linalg.eigh(subset_by_index)``
-  on C (timed with and without forming C), and scikit-learn's PCA solvers and
+  on C (with and without forming C), and scikit-learn's PCA solvers and
   IncrementalPCA on the samples (imported lazily; skipped when missing);
-- the environment report (machine, BLAS libraries from threadpoolctl, thread
-  counts) that every table and figure carries.
+- the environment report (:func:`environment`, :func:`environment_line`).
+
+The asv suite and the benchmark scripts do not use this module: they have
+their own harness in ``benchmarks/laefast_bench/``, which stays the same for
+every commit asv measures, while this module changes with the package.
 
 Timing traps: NumPy and SciPy bundle separate OpenBLAS builds whose idle
 threads spin for a while after a call; before a measurement that switches
 from one to the other on a problem large enough for BLAS to use threads, the
-harness sleeps briefly (:func:`settle`).
+run sleeps briefly (:func:`settle`).
 """
 
 import contextlib
-import dataclasses
 import gc
 import json
 import os
@@ -41,8 +42,7 @@ import scipy
 import scipy.linalg
 
 from . import reference
-from ._api import GD_METHODS
-from ._validation import METHODS
+from ._methods import GD_METHODS, METHODS
 from .metrics import u_error
 
 __all__ = [
@@ -54,7 +54,6 @@ __all__ = [
     "Problem",
     "Measurement",
     "get_problem",
-    "problem_samples",
     "sklearn_available",
     "problem_unavailable",
     "error_per_second",
@@ -69,10 +68,7 @@ __all__ = [
     "peer_names",
     "peer_function",
     "reference_cap",
-    "step_function",
-    "laefast_trajectory",
     "time_once",
-    "reference_trajectory",
     "environment",
     "environment_line",
     "format_table",
@@ -131,10 +127,6 @@ class Problem:
     @property
     def m(self):
         return self.C.shape[0]
-
-    def without_samples(self):
-        """A copy without X: small enough to pickle (asv's setup_cache)."""
-        return dataclasses.replace(self, X=None)
 
     def alpha(self, method):
         """alpha for laefast.solve (None for the exact methods)."""
@@ -244,31 +236,6 @@ def _digits_samples():
         raise NotImplementedError("the digits problem needs scikit-learn")
     from sklearn.datasets import load_digits
     return np.ascontiguousarray(load_digits().data, dtype=np.float64)
-
-
-def problem_samples(name, lam=None):
-    """(X, k, lam) of a problem, built without a copy of X or NumPy's C.
-
-    For the memory benchmarks: the samples (n, m) are all this process
-    holds.  Without `lam`, it is read off laefast.gram_matrix (which then
-    has run in this process); pass the value from another process to keep
-    this one clean.
-    """
-    if name == "paper":
-        X, _, _ = reference.paper_problem()
-        return np.ascontiguousarray(X.T), 2, 50.0
-    if name not in ("spiked", "digits"):
-        raise ValueError(f"unknown problem {name!r}; choose from {PROBLEMS}")
-    from . import gram_matrix
-    p = SPIKED if name == "spiked" else DIGITS
-    X = _spiked_samples() if name == "spiked" else _digits_samples()
-    if lam is not None:
-        return X, p["k"], float(lam)
-    C, _ = gram_matrix(X)
-    w = scipy.linalg.eigvalsh(C, subset_by_index=[C.shape[0] - p["k"],
-                                                  C.shape[0] - 1])
-    del C
-    return X, p["k"], p["lam_fraction"] * float(w[0])
 
 
 def _spiked():
@@ -444,90 +411,6 @@ def run_reference(problem, method, max_iter=None):
                          problem.lam, alpha, problem.tol,
                          max_iter=100_000 if max_iter is None else max_iter)
 
-
-def _laefast_iterates(problem, method, tol=-1.0):
-    """laefast.step in place on copies of the common start, as a generator
-    of (W1, W2, stopping quantity) like laefast.reference.iterates."""
-    from . import step
-    alpha = problem.ref_alpha if method in GD_METHODS else None
-    W1 = np.array(problem.W1, dtype=np.float64, order="C", copy=True)
-    W2 = np.array(problem.W2, dtype=np.float64, order="C", copy=True)
-    if method in ("sync", "tied", "exact-sync"):
-        W1[...] = W2.T
-    while True:
-        stop = step(W1, W2, problem.C, problem.lam, method=method,
-                    alpha=alpha)
-        yield W1, W2, stop
-        if stop <= tol:
-            return
-
-
-def _reference_iterates(problem, method, tol=-1.0):
-    alpha = problem.ref_alpha if method in GD_METHODS else None
-    return reference.iterates(method, problem.C, problem.W1, problem.W2,
-                              problem.lam, alpha, tol=tol)
-
-
-def step_function(problem, method, implementation="laefast"):
-    """A zero-argument function doing one iteration per call (state kept).
-
-    laefast: laefast.step in place on copies of the start; reference: the
-    next iterate of laefast.reference.iterates; the stopping rule never
-    holds.  Returns the stopping quantity.
-    """
-    iterates = (_laefast_iterates if implementation == "laefast"
-                else _reference_iterates)
-    gen = iterates(problem, method)
-
-    def one_step():
-        return next(gen)[2]
-    return one_step
-
-
-def _checkpoints(ratio):
-    """1, 2, 3, ... then geometrically spaced iteration numbers."""
-    it = 1
-    while True:
-        yield it
-        it = max(it + 1, int(it * ratio))
-
-
-def _trajectory(gen, problem, max_iter, ratio):
-    """(iterations, U errors) at geometrically thinned checkpoints of the
-    iterates `gen`, up to the stopping rule or max_iter."""
-    marks = _checkpoints(ratio)
-    mark = next(marks)
-    its, errs = [], []
-    for it, (_, W2, stop) in enumerate(gen, start=1):
-        done = stop <= problem.tol or it == max_iter
-        if it == mark or done:
-            its.append(it)
-            errs.append(start_error(W2, problem.U_true))
-            while mark <= it:
-                mark = next(marks)
-        if done:
-            break
-    return np.array(its), np.array(errs)
-
-
-def laefast_trajectory(problem, method, max_iter=100_000, ratio=1.01):
-    """U error after iterations 1, 2, ... (geometrically thinned) of
-    laefast.step from the common start, up to the stopping rule.
-
-    Returns (iterations, u_errors) as arrays; the last entry is the
-    iteration at which the stopping rule held (or max_iter).  The steps
-    are the kernels laefast.solve runs, one call per iteration (the same
-    iterates; not a timing).
-    """
-    return _trajectory(_laefast_iterates(problem, method, problem.tol),
-                       problem, max_iter, ratio)
-
-
-def reference_trajectory(problem, method, max_iter=None, ratio=1.01):
-    """Like laefast_trajectory, for laefast.reference.iterates."""
-    max_iter = 100_000 if max_iter is None else max_iter
-    return _trajectory(_reference_iterates(problem, method, problem.tol),
-                       problem, max_iter, ratio)
 
 
 @dataclass
