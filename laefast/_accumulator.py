@@ -13,7 +13,7 @@ from ._validation import raise_if_squares_vanish, raise_nonfinite
 __all__ = ["GramAccumulator"]
 
 # Beyond this many bytes of per-thread m x m partials, the threads share one
-# Gram matrix and split its columns instead (see src/_data.pyx).
+# Gram matrix and split its columns instead (see src/laefast/_data.pyx).
 PARTIALS_MEMORY = 256 << 20
 # Rows used to pick the first shift (the mean of rows spread over X).
 SHIFT_SAMPLE_ROWS = 1024

@@ -14,12 +14,12 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt
 
-from _blas cimport gemm, syrk_at_a, mirror_upper
+from laefast._blas cimport gemm, syrk_at_a, mirror_upper
 
 # Fewer rows than this per thread are not worth a thread.
 cdef enum:
     GRAM_MIN_ROWS = 64
-from _threads cimport threads_for, threads_for_work
+from laefast._threads cimport threads_for, threads_for_work
 
 cdef extern from "Python.h":
     # No exception value: a raising signal handler's error stays set until

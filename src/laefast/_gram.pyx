@@ -28,8 +28,8 @@ from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt, isfinite, INFINITY
 from libc.string cimport memcpy
 
-from _blas cimport blas_int, gemm, potrf, potrs_cm, syev, syev_lwork
-from _threads cimport threads_for
+from laefast._blas cimport blas_int, gemm, potrf, potrs_cm, syev, syev_lwork
+from laefast._threads cimport threads_for
 
 cdef extern from "Python.h":
     # Declared without an exception value: a pending KeyboardInterrupt is

@@ -42,7 +42,7 @@ from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
-from _blas cimport gemm
+from laefast._blas cimport gemm
 
 
 cdef enum RuleCode:
