@@ -108,20 +108,20 @@ def one_core(fn):
 
 def sgd_steps(X, threads):
     """The compiled SGD sweep over X in batches of 4096 (16 steps for
-    65536 rows): the compiled minibatch kernel (laefast._data.sgd_epoch).
+    65536 rows): the compiled minibatch kernel (laefast._passes.sgd_epoch).
     LAEStream(mode='sgd') now runs a variance-reduced sweep in NumPy."""
-    from laefast import _data
+    from laefast import _passes
     from laefast._parallel import serial_blas
     k, m = 16, X.shape[1]
     rng = np.random.default_rng(0)
     W1 = 0.01 * rng.standard_normal((k, m))
     W2 = 0.01 * rng.standard_normal((m, k))
     mean = X[:4096].mean(axis=0)
-    nt = _data.sgd_threads(len(X), m, k, 4096, 256, False, threads)
+    nt = _passes.sgd_threads(len(X), m, k, 4096, 256, False, threads)
 
     def run():
         with serial_blas(nt):
-            _data.sgd_epoch(X, mean, W1.copy(), W2.copy(), 1.0, 1e-12, 0.0,
+            _passes.sgd_epoch(X, mean, W1.copy(), W2.copy(), 1.0, 1e-12, 0.0,
                             0, 4096, 256, float(len(X)), False, threads)
     return run
 

@@ -6,14 +6,14 @@ import threading
 
 import numpy as np
 
-from . import _data
+from . import _passes
 from ._parallel import resolve_threads, serial_blas
 from ._validation import raise_if_squares_vanish, raise_nonfinite
 
 __all__ = ["GramAccumulator"]
 
 # Beyond this many bytes of per-thread m x m partials, the threads share one
-# Gram matrix and split its columns instead (see src/laefast/_data.pyx).
+# Gram matrix and split its columns instead (see src/laefast/_passes.pyx).
 PARTIALS_MEMORY = 256 << 20
 # Rows used to pick the first shift (the mean of rows spread over X).
 SHIFT_SAMPLE_ROWS = 1024
@@ -217,12 +217,12 @@ class GramAccumulator:
             if not np.isfinite(shift).all():
                 shift = np.zeros(m)     # the pass below names the culprit
         n_threads = resolve_threads(self.n_threads)
-        nt = _data.gram_pass_threads(n, m, n_threads)
+        nt = _passes.gram_pass_threads(n, m, n_threads)
         tiles = (nt - 1) * m * m * 8 > self.partials_memory
         G = np.empty((m, m))
         s = np.empty(m)
         with serial_blas(nt):
-            _data.gram_pass(X, shift, G, s, n_threads, tiles)
+            _passes.gram_pass(X, shift, G, s, n_threads, tiles)
         if (not (np.isfinite(np.diagonal(G)).all() and np.isfinite(s).all())
                 and X.dtype == np.float32):
             # float32 blocks are multiplied in float32: squares of 1e18
@@ -242,9 +242,9 @@ class GramAccumulator:
         rows = max(1, (32 << 20) // (8 * m))
         for start in range(0, n, rows):
             block = np.asarray(X[start:start + rows], dtype=np.float64)
-            nt = _data.gram_pass_threads(block.shape[0], m, n_threads)
+            nt = _passes.gram_pass_threads(block.shape[0], m, n_threads)
             with serial_blas(nt):
-                _data.gram_pass(block, shift, G_b, s_b, n_threads,
+                _passes.gram_pass(block, shift, G_b, s_b, n_threads,
                                 (nt - 1) * m * m * 8 > self.partials_memory)
             G += G_b
             s += s_b

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _gram
+from . import _solvers
 from ._exceptions import ConvergenceWarning, DivergenceError, caller_stacklevel
 from ._methods import GD_METHODS, REGISTRY
 from ._parallel import resolve_threads, serial_blas
@@ -222,7 +222,7 @@ _MAX_ITER_LIMIT = 1 << 62
 
 def _raise_for_status(status, method, n_iter, which, alpha, lam):
     lam = lam_summary(lam)
-    if status == _gram.NONFINITE:
+    if status == _solvers.NONFINITE:
         if method in GD_METHODS:
             raise DivergenceError(
                 f"{method} gradient descent diverged at iteration {n_iter}: "
@@ -234,19 +234,19 @@ def _raise_for_status(status, method, n_iter, which, alpha, lam):
         raise DivergenceError(
             f"{method} produced non-finite weights at iteration {n_iter}; "
             "the problem is too badly scaled for this dtype.")
-    if status == _gram.NOT_PD_W2:
+    if status == _solvers.NOT_PD_W2:
         raise np.linalg.LinAlgError(
             f"{method}, iteration {n_iter + 1}: the k x k matrix "
             f"W1 C W1^T + lam I is not positive definite (lam={lam}). With "
             "lam = 0 this happens when W1 C W1^T is singular (rank-deficient "
             "C or start); use lam > 0.")
-    if status == _gram.NOT_PD_W1:
+    if status == _solvers.NOT_PD_W1:
         raise np.linalg.LinAlgError(
             f"{method}, iteration {n_iter + 1}: the m x m matrix "
             f"d_{which} C + lam I of the exact W1 step is not positive "
             f"definite (lam={lam}). With lam = 0 this happens when C is "
             "singular or W2 is rank-deficient; use lam > 0.")
-    if status == _gram.EIGH_FAILED:
+    if status == _solvers.EIGH_FAILED:
         raise np.linalg.LinAlgError(
             f"{method}, iteration {n_iter + 1}: the eigendecomposition of "
             "W2^T W2 did not converge.")
@@ -272,10 +272,10 @@ def run_kernel(problem, W1, W2, method, lam, alpha, tol, max_iter,
     scale = problem.kernel_scale()
     # Only exact-untied's k independent m x m solves run in parallel; the
     # other loops are chains of GEMMs that BLAS's own threads serve best.
-    parallel = (_gram.exact_w1_threads(problem.m, W1.shape[0], n_threads)
+    parallel = (_solvers.exact_w1_threads(problem.m, W1.shape[0], n_threads)
                 if method == "exact-untied" else 1)
     with serial_blas(parallel):
-        n_iter, status, stop, which = _gram.run(
+        n_iter, status, stop, which = _solvers.run(
             REGISTRY[method].code, W1, W2, lam=lam * scale,
             alpha=0.0 if alpha is None else alpha / scale, tol=tol,
             max_iter=max_iter, hist_stop=hist_stop, hist_obj=hist_obj,
@@ -312,7 +312,7 @@ def _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history,
         n_iter, status, stop = run_kernel(problem, W1, W2, method, lam,
                                           alpha, tol, max_iter, n_threads,
                                           regularizer=regularizer)
-    converged = status == _gram.CONVERGED
+    converged = status == _solvers.CONVERGED
     if not converged:
         warnings.warn(
             f"{method} stopped at max_iter={max_iter} with stopping quantity "
@@ -341,7 +341,7 @@ def _run_recorded(problem, W1, W2, method, lam, alpha, tol, max_iter,
     of one call."""
     parts = [[], [], [], []]
     n_iter, done, seg = 0, False, 1024
-    status = _gram.MAX_ITER
+    status = _solvers.MAX_ITER
     stop = np.inf
     size = W1.size
     while not done:
@@ -360,7 +360,7 @@ def _run_recorded(problem, W1, W2, method, lam, alpha, tol, max_iter,
             parts[2].append(bufs[2][:ran * size])
             parts[3].append(bufs[3][:ran * size])
         n_iter += ran
-        done = (status != _gram.MAX_ITER or n_iter >= max_iter or ran == 0)
+        done = (status != _solvers.MAX_ITER or n_iter >= max_iter or ran == 0)
         seg = min(2 * seg, 1 << 20)
     records = [np.concatenate(p) if p else None for p in parts]
     return n_iter, status, stop, records
@@ -710,7 +710,7 @@ def step(W1, W2, C, lam, *, method="untied", alpha=None, regularizer="sum"):
             raise ValueError(f"{method} needs a step size alpha")
         alpha = check_scalar(alpha, "alpha", allow_zero=False)
     lam_vec = None if np.ndim(lam) == 0 else lam
-    n_iter, status, stop, which = _gram.run(
+    n_iter, status, stop, which = _solvers.run(
         REGISTRY[method].code, W1, W2, C, lam if lam_vec is None else 0.0,
         alpha or 0.0, -1.0, 1, lam_vec=lam_vec,
         product=regularizer == "product")
@@ -765,9 +765,9 @@ def exact_w1(C, W2, lam, *, n_threads=None):
     lam = check_lam(lam, k)
     lam_vec = None if np.ndim(lam) == 0 else lam
     W1 = np.empty((k, m), dtype=C.dtype)
-    parallel = _gram.exact_w1_threads(m, k, resolve_threads(n_threads))
+    parallel = _solvers.exact_w1_threads(m, k, resolve_threads(n_threads))
     with serial_blas(parallel):
-        status, which = _gram.exact_w1_given_w2(
+        status, which = _solvers.exact_w1_given_w2(
             W1, W2, C, lam if lam_vec is None else 0.0, parallel,
             lam_vec=lam_vec)
     _raise_for_status(status, "exact_w1", -1, which, None, lam)
@@ -816,7 +816,7 @@ def exact_w2(C, W1, lam):
     lam = check_lam(lam, W1.shape[0])
     lam_vec = None if np.ndim(lam) == 0 else lam
     W2 = np.empty((m, W1.shape[0]), dtype=C.dtype)
-    if _gram.exact_w2_given_w1(W2, W1, C, lam if lam_vec is None else 0.0,
+    if _solvers.exact_w2_given_w1(W2, W1, C, lam if lam_vec is None else 0.0,
                                lam_vec=lam_vec) != 0:
-        _raise_for_status(_gram.NOT_PD_W2, "exact_w2", -1, -1, None, lam)
+        _raise_for_status(_solvers.NOT_PD_W2, "exact_w2", -1, -1, None, lam)
     return W2

@@ -20,7 +20,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from . import _data
+from . import _passes
 from ._accumulator import GramAccumulator
 from ._problem import GRAM_MEMORY_LIMIT, GramProblem
 
@@ -118,7 +118,7 @@ def _block_moments(block, i, r0, r1):
     """(rows, mean, sum of squares about it) of one block, float64."""
     B = np.asarray(block)
     dtype = B.dtype if B.dtype.kind == "f" else np.float64
-    s = _data.column_sums(B.astype(dtype, copy=False), 1)
+    s = _passes.column_sums(B.astype(dtype, copy=False), 1)
     mean = s / B.shape[0]
     with np.errstate(all="ignore"):
         ss = float(np.sum((B - mean) ** 2))
@@ -147,7 +147,7 @@ def _block_product(block, mean, Q, i, r0, r1):
     if B.dtype.kind != "f":
         B = B.astype(np.float64)
     out = np.empty_like(Q)
-    trace = _data.centered_product(B, mean, Q, out, 1, want_trace=True)
+    trace = _passes.centered_product(B, mean, Q, out, 1, want_trace=True)
     if not np.isfinite(trace):
         raise _named("the product with C is not finite", i, r0, r1)
     return out

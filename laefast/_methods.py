@@ -9,7 +9,7 @@ cost per iteration for choosing between iterating on C and on the samples.
 
 from dataclasses import dataclass
 
-from . import _gram
+from . import _solvers
 
 __all__ = ["MethodInfo", "REGISTRY", "METHODS", "GD_METHODS", "AUTO",
            "method_info"]
@@ -26,7 +26,7 @@ class MethodInfo:
     """
 
     name: str
-    code: int | None          # the compiled loop in laefast._gram.run
+    code: int | None          # the compiled loop in laefast._solvers.run
     kind: str                 # 'gradient' or 'exact'
     needs_gram: bool          # True: its m x m solves need C itself
     gram_flops: float | None
@@ -35,13 +35,13 @@ class MethodInfo:
 
 
 REGISTRY = {info.name: info for info in (
-    MethodInfo("untied", _gram.UNTIED, "gradient", False, 4, 8, 1000),
-    MethodInfo("sync", _gram.SYNC, "gradient", False, 2, 4, 1000),
-    MethodInfo("tied", _gram.TIED, "gradient", False, 2, 4, 1000),
-    MethodInfo("exact-untied", _gram.EXACT_UNTIED, "exact", True, None, None,
+    MethodInfo("untied", _solvers.UNTIED, "gradient", False, 4, 8, 1000),
+    MethodInfo("sync", _solvers.SYNC, "gradient", False, 2, 4, 1000),
+    MethodInfo("tied", _solvers.TIED, "gradient", False, 2, 4, 1000),
+    MethodInfo("exact-untied", _solvers.EXACT_UNTIED, "exact", True, None, None,
                100),
-    MethodInfo("exact-sync", _gram.EXACT_SYNC, "exact", False, 4, 8, 100),
-    MethodInfo("exact-tied", _gram.EXACT_TIED, "exact", False, 2, 4, 100),
+    MethodInfo("exact-sync", _solvers.EXACT_SYNC, "exact", False, 4, 8, 100),
+    MethodInfo("exact-tied", _solvers.EXACT_TIED, "exact", False, 2, 4, 100),
 )}
 METHODS = tuple(REGISTRY)
 GD_METHODS = tuple(name for name, info in REGISTRY.items()

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.linalg.blas
 import scipy.sparse.linalg
 
-from . import _data
+from . import _passes
 from ._accumulator import GramAccumulator
 from ._methods import method_info
 from ._parallel import serial_blas
@@ -53,7 +53,7 @@ class GramProblem:
     """C = Xc^T Xc, as an explicit matrix or as the (n x m) samples.
 
     On samples, every product with C is one parallel pass over X with the
-    centering fused in (laefast._data.centered_product): X is never copied
+    centering fused in (laefast._passes.centered_product): X is never copied
     for it, whatever its layout.
     """
 
@@ -98,7 +98,7 @@ class GramProblem:
         if center:
             # float64 whatever X's dtype: a mean rounded to float32 would
             # leave an offset d in the data and n d d^T in C.
-            mean = _data.column_sums(X, n_threads) / X.shape[0]
+            mean = _passes.column_sums(X, n_threads) / X.shape[0]
             if not np.isfinite(mean).all():
                 raise_nonfinite(X)
         else:
@@ -113,7 +113,7 @@ class GramProblem:
         return self.C is None
 
     def kernel_args(self):
-        """Keyword arguments of laefast._gram.run that describe C."""
+        """Keyword arguments of laefast._solvers.run that describe C."""
         if self.C is not None:
             return {"C": self.C}
         X = self._data
@@ -143,13 +143,13 @@ class GramProblem:
         out = np.empty_like(Q)
         mean = self.mean if self.mean is not None else np.zeros(self.m)
         r = Q.shape[1]
-        nt = _data.centered_product_threads(self.n, self.m, r, self.n_threads)
-        need = _data.centered_product_workspace(self.n, self.m, r,
+        nt = _passes.centered_product_threads(self.n, self.m, r, self.n_threads)
+        need = _passes.centered_product_workspace(self.n, self.m, r,
                                                 self.n_threads)
         if self._work is None or self._work.shape[0] < need:
             self._work = np.empty(need)
         with serial_blas(nt):
-            trace = _data.centered_product(self._data, mean, Q, out,
+            trace = _passes.centered_product(self._data, mean, Q, out,
                                            self.n_threads,
                                            want_trace=self._trace is None,
                                            work=self._work)

@@ -130,7 +130,7 @@ def test_exact_w1_with_rank_deficient_w2():
 def test_parallel_exact_w1_matches_serial_and_kronecker():
     # m=120, k=8: 8 * 120^3 / 3 flops, enough for the parallel latent solves.
     m, k = 120, 8
-    assert laefast._gram.exact_w1_threads(m, k, 2) == 2
+    assert laefast._solvers.exact_w1_threads(m, k, 2) == 2
     _, C, _, s = make_problem(m=m, n=400, k=k, seed=3)
     rng = np.random.default_rng(4)
     W2 = rng.standard_normal((m, k))

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from laefast import GramAccumulator, LAEPCA
-from laefast import _data
+from laefast import _passes
 from laefast._parallel import resolve_threads
 
 
@@ -42,7 +42,7 @@ def max_sine(A, B):
 def kernel_blocks(rows, m):
     """Bytes of the Gram pass's per-thread float64 blocks of rows (at most
     4096 rows each; see GramAccumulator's Notes)."""
-    nt = _data.gram_pass_threads(rows, m, resolve_threads(None))
+    nt = _passes.gram_pass_threads(rows, m, resolve_threads(None))
     return nt * min(4096, -(-rows // nt)) * m * 8
 
 
