@@ -29,6 +29,8 @@ __all__ = ["LAEResult", "solve", "fit", "step", "exact_w1", "exact_w2",
 # Methods that stop when ||W1 - W2^T|| <= tol (the sum regularizer's).
 _TIE_RULE = ("untied", "exact-untied", "exact-tied")
 DEFAULT_MAX_ITER = 100_000
+# The longest history segment _run_recorded asks of the kernel at once.
+_MAX_SEGMENT = 1 << 20
 
 
 @dataclass
@@ -361,7 +363,7 @@ def _run_recorded(problem, W1, W2, method, lam, alpha, tol, max_iter,
             parts[3].append(bufs[3][:ran * size])
         n_iter += ran
         done = (status != _solvers.MAX_ITER or n_iter >= max_iter or ran == 0)
-        seg = min(2 * seg, 1 << 20)
+        seg = min(2 * seg, _MAX_SEGMENT)
     records = [np.concatenate(p) if p else None for p in parts]
     return n_iter, status, stop, records
 
@@ -712,7 +714,7 @@ def step(W1, W2, C, lam, *, method="untied", alpha=None, regularizer="sum"):
     lam_vec = None if np.ndim(lam) == 0 else lam
     n_iter, status, stop, which = _solvers.run(
         REGISTRY[method].code, W1, W2, C, lam if lam_vec is None else 0.0,
-        alpha or 0.0, -1.0, 1, lam_vec=lam_vec,
+        alpha or 0.0, _solvers.NEVER_STOP, 1, lam_vec=lam_vec,
         product=regularizer == "product")
     _raise_for_status(status, method, 0, which, alpha, lam)
     return float(stop)

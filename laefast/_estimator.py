@@ -21,6 +21,7 @@ import scipy.linalg
 
 from ._accumulator import GramAccumulator
 from ._api import DEFAULT_MAX_ITER, run_kernel, step_for_bound
+from ._solvers import NEVER_STOP
 from ._exceptions import (CollapsedComponentWarning, ConvergenceWarning,
                           NotFittedError, caller_stacklevel)
 from ._parallel import resolve_threads, serial_blas, serialized
@@ -819,7 +820,7 @@ class LAEPCA(*_BASES):
                 alpha = (float(self.alpha) if not isinstance(self.alpha, str)
                          else step_for_bound(top, lam, W1, W2))
             steps = min(round_len, max_iter - n_iter)
-            run_kernel(problem, W1, W2, method, lam, alpha, -1.0, steps,
+            run_kernel(problem, W1, W2, method, lam, alpha, NEVER_STOP, steps,
                        opts["n_threads"])
             n_iter += steps
             V, theta, res = _rayleigh_ritz(problem, W2, k, floor)

@@ -23,6 +23,7 @@ import numpy as np
 
 from ._api import GD_METHODS, default_alpha, run_kernel
 from ._problem import GramProblem
+from ._solvers import NEVER_STOP
 from ._regularizer import check_regularizer
 from ._validation import check_method, check_scalar
 
@@ -384,8 +385,8 @@ def scalar_trajectory(method, w1, w2, sigma2, lam, alpha=None, n_iter=100,
     path[0] = (w2, w2) if method in ("sync", "exact-sync", "tied") else (w1, w2)
     hist_w1 = np.empty(n_iter)
     hist_w2 = np.empty(n_iter)
-    # tol < 0: the stopping rule never holds, every iteration is run.
-    run_kernel(problem, W1, W2, method, lam, alpha, -1.0, n_iter,
+    # NEVER_STOP: the stopping rule never holds, every iteration is run.
+    run_kernel(problem, W1, W2, method, lam, alpha, NEVER_STOP, n_iter,
                regularizer=regularizer, hist_w1=hist_w1, hist_w2=hist_w2)
     path[1:, 0] = hist_w1
     path[1:, 1] = hist_w2

@@ -42,3 +42,38 @@ def test_every_pxd_is_installed():
     for p in SRC.glob("*.pxd"):
         if p.stem != "__init__":
             assert f"'laefast/{p.name}'" in build, p.name
+
+
+def test_status_codes_are_distinct_integers():
+    from laefast import _solvers
+    names = ["CONVERGED", "MAX_ITER", "NONFINITE", "NOT_PD_W2", "NOT_PD_W1",
+             "EIGH_FAILED", "INTERRUPTED"]
+    codes = [getattr(_solvers, n) for n in names]
+    assert all(type(c) is int for c in codes)
+    assert len(set(codes)) == len(codes)
+
+
+def test_run_returns_integer_status_and_never_stop_runs_every_step():
+    import numpy as np
+    from laefast import _solvers
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 6))
+    C = X.T @ X
+    W1 = 0.1 * rng.standard_normal((2, 6))
+    W2 = W1.T.copy()
+    n_iter, status, stop, which = _solvers.run(
+        _solvers.UNTIED, W1, W2, C, 1.0, 1e-3, _solvers.NEVER_STOP, 25)
+    assert type(status) is int and status == _solvers.MAX_ITER
+    assert n_iter == 25
+
+
+@pytest.mark.parametrize("name", ["_alignment", "_passes", "_solvers"])
+def test_gemm_calls_name_their_transposes(name):
+    import re
+    text = (SRC / (name + ".pyx")).read_text()
+    calls = re.findall(r"gemm\(([^,]+), ([^,]+),", text)
+    assert calls
+    for a, b in calls:
+        for flag in (a, b):
+            assert flag in ("NO_TRANS", "TRANS") or flag.startswith(
+                "trans_if("), (name, a, b)

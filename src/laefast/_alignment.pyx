@@ -42,7 +42,7 @@ from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
-from laefast._blas cimport gemm
+from laefast._blas cimport NO_TRANS, TRANS, gemm
 
 
 cdef enum RuleCode:
@@ -125,37 +125,37 @@ cdef void rule_grad_b(int rule, Py_ssize_t b, Py_ssize_t n_in,
         # forward pass).
         T = work
         if H == NULL:
-            gemm(False, True, b, n_out, n_in, 1, x, n_in, W, n_in, 0, T, n_out)
+            gemm(NO_TRANS, TRANS, b, n_out, n_in, 1, x, n_in, W, n_in, 0, T, n_out)
             H = T
             T = work + b * n_out
-        gemm(False, False, b, n_out, n_in, <floating> (2 * c0), x, n_in, B,
+        gemm(NO_TRANS, NO_TRANS, b, n_out, n_in, <floating> (2 * c0), x, n_in, B,
              n_out, 0, T, n_out)
         axpy(b * n_out, <floating> (-c1), H, T)
-        gemm(True, False, n_in, n_out, b, inv_b, x, n_in, T, n_out, 0, gB, n_out)
+        gemm(TRANS, NO_TRANS, n_in, n_out, b, inv_b, x, n_in, T, n_out, 0, gB, n_out)
     elif rule == R_AA:
         M = work
         T = work + n_in * n_out
         scaled_minus_t(n_in, n_out, <floating> (2 * c0), B, <floating> c1, W, M)
-        gemm(False, False, b, n_out, n_in, 1, x, n_in, M, n_out, 0, T, n_out)
-        gemm(True, False, n_in, n_out, b, inv_b, x, n_in, T, n_out, 0, gB, n_out)
+        gemm(NO_TRANS, NO_TRANS, b, n_out, n_in, 1, x, n_in, M, n_out, 0, T, n_out)
+        gemm(TRANS, NO_TRANS, n_in, n_out, b, inv_b, x, n_in, T, n_out, 0, gB, n_out)
     elif rule == R_WM or rule == R_IA:
         if H == NULL:
             T = work
-            gemm(False, True, b, n_out, n_in, 1, x, n_in, W, n_in, 0, T, n_out)
+            gemm(NO_TRANS, TRANS, b, n_out, n_in, 1, x, n_in, W, n_in, 0, T, n_out)
             H = T
         if rule == R_WM:
             scaled_copy(n_in * n_out, <floating> (2 * c0), B, gB)
-            gemm(True, False, n_in, n_out, b, <floating> (-c1 / b), x, n_in,
+            gemm(TRANS, NO_TRANS, n_in, n_out, b, <floating> (-c1 / b), x, n_in,
                  H, n_out, 1, gB, n_out)
         else:
             # E = 2 beta H B^T - alpha x: the reconstruction error of the
             # autoencoder x -> H -> H B^T, weighted as IA weighs it.
             E = work + b * n_out
             scaled_copy(b * n_in, <floating> (-c0), x, E)
-            gemm(False, True, b, n_in, n_out, <floating> (2 * c1), H, n_out,
+            gemm(NO_TRANS, TRANS, b, n_in, n_out, <floating> (2 * c1), H, n_out,
                  B, n_out, 1, E, n_in)
             scaled_copy(n_in * n_out, <floating> (2 * c2), B, gB)
-            gemm(True, False, n_in, n_out, b, inv_b, E, n_in, H, n_out, 1,
+            gemm(TRANS, NO_TRANS, n_in, n_out, b, inv_b, E, n_in, H, n_out, 1,
                  gB, n_out)
 
 
@@ -190,7 +190,7 @@ cdef void layer_grad(int rule, Py_ssize_t b, Py_ssize_t n_in,
                      floating* work) noexcept nogil:
     cdef Py_ssize_t i
     if rule == R_KP:
-        gemm(True, False, n_out, n_in, b, 1, delta, n_out, x, n_in, 0, gW, n_in)
+        gemm(TRANS, NO_TRANS, n_out, n_in, b, 1, delta, n_out, x, n_in, 0, gW, n_in)
         kp_tie(n_in, n_out, c0, W, B, gW, gB)
     elif rule == R_BP or rule == R_FA:
         for i in range(n_in * n_out):
@@ -242,24 +242,24 @@ cdef void layer_gemms(int rule, Py_ssize_t b, Py_ssize_t n_in,
     """Only the GEMMs of layer_grad, same shapes: the benchmark's floor."""
     cdef floating* T = work
     if rule == R_KP:
-        gemm(True, False, n_out, n_in, b, 1, delta, n_out, x, n_in, 0, gW, n_in)
+        gemm(TRANS, NO_TRANS, n_out, n_in, b, 1, delta, n_out, x, n_in, 0, gW, n_in)
     elif rule == R_AA:
         T = work + n_in * n_out
         if aa_via_h(b):
             T = work + b * n_out
-            gemm(False, True, b, n_out, n_in, 1, x, n_in, W, n_in, 0, work,
+            gemm(NO_TRANS, TRANS, b, n_out, n_in, 1, x, n_in, W, n_in, 0, work,
                  n_out)
-        gemm(False, False, b, n_out, n_in, 1, x, n_in, B, n_out, 0, T, n_out)
-        gemm(True, False, n_in, n_out, b, 1, x, n_in, T, n_out, 0, gB, n_out)
+        gemm(NO_TRANS, NO_TRANS, b, n_out, n_in, 1, x, n_in, B, n_out, 0, T, n_out)
+        gemm(TRANS, NO_TRANS, n_in, n_out, b, 1, x, n_in, T, n_out, 0, gB, n_out)
     elif rule == R_WM or rule == R_IA:
-        gemm(False, True, b, n_out, n_in, 1, x, n_in, W, n_in, 0, T, n_out)
+        gemm(NO_TRANS, TRANS, b, n_out, n_in, 1, x, n_in, W, n_in, 0, T, n_out)
         if rule == R_IA:
-            gemm(False, True, b, n_in, n_out, 1, T, n_out, B, n_out, 0,
+            gemm(NO_TRANS, TRANS, b, n_in, n_out, 1, T, n_out, B, n_out, 0,
                  work + b * n_out, n_in)
-            gemm(True, False, n_in, n_out, b, 1, work + b * n_out, n_in, T,
+            gemm(TRANS, NO_TRANS, n_in, n_out, b, 1, work + b * n_out, n_in, T,
                  n_out, 0, gB, n_out)
         else:
-            gemm(True, False, n_in, n_out, b, 1, x, n_in, T, n_out, 0, gB,
+            gemm(TRANS, NO_TRANS, n_in, n_out, b, 1, x, n_in, T, n_out, 0, gB,
                  n_out)
 
 
@@ -337,7 +337,7 @@ cdef void forward(const Net* net, const floating* theta, Py_ssize_t b,
         W = theta + net.offW[l]
         c = theta + net.offc[l]
         Z = a_in + b * n_in
-        gemm(False, True, b, n_out, n_in, 1, a_in, n_in, W, n_in, 0, Z, n_out)
+        gemm(NO_TRANS, TRANS, b, n_out, n_in, 1, a_in, n_in, W, n_in, 0, Z, n_out)
         if (grad != NULL and (net.rule == R_IA or net.rule == R_AA)
                 and net.offB[l] >= 0):
             rule_grad_b(net.rule, b, n_in, n_out, W, theta + net.offB[l],
@@ -412,7 +412,7 @@ cdef double batch_grad(const Net* net, const floating* theta, floating* grad,
         W = theta + net.offW[l]
         gW = grad + net.offW[l]
         gc = grad + net.offc[l]
-        gemm(True, False, n_out, n_in, b, 1, d, n_out, A_prev, n_in, 0, gW, n_in)
+        gemm(TRANS, NO_TRANS, n_out, n_in, b, 1, d, n_out, A_prev, n_in, 0, gW, n_in)
         for j in range(n_out):
             gc[j] = 0
         for i in range(b):
@@ -422,9 +422,9 @@ cdef double batch_grad(const Net* net, const floating* theta, floating* grad,
             break
         B = theta + net.offB[l]
         if net.rule == R_BP:
-            gemm(False, False, b, n_in, n_out, 1, d, n_out, W, n_in, 0, dn, n_in)
+            gemm(NO_TRANS, NO_TRANS, b, n_in, n_out, 1, d, n_out, W, n_in, 0, dn, n_in)
         else:
-            gemm(False, True, b, n_in, n_out, 1, d, n_out, B, n_out, 0, dn, n_in)
+            gemm(NO_TRANS, TRANS, b, n_in, n_out, 1, d, n_out, B, n_out, 0, dn, n_in)
         for i in range(b * n_in):
             if not A_prev[i] > 0:
                 dn[i] = 0

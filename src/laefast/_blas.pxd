@@ -21,15 +21,27 @@ from scipy.linalg.cython_lapack cimport (
 ctypedef int blas_int
 
 
-cdef inline void gemm(bint trans_a, bint trans_b,
+# Whether gemm() transposes an operand, as scikit-learn's _cython_blas names
+# it: gemm(NO_TRANS, TRANS, ...) reads C = A B^T.
+cdef enum BLAS_Trans:
+    NO_TRANS = 0
+    TRANS = 1
+
+
+cdef inline BLAS_Trans trans_if(bint transpose) noexcept nogil:
+    """TRANS if transpose else NO_TRANS, for a flag known at run time."""
+    return TRANS if transpose else NO_TRANS
+
+
+cdef inline void gemm(BLAS_Trans trans_a, BLAS_Trans trans_b,
                       blas_int m, blas_int n, blas_int k,
                       floating alpha, const floating* a, blas_int lda,
                       const floating* b, blas_int ldb,
                       floating beta, floating* c, blas_int ldc) noexcept nogil:
     """Row-major C (m x n) = alpha op(A) op(B) + beta C."""
     # Column-major C^T = op(B)^T op(A)^T: swap the operands, keep the flags.
-    cdef char ta = b'T' if trans_a else b'N'
-    cdef char tb = b'T' if trans_b else b'N'
+    cdef char ta = b'T' if trans_a == TRANS else b'N'
+    cdef char tb = b'T' if trans_b == TRANS else b'N'
     if floating is float:
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*> b, &ldb,
               <float*> a, &lda, &beta, c, &ldc)

@@ -10,9 +10,7 @@ from cython cimport floating
 from libc.math cimport fabs
 from cython.parallel cimport prange
 
-
-cdef enum:
-    TILE = 64
+from laefast._constants cimport CHECK_TILE
 
 
 def gram_stats(const floating[:, ::1] C, int n_threads=1):
@@ -20,13 +18,13 @@ def gram_stats(const floating[:, ::1] C, int n_threads=1):
 
     `total` is the sum of every entry: not finite when C holds NaN or inf
     (or values too large to sum), which the caller then looks into.
-    Parallel over bands of TILE rows: each band reads its own rows whole
+    Parallel over bands of CHECK_TILE rows: each band reads its own rows whole
     (row sums need no merging) and the transposed tiles beside its
     diagonal for the symmetry test; per-band results are merged in band
     order, so any thread count gives the same numbers.
     """
     cdef Py_ssize_t m = C.shape[0]
-    cdef Py_ssize_t n_tiles = (m + TILE - 1) // TILE
+    cdef Py_ssize_t n_tiles = (m + CHECK_TILE - 1) // CHECK_TILE
     cdef Py_ssize_t ti, tj, bi, bj, i, j
     cdef double a, d, row, tot
     cdef double asym = 0.0, diag = 0.0, trace = 0.0, total = 0.0
@@ -37,8 +35,8 @@ def gram_stats(const floating[:, ::1] C, int n_threads=1):
     cdef int nt = n_threads if m * m > 1 << 18 else 1
     for ti in prange(n_tiles, nogil=True, num_threads=max(nt, 1),
                      schedule="dynamic"):
-        bi = ti * TILE
-        for i in range(bi, min(bi + TILE, m)):
+        bi = ti * CHECK_TILE
+        for i in range(bi, min(bi + CHECK_TILE, m)):
             # Whole rows: the row sums and the total, in one read.
             row = 0.0
             tot = 0.0
@@ -54,9 +52,9 @@ def gram_stats(const floating[:, ::1] C, int n_threads=1):
         # Symmetry: each tile right of the diagonal against its transpose,
         # which stays in cache a tile at a time.
         for tj in range(ti, n_tiles):
-            bj = tj * TILE
-            for i in range(bi, min(bi + TILE, m)):
-                for j in range(max(bj, i + 1), min(bj + TILE, m)):
+            bj = tj * CHECK_TILE
+            for i in range(bi, min(bi + CHECK_TILE, m)):
+                for j in range(max(bj, i + 1), min(bj + CHECK_TILE, m)):
                     d = fabs(C[i, j] - C[j, i])
                     if d > band[ti, 0]:
                         band[ti, 0] = d

@@ -14,11 +14,13 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt
 
-from laefast._blas cimport gemm, syrk_at_a, mirror_upper
+from laefast._blas cimport NO_TRANS, TRANS, gemm, syrk_at_a, mirror_upper
 
-# Fewer rows than this per thread are not worth a thread.
-cdef enum:
-    GRAM_MIN_ROWS = 64
+from laefast._constants cimport (
+    CENTERED_BLOCK_ENTRIES, CENTERED_BLOCK_MAX_ROWS, CENTERED_BLOCK_MIN_ROWS,
+    CHECK_FLOPS, GRAM_BLOCK_BYTES, GRAM_BLOCK_MAX_ROWS, GRAM_BLOCK_MIN_ROWS,
+    GRAM_MIN_ROWS, GRAM_TILES_MIN_ROWS,
+)
 from laefast._threads cimport threads_for, threads_for_work
 
 cdef extern from "Python.h":
@@ -26,11 +28,10 @@ cdef extern from "Python.h":
     # the parallel region ends and raise_pending() raises it.
     int PyErr_CheckSignals()
 
-# Signals are checked after this many flops (1 to 20 ms of work): Ctrl-C
+# Signals are checked after CHECK_FLOPS flops (1 to 20 ms of work): Ctrl-C
 # lands within ~50 ms and the checks cost well under 1%.  Inside a parallel
 # region only the team's master thread (the caller's own) checks, between
 # blocks; it raises a shared flag the other threads read between theirs.
-cdef double CHECK_FLOPS = 2e7
 
 
 cdef int raise_pending() except -1:
@@ -133,7 +134,9 @@ def gram_block_rows(Py_ssize_t m, bint tiles):
     (512 at least for the tiles layout, whose G is large).  Measured on a
     16-core Xeon: at m = 256, 1024 rows ran 10% faster than 256 or 4096;
     at m = 1024, 256 to 2048 rows within 7%."""
-    return max(512 if tiles else 256, min(4096, (2 << 20) // (8 * max(m, 1))))
+    return max(GRAM_TILES_MIN_ROWS if tiles else GRAM_BLOCK_MIN_ROWS,
+               min(GRAM_BLOCK_MAX_ROWS,
+                   GRAM_BLOCK_BYTES // (8 * max(m, 1))))
 
 
 cdef Py_ssize_t panel_edge(Py_ssize_t m, Py_ssize_t t, Py_ssize_t nt) noexcept nogil:
@@ -262,10 +265,10 @@ cdef void panel_update(Py_ssize_t m, Py_ssize_t rows, Py_ssize_t c0,
     """G[:c1, c0:c1] += buf[:, :c1]^T buf[:, c0:c1] (row-major, float64)."""
     cdef Py_ssize_t i, j, w = c1 - c0
     if floating is double:
-        gemm(True, False, c1, w, rows, 1.0, buf, m, buf + c0, m, 1.0,
+        gemm(TRANS, NO_TRANS, c1, w, rows, 1.0, buf, m, buf + c0, m, 1.0,
              G + c0, m)
     else:
-        gemm(True, False, c1, w, rows, <float> 1.0, buf, m, buf + c0, m,
+        gemm(TRANS, NO_TRANS, c1, w, rows, <float> 1.0, buf, m, buf + c0, m,
              <float> 0.0, scratch, w)
         for i in range(c1):
             for j in range(w):
@@ -280,7 +283,8 @@ def centered_product_threads(Py_ssize_t n, Py_ssize_t m, Py_ssize_t r,
 
 def centered_product_block_rows(Py_ssize_t m):
     """Rows centered at a time: about 1 MiB of doubles, 16 to 1024 rows."""
-    return max(16, min(1024, (1 << 17) // max(m, 1)))
+    return max(CENTERED_BLOCK_MIN_ROWS,
+               min(CENTERED_BLOCK_MAX_ROWS, CENTERED_BLOCK_ENTRIES // max(m, 1)))
 
 
 def centered_product_workspace(Py_ssize_t n, Py_ssize_t m, Py_ssize_t r,
@@ -372,9 +376,9 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
                 v = v + center_row_f64(X, start + i, &mean[0], buf + i * m,
                                        want_trace)
             # Y (rows x r) after the block, then P (+)= B^T Y
-            gemm(False, False, rows, r, m, 1.0, buf, m, &Q[0, 0], r, 0.0,
+            gemm(NO_TRANS, NO_TRANS, rows, r, m, 1.0, buf, m, &Q[0, 0], r, 0.0,
                  buf + B * m, r)
-            gemm(True, False, m, r, rows, 1.0, buf, m, buf + B * m, r,
+            gemm(TRANS, NO_TRANS, m, r, rows, 1.0, buf, m, buf + B * m, r,
                  0.0 if first else 1.0, P, r)
             first = False
             start = start + rows
@@ -415,10 +419,10 @@ cdef void block_products(const floating[:, :] X, Py_ssize_t start,
     cdef Py_ssize_t m = X.shape[1]
     center_rows(X, start, rows, shift, buf)
     if not tied:
-        gemm(False, True, rows, k, m, 1, buf, m, W1, m, 0, Y, k)
-        gemm(True, False, k, m, rows, 1, Y, k, buf, m, 0, P, m)
-    gemm(False, False, rows, k, m, 1, buf, m, W2, k, 0, Y, k)
-    gemm(True, False, k, m, rows, 1, Y, k, buf, m, 0, Qt, m)
+        gemm(NO_TRANS, TRANS, rows, k, m, 1, buf, m, W1, m, 0, Y, k)
+        gemm(TRANS, NO_TRANS, k, m, rows, 1, Y, k, buf, m, 0, P, m)
+    gemm(NO_TRANS, NO_TRANS, rows, k, m, 1, buf, m, W2, k, 0, Y, k)
+    gemm(TRANS, NO_TRANS, k, m, rows, 1, Y, k, buf, m, 0, Qt, m)
 
 
 def sgd_epoch(const floating[:, :] X, const double[::1] mean,
@@ -485,8 +489,8 @@ def sgd_epoch(const floating[:, :] X, const double[::1] mean,
             a = alpha / (1.0 + decay * (step0 + steps))
             if tied:
                 # U = a (scale (W2 (W2^T C_B W2) - C_B W2) + lam W2)
-                gemm(False, False, k, k, m, 1, &Qt[0], m, W2p, k, 0, &Bk[0], k)
-                gemm(False, False, m, k, k, 1, W2p, k, &Bk[0], k, 0, &T2[0], k)
+                gemm(NO_TRANS, NO_TRANS, k, k, m, 1, &Qt[0], m, W2p, k, 0, &Bk[0], k)
+                gemm(NO_TRANS, NO_TRANS, m, k, k, 1, W2p, k, &Bk[0], k, 0, &T2[0], k)
                 for j in range(m):
                     for i in range(k):
                         W2p[j * k + i] -= <floating> (a * (
@@ -498,10 +502,10 @@ def sgd_epoch(const floating[:, :] X, const double[::1] mean,
             else:
                 # G1 = scale (A P - Qt) + lam W1, A = W2^T W2
                 # G2 = scale (W2 (P W1^T) - P^T) + lam W2, from the old W1
-                gemm(True, False, k, k, m, 1, W2p, k, W2p, k, 0, &A[0], k)
-                gemm(False, False, k, m, k, 1, &A[0], k, &P[0], m, 0, &T1[0], m)
-                gemm(False, True, k, k, m, 1, &P[0], m, W1p, m, 0, &Bk[0], k)
-                gemm(False, False, m, k, k, 1, W2p, k, &Bk[0], k, 0, &T2[0], k)
+                gemm(TRANS, NO_TRANS, k, k, m, 1, W2p, k, W2p, k, 0, &A[0], k)
+                gemm(NO_TRANS, NO_TRANS, k, m, k, 1, &A[0], k, &P[0], m, 0, &T1[0], m)
+                gemm(NO_TRANS, TRANS, k, k, m, 1, &P[0], m, W1p, m, 0, &Bk[0], k)
+                gemm(NO_TRANS, NO_TRANS, m, k, k, 1, W2p, k, &Bk[0], k, 0, &T2[0], k)
                 for i in range(k):
                     for j in range(m):
                         W1p[i * m + j] -= <floating> (a * (

@@ -28,7 +28,13 @@ from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt, isfinite, INFINITY
 from libc.string cimport memcpy
 
-from laefast._blas cimport blas_int, gemm, potrf, potrs_cm, syev, syev_lwork
+from laefast._blas cimport (
+    NO_TRANS, TRANS, blas_int, gemm, potrf, potrs_cm, syev, syev_lwork,
+    trans_if,
+)
+from laefast._constants cimport (
+    CHECK_FLOPS, DATA_BLOCK_ENTRIES, DATA_BLOCK_MAX_ROWS, DATA_BLOCK_MIN_ROWS,
+)
 from laefast._threads cimport threads_for
 
 cdef extern from "Python.h":
@@ -57,10 +63,18 @@ CONVERGED, MAX_ITER, NONFINITE = S_CONVERGED, S_MAX_ITER, S_NONFINITE
 NOT_PD_W2, NOT_PD_W1, EIGH_FAILED = S_NOT_PD_W2, S_NOT_PD_W1, S_EIGH_FAILED
 INTERRUPTED = S_INTERRUPTED
 
-# Signals are checked (with the GIL, a microsecond or so) once this much
-# work, in flops, has been done since the last check: 1 to 20 ms at 1 to 20
+# Whether one m x m Cholesky solve of exact_w1 succeeded.
+cdef enum FactorStatus:
+    FACTOR_OK = 0
+    FACTOR_FAILED = 1
+
+# A tolerance that is never met (every stopping rule reads stop <= tol with
+# stop >= 0): the loop runs all max_iter iterations.
+NEVER_STOP = -1.0
+
+# Signals are checked (with the GIL, a microsecond or so) once CHECK_FLOPS
+# flops of work have been done since the last check: 1 to 20 ms at 1 to 20
 # Gflop/s, so checking costs well under 1% and Ctrl-C lands within ~50 ms.
-cdef double CHECK_FLOPS = 2e7
 
 
 # ---------------------------------------------------------------------------
@@ -168,34 +182,35 @@ cdef void times_gram(const GramOp* op, Py_ssize_t k, const floating* W,
     cdef floating sc = <floating> op.scale, hf = <floating> op.half
     if C != NULL:
         if not out_t:
-            gemm(w_is_mk, False, k, m, m, sc, W, ldw, C, m, 0, out, m)
+            gemm(trans_if(w_is_mk), NO_TRANS, k, m, m, sc, W, ldw, C, m, 0, out, m)
         else:
-            gemm(False, not w_is_mk, m, k, m, sc, C, m, W, ldw, 0, out, k)
+            gemm(NO_TRANS, trans_if(not w_is_mk), m, k, m, sc, C, m, W, ldw, 0, out, k)
         return
     if op.mean != NULL:
         centered_times(op, k, W, w_is_mk, out, out_t)
         return
     # Y = half D W'^T (n x k), then out = half Y^T D (k x m) or half D^T Y
     if not op.d_colmajor:
-        gemm(False, not w_is_mk, n, k, m, hf, D, m, W, ldw, 0, Y, k)
+        gemm(NO_TRANS, trans_if(not w_is_mk), n, k, m, hf, D, m, W, ldw, 0, Y, k)
     else:
-        gemm(True, not w_is_mk, n, k, m, hf, D, n, W, ldw, 0, Y, k)
+        gemm(TRANS, trans_if(not w_is_mk), n, k, m, hf, D, n, W, ldw, 0, Y, k)
     if not out_t:
         if not op.d_colmajor:
-            gemm(True, False, k, m, n, hf, Y, k, D, m, 0, out, m)
+            gemm(TRANS, NO_TRANS, k, m, n, hf, Y, k, D, m, 0, out, m)
         else:
-            gemm(True, True, k, m, n, hf, Y, k, D, n, 0, out, m)
+            gemm(TRANS, TRANS, k, m, n, hf, Y, k, D, n, 0, out, m)
     else:
         if not op.d_colmajor:
-            gemm(True, False, m, k, n, hf, D, m, Y, k, 0, out, k)
+            gemm(TRANS, NO_TRANS, m, k, n, hf, D, m, Y, k, 0, out, k)
         else:
-            gemm(False, False, m, k, n, hf, D, n, Y, k, 0, out, k)
+            gemm(NO_TRANS, NO_TRANS, m, k, n, hf, D, n, Y, k, 0, out, k)
 
 
 cdef inline Py_ssize_t centered_block_rows(Py_ssize_t m) noexcept nogil:
     # About 2 MiB of doubles per block: it stays in cache between the two
     # GEMMs that read it.
-    return max(16, min(256, 262144 // max(m, 1)))
+    return max(DATA_BLOCK_MIN_ROWS,
+               min(DATA_BLOCK_MAX_ROWS, DATA_BLOCK_ENTRIES // max(m, 1)))
 
 
 cdef Py_ssize_t data_workspace(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k,
@@ -240,11 +255,11 @@ cdef void centered_times(const GramOp* op, Py_ssize_t k, const floating* W,
                 for i in range(rows):
                     B[i * m + j] = <floating> ((D[j * n + r0 + i] - mu[j])
                                                * hf)
-        gemm(False, not w_is_mk, rows, k, m, 1, B, m, W, ldw, 0, Yb, k)
+        gemm(NO_TRANS, trans_if(not w_is_mk), rows, k, m, 1, B, m, W, ldw, 0, Yb, k)
         if not out_t:
-            gemm(True, False, k, m, rows, 1, Yb, k, B, m, beta, out, m)
+            gemm(TRANS, NO_TRANS, k, m, rows, 1, Yb, k, B, m, beta, out, m)
         else:
-            gemm(True, False, m, k, rows, 1, B, m, Yb, k, beta, out, k)
+            gemm(TRANS, NO_TRANS, m, k, rows, 1, B, m, Yb, k, beta, out, k)
         beta = 1
         r0 += rows
 
@@ -270,12 +285,12 @@ cdef double objective(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     for i in range(k):
         for j in range(m):
             cross += <double> P[i * m + j] * <double> W2[j * k + i]
-    gemm(True, False, k, k, m, 1, W2, k, W2, k, 0, A, k)
-    gemm(False, True, k, k, m, 1, P, m, W1, m, 0, B, k)
+    gemm(TRANS, NO_TRANS, k, k, m, 1, W2, k, W2, k, 0, A, k)
+    gemm(NO_TRANS, TRANS, k, k, m, 1, P, m, W1, m, 0, B, k)
     for i in range(k * k):
         quad += <double> A[i] * <double> B[i]
     if rg.product:
-        gemm(False, True, k, k, m, 1, W1, m, W1, m, 0, E, k)
+        gemm(NO_TRANS, TRANS, k, k, m, 1, W1, m, W1, m, 0, E, k)
         reg = 0.0
         for i in range(k * k):
             reg += <double> A[i] * <double> E[i]
@@ -314,7 +329,7 @@ cdef blas_int exact_w2(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
         # W1 C W1^T + Lambda; like latent_solve, a factorization that
         # rounding broke is retried once with the diagonal raised by
         # 10 (k + 1) eps max_i (W1 C W1^T)_ii.
-        gemm(False, False, k, k, m, 1, W1, m, W2, k, 0, S, k)
+        gemm(NO_TRANS, NO_TRANS, k, k, m, 1, W1, m, W2, k, 0, S, k)
         for i in range(k):
             if S[i * k + i] > top:
                 top = S[i * k + i]
@@ -336,10 +351,13 @@ cdef Py_ssize_t exact_w1_workspace(Py_ssize_t m, Py_ssize_t k,
     return 2 * k * m + k * k + 2 * k + syev_lwork(k) + n_threads * m * m
 
 
-cdef floating latent_solve(Py_ssize_t m, const floating* C, floating d,
-                           floating lam, floating* M,
-                           floating* z) noexcept nogil:
-    """z <- z (d C + lam I)^{-1}, with M (m x m) as scratch; 0 on success.
+cdef FactorStatus latent_solve(Py_ssize_t m, const floating* C, floating d,
+                               floating lam, floating* M,
+                               floating* z) noexcept nogil:
+    """z <- z (d C + lam I)^{-1}, with M (m x m) as scratch.
+
+    Returns FACTOR_OK, or FACTOR_FAILED when d C + lam I is not positive
+    definite.
 
     d C + lam I is positive definite in exact arithmetic (C is a Gram
     matrix, lam > 0), but a singular C carries eigenvalues of order
@@ -360,11 +378,11 @@ cdef floating latent_solve(Py_ssize_t m, const floating* C, floating d,
             M[p * m + p] += lam + shift
         if potrf(m, M, m) == 0:
             potrs_cm(m, 1, M, m, z, m)
-            return 0
+            return FACTOR_OK
         shift = <floating> (10.0 * (m + 1) * rounding(top) * top)
         if shift <= 0 or lam <= 0:
             break       # lam = 0: d C may be singular in exact arithmetic
-    return 1
+    return FACTOR_FAILED
 
 
 cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
@@ -395,13 +413,15 @@ cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
     cdef floating* Qt = ws
     cdef floating* Vt = Qt + k * m
     cdef floating* d = Vt + k * k
-    cdef floating* failed = d + k
-    cdef floating* work = failed + k
+    # k floating slots of the workspace hold the k latents' FactorStatus
+    # (an int is no larger than a float).
+    cdef FactorStatus* failed = <FactorStatus*> (d + k)
+    cdef floating* work = d + 2 * k
     cdef floating* M = work + lwork     # n_threads scratch matrices
     cdef floating* Z = M + n_threads * m * m
     cdef floating sc = <floating> scale                      # C is scale C
-    gemm(True, False, k, m, m, sc, W2, k, C, m, 0, Qt, m)    # W2^T C
-    gemm(True, False, k, k, m, 1, W2, k, W2, k, 0, Vt, k)    # W2^T W2
+    gemm(TRANS, NO_TRANS, k, m, m, sc, W2, k, C, m, 0, Qt, m)    # W2^T C
+    gemm(TRANS, NO_TRANS, k, k, m, 1, W2, k, W2, k, 0, Vt, k)    # W2^T W2
     if not uniform:
         for i in range(k):
             for j in range(k):
@@ -410,7 +430,7 @@ cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
                 Qt[i * m + j] /= sqrt(lr[i])
     if syev(k, Vt, k, d, work, lwork) != 0:
         return S_EIGH_FAILED
-    gemm(False, False, k, m, k, 1, Vt, k, Qt, m, 0, Z, m)    # V^T W2^T C
+    gemm(NO_TRANS, NO_TRANS, k, m, k, 1, Vt, k, Qt, m, 0, Z, m)    # V^T W2^T C
     # Signals are checked between solves (between rounds of n_threads
     # parallel solves): one m x m Cholesky is m^3 / 3 flops.
     i0 = 0
@@ -426,10 +446,10 @@ cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
             return S_INTERRUPTED
         i0 = i1
     for i in range(k):
-        if failed[i] != 0:
+        if failed[i] != FACTOR_OK:
             which[0] = i
             return S_NOT_PD_W1
-    gemm(True, False, k, m, k, 1, Vt, k, Z, m, 0, W1, m)     # W1 = V Z
+    gemm(TRANS, NO_TRANS, k, m, k, 1, Vt, k, Z, m, 0, W1, m)     # W1 = V Z
     if not uniform:
         for i in range(k):
             for j in range(m):
@@ -525,7 +545,7 @@ cdef int untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
         # W1 -= alpha ((W2^T W2) W1 C - W2^T C + Lambda W1); the product
         # regularizer's lam (W2^T W2) W1 joins the first term: P += lam W1.
         times_gram(op, k, W2, True, Qt, False)
-        gemm(True, False, k, k, m, 1, W2, k, W2, k, 0, A, k)
+        gemm(TRANS, NO_TRANS, k, k, m, 1, W2, k, W2, k, 0, A, k)
         if rg.product:
             memcpy(prev, W1, k * m * sizeof(floating))
             memcpy(prev + k * m, W2, k * m * sizeof(floating))
@@ -535,14 +555,14 @@ cdef int untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
             for j in range(m):
                 W1[i * m + j] = (shrink[i] * W1[i * m + j]
                                  + alpha * Qt[i * m + j])
-        gemm(False, False, k, m, k, -alpha, A, k, P, m, 1, W1, m)
+        gemm(NO_TRANS, NO_TRANS, k, m, k, -alpha, A, k, P, m, 1, W1, m)
         # W2 -= alpha (W2 (W1 C W1^T) - (W1 C)^T + W2 Lambda), with the new
         # W1; the product's lam W2 (W1 W1^T) joins B.
         times_gram(op, k, W1, False, P, False)
-        gemm(False, True, k, k, m, 1, P, m, W1, m, 0, B, k)
+        gemm(NO_TRANS, TRANS, k, k, m, 1, P, m, W1, m, 0, B, k)
         if rg.product:
-            gemm(False, True, k, k, m, lam_pi, W1, m, W1, m, 1, B, k)
-        gemm(False, False, m, k, k, 1, W2, k, B, k, 0, T, k)
+            gemm(NO_TRANS, TRANS, k, k, m, lam_pi, W1, m, W1, m, 1, B, k)
+        gemm(NO_TRANS, NO_TRANS, m, k, k, 1, W2, k, B, k, 0, T, k)
         for j in range(m):
             for i in range(k):
                 W2[j * k + i] = (shrink[i] * W2[j * k + i]
@@ -593,22 +613,22 @@ cdef int sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
             status = S_INTERRUPTED
             break
         times_gram(op, k, W1, False, P, False)
-        gemm(False, True, k, k, m, 1, W1, m, W1, m, 0, A, k)
-        gemm(False, True, k, k, m, 1, P, m, W1, m, 0, B, k)
+        gemm(NO_TRANS, TRANS, k, k, m, 1, W1, m, W1, m, 0, A, k)
+        gemm(NO_TRANS, TRANS, k, k, m, 1, P, m, W1, m, 0, B, k)
         # G1 = A P - P + Lambda W1 ; G2 = W2 B - P^T + W2 Lambda; the
         # product adds lam A W1 to G1 and lam W2 A to G2 (A = W1 W1^T).
         for i in range(k):
             for j in range(m):
                 G1[i * m + j] = lr[i] * W1[i * m + j] - P[i * m + j]
-        gemm(False, False, k, m, k, 1, A, k, P, m, 1, G1, m)
+        gemm(NO_TRANS, NO_TRANS, k, m, k, 1, A, k, P, m, 1, G1, m)
         if rg.product:
-            gemm(False, False, k, m, k, lam_pi, A, k, W1, m, 1, G1, m)
+            gemm(NO_TRANS, NO_TRANS, k, m, k, lam_pi, A, k, W1, m, 1, G1, m)
             for i in range(k * k):
                 B[i] += lam_pi * A[i]
         for j in range(m):
             for i in range(k):
                 G2[j * k + i] = lr[i] * W2[j * k + i] - P[i * m + j]
-        gemm(False, False, m, k, k, 1, W2, k, B, k, 1, G2, k)
+        gemm(NO_TRANS, NO_TRANS, m, k, k, 1, W2, k, B, k, 1, G2, k)
         stop = alpha * frobenius(k * m, G1) + alpha * frobenius(m * k, G2)
         for i in range(k):
             for j in range(m):
@@ -656,10 +676,10 @@ cdef int tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
             status = S_INTERRUPTED
             break
         times_gram(op, k, W2, True, Q, True)
-        gemm(True, False, k, k, m, 1, W2, k, Q, k, 0, B, k)
+        gemm(TRANS, NO_TRANS, k, k, m, 1, W2, k, Q, k, 0, B, k)
         if rg.product:
-            gemm(True, False, k, k, m, lam_pi, W2, k, W2, k, 1, B, k)
-        gemm(False, False, m, k, k, 1, W2, k, B, k, 0, T, k)
+            gemm(TRANS, NO_TRANS, k, k, m, lam_pi, W2, k, W2, k, 1, B, k)
+        gemm(NO_TRANS, NO_TRANS, m, k, k, 1, W2, k, B, k, 0, T, k)
         s = 0.0
         for j in range(m):
             for i in range(k):

@@ -1,0 +1,50 @@
+# Block sizes and thresholds of the compiled kernels, in one place.
+#
+# Each is a compile-time integer (an anonymous enum), so using one costs
+# nothing over the literal it replaces.  Byte budgets are in bytes, element
+# budgets in array entries; the measurements behind them are in the comments
+# of the functions that use them.
+
+cdef enum:
+    # --- Threads (laefast._threads) -----------------------------------
+    # Below this many flops a parallel region costs more than it saves:
+    # waking the team takes tens of microseconds, and on a loaded machine a
+    # spinning worker can cost a whole scheduler slice.
+    PARALLEL_MIN_FLOPS = 4000000
+    # A one-pass kernel over data gives each thread at least this many
+    # flops (about a millisecond).
+    THREAD_MIN_FLOPS = 10000000
+    # Fewer rows than this per thread are not worth a thread (passes).
+    GRAM_MIN_ROWS = 64
+
+    # --- Signal checks ------------------------------------------------
+    # Python's signal handlers run after this many flops of work (1 to
+    # 20 ms at 1 to 20 Gflop/s): Ctrl-C lands within ~50 ms, and checking
+    # costs well under 1%.
+    CHECK_FLOPS = 20000000
+
+    # --- Gram pass (laefast._passes.gram_pass) ------------------------
+    # Rows per syrk/GEMM call: about GRAM_BLOCK_BYTES of doubles, clipped
+    # to [GRAM_BLOCK_MIN_ROWS, GRAM_BLOCK_MAX_ROWS] (GRAM_TILES_MIN_ROWS at
+    # least for the tiles layout).
+    GRAM_BLOCK_BYTES = 2 << 20
+    GRAM_BLOCK_MIN_ROWS = 256
+    GRAM_TILES_MIN_ROWS = 512
+    GRAM_BLOCK_MAX_ROWS = 4096
+
+    # --- Centered products (laefast._passes.centered_product) ---------
+    # Rows centered at a time: about 1 MiB of doubles, 16 to 1024 rows.
+    CENTERED_BLOCK_ENTRIES = 1 << 17
+    CENTERED_BLOCK_MIN_ROWS = 16
+    CENTERED_BLOCK_MAX_ROWS = 1024
+
+    # --- Solvers on raw data (laefast._solvers, the data GramOp) ------
+    # Rows centered per block: about 2 MiB of doubles (262144 entries), so
+    # the block stays in cache between the two GEMMs that read it.
+    DATA_BLOCK_ENTRIES = 262144
+    DATA_BLOCK_MIN_ROWS = 16
+    DATA_BLOCK_MAX_ROWS = 256
+
+    # --- Input checks (laefast._checks.gram_stats) ---------------------
+    # Rows per band of the symmetry check.
+    CHECK_TILE = 64
