@@ -77,3 +77,39 @@ def test_gemm_calls_name_their_transposes(name):
         for flag in (a, b):
             assert flag in ("NO_TRANS", "TRANS") or flag.startswith(
                 "trans_if("), (name, a, b)
+
+
+def _pyx_signatures(name):
+    """{function: [parameter names]} of a .pyx file's public def functions."""
+    import re
+    text = (SRC / (name + ".pyx")).read_text()
+    sigs = {}
+    for m in re.finditer(r"^def (\w+)\((.*?)\):", text, re.S | re.M):
+        if m.group(1).startswith("_"):
+            continue
+        params = []
+        for p in re.sub(r"\[[^\]]*\]", "", m.group(2)).split(","):
+            p = p.split("=")[0].strip()
+            if p:
+                params.append(re.split(r"[\s\]]", p)[-1])
+        sigs[m.group(1)] = params
+    return sigs
+
+
+@pytest.mark.parametrize("name", COMPILED)
+def test_stub_matches_compiled_module(name):
+    import ast
+    stub = SRC / (name + ".pyi")
+    build = (SRC.parent / "meson.build").read_text()
+    assert f"'laefast/{name}.pyi'" in build, "stub not installed"
+    tree = ast.parse(stub.read_text())
+    stubbed = {f.name: [a.arg for a in f.args.args] for f in tree.body
+               if isinstance(f, ast.FunctionDef)}
+    assert stubbed == _pyx_signatures(name)
+    mod = importlib.import_module("laefast." + name)
+    for f in stubbed:
+        assert callable(getattr(mod, f))
+    names = [t.id for a in tree.body if isinstance(a, ast.AnnAssign)
+             for t in [a.target]]
+    for n in names:
+        assert isinstance(getattr(mod, n), (int, float)), n
