@@ -19,6 +19,29 @@ The public surface:
   trained to stand in for W^T) as compiled layer kernels, and a small MLP.
 """
 
+# The compiled modules exist only in a build.  Python started in the
+# repository root finds the source folder laefast/ first (it shadows an
+# installed copy), and the source folder has no compiled modules: say how to
+# install instead of failing later on some missing name.
+import importlib as _importlib
+
+try:
+    _importlib.import_module(__name__ + "._solvers")
+except ModuleNotFoundError as _exc:
+    if _exc.name != __name__ + "._solvers":
+        raise
+    raise ImportError(
+        f"laefast's compiled modules were not found next to {__file__}: "
+        "this is the source tree, not a build (a source folder laefast/ in "
+        "the current directory shadows an installed copy). Install it in "
+        "place with\n"
+        "    pip install -r requirements-dev.txt && "
+        "pip install --no-build-isolation -e .\n"
+        "(see README.md), or run Python from outside the repository root to "
+        "use an installed laefast."
+    ) from None
+del _importlib
+
 from . import landscape, metrics, reference
 from ._accumulator import GramAccumulator
 from ._estimator import LAEPCA, NotFittedError

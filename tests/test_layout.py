@@ -113,3 +113,36 @@ def test_stub_matches_compiled_module(name):
              for t in [a.target]]
     for n in names:
         assert isinstance(getattr(mod, n), (int, float)), n
+
+
+PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "laefast"
+
+
+def test_source_tree_without_build_says_how_to_install(tmp_path):
+    # A copy of the Python sources with no compiled modules, imported the
+    # way Python run from the repository root would find it; -S leaves out
+    # site-packages (and with it the editable install's import hook).
+    import shutil
+    import subprocess
+    import sys
+    shutil.copytree(PACKAGE, tmp_path / "laefast",
+                    ignore=shutil.ignore_patterns("*.so", "*.pyd",
+                                                  "__pycache__"))
+    assert not list((tmp_path / "laefast").glob("_solvers*"))
+    r = subprocess.run([sys.executable, "-S", "-c", "import laefast"],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "ImportError: laefast's compiled modules were not found" in r.stderr
+    assert "pip install --no-build-isolation -e ." in r.stderr
+    assert "ModuleNotFoundError" not in r.stderr
+
+
+def test_editable_install_imports_from_repository_root():
+    import subprocess
+    import sys
+    code = ("import laefast; print(laefast._solvers.__name__); "
+            "print(laefast.solve.__module__)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["laefast._solvers", "laefast._api"]
