@@ -27,7 +27,8 @@ from ._exceptions import (CollapsedComponentWarning, ConvergenceWarning,
 from ._parallel import resolve_threads, serial_blas, serialized
 from ._problem import GramProblem, choose_path
 from ._readout import flip_signs
-from ._subspace import KRYLOV_DEPTH, block_krylov, residual, ritz_pairs
+from ._subspace import (KRYLOV_DEPTH, block_krylov, residual, ritz_pairs,
+                        small_eigh)
 from ._methods import GD_METHODS, METHODS
 from ._validation import check_gram, raise_nonfinite
 
@@ -698,13 +699,17 @@ class LAEPCA(*_BASES):
         """Train the LAE on `problem`; returns the fitted attributes."""
         opts = self._settings(problem, n_samples, data_dtype)
         opts["data_dtype"] = np.dtype(data_dtype)
-        Q = _start(warm, problem.m, opts["width"], self.random_state)
+        # 'auto' on a small C goes straight to the dense solve: no start.
+        Q = None if _dense_at_once(problem, opts) else _start(
+            warm, problem.m, opts["width"], self.random_state)
         progress = _Progress(self.verbose)
         if opts["max_iter"] == 0 or (opts["method"] != "auto"
                                      and problem.trace() <= 0.0):
             # C = 0 (constant data, or squares below the dtype's range):
             # every variance is 0 and there is nothing to train.  (The
             # Krylov iteration finds that out from its first product.)
+            if Q is None:
+                Q = _start(warm, problem.m, opts["width"], self.random_state)
             V, theta, res, n_iter = Q, np.zeros(opts["width"]), 0.0, 0
             lam, alpha = self._lam(0.0, opts["width"], problem.dtype), None
         elif opts["method"] == "auto":
@@ -754,7 +759,7 @@ class LAEPCA(*_BASES):
                 return "eigh"
             return None
 
-        if eigh_cost is not None and (KRYLOV_DEPTH + 1) * w * 2 >= m:
+        if _dense_at_once(problem, opts):
             stopped = "eigh"             # the Krylov span would be most of C
             V, theta, res, n_iter = Q, None, np.inf, 0
         else:
@@ -774,8 +779,7 @@ class LAEPCA(*_BASES):
             # global minimum of the LAE, from the top w eigenpairs of C.
             if m <= 256:
                 # Small: all pairs by divide and conquer beat a subset.
-                theta, V = scipy.linalg.eigh(problem.C.T, driver="evd",
-                                             check_finite=False)
+                theta, V = small_eigh(problem.C.T)
                 theta, V = theta[m - w:], V[:, m - w:]
             else:
                 theta, V = scipy.linalg.eigh(problem.C.T,
@@ -1139,6 +1143,13 @@ _ROUNDING = 1e-15
 # A dense symmetric eigensolver (tridiagonal reduction at BLAS-2 speed) costs
 # about as much as this many m^3 flops of GEMM.
 _EIGH_FLOPS = 10.0
+
+
+def _dense_at_once(problem, opts):
+    """'auto' on C when a round's Krylov span would be most of C: the dense
+    eigensolver is then the cheaper way to the same minimum."""
+    return (opts["method"] == "auto" and not problem.on_data
+            and (KRYLOV_DEPTH + 1) * opts["width"] * 2 >= problem.m)
 
 
 def _product_flops(problem, r):

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.linalg.blas import dgemm
 from scipy.linalg.lapack import dsyevd
 
-__all__ = ["ritz_pairs", "block_krylov", "KRYLOV_DEPTH"]
+__all__ = ["ritz_pairs", "block_krylov", "small_eigh", "KRYLOV_DEPTH"]
 
 # Products per round of block Krylov extension (the round's span is
 # KRYLOV_DEPTH + 1 blocks of w columns).
@@ -31,7 +31,7 @@ def _mm(A, B, trans_a=False):
     return dgemm(1.0, A, B, trans_a=trans_a)
 
 
-def _small_eigh(S):
+def small_eigh(S):
     """Eigenvalues (ascending) and eigenvectors of a small symmetric matrix,
     by LAPACK's divide and conquer called directly: scipy.linalg.eigh's
     checks and driver choice cost more than the solve at these sizes."""
@@ -58,7 +58,7 @@ def _orthonormal_against(Z, K, drop):
         if K is not None:
             Z = Z - _mm(K, _mm(K, Z, trans_a=True))
         G = _mm(Z, Z, trans_a=True)
-        d, U = _small_eigh(G)
+        d, U = small_eigh(G)
         keep = d > (drop * drop if sweep == 0 else 0.25)
         if not keep.any():
             return np.empty((Z.shape[0], 0), order="F")
@@ -73,7 +73,7 @@ def ritz_pairs(K, CK, w):
     (descending), CV = C V without another product.
     """
     H = _mm(K, CK, trans_a=True)
-    theta, Y = _small_eigh((H + H.T) / 2)
+    theta, Y = small_eigh((H + H.T) / 2)
     Y = np.asfortranarray(Y[:, ::-1][:, :w])
     return _mm(K, Y), _mm(CK, Y), theta[::-1][:w]
 
