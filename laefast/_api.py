@@ -189,7 +189,7 @@ def step_for_bound(c, lam, W1, W2):
     return 1.0 / lam if lam > 0.0 else 1.0
 
 
-def _initial_weights(init, m, k, dtype, random_state):
+def initial_weights(init, m, k, dtype, random_state):
     if init is not None:
         if not isinstance(init, (tuple, list)) or len(init) != 2:
             raise ValueError("init must be a pair (W1, W2)")
@@ -411,7 +411,7 @@ def _solve(problem, method, n_components, lam, alpha, tol, max_iter, init,
     max_iter = _check_max_iter(max_iter)
     history = _check_history(history)
     n_threads = resolve_threads(n_threads)
-    W1, W2 = _initial_weights(init, m, k, problem.dtype, random_state)
+    W1, W2 = initial_weights(init, m, k, problem.dtype, random_state)
     if method in GD_METHODS:
         if alpha is None:
             alpha = default_alpha(problem, lam, W1, W2, regularizer)

@@ -84,8 +84,10 @@ class _FallbackBase:
                           dtype=object)
 
 
-_BASES = ((ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
-          if _SKLEARN else (_FallbackBase,))
+# The bases of laefast's estimators (LAEPCA, LAEStream): scikit-learn's
+# when it is installed, else a small stand-in with the same protocol.
+ESTIMATOR_BASES = ((ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                    BaseEstimator) if _SKLEARN else (_FallbackBase,))
 
 
 def _constraints():
@@ -114,7 +116,7 @@ def _constraints():
     }
 
 
-class LAEPCA(*_BASES):
+class LAEPCA(*ESTIMATOR_BASES):
     """Principal component analysis by a trained L2-regularized linear autoencoder.
 
     A drop-in for :class:`sklearn.decomposition.PCA` (same fitted attributes,

@@ -6,9 +6,9 @@ import numbers
 import numpy as np
 import scipy.linalg
 
-from ._api import LAEResult, _initial_weights, solve
+from ._api import LAEResult, initial_weights, solve
 from ._accumulator import GramAccumulator
-from ._estimator import _BASES, LAEPCA
+from ._estimator import ESTIMATOR_BASES, LAEPCA
 from ._exceptions import DivergenceError, NotFittedError
 from ._parallel import resolve_threads, serial_blas, serialized
 from ._problem import GramProblem
@@ -40,7 +40,7 @@ def _positive_int(value, name):
     return int(value)
 
 
-class LAEStream(*_BASES):
+class LAEStream(*ESTIMATOR_BASES):
     """Principal components from a stream of (b, m) chunks of samples.
 
     An estimator in scikit-learn's sense (``fit``, ``partial_fit``,
@@ -432,7 +432,7 @@ class LAEStream(*_BASES):
                 f"|x| = {float(np.nanmax(np.abs(X))):.3g}); rescale the data")
         n_total = self.n_samples_total or count
         if getattr(self, "W2_", None) is None:
-            W1, W2 = _initial_weights(None, m, k, dtype, self.random_state)
+            W1, W2 = initial_weights(None, m, k, dtype, self.random_state)
             W2 = W2.astype(np.float64)
         else:
             W2 = self.W2_.astype(np.float64)
