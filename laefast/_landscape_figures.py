@@ -187,6 +187,17 @@ def _landscapes_png(path, sigma2, lam):
 TRAJECTORY_STARTS = ((1.5, -1.0), (-1.4, 0.35), (0.25, 1.5), (-0.5, -1.45))
 
 
+def _trajectories(method, sigma2, lam):
+    """The method's scalar iterates from each of TRAJECTORY_STARTS: 150
+    steps of alpha = 0.08 / sigma2 for gradient descent, 20 iterations for
+    the exact methods (the PNG and the GIF draw the same paths)."""
+    gd = method in GD_METHODS
+    return [ls.scalar_trajectory(method, a, b, sigma2, lam,
+                                 alpha=0.08 / sigma2 if gd else None,
+                                 n_iter=150 if gd else 20)
+            for a, b in TRAJECTORY_STARTS]
+
+
 def _trajectories_png(path, sigma2, lam):
     plt = _need("matplotlib.pyplot")
     lim = 1.6
@@ -199,10 +210,7 @@ def _trajectories_png(path, sigma2, lam):
         ax.contourf(W1, W2, z, levels=30, cmap="viridis")
         _draw_critical(ax, sigma2, lam, "sum", lim)
         gd = method in GD_METHODS
-        for (a, b), color in zip(TRAJECTORY_STARTS, colors):
-            pts = ls.scalar_trajectory(method, a, b, sigma2, lam,
-                                       alpha=0.08 / sigma2 if gd else None,
-                                       n_iter=150 if gd else 20)
+        for pts, color in zip(_trajectories(method, sigma2, lam), colors):
             ax.plot(pts[:, 0], pts[:, 1], "-", color=color, lw=1.2)
             ax.plot(pts[:, 0], pts[:, 1], ".", color=color, ms=3)
             ax.plot(*pts[0], "s", color=color, mec="black", ms=6)
@@ -234,11 +242,7 @@ def trajectories_gif(path, sigma2, lam, frames=30):
     for ax, method in zip(axes.ravel(), METHODS):
         ax.contourf(W1, W2, z, levels=24, cmap="viridis")
         _draw_critical(ax, sigma2, lam, "sum", lim)
-        gd = method in GD_METHODS
-        for (a, b), color in zip(TRAJECTORY_STARTS, colors):
-            pts = ls.scalar_trajectory(method, a, b, sigma2, lam,
-                                       alpha=0.08 / sigma2 if gd else None,
-                                       n_iter=150 if gd else 20)
+        for pts, color in zip(_trajectories(method, sigma2, lam), colors):
             paths.append(pts)
             lines.append(ax.plot([], [], ".-", color=color, lw=1.2,
                                  ms=3)[0])
