@@ -27,8 +27,7 @@ from ._exceptions import (CollapsedComponentWarning, ConvergenceWarning,
 from ._parallel import resolve_threads, serial_blas, serialized
 from ._problem import GramProblem, choose_path
 from ._readout import flip_signs
-from ._subspace import (KRYLOV_DEPTH, block_krylov, residual, ritz_pairs,
-                        small_eigh)
+from ._subspace import block_lanczos, residual, ritz_pairs, small_eigh
 from ._methods import GD_METHODS, METHODS
 from ._validation import check_gram, raise_nonfinite
 
@@ -737,32 +736,28 @@ class LAEPCA(*ESTIMATOR_BASES):
         return fitted
 
     def _run_krylov(self, problem, Q, opts, progress):
-        """method='auto': exact-tied accelerated by block Krylov extension
+        """method='auto': exact-tied accelerated by block Lanczos
         (laefast._subspace), or, on C, the dense eigensolver when the
         measured convergence says it is cheaper."""
         m, w, k = problem.m, opts["width"], opts["k"]
         top = problem.trace()
         floor = _zero_floor(0.0, top, problem.dtype)
-        eigh_cost = _EIGH_FLOPS * m ** 3 if not problem.on_data else None
-        round_cost = KRYLOV_DEPTH * _product_flops(problem, w) \
-            + 4.0 * m * ((KRYLOV_DEPTH + 1) * w) ** 2
-
         tol = opts["tol"]
+        target = _ROUNDING if opts["to_rounding"] else tol
 
-        def give_up(history, products):
-            # On C, the dense solve as soon as the measured rate says it is
-            # cheaper than the rounds still needed, or the rate stalled; on
-            # the samples, stop only at rounding below tol.
-            if _stalled(history, tol) and history[-1] <= tol:
+        def stop_early(history, columns):
+            # Rounding reached; or, on C, the dense solve is cheaper than
+            # the products the measured rate still needs.
+            if _rounded(history, tol):
                 return "stalled"
-            if eigh_cost is not None and (
-                    _predicted_rounds(history, tol) * round_cost > eigh_cost
-                    or _stalled(history, tol)):
+            if not problem.on_data and (
+                    _predicted_products(history, target)
+                    * _lanczos_step_flops(m, columns) > _EIGH_FLOPS * m ** 3):
                 return "eigh"
             return None
 
         if _dense_at_once(problem, opts):
-            stopped = "eigh"             # the Krylov span would be most of C
+            stopped = "eigh"             # the Krylov space would be most of C
             V, theta, res, n_iter = Q, None, np.inf, 0
         else:
             # On the samples every product is an OpenMP pass; the small
@@ -770,12 +765,11 @@ class LAEPCA(*ESTIMATOR_BASES):
             # pool, spinning after each of them, takes the cores from the
             # next pass (2-3x slower products were measured).
             with serial_blas(2 if problem.on_data else 1):
-                V, theta, res, n_iter, stopped = block_krylov(
-                    problem.times, Q, k,
-                    _ROUNDING if opts["to_rounding"] else tol,
-                    opts["max_iter"], floor,
+                V, theta, res, n_iter, stopped = block_lanczos(
+                    problem.times, Q, k, target, opts["max_iter"], floor,
+                    _LANCZOS_BLOCK,
                     on_round=lambda p, r: progress.report(p, residual=r),
-                    give_up=give_up)
+                    stop_early=stop_early)
         if stopped == "eigh":
             # The closed-form minimum of L_sigma: by the paper's theorem the
             # global minimum of the LAE, from the top w eigenpairs of C.
@@ -1142,41 +1136,45 @@ _MIN_RESTART_SCALE = 0.1  # see _restart
 # method='auto' without tol iterates until the residual stops falling or
 # reaches this (a few eps): as accurate as a dense eigensolver.
 _ROUNDING = 1e-15
-# A dense symmetric eigensolver (tridiagonal reduction at BLAS-2 speed) costs
-# about as much as this many m^3 flops of GEMM.
-_EIGH_FLOPS = 10.0
+# Columns per product of the samples path's narrow Krylov method: a pass
+# over X costs about the same for 1 to 4 columns.
+_LANCZOS_BLOCK = 4
+# scipy.linalg.eigh(C, subset_by_index) of the top few pairs costs about as
+# much as this many m^3 flops of GEMM (measured, m = 500 to 1000).
+_EIGH_FLOPS = 4.0
 
 
 def _dense_at_once(problem, opts):
-    """'auto' on C when a round's Krylov span would be most of C: the dense
-    eigensolver is then the cheaper way to the same minimum."""
+    """'auto' on C when the Krylov space would be a large part of C: the
+    dense eigensolver is then the cheaper way to the same minimum."""
     return (opts["method"] == "auto" and not problem.on_data
-            and (KRYLOV_DEPTH + 1) * opts["width"] * 2 >= problem.m)
+            and 10 * opts["width"] >= problem.m)
 
 
-def _product_flops(problem, r):
-    """Flops of one product C Q with Q (m, r)."""
-    if problem.on_data:
-        return 4.0 * problem.n * problem.m * r
-    return 2.0 * problem.m * problem.m * r
+def _lanczos_step_flops(m, columns):
+    """Flops of one block Lanczos step on C (m x m) with a space of
+    `columns`: the product, the orthogonalization against the space, and
+    the projected matrix's eigendecomposition (small, so slow per flop)."""
+    b = _LANCZOS_BLOCK
+    return 2.0 * m * m * b + 16.0 * m * columns * b + 20.0 * columns ** 3
 
 
-def _predicted_rounds(history, tol):
-    """Rounds still needed at the rate of the last round (inf if stalled)."""
-    if len(history) < 2 or history[-1] <= 0:
+def _predicted_products(history, target):
+    """Products still needed to reach target at the rate of the last three
+    (inf if they did not gain; 0 before three are known)."""
+    if len(history) < 4 or history[-1] <= target:
         return 0.0
-    rate = history[-1] / history[-2] if history[-2] > 0 else 1.0
-    if rate >= 1.0:
+    if history[-4] <= 0 or history[-1] >= history[-4]:
         return np.inf
-    return np.log(tol / history[-1]) / np.log(rate)
+    rate = (history[-1] / history[-4]) ** (1.0 / 3.0)
+    return np.log(target / history[-1]) / np.log(rate)
 
 
-def _stalled(history, tol):
-    """Rounding has won: below tol, a round that gained less than 10x;
-    above it, three rounds without halving the residual."""
-    if len(history) >= 2 and history[-1] <= tol:
-        return history[-1] > 0.1 * history[-2]
-    return len(history) >= 4 and history[-1] > 0.5 * min(history[-4:-1])
+def _rounded(history, tol):
+    """Below tol, three products that did not halve the residual: rounding
+    has won."""
+    return (len(history) >= 4 and history[-1] <= tol
+            and history[-1] > 0.5 * history[-4])
 
 
 def _next_round(history, tol, current):

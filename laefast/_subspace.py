@@ -1,29 +1,24 @@
 """Rayleigh-Ritz on a decoder's span, and exact-tied accelerated by block
-Krylov extension: the iterations LAEPCA runs between read-outs.
+Lanczos: the iterations LAEPCA runs between read-outs.
 
 exact-tied's decoder update W2 <- C W1^T (W1 C W1^T + lam I)^-1 with
 W1 = W2^T spans C W2: one step is one product with C.  Rayleigh-Ritz on a
 span S gives the Ritz pairs (theta_i, v_i) of C in S, and the minimum of
 L_sigma among decoders with columns in S is W2 = V diag(sqrt(1 -
 lam / theta_i)) (W1 = W2^T): a read-out of any span is exact.  Block
-Krylov extension keeps every step's span of a round, [Q, C Q, ..., C^d Q],
-and picks the best w directions in all of it, the way LOBPCG keeps the
-previous block: the same products, far fewer of them.
+Lanczos keeps every step's span, [Q, C Q, ..., C^d Q] for a narrow block
+Q, and picks the best w directions in all of it: the span of d
+exact-tied steps and far more, for the same products.
 
 Every product here goes through SciPy's BLAS/LAPACK, the kernels' own:
 alternating with NumPy's OpenBLAS in a loop makes the two idle thread
-pools fight for the cores.
-"""
+pools fight for the cores."""
 
 import numpy as np
 from scipy.linalg.blas import dgemm
 from scipy.linalg.lapack import dsyevd
 
-__all__ = ["ritz_pairs", "block_krylov", "small_eigh", "KRYLOV_DEPTH"]
-
-# Products per round of block Krylov extension (the round's span is
-# KRYLOV_DEPTH + 1 blocks of w columns).
-KRYLOV_DEPTH = 4
+__all__ = ["ritz_pairs", "block_lanczos", "small_eigh", "residual"]
 
 
 def _mm(A, B, trans_a=False):
@@ -92,55 +87,119 @@ def residual(V, CV, theta, k, floor):
     return float(np.sqrt((R[:, meaningful] ** 2).sum(axis=0)).max())
 
 
-def block_krylov(times, Q, k, tol, max_products, floor, on_round=None,
-                 give_up=None):
-    """Exact-tied steps from span(Q), accelerated by block Krylov extension.
+def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
+                  stop_early=None, max_columns=None):
+    """Exact-tied steps from span(Q[:, :block]) by block Lanczos with a
+    narrow block: the samples path's iteration, where every product is a
+    pass over X.
 
-    times(Q) returns C Q (float64); Q is (m, w) with orthonormal columns.
-    Each round extends the current block by KRYLOV_DEPTH exact-tied steps,
-    orthonormalizes, and restarts from the top w Ritz vectors of the whole
-    span; the first block's product is carried over from the previous
-    round's Ritz vectors.  Stops when the relative Ritz residual of the k
-    kept pairs is at most tol, or after max_products products, or when
-    give_up(residual_history, products) says another method is cheaper.
+    A pass over X costs about the same for 1 to 4 columns as for one (it
+    is bound by reading X), and a deep Krylov space of a narrow block
+    converges in far fewer columns than a shallow one of a wide block.
+    Each step multiplies the last block by C and orthonormalizes the image
+    against the whole space (twice); Rayleigh-Ritz on the space picks the
+    best w = Q.shape[1] directions.  The projected matrix grows by a block
+    row per step instead of being formed again, and the Ritz residuals come
+    from the recurrence: C K y - theta K y = Z y_last, with Z the image of
+    the last block projected off the space (which the next step needs
+    anyway) and y_last the last block's part of y.  When the space would
+    pass `max_columns`, it restarts thick: it keeps the w Ritz vectors,
+    whose residuals lie in the next block's span, so the recurrence goes
+    on.  As in LAEPCA's other iterations, the result read out is the
+    minimum of L_sigma on the span.
 
-    Returns (V, theta, residual, n_products, stopped_by) with V (m, w)
-    orthonormal Ritz vectors by decreasing Ritz value theta, stopped_by
-    'tol', 'max_iter' or 'give_up'.
+    times(Q) returns C Q (float64) for an orthonormal (m, r) Q; k pairs
+    are checked; the iteration stops when their relative Ritz residual is
+    at most tol or after max_products products; theta at or below floor
+    (numerically zero) hold nothing to learn.
+    stop_early(history, n_columns) may end the iteration: it returns the
+    reason (rounding reached, or a dense solve is cheaper), or None.
+    Returns (V, theta, residual, n_products, stopped_by); the residual is
+    computed from C V, not from the recurrence.
     """
     m, w = Q.shape
-    Q = np.asfortranarray(Q, dtype=np.float64)
-    CQ = np.asfortranarray(times(Q))
-    products = 1
-    V, CV, theta = ritz_pairs(Q, CQ, w)
-    res = residual(V, CV, theta, k, floor)
-    history = [res]
-    if on_round is not None:
-        on_round(products, res)
-    while res > tol and products < max_products:
-        # The images are divided by theta_1 before they are orthonormalized
-        # (only their span matters): their Gram matrix would square C's
-        # scale, and overflow from about 1e154 (data scaled by 1e77).
-        unit = max(abs(theta[0]), np.finfo(float).tiny)
-        blocks, images = [V], [CV]
-        for _ in range(min(KRYLOV_DEPTH, max_products - products)):
-            K = np.hstack(blocks)
-            B = _orthonormal_against(images[-1] / unit, K, 1e-13)
-            if B.shape[1] == 0:
-                break                    # an invariant subspace: done
-            blocks.append(B)
-            images.append(np.asfortranarray(times(B)))
-            products += 1
-        K, CK = np.hstack(blocks), np.hstack(images)
-        V, CV, theta = ritz_pairs(np.asfortranarray(K), np.asfortranarray(CK),
-                                  w)
-        res = residual(V, CV, theta, k, floor)
-        history.append(res)
-        if on_round is not None:
-            on_round(products, res)
-        if len(blocks) == 1:
-            break                        # nothing left to add to the span
-        reason = give_up(history, products) if give_up and res > tol else None
-        if reason:
-            return V, theta, res, products, reason
-    return V, theta, res, products, ("tol" if res <= tol else "max_iter")
+    b = min(block, w)
+    if max_columns is None:
+        max_columns = max(2 * w + 2 * b, min(128, (256 << 20) // (16 * m)))
+    # The space and its image live in two preallocated Fortran buffers:
+    # K = basis[:, :D] is a view, and a step appends a block in place.
+    basis = np.empty((m, max_columns + b), order="F")
+    image = np.empty_like(basis)
+    D = b
+    basis[:, :D] = Q[:, :b]
+    image[:, :D] = times(basis[:, :D])
+    H = _mm(basis[:, :D], image[:, :D], trans_a=True)
+    nb = b
+    products, history = 1, []
+    theta = Y = None
+    stopped = None
+    while stopped is None:
+        K, CB = basis[:, :D], image[:, D - nb:D]
+        # The last image projected off the space: the next block's
+        # direction, and the Ritz residuals' span.
+        unit = max(float(np.abs(H).max()), np.finfo(float).tiny)
+        Z = CB / unit
+        Z -= _mm(K, _mm(K, Z, trans_a=True))
+        if D >= w:
+            theta, Y = small_eigh((H + H.T) / 2)
+            theta, Y = theta[::-1], np.asfortranarray(Y[:, ::-1])
+            est = _recurrence_residual(Z, Y[-nb:, :k], theta[:k], unit,
+                                       floor)
+            history.append(est)
+            if on_round is not None:
+                on_round(products, est)
+            if est <= tol:
+                stopped = "tol"
+            elif products >= max_products:
+                stopped = "max_iter"
+            elif stop_early is not None:
+                stopped = stop_early(history, D)
+            if stopped:
+                break
+        elif products >= max_products:
+            break
+        B = _orthonormal_against(np.asfortranarray(Z), K, 1e-13)
+        if B.shape[1] == 0 and D < w:
+            # The start spans an invariant subspace smaller than w: fill the
+            # rest at random.
+            B = _orthonormal_against(np.random.default_rng(D)
+                                     .standard_normal((m, b)), K, 1e-13)
+        if B.shape[1] == 0:
+            stopped = "invariant"        # an invariant subspace: done
+            break
+        if D + B.shape[1] > max_columns:
+            # Thick restart: keep the w Ritz vectors (B is orthogonal to
+            # the whole space, so to them).
+            Yw = np.asfortranarray(Y[:, :w])
+            basis[:, :w], image[:, :w] = _mm(K, Yw), _mm(image[:, :D], Yw)
+            D, H = w, np.diag(theta[:w])
+        nb = B.shape[1]
+        basis[:, D:D + nb] = B
+        image[:, D:D + nb] = times(basis[:, D:D + nb])
+        products += 1
+        # H grows by the new block's rows and columns: [K B]^T C B.
+        top = _mm(basis[:, :D + nb], image[:, D:D + nb], trans_a=True)
+        H = np.block([[H, top[:D]], [top[:D].T, top[D:]]])
+        D += nb
+    if theta is None or stopped == "invariant":
+        theta, Y = small_eigh((H + H.T) / 2)
+        theta, Y = theta[::-1], np.asfortranarray(Y[:, ::-1])
+    w = min(w, D)
+    Yw = np.asfortranarray(Y[:, :w])
+    V, CV = _mm(basis[:, :D], Yw), _mm(image[:, :D], Yw)
+    res = residual(V, CV, theta[:w], min(k, w), floor)
+    if stopped in (None, "invariant"):
+        stopped = "tol" if res <= tol else "max_iter"
+    return V, theta[:w], res, products, stopped
+
+
+def _recurrence_residual(Z, Y_last, theta, unit, floor):
+    """max_i ||Z y_i|| / theta_1 over the Ritz pairs with theta_i > floor,
+    Z the projected last image scaled by 1/unit: the Ritz residuals of a
+    Krylov space without forming C V."""
+    top = max(theta[0], 0.0)
+    meaningful = theta > floor
+    if not meaningful.any() or top == 0.0:
+        return 0.0
+    R = _mm(Z, np.asfortranarray(Y_last[:, meaningful])) * (unit / top)
+    return float(np.sqrt((R ** 2).sum(axis=0)).max())

@@ -76,3 +76,48 @@ def test_path_choice():
         laefast.fit(_data(), 2, 1.0, path="disk")
     with pytest.raises(ValueError, match="exact-untied needs"):
         laefast.fit(_data(), 2, 1.0, path="data", method="exact-untied")
+
+
+def _top_subspace_sine(components, X, k):
+    """Largest principal-angle sine between LAEPCA's components and the
+    top-k right singular vectors of the centered X (np.linalg.svd)."""
+    Xc = X - X.mean(axis=0)
+    Vt = np.linalg.svd(Xc, full_matrices=False)[2]
+    return laefast.metrics.max_principal_sine(components[:k].T, Vt[:k].T)
+
+
+def test_wide_data_with_a_double_eigenvalue():
+    # Directions 3 and 4 have exactly the same variance, above noise that
+    # makes X full rank: the samples path's Krylov iteration must return
+    # the whole top-k subspace and both equal variances.
+    rng = np.random.default_rng(7)
+    n, m, k = 200, 600, 6
+    U = np.linalg.qr(rng.standard_normal((m, k)))[0]
+    ones = np.ones((n, 1)) / np.sqrt(n)
+    Z = np.linalg.qr(np.hstack([ones, rng.standard_normal((n, k))]))[0]
+    Z = Z[:, 1:] * np.sqrt(n)          # centered, orthogonal columns
+    # Noise orthogonal to Z, to the ones and to U: C is exactly
+    # U diag(n scales^2) U^T plus a part orthogonal to U.
+    P = np.hstack([ones, Z / np.sqrt(n)])
+    E = rng.standard_normal((n, m))
+    E -= P @ (P.T @ E)
+    E -= (E @ U) @ U.T
+    scales = np.array([9.0, 7.0, 5.0, 5.0, 3.0, 2.0])
+    X = (Z * scales) @ U.T + 0.05 * E + 4.0
+    est = laefast.LAEPCA(k, random_state=0).fit(X)
+    assert est.converged_
+    assert _top_subspace_sine(est.components_, X, k) < 1e-8
+    np.testing.assert_allclose(est.explained_variance_,
+                               n * scales ** 2 / (n - 1), rtol=1e-10)
+
+
+def test_wide_data_of_rank_below_the_width():
+    # 12 samples span 11 centered directions, fewer than the k + 10
+    # columns the iteration keeps: the space runs out and is filled.
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((12, 300)) * np.linspace(3, 1, 300)
+    est = laefast.LAEPCA(5, random_state=0).fit(X)
+    assert _top_subspace_sine(est.components_, X, 5) < 1e-8
+    s = np.linalg.svd(X - X.mean(axis=0), compute_uv=False)[:5]
+    np.testing.assert_allclose(est.explained_variance_, s ** 2 / 11,
+                               rtol=1e-10)
