@@ -536,7 +536,8 @@ class LAEPCA(*ESTIMATOR_BASES):
             mean = acc.mean_
         else:
             problem = GramProblem.from_data(X, path="data",
-                                            n_threads=n_threads)
+                                            n_threads=n_threads,
+                                            trace_now=False)
             mean = problem.mean
         dtype = X.dtype if X.dtype.kind == "f" else np.dtype(np.float64)
         fitted = self._solve_counted(problem, n, dtype)
@@ -740,8 +741,6 @@ class LAEPCA(*ESTIMATOR_BASES):
         (laefast._subspace), or, on C, the dense eigensolver when the
         measured convergence says it is cheaper."""
         m, w, k = problem.m, opts["width"], opts["k"]
-        top = problem.trace()
-        floor = _zero_floor(0.0, top, problem.dtype)
         tol = opts["tol"]
         target = _ROUNDING if opts["to_rounding"] else tol
 
@@ -765,8 +764,11 @@ class LAEPCA(*ESTIMATOR_BASES):
             # pool, spinning after each of them, takes the cores from the
             # next pass (2-3x slower products were measured).
             with serial_blas(2 if problem.on_data else 1):
+                # The floor needs the trace, on the samples a by-product
+                # of the first product.
                 V, theta, res, n_iter, stopped = block_lanczos(
-                    problem.times, Q, k, target, opts["max_iter"], floor,
+                    problem.times, Q, k, target, opts["max_iter"],
+                    lambda: _zero_floor(0.0, problem.trace(), problem.dtype),
                     _LANCZOS_BLOCK,
                     on_round=lambda p, r: progress.report(p, residual=r),
                     stop_early=stop_early)
@@ -783,9 +785,11 @@ class LAEPCA(*ESTIMATOR_BASES):
                                              check_finite=False)
             theta, V = theta[::-1], np.asfortranarray(V[:, ::-1])
             CV = problem.times(V)
-            res = residual(V, CV, theta, k, floor)
+            res = residual(V, CV, theta, k,
+                           _zero_floor(0.0, problem.trace(), problem.dtype))
             n_iter = max(n_iter, 1)
-        return V, theta, res, n_iter, self._lam(top, w, problem.dtype), None
+        return (V, theta, res, n_iter,
+                self._lam(problem.trace(), w, problem.dtype), None)
 
     def _run_kernel_rounds(self, problem, Q, opts, progress):
         """One of the paper's six methods, in rounds of compiled iterations;

@@ -85,11 +85,13 @@ class GramProblem:
 
     @classmethod
     def from_data(cls, X, center=True, path="gram", n_threads=1,
-                  gram_dtype=None):
+                  gram_dtype=None, trace_now=True):
         """X (n, m), validated for shape and dtype; finiteness is read off
         the one pass that either path starts with.  On the 'gram' path, C
         is accumulated in float64 and returned in gram_dtype (X's dtype by
-        default)."""
+        default).  On the samples path, trace_now=False leaves the trace
+        (and the check that the squares did not vanish) to the first
+        product instead of a pass of its own."""
         X = check_data(X, finite=False)
         if path == "gram":
             acc = GramAccumulator(n_threads=n_threads, center=center).add(X)
@@ -104,8 +106,8 @@ class GramProblem:
         else:
             assert_finite(X, "X")
         problem = cls(data=X, mean=mean, n_threads=n_threads)
-        if X.shape[0] > 1 and problem.trace() == 0.0:
-            raise_if_squares_vanish(X, center)
+        if trace_now:
+            problem.trace()     # raises if the squares vanished
         return problem
 
     @property
@@ -154,6 +156,8 @@ class GramProblem:
                                            want_trace=self._trace is None,
                                            work=self._work)
         if self._trace is None:
+            if trace == 0.0 and self.n > 1:
+                raise_if_squares_vanish(self._data, self.mean is not None)
             self._trace = trace
         return out
 

@@ -111,7 +111,8 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
     times(Q) returns C Q (float64) for an orthonormal (m, r) Q; k pairs
     are checked; the iteration stops when their relative Ritz residual is
     at most tol or after max_products products; theta at or below floor
-    (numerically zero) hold nothing to learn.
+    (numerically zero; a number, or a function called after the first
+    product) hold nothing to learn.
     stop_early(history, n_columns) may end the iteration: it returns the
     reason (rounding reached, or a dense solve is cheaper), or None.
     Returns (V, theta, residual, n_products, stopped_by); the residual is
@@ -129,6 +130,8 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
     basis[:, :D] = Q[:, :b]
     image[:, :D] = times(basis[:, :D])
     H = _mm(basis[:, :D], image[:, :D], trans_a=True)
+    if callable(floor):
+        floor = floor()
     nb = b
     products, history = 1, []
     theta = Y = None
