@@ -7,7 +7,7 @@ Every block is a task; nothing but m x m (or m x r) summaries travels.
   matrix by the compiled accumulator (GramAccumulator.add) on its worker,
   the partial accumulators tree-reduced by Chan's formula
   (GramAccumulator.merge), the solve on the client (LAEPCA.fit_gram's).
-- Wide data (C too large): LAEPCA's block Krylov iteration on the client,
+- Wide data (C too large): LAEPCA's block Lanczos iteration on the client,
   each product C Q = Xc^T (Xc Q) one round of block tasks calling the
   compiled centered product, their m x r partials summed by a tree.
 
@@ -178,7 +178,7 @@ def accumulate(X, n_threads=1):
 
 class DaskProblem:
     """C = Xc^T Xc of a dask array, left implicit: GramProblem's interface
-    for LAEPCA's block Krylov loop (products with C only)."""
+    for LAEPCA's block Lanczos loop (products with C only)."""
 
     C = None
     on_data = True

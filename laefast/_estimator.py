@@ -136,12 +136,15 @@ class LAEPCA(*ESTIMATOR_BASES):
     method : str
         'auto' or one of laefast.METHODS.  exact-tied's W2 update spans
         C W2: one step is one product with C (block power iteration).
-        'auto' runs exact-tied accelerated by block Krylov extension: each
-        round takes 4 exact-tied steps from the current decoder, keeps all
-        their spans, and restarts from the best k + p directions of the
-        whole span (Rayleigh-Ritz), the way LOBPCG keeps its previous
-        block; it needs far fewer products than the plain iteration when
-        eigenvalues are close.  On C, when the measured rate says a dense
+        'auto' runs exact-tied accelerated by block Lanczos: from a block
+        of 4 directions, each step multiplies the newest block by C and
+        keeps every step's span, and Rayleigh-Ritz picks the best k + p
+        directions of the whole span (restarting thick, from them, when
+        the span grows past about 128 columns).  A product with 4 columns
+        costs about as much as one with 1 on the samples (both are one
+        pass over X), and the deep span needs far fewer products than the
+        plain iteration, or than wide blocks, when eigenvalues are close.
+        On C, when the measured rate says a dense
         eigensolver is cheaper (no eigengap, or m small against k + p), it
         takes the closed-form minimum of L_sigma from
         ``scipy.linalg.eigh(C, subset_by_index=...)`` instead: by the
@@ -709,7 +712,7 @@ class LAEPCA(*ESTIMATOR_BASES):
                                      and problem.trace() <= 0.0):
             # C = 0 (constant data, or squares below the dtype's range):
             # every variance is 0 and there is nothing to train.  (The
-            # Krylov iteration finds that out from its first product.)
+            # Lanczos iteration finds that out from its first product.)
             if Q is None:
                 Q = _start(warm, problem.m, opts["width"], self.random_state)
             V, theta, res, n_iter = Q, np.zeros(opts["width"]), 0.0, 0
@@ -1140,7 +1143,7 @@ _MIN_RESTART_SCALE = 0.1  # see _restart
 # method='auto' without tol iterates until the residual stops falling or
 # reaches this (a few eps): as accurate as a dense eigensolver.
 _ROUNDING = 1e-15
-# Columns per product of the samples path's narrow Krylov method: a pass
+# Columns per product of 'auto''s block Lanczos: on the samples a pass
 # over X costs about the same for 1 to 4 columns.
 _LANCZOS_BLOCK = 4
 # scipy.linalg.eigh(C, subset_by_index) of the top few pairs costs about as

@@ -46,8 +46,8 @@ REGISTRY = {info.name: info for info in (
 METHODS = tuple(REGISTRY)
 GD_METHODS = tuple(name for name, info in REGISTRY.items()
                    if info.kind == "gradient")
-# LAEPCA's method='auto': exact-tied's products, accelerated by block Krylov
-# extension (laefast._subspace), so far fewer of them.
+# LAEPCA's method='auto': exact-tied's products, accelerated by block
+# Lanczos (laefast._subspace), so far fewer of them.
 AUTO = MethodInfo("auto", None, "exact", False, 2, 4, 25)
 
 

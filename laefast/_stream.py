@@ -52,7 +52,7 @@ class LAEStream(*ESTIMATOR_BASES):
       running mean and centered Gram matrix (m x m, float64;
       :class:`laefast.GramAccumulator`), and every :meth:`partial_fit` ends
       with the solve :class:`LAEPCA` runs (Rayleigh-Ritz on the decoder's
-      span, block Krylov accelerated, restarted from the previous
+      span, block Lanczos accelerated, started from the previous
       components): ``components_`` are exact whatever lam is.
     - ``mode='sgd'``: each chunk is swept once by minibatch SGD on
       L_sigma, holding only the weights (no m x m matrix), with a step
