@@ -67,7 +67,7 @@ def test_run_returns_integer_status_and_never_stop_runs_every_step():
     assert n_iter == 25
 
 
-@pytest.mark.parametrize("name", ["_alignment", "_passes", "_solvers"])
+@pytest.mark.parametrize("name", ["_alignment", "_passes", "_sgd", "_solvers"])
 def test_gemm_calls_name_their_transposes(name):
     import re
     text = (SRC / (name + ".pyx")).read_text()
