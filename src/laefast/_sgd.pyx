@@ -41,7 +41,7 @@ from libc.math cimport isfinite
 
 from laefast._blas cimport NO_TRANS, TRANS, gemm
 from laefast._constants cimport (
-    CHECK_FLOPS, SGD_BLOCK_ROWS, SGD_MAX_SLOTS, SGD_SLOT_BYTES,
+    CHECK_FLOPS, SGD_BLOCK_ROWS, SGD_MAX_SLOTS, SGD_MIN_SLOTS, SGD_SLOT_BYTES,
 )
 from laefast._threads cimport threads_for
 
@@ -69,13 +69,16 @@ cdef int raise_pending() except -1:
 
 cdef inline Py_ssize_t n_slots(Py_ssize_t b, Py_ssize_t block_rows,
                                Py_ssize_t r, Py_ssize_t m) noexcept nogil:
-    """Row ranges a batch of b rows is split into (thread-independent)."""
+    """Row ranges a batch of b rows is split into (thread-independent):
+    one per block, at most SGD_MAX_SLOTS, and fewer where the slots (r x m
+    doubles each) would pass SGD_SLOT_BYTES, but never fewer than
+    SGD_MIN_SLOTS (blocks permitting)."""
     cdef Py_ssize_t blocks = (b + block_rows - 1) // block_rows
-    cdef Py_ssize_t by_memory = max(<Py_ssize_t> 1,
-                                    SGD_SLOT_BYTES // max(<Py_ssize_t> 1,
-                                                          8 * r * m))
-    return max(<Py_ssize_t> 1, min(min(blocks, <Py_ssize_t> SGD_MAX_SLOTS),
-                                   by_memory))
+    cdef Py_ssize_t by_memory = SGD_SLOT_BYTES // max(<Py_ssize_t> 1,
+                                                      8 * r * m)
+    cdef Py_ssize_t cap = min(<Py_ssize_t> SGD_MAX_SLOTS,
+                              max(<Py_ssize_t> SGD_MIN_SLOTS, by_memory))
+    return max(<Py_ssize_t> 1, min(blocks, cap))
 
 
 cdef inline Py_ssize_t slot_start(Py_ssize_t b, Py_ssize_t block_rows,
