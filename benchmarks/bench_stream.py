@@ -9,7 +9,7 @@ printed with PASS/FAIL against their targets (a report: always exits 0).
    (GramAccumulator, as LAEStream's mode='gram' keeps it) against one dsyrk over the whole array (SciPy's
    BLAS, all threads).  Target: <= 1.2x.
 2. OpenMP scaling: the streaming Gram pass and the minibatch SGD steps
-   (b=4096, m=256, k=16; the compiled sweep over 16 batches), with 1 thread
+   (b=4096, m=256, k=16; the compiled SVRG sweep over 16 batches), with 1 thread
    against each count in --threads.  "1 thread" means one core: BLAS is
    limited to one thread too (threadpoolctl), as it is inside the parallel
    regions.  Target: 2 threads >= 1.7x faster than 1.  Printed beside it:
@@ -20,6 +20,11 @@ printed with PASS/FAIL against their targets (a report: always exits 0).
    step as (t(N2) - t(N1)) / (N2 - N1), against the four GEMMs it needs
    (Y = X W1^T, P = Y^T X, Z = X W2, Q = Z^T X), timed with SciPy's BLAS.
    Target: <= 1.3x.
+4. The SVRG minibatch sweep of LAEStream(mode='sgd') (laefast._sgd, one
+   compiled call per sweep), n=65536, m=256, k=16, batches of 1024, on one
+   core, untied and tied: against the same steps in NumPy (target <= 1.0x)
+   and against the two stacked GEMMs per batch it needs (X_B S^T and
+   Y^T X_B, S = [W1; W2^T; anchor^T]; target <= 1.3x).
 """
 
 import argparse
@@ -106,23 +111,86 @@ def one_core(fn):
     return run
 
 
-def sgd_steps(X, threads):
-    """The compiled SGD sweep over X in batches of 4096 (16 steps for
-    65536 rows): the compiled minibatch kernel (laefast._passes.sgd_epoch).
-    LAEStream(mode='sgd') now runs a variance-reduced sweep in NumPy."""
-    from laefast import _passes
-    from laefast._parallel import serial_blas
-    k, m = 16, X.shape[1]
+def _sgd_problem(X, k, tied):
+    """Weights, anchor and anchor gradient for one SVRG sweep over X (as
+    LAEStream's restart leaves them: the anchor tied and orthonormal)."""
+    m = X.shape[1]
     rng = np.random.default_rng(0)
-    W1 = 0.01 * rng.standard_normal((k, m))
-    W2 = 0.01 * rng.standard_normal((m, k))
-    mean = X[:4096].mean(axis=0)
-    nt = _passes.sgd_threads(len(X), m, k, 4096, 256, False, threads)
+    A2 = np.linalg.qr(rng.standard_normal((m, k)))[0]
+    W2 = A2 + 0.01 * rng.standard_normal((m, k))
+    W1 = np.ascontiguousarray(W2.T)
+    G1 = 0.01 * rng.standard_normal((k, m))
+    G2 = 0.01 * rng.standard_normal((m, k))
+    return {"mean": X[:4096].mean(axis=0), "W1": W1, "W2": W2, "A2": A2,
+            "G1": G1, "G2": G2, "lam": 1.0, "alpha": 1e-9, "decay": 0.0,
+            "tied": tied}
+
+
+def sgd_steps(X, threads, batch=4096, k=16, tied=False):
+    """The compiled SVRG sweep over X (laefast._sgd.svrg_sweep, as
+    LAEStream(mode='sgd') runs it) in batches of `batch` rows."""
+    from laefast import _sgd
+    from laefast._parallel import serial_blas
+    p = _sgd_problem(X, k, tied)
+    nt = _sgd.sweep_threads(batch, X.shape[1], k, tied, threads)
 
     def run():
         with serial_blas(nt):
-            _passes.sgd_epoch(X, mean, W1.copy(), W2.copy(), 1.0, 1e-12, 0.0,
-                            0, 4096, 256, float(len(X)), False, threads)
+            _sgd.svrg_sweep(X, p["mean"], p["W1"].copy(), p["W2"].copy(),
+                            p["A2"], p["G1"], p["G2"], p["lam"], p["alpha"],
+                            p["decay"], 0, batch, float(len(X)), tied,
+                            threads)
+    return run
+
+
+def _batch_gradient(W1, W2, Xb, weight, lam):
+    """Gradients of weight ||Xb - Xb W1^T W2^T||^2 + lam (||W1||^2 +
+    ||W2||^2), as LAEStream's NumPy sweep computed them."""
+    Z = Xb @ W1.T
+    R = Xb - Z @ W2.T
+    return (-2.0 * weight * ((R @ W2).T @ Xb) + 2.0 * lam * W1,
+            -2.0 * weight * (R.T @ Z) + 2.0 * lam * W2)
+
+
+def sgd_steps_numpy(X, batch=4096, k=16, tied=False):
+    """The same sweep in NumPy (the SVRG loop LAEStream ran before the
+    compiled kernel): two batch gradients per step, W and the anchor."""
+    p = _sgd_problem(X, k, tied)
+    n_total, lam = float(len(X)), p["lam"]
+    A2 = p["A2"]
+    A1 = A2.T
+    G1, G2 = p["G1"], p["G2"] + (p["G1"].T if tied else 0.0)
+
+    def run():
+        W1, W2 = p["W1"].copy(), p["W2"].copy()
+        for start in range(0, len(X), batch):
+            Xb = X[start:start + batch] - p["mean"]
+            weight = n_total / len(Xb)
+            g1, g2 = _batch_gradient(W1, W2, Xb, weight, lam)
+            h1, h2 = _batch_gradient(A1, A2, Xb, weight, lam)
+            d2 = g2 - h2 + G2
+            if tied:
+                W2 -= p["alpha"] * (d2 + (g1 - h1).T)
+                W1 = np.ascontiguousarray(W2.T)
+            else:
+                W1 -= p["alpha"] * (g1 - h1 + G1)
+                W2 -= p["alpha"] * d2
+    return run
+
+
+def sgd_gemms(X, batch=4096, k=16, tied=False):
+    """The GEMMs the compiled sweep cannot avoid, on X's centered batches:
+    per batch Y = X_B S^T and Y^T X_B, S the (3k or 2k) x m stack of W1,
+    W2^T and the anchor (SciPy's dgemm on Fortran views, no copies)."""
+    r = (2 if tied else 3) * k
+    S = np.random.default_rng(0).standard_normal((r, X.shape[1]))
+    Xc = X - X[:4096].mean(axis=0)
+
+    def run():
+        for start in range(0, len(Xc), batch):
+            Xb = Xc[start:start + batch]
+            y = dgemm(1.0, Xb.T, S.T, trans_a=1)                 # X_B S^T
+            dgemm(1.0, y, Xb.T, trans_a=1, trans_b=1)            # Y^T X_B
     return run
 
 
@@ -198,6 +266,24 @@ def main(argv=None):
     print(f"  laefast step {per_step:.4f} s, four GEMMs {t_gemm:.4f} s")
     results.append(report("raw-data untied step / its GEMMs",
                           per_step / t_gemm, 1.3))
+    del D
+
+    n, m, k, b = (16384, 256, 16, 1024) if args.quick else (65536, 256, 16,
+                                                            1024)
+    print(f"\n4. SGD sweep on one core, n={n} m={m} k={k}, batches of {b}")
+    X = 3.0 + rng.standard_normal((n, m))
+    for tied in (False, True):
+        name = "tied" if tied else "untied"
+        t_kernel, t_numpy, t_gemm = interleaved_best(
+            [one_core(sgd_steps(X, 1, b, k, tied)),
+             one_core(sgd_steps_numpy(X, b, k, tied)),
+             one_core(sgd_gemms(X, b, k, tied))], repeats)
+        print(f"  {name}: compiled {t_kernel:.4f} s, NumPy {t_numpy:.4f} s, "
+              f"its GEMMs {t_gemm:.4f} s ({n // b} steps)")
+        results.append(report(f"SGD sweep ({name}): compiled / NumPy",
+                              t_kernel / t_numpy, 1.0))
+        results.append(report(f"SGD sweep ({name}): compiled / its GEMMs",
+                              t_kernel / t_gemm, 1.3))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)

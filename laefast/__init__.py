@@ -17,6 +17,8 @@ The public surface:
   critical points and trajectories.
 - :mod:`laefast.alignment`: alignment learning rules (backward weights B
   trained to stand in for W^T) as compiled layer kernels, and a small MLP.
+- :mod:`laefast.bench`: what ``laefast bench`` runs (problems, timing,
+  peers, the environment report), for scripts and notebooks.
 """
 
 # The compiled modules exist only in a build.  Python started in the
@@ -51,7 +53,7 @@ from ._openmp import openmp_enabled
 from ._regularizer import REGULARIZERS, loss, loss_gradient
 from ._stream import LAEStream
 from ._validation import METHODS
-from . import alignment
+from . import alignment, bench
 from ._version import __version__
 
 __all__ = [
@@ -65,6 +67,7 @@ __all__ = [
     "LAEResult",
     "LAEStream",
     "alignment",
+    "bench",
     "default_alpha",
     "exact_w1",
     "exact_w2",

@@ -20,7 +20,7 @@ __all__ = ["main"]
 
 from ._validation import METHODS as _METHODS
 
-# The bench command's problems (laefast._cli_bench.PROBLEMS, which imports
+# The bench command's problems (laefast.bench.PROBLEMS, which imports
 # more than a parser needs).
 _PROBLEMS = ("paper", "spiked", "digits")
 # laefast.alignment.RULES and laefast._mlp.DATASETS, spelled out so that the
@@ -229,7 +229,7 @@ def main(argv=None):
         problem = _json_path_problem(args.json)
         if problem is not None:
             bench.error(f"argument --json: {problem}")
-    from ._cli_bench import problem_unavailable, run_bench
+    from .bench import problem_unavailable, run_bench
     for name in dict.fromkeys(args.problems):
         reason = problem_unavailable(name)
         if reason is not None:

@@ -4,7 +4,7 @@ import numpy as np
 
 from . import reference
 from ._api import solve
-from ._cli_bench import best_of, environment_line, get_problem
+from .bench import best_of, environment_line, get_problem
 from ._methods import METHODS
 from .metrics import u_error
 

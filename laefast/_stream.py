@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 import scipy.linalg
 
+from . import _sgd
 from ._api import LAEResult, initial_weights, solve
 from ._accumulator import GramAccumulator
 from ._estimator import ESTIMATOR_BASES, LAEPCA
@@ -453,7 +454,8 @@ class LAEStream(*ESTIMATOR_BASES):
         t0 = getattr(self, "n_steps_", 0)
         with serial_blas(opts["n_threads"]):
             W1, W2, steps = self._sweep(X, dtype, mean, W2, lam, alpha,
-                                        decay, t0, n_total, tied)
+                                        decay, t0, n_total, tied,
+                                        opts["n_threads"])
         if not (np.isfinite(W1).all() and np.isfinite(W2).all()):
             advice = ("lower it or pass alpha=None" if self.alpha is not None
                       else "pass a smaller alpha (does the chunk hold "
@@ -467,7 +469,7 @@ class LAEStream(*ESTIMATOR_BASES):
                 "_trace": trace, "_scale": scale}
 
     def _sweep(self, X, dtype, mean, W2, lam, alpha, decay, t0, n_total,
-               tied):
+               tied, n_threads):
         """One variance-reduced SGD sweep (SVRG) over the chunk.
 
         1. Restart: Rayleigh-Ritz of the chunk's covariance on span(W2)
@@ -484,6 +486,8 @@ class LAEStream(*ESTIMATOR_BASES):
         The loss of a batch B is (n / |B|) ||X_B - X_B W1^T W2^T||^2 + lam
         (||W1||^2 + ||W2||^2), n = n_samples_total: an unbiased estimate of
         L_sigma.  'tied' keeps W1 = W2^T (only W2's gradient, summed).
+        Steps 1 and 2 run here once per sweep; step 3 is compiled
+        (laefast._sgd.svrg_sweep, n_threads OpenMP threads).
         """
         n_b = X.shape[0]
         Q = scipy.linalg.qr(W2, mode="economic", check_finite=False)[0]
@@ -501,30 +505,23 @@ class LAEStream(*ESTIMATOR_BASES):
         s = np.clip(s, 0.1, 1.0)
         W2 = np.ascontiguousarray(V * s)
         W1 = np.ascontiguousarray(W2.T)
-        A1, A2 = W1.copy(), W2.copy()
+        A2 = W2.copy()
         # G(A) with C = (n / n_b) Xc^T Xc of the chunk: C A1^T = CV s.
         CA = CV * s
-        G2 = 2.0 * (A2 @ (A1 @ CA) - CA) + 2.0 * lam * A2
-        G1 = 2.0 * ((A2.T @ A2) @ CA.T - CA.T) + 2.0 * lam * A1
-        if tied:
-            G2 = G2 + G1.T
+        G2 = 2.0 * (A2 @ (A2.T @ CA) - CA) + 2.0 * lam * A2
+        G1 = np.ascontiguousarray(
+            2.0 * ((A2.T @ A2) @ CA.T - CA.T) + 2.0 * lam * W1)
+        # Step 3: one compiled call per slab (slabs hold whole batches).
         steps, b = 0, self.batch_size
         for slab in self._slabs(X, dtype, multiple=b):
-            for start in range(0, slab.shape[0], b):
-                Xb = slab[start:start + b] - mean
-                weight = n_total / Xb.shape[0]
-                step = alpha / (1.0 + decay * (t0 + steps))
-                g1, g2 = _batch_gradient(W1, W2, Xb, weight, lam)
-                h1, h2 = _batch_gradient(A1, A2, Xb, weight, lam)
-                d2 = g2 - h2 + G2
-                if tied:
-                    d2 += (g1 - h1).T
-                    W2 -= step * d2
-                    W1 = np.ascontiguousarray(W2.T)
-                else:
-                    W1 -= step * (g1 - h1 + G1)
-                    W2 -= step * d2
-                steps += 1
+            taken, status = _sgd.svrg_sweep(
+                slab, mean, W1, W2, A2, G1, G2, lam, alpha, decay,
+                t0 + steps, b, float(n_total), tied, n_threads,
+                self._block_rows())
+            steps += taken
+            del slab
+            if status == _sgd.NONFINITE:
+                break           # the caller raises DivergenceError
         return W1, W2, steps
 
     def _step_scale(self, X):
@@ -680,15 +677,6 @@ class LAEStream(*ESTIMATOR_BASES):
 # is no metadata to request, so it is removed (it would only be noise).
 if "set_partial_fit_request" in LAEStream.__dict__:
     del LAEStream.set_partial_fit_request
-
-
-def _batch_gradient(W1, W2, Xb, weight, lam):
-    """Gradients of weight ||Xb - Xb W1^T W2^T||^2 + lam (||W1||^2 +
-    ||W2||^2) with respect to W1 and W2 (rows of Xb are samples)."""
-    Z = Xb @ W1.T
-    R = Xb - Z @ W2.T
-    return (-2.0 * weight * ((R @ W2).T @ Xb) + 2.0 * lam * W1,
-            -2.0 * weight * (R.T @ Z) + 2.0 * lam * W2)
 
 
 def _reject_sparse(X):

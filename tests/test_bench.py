@@ -1,4 +1,4 @@
-"""What ``python -m laefast bench`` runs (laefast._cli_bench) and the command.
+"""What ``python -m laefast bench`` runs (laefast.bench) and the command.
 
 The asv suite's harness (benchmarks/laefast_bench) is tested in
 tests/test_bench_harness.py.
@@ -9,24 +9,25 @@ asv suite and the bench command itself.
 """
 
 import dataclasses
+import doctest
 import json
-import types
+import sys
 
 import numpy as np
 import pytest
 
-from laefast import _cli_bench
+from laefast import bench
 from laefast.__main__ import main
 
 
 def test_error_per_second_arithmetic():
-    assert _cli_bench.error_per_second(3.0, 1.0, 0.5) == pytest.approx(4.0)
-    assert _cli_bench.error_per_second(2.0, 2.0, 1.0) == 0.0
+    assert bench.error_per_second(3.0, 1.0, 0.5) == pytest.approx(4.0)
+    assert bench.error_per_second(2.0, 2.0, 1.0) == 0.0
     # A run that made things worse removes a negative amount.
-    assert _cli_bench.error_per_second(1.0, 2.0, 0.25) == pytest.approx(-4.0)
+    assert bench.error_per_second(1.0, 2.0, 0.25) == pytest.approx(-4.0)
     for bad in (0.0, -1.0, None, float("nan")):
         with pytest.raises(ValueError, match="seconds must be positive"):
-            _cli_bench.error_per_second(1.0, 0.0, bad)
+            bench.error_per_second(1.0, 0.0, bad)
 
 
 def test_best_of_repeats_and_budget():
@@ -36,26 +37,34 @@ def test_best_of_repeats_and_budget():
         calls.append(1)
         return len(calls)
 
-    t, out, n = _cli_bench.best_of(fn, repeats=4, budget=1e9)
+    t, out, n = bench.best_of(fn, repeats=4, budget=1e9)
     assert n == 4 and out == 4 and len(calls) == 4 and t >= 0
     calls.clear()
-    t, out, n = _cli_bench.best_of(fn, repeats=4, budget=0.0)
+    t, out, n = bench.best_of(fn, repeats=4, budget=0.0)
     assert n == 1 and out == 1      # the budget stops after one call
 
 
-def test_reference_cap_reasons():
-    fake = types.SimpleNamespace(
-        reference_caps={"untied": 10, "exact-untied": 0}, m=1000, k=20)
-    assert _cli_bench.reference_cap(fake, "tied") == (None, "")
-    cap, reason = _cli_bench.reference_cap(fake, "untied")
-    assert cap == 10 and "10 iterations" in reason
-    cap, reason = _cli_bench.reference_cap(fake, "exact-untied")
-    assert cap == 0
-    assert "20000 x 20000" in reason and "3.2 GB" in reason
+def test_capped_and_infeasible_reference_rows_say_why():
+    # exact-untied's reference is not run where its Kronecker solve is
+    # infeasible (cap 0); a capped reference says how far it ran.
+    P = bench.get_problem("paper")
+    capped = dataclasses.replace(P, reference_caps={"untied": 10,
+                                                    "exact-untied": 0})
+    result = bench.measure_problem(capped, ["untied", "exact-untied"],
+                                   repeats=1, budget=0.0, with_peers=False,
+                                   with_fit=False)
+    ref = {r["name"]: r for r in result["rows"] if r["solver"] == "reference"}
+    assert ref["exact-untied"]["skipped"].startswith("infeasible: its (mk x "
+                                                     "mk) = 20 x 20")
+    assert ref["exact-untied"]["seconds"] is None
+    assert ref["untied"]["n_iter"] == 10 and ref["untied"]["capped"]
+    assert any("capped at 10 iterations" in note for note in result["notes"])
+    table = bench.format_table(result)
+    assert "reference exact-untied" in table and "skipped" in table
 
 
 def test_paper_problem_matches_reference():
-    P = _cli_bench.get_problem("paper")
+    P = bench.get_problem("paper")
     assert (P.m, P.n, P.k, P.lam, P.tol, P.gd_alpha) == (10, 10_000, 2, 50.0,
                                                          1e-8, 1e-5)
     # U_true: top-k left singular vectors of the centered data (columns).
@@ -64,8 +73,8 @@ def test_paper_problem_matches_reference():
 
 
 def test_measure_problem_rows_are_consistent():
-    P = _cli_bench.get_problem("paper")
-    result = _cli_bench.measure_problem(P, ["exact-sync", "exact-tied"],
+    P = bench.get_problem("paper")
+    result = bench.measure_problem(P, ["exact-sync", "exact-tied"],
                                     repeats=1, budget=0.0, with_peers=False)
     rows = result["rows"]
     lae = {r["name"]: r for r in rows if r["solver"] == "laefast"}
@@ -85,9 +94,9 @@ def test_measure_problem_rows_are_consistent():
 
 
 def test_capped_reference_compares_the_same_iterations():
-    P = _cli_bench.get_problem("paper")
+    P = bench.get_problem("paper")
     capped = dataclasses.replace(P, reference_caps={"exact-tied": 30})
-    result = _cli_bench.measure_problem(capped, ["exact-tied"], repeats=1,
+    result = bench.measure_problem(capped, ["exact-tied"], repeats=1,
                                     budget=0.0, with_peers=False,
                                     with_fit=False)
     lae, ref = result["rows"]
@@ -146,12 +155,35 @@ def test_bench_json_to_stdout(capsys):
 
 
 def test_digits_skipped_without_sklearn(monkeypatch):
-    monkeypatch.setattr(_cli_bench, "sklearn_available", lambda: False)
-    monkeypatch.delitem(_cli_bench._CACHE, "digits", raising=False)
+    monkeypatch.setitem(sys.modules, "sklearn", None)     # not installed
+    monkeypatch.delitem(bench._CACHE, "digits", raising=False)
     with pytest.raises(NotImplementedError, match="needs scikit-learn"):
-        _cli_bench.get_problem("digits")
-    assert all(not _cli_bench.PEERS[p][1] for p in _cli_bench.peer_names())
-    assert "needs scikit-learn" in _cli_bench.problem_unavailable("digits")
-    assert _cli_bench.problem_unavailable("paper") is None
+        bench.get_problem("digits")
+    assert "needs scikit-learn" in bench.problem_unavailable("digits")
+    assert bench.problem_unavailable("paper") is None
+    # Only the peers that need no scikit-learn run, and a note says so.
+    result = bench.measure_problem("paper", ["exact-tied"], repeats=1,
+                                   budget=0.0, with_reference=False,
+                                   with_fit=False)
+    peers = [r["name"] for r in result["rows"] if r["solver"] == "peer"]
+    assert peers == [p for p, (_, needs) in bench.PEERS.items() if not needs]
+    assert any("scikit-learn is not installed" in n for n in result["notes"])
     # The exit status of run_bench is tested with the command line
     # (tests/test_cli.py).
+
+
+def test_unknown_problem_is_rejected():
+    with pytest.raises(ValueError, match="unknown problem 'mnist'"):
+        bench.get_problem("mnist")
+
+
+def test_public_names_and_docstring_examples():
+    # The module's public surface is what the command needs, each name with
+    # numpydoc sections; the Examples run as doctests.
+    for name in bench.__all__:
+        obj = getattr(bench, name)
+        if callable(obj):
+            doc = obj.__doc__ or ""
+            assert "Returns" in doc or "Attributes" in doc, name
+    result = doctest.testmod(bench, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 10 and result.failed == 0

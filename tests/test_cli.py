@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import laefast
-from laefast import _cli_bench, _demo
+from laefast import _demo, bench
 from laefast.__main__ import main
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -21,8 +21,8 @@ def no_work(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the command started work before rejecting "
                              "its arguments")
-    monkeypatch.setattr(_cli_bench, "run_bench", refuse)
-    monkeypatch.setattr(_cli_bench, "get_problem", refuse)
+    monkeypatch.setattr(bench, "run_bench", refuse)
+    monkeypatch.setattr(bench, "get_problem", refuse)
     monkeypatch.setattr(_demo, "run_demo", refuse)
 
 
@@ -81,7 +81,7 @@ def test_json_path_that_is_a_directory(tmp_path, capsys, no_work):
 def test_writable_json_path_is_accepted_and_left_alone(tmp_path, monkeypatch,
                                                        capsys):
     calls = []
-    monkeypatch.setattr(_cli_bench, "run_bench",
+    monkeypatch.setattr(bench, "run_bench",
                         lambda **kw: calls.append(kw) or 0)
     path = tmp_path / "out.json"
     assert main(["bench", "--problems", "paper", "--json", str(path)]) == 0
@@ -91,7 +91,7 @@ def test_writable_json_path_is_accepted_and_left_alone(tmp_path, monkeypatch,
 
 def test_unavailable_problem_exits_nonzero_before_any_work(monkeypatch, capsys,
                                                           no_work):
-    monkeypatch.setattr(_cli_bench, "sklearn_available", lambda: False)
+    monkeypatch.setitem(sys.modules, "sklearn", None)   # not installed
     code, out = _exit(["bench", "--problems", "paper", "digits"], capsys)
     assert code == 2
     assert "problem 'digits' cannot run" in out.err
@@ -101,9 +101,9 @@ def test_unavailable_problem_exits_nonzero_before_any_work(monkeypatch, capsys,
 def test_bench_returns_nonzero_when_a_problem_is_skipped(monkeypatch, capsys):
     # run_bench itself (called from Python, past the command line's checks)
     # still reports a problem it could not build through its status.
-    monkeypatch.setattr(_cli_bench, "sklearn_available", lambda: False)
-    monkeypatch.delitem(_cli_bench._CACHE, "digits", raising=False)
-    assert _cli_bench.run_bench(problems=["digits"], progress=False) == 1
+    monkeypatch.setitem(sys.modules, "sklearn", None)   # not installed
+    monkeypatch.delitem(bench._CACHE, "digits", raising=False)
+    assert bench.run_bench(problems=["digits"], progress=False) == 1
     assert "digits: skipped" in capsys.readouterr().out
 
 

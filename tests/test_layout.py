@@ -67,7 +67,7 @@ def test_run_returns_integer_status_and_never_stop_runs_every_step():
     assert n_iter == 25
 
 
-@pytest.mark.parametrize("name", ["_alignment", "_passes", "_solvers"])
+@pytest.mark.parametrize("name", ["_alignment", "_passes", "_sgd", "_solvers"])
 def test_gemm_calls_name_their_transposes(name):
     import re
     text = (SRC / (name + ".pyx")).read_text()
@@ -146,3 +146,21 @@ def test_editable_install_imports_from_repository_root():
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["laefast._solvers", "laefast._api"]
+
+
+def test_third_party_extension_cimports_installed_blas_layer(tmp_path):
+    # Another package's extension, built against the installed laefast's
+    # .pxd files (tools/check_cimport.py; tools/check_wheel.sh runs the same
+    # check against the release wheel), computes 2 x 2 products through
+    # "from laefast._blas cimport gemm, NO_TRANS, TRANS".
+    import importlib.util
+    pytest.importorskip("Cython", minversion="3.0")
+    spec = importlib.util.spec_from_file_location(
+        "check_cimport", SRC.parents[1] / "tools" / "check_cimport.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    if tool.compiler() is None:
+        pytest.skip("no C compiler")
+    AB, ABt = tool.check(tmp_path)
+    assert AB.tolist() == [[19.0, 22.0], [43.0, 50.0]]
+    assert ABt.tolist() == [[17.0, 23.0], [39.0, 53.0]]

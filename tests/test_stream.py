@@ -417,3 +417,147 @@ def test_stream_solve_false_then_none_as_laepca():
                                ref.explained_variance_, rtol=1e-10)
     with pytest.raises(ValueError, match="none were added"):
         laefast.LAEStream(3).partial_fit(None)
+
+
+# -- the compiled SVRG sweep (laefast._sgd) against NumPy -----------------------
+
+def _svrg_numpy(X, mean, W1, W2, A2, G1, G2, lam, alpha, decay, t0, b,
+                n_total, tied):
+    """The SVRG steps of LAEStream's sweep written plainly in NumPy: each
+    batch gradient from its residual R = Xb - Xb W1^T W2^T, for W and for
+    the anchor A = (A2^T, A2); W -= a_t (g_B(W) - g_B(A) + G(A))."""
+    def grad(V1, V2, Xb, weight):
+        Z = Xb @ V1.T
+        R = Xb - Z @ V2.T
+        return (-2.0 * weight * ((R @ V2).T @ Xb) + 2.0 * lam * V1,
+                -2.0 * weight * (R.T @ Z) + 2.0 * lam * V2)
+    W1, W2 = W1.copy(), W2.copy()
+    if tied:
+        W1 = W2.T.copy()
+    for t, start in enumerate(range(0, X.shape[0], b)):
+        Xb = np.asarray(X[start:start + b], dtype=np.float64) - mean
+        a = alpha / (1.0 + decay * (t0 + t))
+        g1, g2 = grad(W1, W2, Xb, n_total / len(Xb))
+        h1, h2 = grad(A2.T, A2, Xb, n_total / len(Xb))
+        d1, d2 = g1 - h1 + G1, g2 - h2 + G2
+        if tied:
+            W2 -= a * (d2 + d1.T)
+            W1 = W2.T.copy()
+        else:
+            W1, W2 = W1 - a * d1, W2 - a * d2
+    return W1, W2
+
+
+def _svrg_problem(n=700, m=24, k=3, seed=0):
+    """Data, its mean, a tied orthonormal-ish anchor with its full
+    gradient (as the sweep's restart leaves them), and weights near it."""
+    rng = np.random.default_rng(seed)
+    X = 2.0 + rng.standard_normal((n, m)) * np.linspace(3.0, 0.3, m)
+    mean = X.mean(axis=0)
+    C = (X - mean).T @ (X - mean)
+    lam = 0.01 * np.linalg.eigvalsh(C)[-1]
+    A2 = 0.9 * np.linalg.qr(rng.standard_normal((m, k)))[0]
+    CA = C @ A2
+    G1 = 2.0 * ((A2.T @ A2) @ CA.T - CA.T) + 2.0 * lam * A2.T
+    G2 = 2.0 * (A2 @ (A2.T @ CA) - CA) + 2.0 * lam * A2
+    W2 = A2 + 0.05 * rng.standard_normal((m, k))
+    W1 = W2.T + 0.05 * rng.standard_normal((k, m))
+    alpha = 0.2 / np.linalg.eigvalsh(C)[-1]
+    return X, mean, W1, W2, A2, np.ascontiguousarray(G1), G2, lam, alpha
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_compiled_svrg_sweep_equals_numpy(tied, dtype, order):
+    """The kernel's weights equal the NumPy steps to rounding.  float32
+    data needs no looser tolerance: both widen each row to float64 before
+    the mean is subtracted, and every step runs in float64."""
+    from laefast import _sgd
+    X, mean, W1, W2, A2, G1, G2, lam, alpha = _svrg_problem()
+    X = np.asarray(X, dtype=dtype, order=order)
+    b, t0, decay = 64, 5, 0.3       # 11 batches, the last one of 60 rows
+    r1, r2 = _svrg_numpy(X, mean, W1, W2, A2, G1, G2, lam, alpha, decay, t0,
+                         b, 1500.0, tied)
+    w1, w2 = W1.copy(), W2.copy()
+    steps, status = _sgd.svrg_sweep(X, mean, w1, w2, A2, G1, G2, lam, alpha,
+                                    decay, t0, b, 1500.0, tied, 1,
+                                    block_rows=16)
+    assert (steps, status) == (11, _sgd.DONE)
+    assert np.abs(r2 - W2).max() > 0.1      # the steps moved the weights
+    np.testing.assert_allclose(w1, r1, rtol=0, atol=1e-12 * np.abs(r1).max())
+    np.testing.assert_allclose(w2, r2, rtol=0, atol=1e-12 * np.abs(r2).max())
+    if tied:
+        np.testing.assert_array_equal(w1, w2.T)
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+def test_compiled_svrg_sweep_on_memmap_slabs(tmp_path, tied):
+    """A read-only memmap swept in two slabs of whole batches (the step
+    count carried over, as LAEStream reads one) gives the NumPy steps."""
+    from laefast import _sgd
+    X, mean, W1, W2, A2, G1, G2, lam, alpha = _svrg_problem(n=640)
+    path = tmp_path / "x.f32"
+    X.astype(np.float32).tofile(path)
+    mm = np.memmap(path, dtype=np.float32, mode="r", shape=X.shape)
+    r1, r2 = _svrg_numpy(mm, mean, W1, W2, A2, G1, G2, lam, alpha, 0.1, 0,
+                         64, 640.0, tied)
+    w1, w2 = W1.copy(), W2.copy()
+    done = 0
+    for slab in (mm[:384], mm[384:]):
+        steps, status = _sgd.svrg_sweep(slab, mean, w1, w2, A2, G1, G2, lam,
+                                        alpha, 0.1, done, 64, 640.0, tied, 2)
+        assert status == _sgd.DONE
+        done += steps
+    assert done == 10
+    np.testing.assert_allclose(w1, r1, rtol=0, atol=1e-12 * np.abs(r1).max())
+    np.testing.assert_allclose(w2, r2, rtol=0, atol=1e-12 * np.abs(r2).max())
+
+
+@parallel
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+def test_compiled_svrg_sweep_same_bits_for_any_thread_count(tied):
+    """The batch's row ranges and their summing order do not depend on the
+    thread count: 1, 2 and 3 threads give identical weights."""
+    from laefast import _sgd
+    from laefast._parallel import serial_blas
+    X, mean, W1, W2, A2, G1, G2, lam, alpha = _svrg_problem(n=4096, m=128,
+                                                           k=4)
+    assert _sgd.sweep_threads(1024, 128, 4, tied, 2) == 2
+    out = []
+    for threads in (1, 2, 3):
+        w1, w2 = W1.copy(), W2.copy()
+        with serial_blas(threads):
+            _sgd.svrg_sweep(X, mean, w1, w2, A2, G1, G2, lam, alpha, 0.0, 0,
+                            1024, 4096.0, tied, threads)
+        out.append((w1, w2))
+    for w1, w2 in out[1:]:
+        np.testing.assert_array_equal(w1, out[0][0])
+        np.testing.assert_array_equal(w2, out[0][1])
+    r1, r2 = _svrg_numpy(X, mean, W1, W2, A2, G1, G2, lam, alpha, 0.0, 0,
+                         1024, 4096.0, tied)
+    np.testing.assert_allclose(out[0][1], r2, rtol=0,
+                               atol=1e-12 * np.abs(r2).max())
+
+
+def test_compiled_svrg_sweep_stops_on_nonfinite_weights():
+    from laefast import _sgd
+    X, mean, W1, W2, A2, G1, G2, lam, alpha = _svrg_problem()
+    w1, w2 = W1.copy(), W2.copy()
+    steps, status = _sgd.svrg_sweep(X, mean, w1, w2, A2, G1, G2, lam,
+                                    1e150 * alpha, 0.0, 0, 16, 700.0, False,
+                                    1)
+    assert status == _sgd.NONFINITE
+    assert 1 <= steps < 700 // 16
+    assert not (np.isfinite(w1).all() and np.isfinite(w2).all())
+    with pytest.raises(ValueError, match="shapes of X, mean, W1, W2"):
+        _sgd.svrg_sweep(X[:, :-1], mean, w1, w2, A2, G1, G2, lam, alpha,
+                        0.0, 0, 16, 700.0, False, 1)
+
+
+def test_sgd_stream_diverges_with_a_huge_step():
+    X = _spiked(n=2000, m=20)
+    with pytest.raises(laefast.DivergenceError,
+                       match="minibatch SGD diverged.*alpha=1e"):
+        laefast.LAEStream(3, 1.0, mode="sgd", alpha=1e30, batch_size=100,
+                          random_state=0).partial_fit(X)

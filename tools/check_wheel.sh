@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the release wheel, repair it to a manylinux wheel (auditwheel vendors
 # libgomp, the OpenMP runtime, into laefast.libs/), then install it into a
-# fresh virtual environment and run the demo from outside the repository.
+# fresh virtual environment and run the demo, and a third-party cimport of
+# its .pxd files (tools/check_cimport.py), from outside the repository.
 #
 # Run from the repository root inside the development venv (pip install -r
 # requirements-dev.txt provides the build tools):  bash tools/check_wheel.sh
@@ -51,5 +52,9 @@ print(f"laefast {laefast.__version__} from {where.parent}, "
 PY
 "$venv/bin/laefast" --version
 "$venv/bin/python" -m laefast demo --no-reference
+# Another package can cimport the wheel's .pxd files: a tiny extension built
+# against them ("from laefast._blas cimport gemm") computes 2 x 2 products.
+"$venv/bin/python" -m pip install -q 'Cython>=3.1'
+"$venv/bin/python" "$root/tools/check_cimport.py"
 rm -rf "$(dirname "$venv")"
 echo "wheel check passed: $wheel"

@@ -15,7 +15,8 @@ commits as long as they have those.
 
 ``python -m laefast bench`` runs the same kinds of rows for a user from the
 installed package, with the package's own copy of what it needs
-(``laefast._cli_bench``); this harness does not import it.
+(:mod:`laefast.bench`); this harness does not import it (older commits,
+which asv also measures, lack it).
 
 The scripts in ``benchmarks/`` import it as ``laefast_bench`` (their own
 folder is first on ``sys.path``); the asv suite does too, after putting

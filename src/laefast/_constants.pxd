@@ -45,6 +45,17 @@ cdef enum:
     DATA_BLOCK_MIN_ROWS = 16
     DATA_BLOCK_MAX_ROWS = 256
 
+    # --- Minibatch SGD (laefast._sgd.svrg_sweep) -----------------------
+    # A batch is split into at most SGD_MAX_SLOTS contiguous row ranges,
+    # each with its own product slot (fewer if the slots would pass
+    # SGD_SLOT_BYTES, but at least SGD_MIN_SLOTS), summed in slot order:
+    # the same result for every thread count.  Rows are centered
+    # SGD_BLOCK_ROWS at a time (the default; the caller may pass its own).
+    SGD_MAX_SLOTS = 16
+    SGD_MIN_SLOTS = 4
+    SGD_SLOT_BYTES = 32 << 20
+    SGD_BLOCK_ROWS = 256
+
     # --- Input checks (laefast._checks.gram_stats) ---------------------
     # Rows per band of the symmetry check.
     CHECK_TILE = 64

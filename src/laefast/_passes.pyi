@@ -27,23 +27,4 @@ def centered_product(
     want_trace: bool = False,
     work: NDArray[np.float64] | None = None,
 ) -> float: ...
-def sgd_threads(
-    n: int, m: int, k: int, batch_size: int, block_rows: int, tied: bool,
-    n_threads: int,
-) -> int: ...
-def sgd_epoch(
-    X: NDArray[_Float],
-    mean: NDArray[np.float64] | None,
-    W1: NDArray[_Float],
-    W2: NDArray[_Float],
-    lam: float,
-    alpha: float,
-    decay: float,
-    step0: int,
-    batch_size: int,
-    block_rows: int,
-    n_total: float,
-    tied: bool,
-    n_threads: int,
-) -> int: ...
 def column_sums(X: NDArray[_Float], n_threads: int) -> NDArray[np.float64]: ...

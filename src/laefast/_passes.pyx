@@ -1,4 +1,6 @@
-"""Kernels that read raw samples: Gram accumulation and minibatch SGD.
+"""Kernels that read raw samples: Gram accumulation and centered products.
+
+(Minibatch SGD is in laefast._sgd.)
 
 X has shape (n_samples, n_features) in any layout.  Work is split into
 blocks of rows; each block is centered into a small thread-local buffer
@@ -21,7 +23,7 @@ from laefast._constants cimport (
     CHECK_FLOPS, GRAM_BLOCK_BYTES, GRAM_BLOCK_MAX_ROWS, GRAM_BLOCK_MIN_ROWS,
     GRAM_MIN_ROWS, GRAM_TILES_MIN_ROWS,
 )
-from laefast._threads cimport threads_for, threads_for_work
+from laefast._threads cimport threads_for_work
 
 cdef extern from "Python.h":
     # No exception value: a raising signal handler's error stays set until
@@ -50,20 +52,6 @@ cdef inline bint master_check(double* work, double flops,
                 if PyErr_CheckSignals() != 0:
                     flag[0] = 1
     return flag[0] != 0
-
-
-cdef void center_rows(const floating[:, :] X, Py_ssize_t start,
-                      Py_ssize_t rows, const double* shift,
-                      floating* buf) noexcept nogil:
-    """buf (rows x m, row-major) = X[start:start + rows] - shift."""
-    cdef Py_ssize_t i, j, m = X.shape[1]
-    for i in range(rows):
-        if shift != NULL:
-            for j in range(m):
-                buf[i * m + j] = <floating> (X[start + i, j] - shift[j])
-        else:
-            for j in range(m):
-                buf[i * m + j] = X[start + i, j]
 
 
 # -- the Gram pass -------------------------------------------------------------
@@ -400,127 +388,6 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
         for t in range(nt):
             v += sq[t]
     return v
-
-
-def sgd_threads(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, Py_ssize_t batch_size,
-                Py_ssize_t block_rows, bint tied, int n_threads):
-    """The thread count sgd_epoch will use."""
-    cdef Py_ssize_t b = min(batch_size, n)
-    return threads_for((b + block_rows - 1) // block_rows, n_threads,
-                       (4 if tied else 8) * <double> b * m * k)
-
-
-cdef void block_products(const floating[:, :] X, Py_ssize_t start,
-                         Py_ssize_t rows, const double* shift,
-                         const floating* W1, const floating* W2,
-                         Py_ssize_t k, bint tied, floating* buf, floating* Y,
-                         floating* P, floating* Qt) noexcept nogil:
-    """For one block B of centered rows: P = (B W1^T)^T B, Qt = (B W2)^T B."""
-    cdef Py_ssize_t m = X.shape[1]
-    center_rows(X, start, rows, shift, buf)
-    if not tied:
-        gemm(NO_TRANS, TRANS, rows, k, m, 1, buf, m, W1, m, 0, Y, k)
-        gemm(TRANS, NO_TRANS, k, m, rows, 1, Y, k, buf, m, 0, P, m)
-    gemm(NO_TRANS, NO_TRANS, rows, k, m, 1, buf, m, W2, k, 0, Y, k)
-    gemm(TRANS, NO_TRANS, k, m, rows, 1, Y, k, buf, m, 0, Qt, m)
-
-
-def sgd_epoch(const floating[:, :] X, const double[::1] mean,
-              floating[:, ::1] W1, floating[:, ::1] W2, double lam,
-              double alpha, double decay, Py_ssize_t step0,
-              Py_ssize_t batch_size, Py_ssize_t block_rows, double n_total,
-              bint tied, int n_threads):
-    """Minibatch SGD on L_sigma over the rows of X, one batch per step.
-
-    Each step descends the unbiased estimate of L_sigma from its batch B of
-    b rows: (n_total / b) ||X_B - W2 W1 X_B||^2 + lam (||W1||^2 + ||W2||^2),
-    i.e. the paper's batch loss with lam scaled by b / n, times n / b, so
-    that alpha means what it means for full-batch GD.  Step t uses
-    alpha / (1 + decay t), t counted from step0.  Untied steps update W1 and
-    W2 from the same (old) weights; tied steps update W2 and set W1 = W2^T.
-
-    The batch is split into blocks of block_rows rows; blocks run in
-    parallel, each writing its own slot, and the slots are summed in block
-    order: the result is the same for every thread count.
-    Returns the number of steps taken.
-    """
-    cdef Py_ssize_t n = X.shape[0], m = X.shape[1], k = W1.shape[0]
-    cdef Py_ssize_t max_blocks = (min(batch_size, n) + block_rows - 1) // block_rows
-    cdef int nt = sgd_threads(n, m, k, batch_size, block_rows, tied,
-                              n_threads)
-    cdef Py_ssize_t start, b, n_blocks, blk, t, i, j, steps = 0
-    cdef double scale, a
-    cdef const double* mu = &mean[0] if mean is not None else NULL
-    dtype = np.float32 if floating is float else np.float64
-    cdef floating[:, ::1] bufs = np.empty((nt, block_rows * m), dtype=dtype)
-    cdef floating[:, ::1] Ys = np.empty((nt, block_rows * k), dtype=dtype)
-    cdef floating[:, ::1] P_slots = np.empty((max_blocks, k * m), dtype=dtype)
-    cdef floating[:, ::1] Q_slots = np.empty((max_blocks, k * m), dtype=dtype)
-    cdef floating[::1] P = np.empty(k * m, dtype=dtype)
-    cdef floating[::1] Qt = np.empty(k * m, dtype=dtype)
-    cdef floating[::1] A = np.empty(k * k, dtype=dtype)
-    cdef floating[::1] Bk = np.empty(k * k, dtype=dtype)
-    cdef floating[::1] T1 = np.empty(k * m, dtype=dtype)
-    cdef floating[::1] T2 = np.empty(m * k, dtype=dtype)
-    cdef floating* W1p = &W1[0, 0]
-    cdef floating* W2p = &W2[0, 0]
-    start = 0
-    while start < n:
-        b = min(batch_size, n - start)
-        n_blocks = (b + block_rows - 1) // block_rows
-        for blk in prange(n_blocks, nogil=True, num_threads=nt,
-                          schedule="static"):
-            t = threadid()
-            block_products(X, start + blk * block_rows,
-                           min(block_rows, b - blk * block_rows), mu, W1p,
-                           W2p, k, tied, &bufs[t, 0], &Ys[t, 0],
-                           &P_slots[blk, 0], &Q_slots[blk, 0])
-        with nogil:
-            for i in range(k * m):
-                Qt[i] = Q_slots[0, i]
-                if not tied:
-                    P[i] = P_slots[0, i]
-            for blk in range(1, n_blocks):
-                for i in range(k * m):
-                    Qt[i] += Q_slots[blk, i]
-                    if not tied:
-                        P[i] += P_slots[blk, i]
-            scale = n_total / b
-            a = alpha / (1.0 + decay * (step0 + steps))
-            if tied:
-                # U = a (scale (W2 (W2^T C_B W2) - C_B W2) + lam W2)
-                gemm(NO_TRANS, NO_TRANS, k, k, m, 1, &Qt[0], m, W2p, k, 0, &Bk[0], k)
-                gemm(NO_TRANS, NO_TRANS, m, k, k, 1, W2p, k, &Bk[0], k, 0, &T2[0], k)
-                for j in range(m):
-                    for i in range(k):
-                        W2p[j * k + i] -= <floating> (a * (
-                            scale * (T2[j * k + i] - Qt[i * m + j])
-                            + lam * W2p[j * k + i]))
-                for i in range(k):
-                    for j in range(m):
-                        W1p[i * m + j] = W2p[j * k + i]
-            else:
-                # G1 = scale (A P - Qt) + lam W1, A = W2^T W2
-                # G2 = scale (W2 (P W1^T) - P^T) + lam W2, from the old W1
-                gemm(TRANS, NO_TRANS, k, k, m, 1, W2p, k, W2p, k, 0, &A[0], k)
-                gemm(NO_TRANS, NO_TRANS, k, m, k, 1, &A[0], k, &P[0], m, 0, &T1[0], m)
-                gemm(NO_TRANS, TRANS, k, k, m, 1, &P[0], m, W1p, m, 0, &Bk[0], k)
-                gemm(NO_TRANS, NO_TRANS, m, k, k, 1, W2p, k, &Bk[0], k, 0, &T2[0], k)
-                for i in range(k):
-                    for j in range(m):
-                        W1p[i * m + j] -= <floating> (a * (
-                            scale * (T1[i * m + j] - Qt[i * m + j])
-                            + lam * W1p[i * m + j]))
-                        W2p[j * k + i] -= <floating> (a * (
-                            scale * (T2[j * k + i] - P[i * m + j])
-                            + lam * W2p[j * k + i]))
-        steps += 1
-        start += b
-        # Between batches, with the GIL: Ctrl-C raises here (the caller
-        # works on copies of the weights, so its state is untouched).
-        if PyErr_CheckSignals() != 0:
-            raise_pending()
-    return steps
 
 
 def column_sums(const floating[:, :] X, int n_threads):

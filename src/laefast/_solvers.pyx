@@ -502,6 +502,28 @@ cdef inline void record(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
         memcpy(<floating*> h.w2 + t * k * m, W2, k * m * sizeof(floating))
 
 
+cdef inline bint end_iteration(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
+                               const Hist* h, const floating* W1,
+                               const floating* W2, const Reg* rg,
+                               floating* obj_ws, Py_ssize_t* it,
+                               double stop) noexcept nogil:
+    """The end of every loop's iteration: record iterate it (with history),
+    count it, and say whether the stopping quantity stopped being finite
+    (the loop then stops with S_NONFINITE)."""
+    record(op, m, k, h, W1, W2, rg, obj_ws, it[0], stop)
+    it[0] += 1
+    return not isfinite(stop)
+
+
+cdef inline int loop_exit(LoopOut* out, Py_ssize_t it, double stop,
+                          int status) noexcept nogil:
+    """A loop's last lines: its iteration count and last stopping quantity
+    into out; returns the status."""
+    out.n_iter = it
+    out.stop = stop
+    return status
+
+
 cdef int untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                      floating* W1, floating* W2, const Reg* rg,
                      floating alpha, double tol, Py_ssize_t max_iter,
@@ -572,14 +594,10 @@ cdef int untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                     + distance(k * m, W2, prev + k * m))
         else:
             stop = tie_gap(m, k, W1, W2)
-        record(op, m, k, h, W1, W2, rg, obj_ws, it, stop)
-        it += 1
-        if not isfinite(stop):
+        if end_iteration(op, m, k, h, W1, W2, rg, obj_ws, &it, stop):
             status = S_NONFINITE
             break
-    out.n_iter = it
-    out.stop = stop
-    return status
+    return loop_exit(out, it, stop, status)
 
 
 cdef int sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
@@ -636,14 +654,10 @@ cdef int sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                      + (W2[j * k + i] - alpha * G2[j * k + i])) / 2
                 W1[i * m + j] = w
                 W2[j * k + i] = w
-        record(op, m, k, h, W1, W2, rg, obj_ws, it, stop)
-        it += 1
-        if not isfinite(stop):
+        if end_iteration(op, m, k, h, W1, W2, rg, obj_ws, &it, stop):
             status = S_NONFINITE
             break
-    out.n_iter = it
-    out.stop = stop
-    return status
+    return loop_exit(out, it, stop, status)
 
 
 cdef int tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
@@ -689,16 +703,12 @@ cdef int tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                 s += <double> u * <double> u
         stop = 2.0 * sqrt(s)
         if h.stop != NULL or h.w1 != NULL:
-            transpose_into(m, k, W2, W1)
-            record(op, m, k, h, W1, W2, rg, obj_ws, it, stop)
-        it += 1
-        if not isfinite(stop):
+            transpose_into(m, k, W2, W1)      # for the record
+        if end_iteration(op, m, k, h, W1, W2, rg, obj_ws, &it, stop):
             status = S_NONFINITE
             break
     transpose_into(m, k, W2, W1)
-    out.n_iter = it
-    out.stop = stop
-    return status
+    return loop_exit(out, it, stop, status)
 
 
 cdef int exact_untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
@@ -735,14 +745,10 @@ cdef int exact_untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
             status = S_NOT_PD_W2
             break
         stop = tie_gap(m, k, W1, W2)
-        record(op, m, k, h, W1, W2, rg, obj_ws, it, stop)
-        it += 1
-        if not isfinite(stop):
+        if end_iteration(op, m, k, h, W1, W2, rg, obj_ws, &it, stop):
             status = S_NONFINITE
             break
-    out.n_iter = it
-    out.stop = stop
-    return status
+    return loop_exit(out, it, stop, status)
 
 
 cdef int exact_sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
@@ -791,14 +797,10 @@ cdef int exact_sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
                 d = <double> w - <double> W1_prev[i * m + j]
                 stop += d * d
         stop = sqrt(stop)
-        record(op, m, k, h, W1, W2, rg, obj_ws, it, stop)
-        it += 1
-        if not isfinite(stop):
+        if end_iteration(op, m, k, h, W1, W2, rg, obj_ws, &it, stop):
             status = S_NONFINITE
             break
-    out.n_iter = it
-    out.stop = stop
-    return status
+    return loop_exit(out, it, stop, status)
 
 
 cdef int exact_tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
@@ -827,17 +829,13 @@ cdef int exact_tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
             transpose_into(m, k, W2, W1)
         # Recorded on the iterate as it is left, copy included, so the last
         # record always describes the weights returned.
-        record(op, m, k, h, W1, W2, rg, obj_ws, it, stop)
-        it += 1
-        if not isfinite(stop):
+        if end_iteration(op, m, k, h, W1, W2, rg, obj_ws, &it, stop):
             status = S_NONFINITE
             break
         if stop <= tol:
             status = S_CONVERGED
             break
-    out.n_iter = it
-    out.stop = stop
-    return status
+    return loop_exit(out, it, stop, status)
 
 
 # ---------------------------------------------------------------------------

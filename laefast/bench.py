@@ -1,30 +1,36 @@
-"""What ``python -m laefast bench`` (and ``python -m laefast demo``) run for
-a user, from the installed package.
+"""Benchmark laefast on this machine: what ``laefast bench`` runs.
 
-The command times laefast against its reference and its peers on three
-problems and prints one table per problem:
+The command (``laefast bench``, or ``python -m laefast bench``) times
+laefast against its NumPy reference and its peers on three problems and
+prints one table per problem; :func:`run_bench` is the whole command, and
+its pieces are here for a script or a notebook:
 
-- the problems: the paper's default problem, a spiked covariance problem and
-  scikit-learn's digits (when scikit-learn is installed), each with its Gram
-  matrix C (formed once, with NumPy), the true top-k directions, lam, tol,
-  and one common start (W1, W2) for laefast and the reference;
+- the problems (:data:`PROBLEMS`, :func:`get_problem`): the paper's default
+  problem, a spiked covariance problem and scikit-learn's digits (when
+  scikit-learn is installed), each with its Gram matrix C, the true top-k
+  directions, lam, tol and one common start (W1, W2) for laefast and the
+  reference (a :class:`Problem`);
 - the metric: U error (:func:`laefast.metrics.u_error`) removed per second
-  of wall time, from the common start to the end of the run;
-- best-of timing, with a time budget that stops repeating long runs
-  (:func:`time_once`, :func:`best_of`; the demo uses them too);
-- the peers: ``numpy.linalg.eigh`` and ``scipy.linalg.eigh(subset_by_index)``
-  on C (with and without forming C), and scikit-learn's PCA solvers and
-  IncrementalPCA on the samples (imported lazily; skipped when missing);
-- the environment report (:func:`environment`, :func:`environment_line`).
+  of wall time from the common start (:func:`error_per_second`);
+- best-of timing with a time budget (:func:`time_once`, :func:`best_of`);
+- the rows of one problem (:func:`measure_problem`, each a
+  :class:`Measurement`) and their table (:func:`format_table`): laefast's
+  methods, ``fit`` and ``LAEPCA``, the reference, and the peers
+  (:data:`PEERS`: ``numpy``/``scipy`` ``eigh`` on C, with and without
+  forming it, and scikit-learn's PCA solvers and IncrementalPCA, skipped
+  when scikit-learn is missing);
+- the machine, BLAS and thread report (:func:`environment`,
+  :func:`environment_line`).
 
-The asv suite and the benchmark scripts do not use this module: they have
-their own harness in ``benchmarks/laefast_bench/``, which stays the same for
-every commit asv measures, while this module changes with the package.
+The project's asv suite and benchmark scripts do not use this module: they
+have their own harness in the repository (``benchmarks/laefast_bench/``),
+which stays the same for every commit asv measures, while this module
+changes with the package.
 
 Timing traps: NumPy and SciPy bundle separate OpenBLAS builds whose idle
 threads spin for a while after a call; before a measurement that switches
 from one to the other on a problem large enough for BLAS to use threads, the
-run sleeps briefly (:func:`settle`).
+run sleeps briefly.
 """
 
 import contextlib
@@ -46,45 +52,33 @@ from ._methods import GD_METHODS, METHODS
 from .metrics import u_error
 
 __all__ = [
-    "PROBLEMS",
-    "DEFAULT_PROBLEMS",
-    "METHODS",
-    "GD_METHODS",
     "PEERS",
-    "Problem",
+    "PROBLEMS",
     "Measurement",
-    "get_problem",
-    "sklearn_available",
-    "problem_unavailable",
-    "error_per_second",
+    "Problem",
     "best_of",
-    "settle",
-    "run_laefast",
-    "run_reference",
-    "measure_laefast",
-    "measure_reference",
-    "measure_peer",
-    "measure_problem",
-    "peer_names",
-    "peer_function",
-    "reference_cap",
-    "time_once",
     "environment",
     "environment_line",
+    "error_per_second",
     "format_table",
+    "get_problem",
+    "measure_problem",
+    "problem_unavailable",
     "run_bench",
+    "time_once",
 ]
 
+#: The problems :func:`get_problem` builds, by name.
 PROBLEMS = ("paper", "spiked", "digits")
-DEFAULT_PROBLEMS = PROBLEMS
-SETTLE_S = 0.2            # > OpenBLAS's spin-wait (2^28 cycles) before its
-                          # idle threads sleep
+# Longer than OpenBLAS's spin-wait (2^28 cycles) before its idle threads
+# sleep.
+_SETTLE_S = 0.2
 # The reference's exact-untied builds an (mk x mk) matrix; beyond this many
 # bytes it is reported as infeasible instead of being run.
-KRONECKER_LIMIT = 512 << 20
+_KRONECKER_LIMIT = 512 << 20
 
-# Peers: name -> (input, needs scikit-learn).  "C" peers start from the Gram
-# matrix, "data" peers from the samples (forming C inside if they need it).
+#: The peers, name -> (input, needs scikit-learn): "C" peers start from the
+#: Gram matrix, "data" peers from the samples (forming C if they need it).
 PEERS = {
     "numpy.linalg.eigh(C)": ("C", False),
     "numpy.linalg.eigh, forming C": ("data", False),
@@ -102,7 +96,45 @@ PEERS = {
 
 @dataclass
 class Problem:
-    """A benchmark problem: data, Gram matrix, truth, settings and start."""
+    """A benchmark problem: data, Gram matrix, truth, settings and start.
+
+    Built by :func:`get_problem`; laefast, the reference and the peers all
+    start from it.
+
+    Attributes
+    ----------
+    name, title : str
+        The problem's name (one of :data:`PROBLEMS`) and a one-line
+        description.
+    X : ndarray of shape (n, m)
+        The samples.
+    C : ndarray of shape (m, m)
+        Gram matrix of the centered samples (formed once, with NumPy).
+    U_true : ndarray of shape (m, k)
+        The true top-k directions, as columns.
+    eigenvalues : ndarray of shape (k + 1,)
+        The top k + 1 eigenvalues of C, decreasing.
+    k : int
+        Components to find.
+    lam, tol : float
+        The penalty and the stopping tolerance every solver gets.
+    W1, W2 : ndarray of shape (k, m) and (m, k)
+        The common start.
+    gd_alpha : float or None
+        The step laefast's gradient methods get (None: its default).
+    ref_alpha : float
+        The step that resolves to, which the reference gets.
+    start_note, lam_note : str
+        How the start and lam were chosen.
+    reference_caps : dict
+        method -> the reference's max_iter where it is capped (0: not run).
+    settle_s : float
+        Seconds to sleep before each measurement (BLAS pools settle).
+    start_error : float
+        U error of the start's read-out.
+    n : int
+        Number of samples.
+    """
 
     name: str
     title: str                 # one line: what the problem is
@@ -126,13 +158,33 @@ class Problem:
 
     @property
     def m(self):
+        """Number of features."""
         return self.C.shape[0]
 
     def alpha(self, method):
-        """alpha for laefast.solve (None for the exact methods)."""
+        """The step laefast.solve gets for `method`.
+
+        Parameters
+        ----------
+        method : str
+            One of :data:`laefast.METHODS`.
+
+        Returns
+        -------
+        float or None
+            gd_alpha for the gradient methods, None for the exact ones.
+        """
         return self.gd_alpha if method in GD_METHODS else None
 
     def describe(self):
+        """The problem's settings as a JSON-ready dict (no arrays).
+
+        Returns
+        -------
+        dict
+            Name, title, sizes, lam, tol, steps, start, the start's U
+            error, the top eigenvalues and the reference's caps.
+        """
         return {
             "name": self.name, "title": self.title, "m": self.m, "n": self.n,
             "k": self.k, "lam": self.lam, "lam_note": self.lam_note,
@@ -144,7 +196,7 @@ class Problem:
         }
 
 
-def sklearn_available():
+def _sklearn_available():
     try:
         import sklearn  # noqa: F401
     except ImportError:
@@ -157,10 +209,29 @@ def problem_unavailable(name):
 
     Cheap (no data is built): the command line checks every requested
     problem with it before measuring anything.
+
+    Parameters
+    ----------
+    name : str
+        A problem's name.
+
+    Returns
+    -------
+    str or None
+        The reason (an unknown name, or 'digits' without scikit-learn), or
+        None.
+
+    Examples
+    --------
+    >>> from laefast import bench
+    >>> bench.problem_unavailable("paper") is None
+    True
+    >>> bench.problem_unavailable("mnist")
+    "unknown problem 'mnist'; choose from ('paper', 'spiked', 'digits')"
     """
     if name not in PROBLEMS:
         return f"unknown problem {name!r}; choose from {PROBLEMS}"
-    if name == "digits" and not sklearn_available():
+    if name == "digits" and not _sklearn_available():
         return "the digits problem needs scikit-learn (pip install scikit-learn)"
     return None
 
@@ -186,14 +257,14 @@ def _small_start(m, k, seed):
     return W1, W2
 
 
-def start_error(W2, U_true):
+def _start_error(W2, U_true):
     """U error of the read-out of a start: left singular vectors of W2."""
     U = np.linalg.svd(W2, full_matrices=False)[0]
     return u_error(U, U_true)
 
 
 def _finish(problem):
-    problem.start_error = start_error(problem.W2, problem.U_true)
+    problem.start_error = _start_error(problem.W2, problem.U_true)
     problem.n = problem.X.shape[0]
     return problem
 
@@ -213,13 +284,13 @@ def _paper():
         lam_note="the paper's lam", settle_s=0.0))
 
 
-SPIKED = dict(m=1000, n=20_000, k=20, top=20.0, bottom=10.0, lam_fraction=0.2,
+_SPIKED = dict(m=1000, n=20_000, k=20, top=20.0, bottom=10.0, lam_fraction=0.2,
               seed=0, reference_gd_cap=20)
-DIGITS = dict(k=10, lam_fraction=0.2, seed=0)
+_DIGITS = dict(k=10, lam_fraction=0.2, seed=0)
 
 
 def _spiked_samples():
-    p = SPIKED
+    p = _SPIKED
     m, n, k = p["m"], p["n"], p["k"]
     rng = np.random.default_rng(p["seed"])
     Q, _ = np.linalg.qr(rng.standard_normal((m, k)))
@@ -232,7 +303,7 @@ def _spiked_samples():
 
 
 def _digits_samples():
-    if not sklearn_available():
+    if not _sklearn_available():
         raise NotImplementedError("the digits problem needs scikit-learn")
     from sklearn.datasets import load_digits
     return np.ascontiguousarray(load_digits().data, dtype=np.float64)
@@ -240,7 +311,7 @@ def _digits_samples():
 
 def _spiked():
     from . import default_alpha
-    p = SPIKED
+    p = _SPIKED
     m, n, k = p["m"], p["n"], p["k"]
     X = _spiked_samples()
     C = _gram_numpy(X)
@@ -250,7 +321,7 @@ def _spiked():
     ref_alpha = default_alpha(C, lam, W1, W2)
     caps = {meth: p["reference_gd_cap"] for meth in GD_METHODS}
     mk = m * k
-    if mk * mk * 8 > KRONECKER_LIMIT:
+    if mk * mk * 8 > _KRONECKER_LIMIT:
         caps["exact-untied"] = 0
     return _finish(Problem(
         name="spiked",
@@ -262,12 +333,12 @@ def _spiked():
         start_note="laefast's default recipe, N(0,1) x 0.5/sqrt(mk), seed "
                    f"{p['seed'] + 1}",
         lam_note=f"{p['lam_fraction']:g} x eigenvalue {k} of C",
-        reference_caps=caps, settle_s=SETTLE_S))
+        reference_caps=caps, settle_s=_SETTLE_S))
 
 
 def _digits():
     from . import default_alpha
-    p = DIGITS
+    p = _DIGITS
     X = _digits_samples()
     k = p["k"]
     C = _gram_numpy(X)
@@ -284,7 +355,7 @@ def _digits():
         W2=W2, gd_alpha=None, ref_alpha=default_alpha(C, lam, W1, W2),
         start_note=f"laefast's default recipe, seed {p['seed']}",
         lam_note=f"{p['lam_fraction']:g} x eigenvalue {k} of C",
-        settle_s=SETTLE_S))
+        settle_s=_SETTLE_S))
 
 
 _BUILDERS = {"paper": _paper, "spiked": _spiked, "digits": _digits}
@@ -292,9 +363,32 @@ _CACHE = {}
 
 
 def get_problem(name):
-    """The named problem, built once per process.
+    """The named problem, built once per process (later calls return it).
 
-    Raises NotImplementedError for 'digits' without scikit-learn.
+    Parameters
+    ----------
+    name : {'paper', 'spiked', 'digits'}
+        'paper': the paper's default problem (m=10, n=10000, k=2, lam=50,
+        its own start); 'spiked': m=1000, n=20000, k=20 spikes above unit
+        noise; 'digits': scikit-learn's digits, k=10.
+
+    Returns
+    -------
+    Problem
+
+    Raises
+    ------
+    ValueError
+        An unknown name.
+    NotImplementedError
+        'digits' without scikit-learn.
+
+    Examples
+    --------
+    >>> from laefast import bench
+    >>> P = bench.get_problem("paper")
+    >>> P.m, P.n, P.k, P.lam
+    (10, 10000, 2, 50.0)
     """
     if name not in _BUILDERS:
         raise ValueError(f"unknown problem {name!r}; choose from {PROBLEMS}")
@@ -307,20 +401,64 @@ def get_problem(name):
 # Timing and the metric
 
 def error_per_second(start_error, end_error, seconds):
-    """U error removed per second: (start_error - end_error) / seconds."""
+    """U error removed per second: (start_error - end_error) / seconds.
+
+    Parameters
+    ----------
+    start_error, end_error : float
+        U error of the start and of the result.
+    seconds : float
+        Wall time of the run, > 0.
+
+    Returns
+    -------
+    float
+        Negative when the run made the error worse.
+
+    Raises
+    ------
+    ValueError
+        seconds is not a positive number.
+
+    Examples
+    --------
+    >>> from laefast import bench
+    >>> bench.error_per_second(3.0, 1.0, 0.5)
+    4.0
+    """
     if seconds is None or not seconds > 0:
         raise ValueError(f"seconds must be positive, got {seconds!r}")
     return (float(start_error) - float(end_error)) / float(seconds)
 
 
-def settle(seconds=SETTLE_S):
+def _settle(seconds=_SETTLE_S):
     """Let the other BLAS pool's spinning threads go idle."""
     if seconds > 0:
         time.sleep(seconds)
 
 
 def time_once(fn):
-    """(wall time, result) of one call, with the garbage collector off."""
+    """Time one call, with the garbage collector off.
+
+    Parameters
+    ----------
+    fn : callable
+        Called with no arguments.
+
+    Returns
+    -------
+    seconds : float
+        Wall time of the call.
+    result : object
+        What fn returned.
+
+    Examples
+    --------
+    >>> from laefast import bench
+    >>> seconds, result = bench.time_once(lambda: sum(range(10)))
+    >>> result, seconds >= 0
+    (45, True)
+    """
     gc_was = gc.isenabled()
     gc.disable()
     try:
@@ -333,11 +471,37 @@ def time_once(fn):
 
 
 def best_of(fn, repeats=3, budget=0.5):
-    """(best wall time, last result, calls made) over up to `repeats` calls.
+    """The best wall time of up to `repeats` calls, within a time budget.
 
     Stops repeating once `budget` seconds have been spent (at least one
     call), so that a long run is timed once and a short one several times.
-    The garbage collector is off while a call is timed.
+    The garbage collector is off while a call is timed (:func:`time_once`).
+
+    Parameters
+    ----------
+    fn : callable
+        Called with no arguments.
+    repeats : int
+        Calls at most.
+    budget : float
+        Seconds after which no further call is made.
+
+    Returns
+    -------
+    seconds : float
+        The best wall time.
+    result : object
+        What the last call returned.
+    calls : int
+        Calls made.
+
+    Examples
+    --------
+    >>> from laefast import bench
+    >>> seconds, result, calls = bench.best_of(lambda: 42, repeats=3,
+    ...                                        budget=10.0)
+    >>> result, calls
+    (42, 3)
     """
     best, out, calls, spent = np.inf, None, 0, 0.0
     for _ in range(max(1, int(repeats))):
@@ -361,7 +525,7 @@ def _quiet():
         yield
 
 
-def run_laefast(problem, method, max_iter=None):
+def _run_laefast(problem, method, max_iter=None):
     """laefast.solve on the problem's C from its common start."""
     from . import solve
     with _quiet():
@@ -370,7 +534,7 @@ def run_laefast(problem, method, max_iter=None):
                      max_iter=max_iter, init=(problem.W1, problem.W2))
 
 
-def fit_laefast(problem, method="exact-tied"):
+def _fit_laefast(problem, method="exact-tied"):
     """laefast.fit on the samples (centering, C or not by its cost model)."""
     from . import fit
     with _quiet():
@@ -379,14 +543,14 @@ def fit_laefast(problem, method="exact-tied"):
                    init=(problem.W1, problem.W2))
 
 
-def fit_laepca(problem):
+def _fit_laepca(problem):
     """laefast.LAEPCA with its defaults (nothing tuned) on the samples."""
     from ._estimator import LAEPCA
     with _quiet():
         return LAEPCA(problem.k, random_state=0).fit(problem.X)
 
 
-def reference_cap(problem, method):
+def _reference_cap(problem, method):
     """(max_iter or None, reason): how far the reference runs on `problem`.
 
     max_iter 0 means it is not run at all; None means to the stopping rule.
@@ -404,7 +568,7 @@ def reference_cap(problem, method):
                  "product (W2 W1 - I) C")
 
 
-def run_reference(problem, method, max_iter=None):
+def _run_reference(problem, method, max_iter=None):
     """laefast.reference.run on the problem's C from the common start."""
     alpha = problem.ref_alpha if method in GD_METHODS else None
     return reference.run(method, problem.C, problem.W1, problem.W2,
@@ -415,7 +579,41 @@ def run_reference(problem, method, max_iter=None):
 
 @dataclass
 class Measurement:
-    """One row of the comparison."""
+    """One row of a problem's table (see :func:`measure_problem`).
+
+    Attributes
+    ----------
+    solver : {'laefast', 'reference', 'peer'}
+    name : str
+        The method or peer.
+    input : {'C', 'data'}
+        What the row started from: the Gram matrix or the samples.
+    n_iter : int or None
+    converged : bool or None
+    seconds : float or None
+        Best wall time.
+    seconds_per_iter : float or None
+    u_error : float or None
+        U error of the result against the problem's true directions.
+    error_per_second : float or None
+        See :func:`error_per_second`.
+    repeats : int
+        Timed calls made.
+    capped : bool
+        The run stopped at an iteration cap, not its stopping rule.
+    skipped : str or None
+        Why the row was not run.
+    note : str
+    vs_reference, per_step_vs_reference : float or None
+        laefast's error per second, and its speed per iteration, over the
+        reference's.
+    vs_reference_over : dict or None
+        laefast's run over the reference's capped iterations.
+    vs_peers : float or None
+        Error per second over that of the fastest peer on the same input.
+    vs_peers_name : str or None
+        That peer.
+    """
 
     solver: str                     # 'laefast', 'reference' or 'peer'
     name: str                       # method or peer name
@@ -437,6 +635,13 @@ class Measurement:
     vs_peers_name: str | None = None
 
     def as_dict(self):
+        """The row as a JSON-ready dict.
+
+        Returns
+        -------
+        dict
+            Every attribute, by name.
+        """
         return asdict(self)
 
 
@@ -444,8 +649,8 @@ def _eps(problem, seconds, end_error):
     return error_per_second(problem.start_error, end_error, seconds)
 
 
-def measure_laefast(problem, method, repeats=3, budget=0.5, max_iter=None):
-    t, res, calls = best_of(lambda: run_laefast(problem, method, max_iter),
+def _measure_laefast(problem, method, repeats=3, budget=0.5, max_iter=None):
+    t, res, calls = best_of(lambda: _run_laefast(problem, method, max_iter),
                             repeats, budget)
     err = u_error(res.components.T, problem.U_true)
     return Measurement(
@@ -456,8 +661,8 @@ def measure_laefast(problem, method, repeats=3, budget=0.5, max_iter=None):
         capped=max_iter is not None)
 
 
-def measure_fit(problem, method="exact-tied", repeats=3, budget=0.5):
-    t, res, calls = best_of(lambda: fit_laefast(problem, method), repeats,
+def _measure_fit(problem, method="exact-tied", repeats=3, budget=0.5):
+    t, res, calls = best_of(lambda: _fit_laefast(problem, method), repeats,
                             budget)
     err = u_error(res.components.T, problem.U_true)
     return Measurement(
@@ -468,8 +673,8 @@ def measure_fit(problem, method="exact-tied", repeats=3, budget=0.5):
         note="from the samples: centering and C (or not) included")
 
 
-def measure_laepca(problem, repeats=3, budget=0.5):
-    t, est, calls = best_of(lambda: fit_laepca(problem), repeats, budget)
+def _measure_laepca(problem, repeats=3, budget=0.5):
+    t, est, calls = best_of(lambda: _fit_laepca(problem), repeats, budget)
     err = u_error(est.components_.T, problem.U_true)
     return Measurement(
         solver="laefast", name="LAEPCA()", input="data",
@@ -480,12 +685,12 @@ def measure_laepca(problem, repeats=3, budget=0.5):
              "data, Rayleigh-Ritz read-out")
 
 
-def measure_reference(problem, method, repeats=1, budget=0.5):
-    cap, reason = reference_cap(problem, method)
+def _measure_reference(problem, method, repeats=1, budget=0.5):
+    cap, reason = _reference_cap(problem, method)
     if cap == 0:
         return Measurement(solver="reference", name=method, skipped=reason,
                            note=reason)
-    t, run, calls = best_of(lambda: run_reference(problem, method, cap),
+    t, run, calls = best_of(lambda: _run_reference(problem, method, cap),
                             repeats, budget)
     U = np.linalg.svd(run.W2, full_matrices=False)[0]
     err = u_error(U, problem.U_true)
@@ -497,9 +702,9 @@ def measure_reference(problem, method, repeats=1, budget=0.5):
         capped=cap is not None and not run.converged, note=reason)
 
 
-def peer_names(with_sklearn=None):
+def _peer_names(with_sklearn=None):
     if with_sklearn is None:
-        with_sklearn = sklearn_available()
+        with_sklearn = _sklearn_available()
     return [name for name, (_, needs) in PEERS.items()
             if with_sklearn or not needs]
 
@@ -509,7 +714,7 @@ def _form_gram(X):
     return Xc.T @ Xc
 
 
-def peer_function(problem, name):
+def _peer_function(problem, name):
     """A zero-argument function returning the peer's (m, k) directions."""
     k, m = problem.k, problem.m
     C, X = problem.C, problem.X
@@ -530,7 +735,7 @@ def peer_function(problem, name):
             _form_gram(X), subset_by_index=[lo, m - 1])[1])
     if name not in PEERS:
         raise ValueError(f"unknown peer {name!r}; choose from {list(PEERS)}")
-    if not sklearn_available():
+    if not _sklearn_available():
         raise NotImplementedError(f"{name} needs scikit-learn")
     from sklearn.decomposition import PCA, IncrementalPCA
     if name == "IncrementalPCA":
@@ -540,8 +745,8 @@ def peer_function(problem, name):
                        random_state=0).fit(X).components_.T
 
 
-def measure_peer(problem, name, repeats=3, budget=0.5):
-    fn = peer_function(problem, name)
+def _measure_peer(problem, name, repeats=3, budget=0.5):
+    fn = _peer_function(problem, name)
     t, U, calls = best_of(fn, repeats, budget)
     err = u_error(U, problem.U_true)
     return Measurement(
@@ -561,12 +766,49 @@ def _ratio(a, b):
 def measure_problem(problem, methods=METHODS, repeats=3, budget=0.5,
                     with_reference=True, with_peers=True, with_fit=True,
                     ref_repeats=None, progress=None):
-    """Every row for one problem: a dict with 'problem', 'rows', 'notes'.
+    """Measure every row of one problem.
 
     Per method, laefast and the reference are timed back to back (so that
     machine noise hits both alike); where the reference is capped, laefast
     is also timed over the same iterations and 'vs_reference' compares
     those two runs.
+
+    Parameters
+    ----------
+    problem : Problem or str
+        The problem, or its name (:func:`get_problem`).
+    methods : sequence of str
+        laefast's methods to run (default: all of :data:`laefast.METHODS`).
+    repeats, budget : int, float
+        Timing per row (:func:`best_of`).
+    with_reference : bool
+        Also run :mod:`laefast.reference` per method.
+    with_peers : bool
+        Also run the peers (:data:`PEERS`).
+    with_fit : bool
+        Also run ``laefast.fit`` (exact-tied) and ``LAEPCA`` on the samples.
+    ref_repeats : int or None
+        Timed calls of the reference (None: at most 2).
+    progress : callable or None
+        Called with a line of text per row measured.
+
+    Returns
+    -------
+    dict
+        'problem' (:meth:`Problem.describe`), 'rows' (one
+        :meth:`Measurement.as_dict` each: laefast's, then the reference's,
+        then the peers') and 'notes' (a list of str).
+
+    Examples
+    --------
+    >>> from laefast import bench
+    >>> result = bench.measure_problem("paper", ["exact-tied"], repeats=1,
+    ...                                with_reference=False,
+    ...                                with_peers=False)
+    >>> [(row["solver"], row["name"]) for row in result["rows"]]
+    [('laefast', 'exact-tied'), ('laefast', 'fit(X) exact-tied'), ('laefast', 'LAEPCA()')]
+    >>> bool(result["rows"][0]["u_error"] < 1e-4)
+    True
     """
     if isinstance(problem, str):
         problem = get_problem(problem)
@@ -575,15 +817,15 @@ def measure_problem(problem, methods=METHODS, repeats=3, budget=0.5,
     rows, notes = [], []
     lae_rows, ref_rows = {}, {}
     for method in methods:
-        settle(problem.settle_s)
-        row = measure_laefast(problem, method, repeats, budget)
+        _settle(problem.settle_s)
+        row = _measure_laefast(problem, method, repeats, budget)
         say(f"[{problem.name}] laefast   {method:13s} {row.n_iter:>7} its "
             f"{row.seconds:9.4f} s  U error {row.u_error:.1e}")
         lae_rows[method] = row
         if not with_reference:
             continue
-        settle(problem.settle_s)
-        ref = measure_reference(problem, method, ref_repeats, budget)
+        _settle(problem.settle_s)
+        ref = _measure_reference(problem, method, ref_repeats, budget)
         ref_rows[method] = ref
         if ref.skipped:
             say(f"[{problem.name}] reference {method:13s} skipped: "
@@ -593,8 +835,8 @@ def measure_problem(problem, methods=METHODS, repeats=3, budget=0.5,
         say(f"[{problem.name}] reference {method:13s} {ref.n_iter:>7} its "
             f"{ref.seconds:9.4f} s  U error {ref.u_error:.1e}")
         if ref.capped:
-            settle(problem.settle_s)
-            same = measure_laefast(problem, method, repeats, budget,
+            _settle(problem.settle_s)
+            same = _measure_laefast(problem, method, repeats, budget,
                                    max_iter=ref.n_iter)
             row.vs_reference = _ratio(same.error_per_second,
                                       ref.error_per_second)
@@ -625,25 +867,25 @@ def measure_problem(problem, methods=METHODS, repeats=3, budget=0.5,
                 row.note = f"reference took {ref.n_iter} its"
     rows.extend(lae_rows.values())
     if with_fit:
-        settle(problem.settle_s)
-        fit_row = measure_fit(problem, "exact-tied", repeats, budget)
+        _settle(problem.settle_s)
+        fit_row = _measure_fit(problem, "exact-tied", repeats, budget)
         say(f"[{problem.name}] laefast   fit(X) exact-tied "
             f"{fit_row.seconds:9.4f} s  U error {fit_row.u_error:.1e}")
         rows.append(fit_row)
-        settle(problem.settle_s)
-        pca_row = measure_laepca(problem, repeats, budget)
+        _settle(problem.settle_s)
+        pca_row = _measure_laepca(problem, repeats, budget)
         say(f"[{problem.name}] laefast   LAEPCA()          "
             f"{pca_row.seconds:9.4f} s  U error {pca_row.u_error:.1e}")
         rows.append(pca_row)
     rows.extend(ref_rows.values())
     peer_rows = []
     if with_peers:
-        if not sklearn_available():
+        if not _sklearn_available():
             notes.append("scikit-learn is not installed: its peers are "
                          "skipped")
-        for name in peer_names():
-            settle(problem.settle_s)
-            prow = measure_peer(problem, name, repeats, budget)
+        for name in _peer_names():
+            _settle(problem.settle_s)
+            prow = _measure_peer(problem, name, repeats, budget)
             say(f"[{problem.name}] peer      {name:28s} {prow.seconds:9.4f} s"
                 f"  U error {prow.u_error:.1e}")
             peer_rows.append(prow)
@@ -697,7 +939,24 @@ def _owner(path):
 
 
 def environment():
-    """Machine, versions, BLAS and thread counts, as a JSON-ready dict."""
+    """The machine, versions, BLAS and thread counts.
+
+    Returns
+    -------
+    dict
+        JSON-ready: platform, CPU and usable CPUs, the versions of Python,
+        NumPy, SciPy, scikit-learn and laefast, OpenMP and its thread count,
+        OMP_NUM_THREADS, and threadpoolctl's list of thread pools (BLAS and
+        OpenMP libraries, with the package that bundles each).
+
+    Examples
+    --------
+    >>> import laefast
+    >>> from laefast import bench
+    >>> env = bench.environment()
+    >>> env["laefast"] == laefast.__version__
+    True
+    """
     from threadpoolctl import threadpool_info
 
     from . import __version__, openmp_enabled
@@ -740,7 +999,25 @@ def environment():
 
 
 def environment_line(env=None):
-    """One line for a table header or a figure's footnote."""
+    """The environment in one line, for a table header or a footnote.
+
+    Parameters
+    ----------
+    env : dict or None
+        An :func:`environment` report (None: taken now).
+
+    Returns
+    -------
+    str
+        CPU and CPUs, platform, BLAS libraries with their thread counts,
+        laefast's version and OpenMP threads, NumPy and SciPy versions.
+
+    Examples
+    --------
+    >>> from laefast import bench
+    >>> "BLAS:" in bench.environment_line()
+    True
+    """
     env = env or environment()
     blas = [f"{p['owner']} {p['internal_api']} {p['version']} "
             f"({p['architecture']}, {p['num_threads']} threads)"
@@ -767,7 +1044,29 @@ def _fmt_ratio(value):
 
 
 def format_table(result):
-    """The rows of one problem as text."""
+    """The rows of one problem as a text table.
+
+    Parameters
+    ----------
+    result : dict
+        What :func:`measure_problem` returned.
+
+    Returns
+    -------
+    str
+        A header with the problem and its settings, one line per row
+        (iterations, seconds, U error, error per second, ratios to the
+        reference and the fastest peer, note), and the notes.
+
+    Examples
+    --------
+    >>> from laefast import bench
+    >>> result = bench.measure_problem("paper", ["exact-tied"], repeats=1,
+    ...                                with_reference=False,
+    ...                                with_peers=False, with_fit=False)
+    >>> print(bench.format_table(result).splitlines()[0])
+    == paper: the paper's default problem: X ~ N(0,1), m=10, n=10000, k=2
+    """
     d = result["problem"]
     alpha = (f"alpha={d['gd_alpha']:g}" if d["gd_alpha"] is not None else
              f"alpha=None (laefast's default, {d['gd_alpha_resolved']:.3g})")
@@ -803,13 +1102,46 @@ def format_table(result):
     return "\n".join(lines)
 
 
-def run_bench(problems=DEFAULT_PROBLEMS, methods=METHODS, repeats=3,
+def run_bench(problems=PROBLEMS, methods=METHODS, repeats=3,
               budget=0.5, with_reference=True, with_peers=True,
               json_path=None, progress=True, out=None):
-    """``python -m laefast bench``: measure and print the tables.
+    """``laefast bench``: measure every problem and print its table.
 
-    Returns 0, or 1 when a requested problem could not be built (it is
-    reported as skipped and the others still run).
+    Parameters
+    ----------
+    problems : sequence of str
+        Problem names (default: all of :data:`PROBLEMS`).
+    methods : sequence of str
+        laefast's methods (default: all of :data:`laefast.METHODS`).
+    repeats, budget : int, float
+        Timing per row (:func:`best_of`).
+    with_reference, with_peers : bool
+        Also run the reference and the peers.
+    json_path : str or None
+        Also write every number there as JSON ('-': JSON on stdout, and
+        the tables to stderr).
+    progress : bool
+        Print a line per row measured on stderr.
+    out : file-like or None
+        Where the tables go (None: stdout).
+
+    Returns
+    -------
+    int
+        0, or 1 when a requested problem could not be built here (it is
+        reported as skipped and the others still run).
+
+    Examples
+    --------
+    >>> import io
+    >>> from laefast import bench
+    >>> out = io.StringIO()
+    >>> bench.run_bench(["paper"], ["exact-tied"], repeats=1,
+    ...                 with_reference=False, with_peers=False,
+    ...                 progress=False, out=out)
+    0
+    >>> "== paper" in out.getvalue()
+    True
     """
     out = out or sys.stdout
     if json_path == "-":
