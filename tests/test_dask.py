@@ -5,6 +5,7 @@ tree-merged; wide: block products), lazy transform, partial_fit by blocks,
 a bad block, and a worker killed during a fit.
 """
 
+import copy
 import os
 import signal
 import subprocess
@@ -22,8 +23,13 @@ cloudpickle = pytest.importorskip("cloudpickle")
 import laefast._dask as lae_dask  # noqa: E402
 from laefast import LAEPCA  # noqa: E402
 
-# The workers cannot import this test module: ship its functions by value.
+import _helpers  # noqa: E402
+from _helpers import max_sine, svd_components  # noqa: E402
+
+# The workers cannot import this test module or the helpers: ship their
+# functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
+cloudpickle.register_pickle_by_value(_helpers)
 
 
 @pytest.fixture(scope="module")
@@ -37,29 +43,17 @@ def client():
 
 
 def spiked(n, m, k=4, seed=0):
-    rng = np.random.default_rng(seed)
-    U = np.linalg.qr(rng.standard_normal((m, k)))[0]
-    X = (rng.standard_normal((n, k)) * (10.0 * np.arange(k, 0, -1))) @ U.T
-    return X + rng.standard_normal((n, m)) + 2.0
-
-
-def svd_components(X, k):
-    Xc = X - X.mean(axis=0)
-    return np.linalg.svd(Xc, full_matrices=False)[2][:k]
-
-
-def max_sine(A, B):
-    """Largest sine between matching rows (unit vectors) of A and B, as
-    ||a - (a.b) b|| (1 - cos^2 would lose everything below sqrt(eps))."""
-    cos = np.sum(A * B, axis=1)
-    return float(np.linalg.norm(A - cos[:, None] * B, axis=1).max())
+    """k spikes of standard deviation 10 k .. 10 over unit noise, offset 2."""
+    return _helpers.spiked(n, m, 10.0 * np.arange(k, 0, -1), offset=2.0,
+                           seed=seed)
 
 
 def test_tall_uneven_chunks_match_svd(client):
     X = spiked(3000, 40, seed=1)
     dX = da.from_array(X, chunks=((700, 1000, 1300), (15, 25)))
     est = LAEPCA(4).fit(dX)
-    assert est._acc is not None                     # the Gram path
+    # The Gram path: C was kept, so partial_fit adds to it.
+    assert copy.deepcopy(est).partial_fit(X[:10]).n_samples_seen_ == 3010
     assert max_sine(est.components_, svd_components(X, 4)) < 1e-10
     ref = LAEPCA(4).fit(X)
     np.testing.assert_allclose(est.explained_variance_,
@@ -81,7 +75,8 @@ def test_wide_samples_path_matches_svd(client, monkeypatch):
     X = spiked(400, 300, seed=2)
     dX = da.from_array(X, chunks=((90, 150, 160), (100, 200)))
     est = LAEPCA(4).fit(dX)
-    assert est._acc is None                         # never formed C
+    with pytest.raises(ValueError, match="without forming the Gram matrix"):
+        est.partial_fit(X[:10])                     # never formed C
     assert max_sine(est.components_, svd_components(X, 4)) < 1e-10
     np.testing.assert_allclose(est.explained_variance_,
                                LAEPCA(4).fit(X).explained_variance_,

@@ -9,41 +9,30 @@
 
 import concurrent.futures
 import multiprocessing
+import os
 import tracemalloc
 
 import numpy as np
 import pytest
 
 from laefast import GramAccumulator, LAEPCA
-from laefast import _passes
-from laefast._parallel import resolve_threads
+
+import _helpers
+from _helpers import max_sine, svd_components
 
 
 def spiked(n, m, k=4, seed=0, scale=1.0):
-    rng = np.random.default_rng(seed)
-    U = np.linalg.qr(rng.standard_normal((m, k)))[0]
-    X = (rng.standard_normal((n, k)) * (10.0 * np.arange(k, 0, -1))) @ U.T
-    return scale * (X + rng.standard_normal((n, m))) + 3.0
-
-
-def svd_components(X, k):
-    Xc = np.asarray(X, dtype=np.float64)
-    Xc = Xc - Xc.mean(axis=0)
-    return np.linalg.svd(Xc, full_matrices=False)[2][:k]
-
-
-def max_sine(A, B):
-    """Largest sine between matching rows (unit vectors) of A and B, as
-    ||a - (a.b) b|| (1 - cos^2 would lose everything below sqrt(eps))."""
-    cos = np.sum(A * B, axis=1)
-    return float(np.linalg.norm(A - cos[:, None] * B, axis=1).max())
+    """k spikes of standard deviation 10 k .. 10 over unit noise, times
+    scale, offset 3."""
+    return _helpers.spiked(n, m, 10.0 * np.arange(k, 0, -1), offset=3.0,
+                           scale=scale, seed=seed)
 
 
 def kernel_blocks(rows, m):
-    """Bytes of the Gram pass's per-thread float64 blocks of rows (at most
-    4096 rows each; see GramAccumulator's Notes)."""
-    nt = _passes.gram_pass_threads(rows, m, resolve_threads(None))
-    return nt * min(4096, -(-rows // nt)) * m * 8
+    """At most the bytes of the Gram pass's per-thread float64 blocks of a
+    slab of rows, whatever the thread count: the threads split the rows
+    (see GramAccumulator's Notes), rounding up by less than a row each."""
+    return (rows + (os.cpu_count() or 1)) * m * 8
 
 
 class Sliced:

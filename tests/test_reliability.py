@@ -14,14 +14,11 @@ import numpy as np
 import pytest
 
 import laefast
-from laefast import LAEPCA, LAEStream, fit, solve, step
-from laefast._exceptions import ConvergenceWarning
+from laefast import ConvergenceWarning, LAEPCA, LAEStream, fit, solve, step
 
-
-def _spd(m, seed=0, scale=1.0):
-    rng = np.random.default_rng(seed)
-    A = rng.standard_normal((m, m + 5))
-    return (A @ A.T) * scale
+from _helpers import random_spd as _spd
+from _helpers import scaled_gaussian
+from _helpers import subspace_sine as _sine
 
 
 # -- Ctrl-C ---------------------------------------------------------------------
@@ -147,13 +144,7 @@ def test_stream_fed_by_threads_counts_every_sample():
 # -- scale ----------------------------------------------------------------------
 
 def _data(n=400, m=12, seed=3):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, m)) * np.linspace(4.0, 0.5, m)
-
-
-def _sine(A, B):
-    return laefast.metrics.max_principal_sine(np.asarray(A, float).T,
-                                               np.asarray(B, float).T)
+    return scaled_gaussian(n, m, np.linspace(4.0, 0.5, m), seed=seed)
 
 
 @pytest.mark.parametrize("method", laefast.METHODS)

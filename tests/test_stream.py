@@ -7,38 +7,25 @@ import pytest
 
 import laefast
 
+from _helpers import assert_same_state as _assert_same_state
+from _helpers import centered_gram as _centered_gram
+from _helpers import scaled_gaussian
+from _helpers import snapshot as _state
+from _helpers import spiked
+
 parallel = pytest.mark.skipif(not laefast.openmp_enabled(),
                               reason="built without OpenMP")
 
 
 def _spiked(n=6000, m=40, k=3, offset=7.0, seed=0, noise=0.5):
-    rng = np.random.default_rng(seed)
+    """k axes of standard deviation 10 .. 6 over m - k of noise, rotated."""
     scales = np.r_[np.linspace(10, 6, k), np.full(m - k, noise)]
-    Q, _ = np.linalg.qr(rng.standard_normal((m, m)))
-    return offset + (rng.standard_normal((n, m)) * scales) @ Q.T
-
-
-def _centered_gram(X):
-    Xc = X - X.mean(axis=0)
-    return Xc.T @ Xc
+    return scaled_gaussian(n, m, scales, offset=offset, seed=seed,
+                           rotate=True)
 
 
 def _chunks(X, size):
     return [X[i:i + size] for i in range(0, len(X), size)]
-
-
-def _state(stream):
-    return {k: (v.copy() if isinstance(v, np.ndarray) else v)
-            for k, v in vars(stream).items()}
-
-
-def _assert_same_state(a, b):
-    assert a.keys() == b.keys()
-    for key in a:
-        if isinstance(a[key], np.ndarray):
-            np.testing.assert_array_equal(a[key], b[key])
-        else:
-            assert a[key] == b[key], key
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 1000, 6000])
@@ -298,10 +285,7 @@ def test_sklearn_check_estimator_on_the_stream(mode):
 def _ten_spikes(n=20000, m=200, k=10, seed=0):
     """m = 200 with 10 well-separated spikes (variances 100 .. 25) over unit
     noise, and the top-10 eigenvectors of its centered Gram matrix."""
-    rng = np.random.default_rng(seed)
-    U = np.linalg.qr(rng.standard_normal((m, k)))[0]
-    X = (rng.standard_normal((n, k)) * np.linspace(10, 5, k)) @ U.T
-    X += rng.standard_normal((n, m)) + 3.0
+    X = spiked(n, m, np.linspace(10, 5, k), offset=3.0, seed=seed)
     V = np.linalg.eigh(_centered_gram(X))[1][:, ::-1][:, :k]
     return X, V
 
