@@ -15,7 +15,8 @@ Generators (each test file calls them with its own seeds and shapes):
 - :func:`digits` and :func:`sklearn_sets`: scikit-learn's data sets.
 
 References: :func:`centered_gram`, :func:`svd_components`, :func:`max_sine`
-(matching directions) and :func:`subspace_sine` (spans).
+(matching directions), :func:`subspace_sine` (spans) and
+:func:`loss_progress` (against the closed-form minimum of the loss).
 
 Snapshots: :func:`snapshot`, :func:`assert_unchanged` and
 :func:`assert_same_state`, to show that a call that fails leaves an
@@ -133,6 +134,20 @@ def max_sine(A, B):
 def subspace_sine(A, B):
     """Largest principal sine between the spans of A's and B's rows."""
     return max_principal_sine(np.asarray(A, float).T, np.asarray(B, float).T)
+
+
+def loss_progress(C, W1, W2, lam):
+    """How far (W1, W2) went from W = 0 towards the minimum of L_sigma on
+    C: 0 at W = 0, 1 at the minimum, which is the closed form of
+    docs/theory.md, sum_{i > k} s_i + sum_{i <= k} (2 lam - lam^2 / s_i)
+    with s the eigenvalues of C (each above lam) by np.linalg.eigvalsh."""
+    import laefast
+    k = W1.shape[0]
+    s = np.linalg.eigvalsh(np.asarray(C, dtype=np.float64))[::-1]
+    assert s[k - 1] > lam
+    best = s[k:].sum() + np.sum(2 * lam - lam ** 2 / s[:k])
+    zero = s.sum()
+    return (zero - laefast.loss(C, W1, W2, lam)) / (zero - best)
 
 
 def start_weights(m, k, seed=1, scale=0.3):

@@ -80,7 +80,11 @@ def test_critical_points_closed_forms():
     assert plus.w1 == plus.w2 == pytest.approx(w)
     assert minus.w1 == minus.w2 == pytest.approx(-w)
     assert plus.value == pytest.approx(2 * lam - lam ** 2 / sigma2)
-    assert len(ls.scalar_critical_points(sigma2, 2.5)) == 1
+    # lam >= sigma2: the origin is the only critical point, a minimum of
+    # value sigma2 (L(0, 0) = sigma2).
+    (only,) = ls.scalar_critical_points(sigma2, 2.5)
+    assert (only.w1, only.w2, only.type) == (0.0, 0.0, "minimum")
+    assert only.value == pytest.approx(sigma2)
     curve = ls.scalar_critical_points(sigma2, lam, "product")[1]
     assert curve.kind == "curve"
     assert curve.product == pytest.approx(sigma2 / (sigma2 + lam))
@@ -247,7 +251,8 @@ def test_landscape_command_writes_the_figures(tmp_path, capsys):
     assert not re.search(r"<script[^>]+src=", html)
     assert "plotly_sliderchange" in html and len(html) > 1_000_000
     printed = capsys.readouterr().out.split()
-    assert len(printed) == 4
+    written = sorted(str(p) for p in out.iterdir())
+    assert sorted(printed) == written and len(written) == 4
 
 
 def test_readme_shows_the_committed_figures():
