@@ -1,6 +1,11 @@
 """laefast.landscape: closed forms against finite differences and against
 laefast.loss, trajectories against the solvers' own records and the NumPy
-reference, shrinkage against solver runs, and the landscape command."""
+reference, shrinkage against solver runs, and the landscape command.
+
+The numbers the landscape command draws (laefast._landscape_figures: the
+m = 2 tied landscape, the shrinkage runs, the GIF) are checked on the
+functions that compute them, since the command's only output is pictures.
+"""
 
 import pathlib
 import re
@@ -223,7 +228,7 @@ def test_tied_m2_landscape():
     (["--no-png", "--no-html"], "leave nothing to write"),
 ])
 def test_landscape_command_validates_first(tmp_path, capsys, args, message):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^2$"):       # argparse's usage error
         main(["landscape", "--out", str(tmp_path / "figs")] + args)
     assert message in capsys.readouterr().err
     assert not (tmp_path / "figs").exists()
@@ -232,7 +237,7 @@ def test_landscape_command_validates_first(tmp_path, capsys, args, message):
 def test_landscape_command_rejects_a_file_as_out(tmp_path, capsys):
     target = tmp_path / "file.txt"
     target.write_text("x")
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^2$"):
         main(["landscape", "--out", str(target)])
     assert "exists and is not a folder" in capsys.readouterr().err
 
