@@ -29,7 +29,8 @@ import laefast._dask as lae_dask  # noqa: E402
 from laefast import LAEPCA  # noqa: E402
 
 import _helpers  # noqa: E402
-from _helpers import max_sine, svd_components  # noqa: E402
+from _helpers import (assert_unchanged, max_sine, snapshot,  # noqa: E402
+                      svd_components)
 
 # The workers cannot import this test module or the helpers: ship their
 # functions by value.
@@ -128,7 +129,7 @@ def test_stream_takes_dask_arrays(client):
 def test_bad_block_named_and_model_untouched(client, monkeypatch):
     X = spiked(1000, 10, seed=4)
     est = LAEPCA(2).fit(X)
-    before = (est.components_.copy(), est.n_samples_seen_)
+    before = snapshot(est, fitted_only=True)
     bad = X.copy()
     bad[450, 2] = np.nan
     dX = da.from_array(bad, chunks=(300, 10))
@@ -136,12 +137,11 @@ def test_bad_block_named_and_model_untouched(client, monkeypatch):
         with pytest.raises(ValueError, match=r"block 1 of X \(rows 300:600\)"
                                              r": .*NaN \(first at row 150\)"):
             call(dX)
-        np.testing.assert_array_equal(est.components_, before[0])
-        assert est.n_samples_seen_ == before[1]
+        assert_unchanged(est, before)
     monkeypatch.setattr(lae_dask, "GRAM_BYTES_LIMIT", 0)
     with pytest.raises(ValueError, match=r"block 1 of X \(rows 300:600\)"):
         est.fit(dX)
-    np.testing.assert_array_equal(est.components_, before[0])
+    assert_unchanged(est, before)
     # Blocks of at most 4x Dask's array.chunk-size: 40 bytes, under a row.
     with dask.config.set({"array.chunk-size": "10B"}), \
             pytest.raises(ValueError, match="cannot be split into blocks of "
