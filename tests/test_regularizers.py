@@ -95,11 +95,14 @@ def test_exact_steps_with_vector_lam_match_kronecker_reference():
     X, C, U, s = make_problem()
     W1, W2 = start_weights(C.shape[0], 3, seed=4, scale=1.0)
     lam = np.array([0.5, 2.0, 7.0])
-    assert rel_error(laefast.exact_w1(C, W2, lam), reference.exact_w1(C, W2, lam)) < 1e-10
-    assert rel_error(laefast.exact_w2(C, W1, lam), reference.exact_w2(C, W1, lam)) < 1e-12
+    assert rel_error(laefast.exact_w1(C, W2, lam),
+                     reference.exact_w1(C, W2, lam)) < 1e-10
+    assert rel_error(laefast.exact_w2(C, W1, lam),
+                     reference.exact_w2(C, W1, lam)) < 1e-12
     # A vector of equal entries is the scalar lam, by another route.
     same = np.full(3, 2.0)
-    assert rel_error(laefast.exact_w1(C, W2, same), laefast.exact_w1(C, W2, 2.0)) < 1e-10
+    assert rel_error(laefast.exact_w1(C, W2, same),
+                     laefast.exact_w1(C, W2, 2.0)) < 1e-10
 
 
 def test_step_takes_the_regularizer():
@@ -208,9 +211,13 @@ def test_product_tied_reads_out_directions_and_variances(method):
 
 def test_scalar_sum_result_is_unchanged():
     X, C, U, s = make_problem()
-    res = laefast.solve(C, 3, 0.5 * s[2] ** 2, tol=1e-12, random_state=0)
+    lam = 0.5 * s[2] ** 2
+    res = laefast.solve(C, 3, lam, tol=1e-12, random_state=0)
     assert res.regularizer == "sum" and res.readout == "svd"
-    assert isinstance(res.lam, float)
+    assert isinstance(res.lam, float) and res.lam == lam
+    # The read-out of one lam: the SVD directions and values (docs/theory.md).
+    assert u_error(res.components.T, U[:, :3]) < 1e-6
+    np.testing.assert_allclose(res.singular_values, s[:3], rtol=1e-8)
 
 
 # ---------------------------------------------------------------------------
