@@ -246,7 +246,7 @@ def test_stream_is_an_estimator_matching_laepca():
     np.testing.assert_allclose(stream.inverse_transform(Z),
                                ref.inverse_transform(ref.transform(X)),
                                atol=1e-8)
-    assert stream.converged_ and stream.lam_ > 0
+    assert stream.converged_ and stream.lam_ == ref.lam_ > 0   # lam='auto'
     # fit starts over: the same as the chunks, from one array.
     again = base.clone(stream).fit(X)
     np.testing.assert_allclose(again.explained_variance_,
