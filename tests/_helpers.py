@@ -15,8 +15,9 @@ Generators (each test file calls them with its own seeds and shapes):
 - :func:`digits` and :func:`sklearn_sets`: scikit-learn's data sets.
 
 References: :func:`centered_gram`, :func:`svd_components`, :func:`max_sine`
-(matching directions), :func:`subspace_sine` (spans) and
-:func:`loss_progress` (against the closed-form minimum of the loss).
+(matching directions), :func:`subspace_sine` (spans), :func:`rel_error`
+and :func:`loss_progress` (against the closed-form minimum of the loss);
+:func:`start_weights` is a Gaussian start for the solvers.
 
 Snapshots: :func:`snapshot`, :func:`assert_unchanged` and
 :func:`assert_same_state`, to show that a call that fails leaves an
@@ -26,6 +27,7 @@ estimator, a stream or an accumulator as it was.
 import numpy as np
 import pytest
 
+import laefast
 from laefast.metrics import max_principal_sine
 
 # ---------------------------------------------------------------------------
@@ -141,7 +143,6 @@ def loss_progress(C, W1, W2, lam):
     C: 0 at W = 0, 1 at the minimum, which is the closed form of
     docs/theory.md, sum_{i > k} s_i + sum_{i <= k} (2 lam - lam^2 / s_i)
     with s the eigenvalues of C (each above lam) by np.linalg.eigvalsh."""
-    import laefast
     k = W1.shape[0]
     s = np.linalg.eigvalsh(np.asarray(C, dtype=np.float64))[::-1]
     assert s[k - 1] > lam
@@ -186,12 +187,13 @@ def snapshot(obj, fitted_only=False):
 def assert_same_state(before, now):
     """Two snapshots are equal: the same names, arrays equal element by
     element, anything else ``==``."""
-    assert now.keys() == before.keys()
+    assert now.keys() == before.keys(), \
+        f"attributes added or removed: {sorted(now.keys() ^ before.keys())}"
     for key, value in before.items():
         if isinstance(value, np.ndarray):
             np.testing.assert_array_equal(now[key], value, err_msg=key)
         else:
-            assert now[key] == value, key
+            assert now[key] == value, f"{key}: {value!r} -> {now[key]!r}"
 
 
 def assert_unchanged(obj, before):

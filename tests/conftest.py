@@ -8,6 +8,10 @@ goes on sys.path, also under ``--import-mode=importlib``.
 import os
 import sys
 
+import pytest
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
+# Its asserts explain themselves as the tests' own do.
+pytest.register_assert_rewrite("_helpers")
