@@ -1,19 +1,17 @@
-import numpy as np
+"""pytest configuration for laefast's tests.
+
+The tests import their shared data generators, references and state
+snapshots as ``from _helpers import ...`` (tests/_helpers.py): this folder
+goes on sys.path, also under ``--import-mode=importlib``.
+"""
+
+import os
+import sys
+
 import pytest
 
-
-def make_problem(m=8, n=200, k=3, seed=0, dtype=np.float64):
-    """Centered data X (m x n, columns are samples), its Gram C and SVD."""
-    rng = np.random.default_rng(seed)
-    # Distinct, well separated singular values.
-    scales = np.linspace(3.0, 0.5, m)
-    X = scales[:, None] * rng.standard_normal((m, n))
-    X -= X.mean(axis=1, keepdims=True)
-    C = X @ X.T
-    U, s, _ = np.linalg.svd(X, full_matrices=False)
-    return X.astype(dtype), C.astype(dtype), U, s
-
-
-@pytest.fixture
-def problem():
-    return make_problem()
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+# Its asserts explain themselves as the tests' own do.
+pytest.register_assert_rewrite("_helpers")

@@ -11,20 +11,15 @@ import laefast
 from laefast import GramAccumulator
 from laefast.metrics import max_principal_sine
 
+from _helpers import assert_unchanged, centered_gram, scaled_gaussian, snapshot
+
 parallel = pytest.mark.skipif(not laefast.openmp_enabled(),
                               reason="built without OpenMP")
 
 
 def _data(n=3000, m=40, offset=0.0, seed=0):
-    rng = np.random.default_rng(seed)
-    scales = np.linspace(5.0, 0.5, m)
-    return offset + rng.standard_normal((n, m)) * scales
-
-
-def _centered_gram(X):
-    X = np.asarray(X, dtype=np.float64)
-    Xc = X - X.mean(axis=0)
-    return Xc.T @ Xc
+    return scaled_gaussian(n, m, np.linspace(5.0, 0.5, m), offset=offset,
+                           seed=seed)
 
 
 def _rel(a, b):
@@ -34,7 +29,7 @@ def _rel(a, b):
 @pytest.mark.parametrize("layout", ["C", "F", "strided"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("tiles", [False, True])
-def test_matches_the_whole_centered_gram(layout, threads, tiles):
+def test_matches_the_wholecentered_gram(layout, threads, tiles):
     X = _data(n=6000, m=37)
     view = {"C": X, "F": np.asfortranarray(X),
             "strided": np.asfortranarray(_data(n=12000, m=74))[::2, ::2]}[layout]
@@ -44,7 +39,7 @@ def test_matches_the_whole_centered_gram(layout, threads, tiles):
     acc.add(view)
     assert acc.n_samples_seen_ == view.shape[0]
     assert acc.gram_.dtype == np.float64
-    assert _rel(acc.gram_, _centered_gram(view)) < 1e-12
+    assert _rel(acc.gram_, centered_gram(view)) < 1e-12
     np.testing.assert_allclose(acc.mean_, view.mean(axis=0), rtol=1e-13,
                                atol=1e-13)
     np.testing.assert_array_equal(acc.gram_, acc.gram_.T)
@@ -63,7 +58,7 @@ def test_float32_is_accumulated_in_float64():
     X64 = _data(n=200_000, m=16, offset=3.0)
     X32 = X64.astype(np.float32)
     acc = GramAccumulator().add(X32)
-    exact = _centered_gram(X32.astype(np.float64))
+    exact = centered_gram(X32.astype(np.float64))
     # Only the rounding of the centered values (and of products inside a
     # block of rows) is left; a float32 X^T X over 2e5 rows is far worse.
     assert _rel(acc.gram_, exact) < 1e-6
@@ -113,7 +108,7 @@ def test_pickles_and_keeps_adding():
     acc = GramAccumulator().add(X[:1000])
     again = pickle.loads(pickle.dumps(acc))
     again.add(X[1000:])
-    assert _rel(again.gram_, _centered_gram(X)) < 1e-12
+    assert _rel(again.gram_, centered_gram(X)) < 1e-12
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -129,7 +124,7 @@ def test_pickles_and_keeps_adding():
 def test_bad_pieces_leave_the_state_untouched(bad, match):
     X = _data(n=3000, m=12)
     acc = GramAccumulator().add(X)
-    state = (acc.n_samples_seen_, acc.mean_.copy(), acc.gram_.copy())
+    before = snapshot(acc)
     piece = X.copy()
     if bad == "nan":
         piece[77, 3] = np.nan
@@ -150,9 +145,7 @@ def test_bad_pieces_leave_the_state_untouched(bad, match):
         piece = scipy_sparse.csr_matrix(piece)
     with pytest.raises((ValueError, TypeError), match=match):
         acc.add(piece)
-    assert acc.n_samples_seen_ == state[0]
-    np.testing.assert_array_equal(acc.mean_, state[1])
-    np.testing.assert_array_equal(acc.gram_, state[2])
+    assert_unchanged(acc, before)
     acc.add(X[:10])                          # still usable
     assert acc.n_samples_seen_ == 3010
 
@@ -162,7 +155,7 @@ def test_integer_data_and_array_likes_are_read_in_slabs():
                                           dtype=np.int16)
     # 4 KiB slabs: the int16 data are converted a slab at a time.
     acc = GramAccumulator(max_memory=4096).add(X)
-    assert _rel(acc.gram_, _centered_gram(X)) < 1e-12
+    assert _rel(acc.gram_, centered_gram(X)) < 1e-12
     assert acc.dtype_ == np.float64
 
 
@@ -188,7 +181,7 @@ def test_concurrent_adds_lose_no_samples():
     for t in threads:
         t.join()
     assert acc.n_samples_seen_ == 30000
-    assert _rel(acc.gram_, _centered_gram(X)) < 1e-11
+    assert _rel(acc.gram_, centered_gram(X)) < 1e-11
 
 
 def test_concurrent_parallel_calls_restore_blas_threads():

@@ -1,4 +1,12 @@
-"""The command line checks every argument before doing any work."""
+"""The command line checks every argument before doing any work.
+
+Through ``laefast.__main__.main`` and ``python -m laefast``.  To show that
+nothing started, the fixture no_work replaces the commands' work functions
+(laefast.bench.run_bench and get_problem, laefast._demo.run_demo) by
+ones that fail (nothing public says whether work began), and
+scikit-learn's absence is simulated by hiding it from sys.modules (the suite
+runs with scikit-learn installed).
+"""
 
 import importlib.metadata
 import pathlib
@@ -26,17 +34,18 @@ def no_work(monkeypatch):
     monkeypatch.setattr(_demo, "run_demo", refuse)
 
 
-def _exit(argv, capsys):
-    with pytest.raises(SystemExit) as info:
+def _exit(argv, capsys, code):
+    """main(argv) exits with status code; returns what it printed."""
+    with pytest.raises(SystemExit, match=f"^{code}$"):
         main(argv)
-    return info.value.code, capsys.readouterr()
+    return capsys.readouterr()
 
 
 def test_program_name_and_version(capsys):
-    code, out = _exit(["--help"], capsys)
-    assert code == 0 and out.out.startswith("usage: laefast ")
-    code, out = _exit(["--version"], capsys)
-    assert code == 0 and out.out.strip() == f"laefast {laefast.__version__}"
+    out = _exit(["--help"], capsys, 0)
+    assert out.out.startswith("usage: laefast ")
+    out = _exit(["--version"], capsys, 0)
+    assert out.out.strip() == f"laefast {laefast.__version__}"
 
 
 def test_version_has_one_source():
@@ -67,15 +76,14 @@ def test_version_has_one_source():
     ([], r"the following arguments are required"),
 ])
 def test_bad_arguments_exit_2_before_any_work(argv, message, capsys, no_work):
-    code, out = _exit(argv, capsys)
-    assert code == 2
+    out = _exit(argv, capsys, 2)
     assert re.search(message, out.err), out.err
     assert out.out == ""                 # no header, no partial table
 
 
 def test_json_path_that_is_a_directory(tmp_path, capsys, no_work):
-    code, out = _exit(["bench", "--json", str(tmp_path)], capsys)
-    assert code == 2 and f"{tmp_path} is a directory" in out.err
+    out = _exit(["bench", "--json", str(tmp_path)], capsys, 2)
+    assert f"{tmp_path} is a directory" in out.err
 
 
 def test_writable_json_path_is_accepted_and_left_alone(tmp_path, monkeypatch,
@@ -92,8 +100,7 @@ def test_writable_json_path_is_accepted_and_left_alone(tmp_path, monkeypatch,
 def test_unavailable_problem_exits_nonzero_before_any_work(monkeypatch, capsys,
                                                           no_work):
     monkeypatch.setitem(sys.modules, "sklearn", None)   # not installed
-    code, out = _exit(["bench", "--problems", "paper", "digits"], capsys)
-    assert code == 2
+    out = _exit(["bench", "--problems", "paper", "digits"], capsys, 2)
     assert "problem 'digits' cannot run" in out.err
     assert "needs scikit-learn" in out.err
 

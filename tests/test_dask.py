@@ -3,8 +3,13 @@
 Components against np.linalg.svd of the gathered data (tall: accumulators
 tree-merged; wide: block products), lazy transform, partial_fit by blocks,
 a bad block, and a worker killed during a fit.
+
+The samples path (C never formed) starts above 2 GiB of Gram matrix, so the
+tests that take it lower laefast._dask.GRAM_BYTES_LIMIT instead of making
+m > 16384 features.
 """
 
+import copy
 import os
 import signal
 import subprocess
@@ -15,6 +20,7 @@ import time
 import numpy as np
 import pytest
 
+dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
@@ -22,8 +28,14 @@ cloudpickle = pytest.importorskip("cloudpickle")
 import laefast._dask as lae_dask  # noqa: E402
 from laefast import LAEPCA  # noqa: E402
 
-# The workers cannot import this test module: ship its functions by value.
+import _helpers  # noqa: E402
+from _helpers import (assert_unchanged, centered_gram,  # noqa: E402
+                      max_sine, snapshot, svd_components)
+
+# The workers cannot import this test module or the helpers: ship their
+# functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
+cloudpickle.register_pickle_by_value(_helpers)
 
 
 @pytest.fixture(scope="module")
@@ -37,29 +49,17 @@ def client():
 
 
 def spiked(n, m, k=4, seed=0):
-    rng = np.random.default_rng(seed)
-    U = np.linalg.qr(rng.standard_normal((m, k)))[0]
-    X = (rng.standard_normal((n, k)) * (10.0 * np.arange(k, 0, -1))) @ U.T
-    return X + rng.standard_normal((n, m)) + 2.0
-
-
-def svd_components(X, k):
-    Xc = X - X.mean(axis=0)
-    return np.linalg.svd(Xc, full_matrices=False)[2][:k]
-
-
-def max_sine(A, B):
-    """Largest sine between matching rows (unit vectors) of A and B, as
-    ||a - (a.b) b|| (1 - cos^2 would lose everything below sqrt(eps))."""
-    cos = np.sum(A * B, axis=1)
-    return float(np.linalg.norm(A - cos[:, None] * B, axis=1).max())
+    """k spikes of standard deviation 10 k .. 10 over unit noise, offset 2."""
+    return _helpers.spiked(n, m, 10.0 * np.arange(k, 0, -1), offset=2.0,
+                           seed=seed)
 
 
 def test_tall_uneven_chunks_match_svd(client):
     X = spiked(3000, 40, seed=1)
     dX = da.from_array(X, chunks=((700, 1000, 1300), (15, 25)))
     est = LAEPCA(4).fit(dX)
-    assert est._acc is not None                     # the Gram path
+    # The Gram path: C was kept, so partial_fit adds to it.
+    assert copy.deepcopy(est).partial_fit(X[:10]).n_samples_seen_ == 3010
     assert max_sine(est.components_, svd_components(X, 4)) < 1e-10
     ref = LAEPCA(4).fit(X)
     np.testing.assert_allclose(est.explained_variance_,
@@ -81,7 +81,8 @@ def test_wide_samples_path_matches_svd(client, monkeypatch):
     X = spiked(400, 300, seed=2)
     dX = da.from_array(X, chunks=((90, 150, 160), (100, 200)))
     est = LAEPCA(4).fit(dX)
-    assert est._acc is None                         # never formed C
+    with pytest.raises(ValueError, match="without forming the Gram matrix"):
+        est.partial_fit(X[:10])                     # never formed C
     assert max_sine(est.components_, svd_components(X, 4)) < 1e-10
     np.testing.assert_allclose(est.explained_variance_,
                                LAEPCA(4).fit(X).explained_variance_,
@@ -112,11 +113,10 @@ def test_stream_takes_dask_arrays(client):
     X = spiked(1500, 12, seed=5)
     dX = da.from_array(X, chunks=((400, 600, 500), (5, 7)))
     gram = LAEStream(2, lam=1.0).partial_fit(X[:100]).partial_fit(dX)
-    Xs = np.vstack([X[:100], X])
-    Xc = Xs - Xs.mean(axis=0)
+    G = centered_gram(np.vstack([X[:100], X]))
     assert gram.n_samples_seen_ == 1600
-    np.testing.assert_allclose(gram.gram_, Xc.T @ Xc, rtol=1e-10,
-                               atol=1e-9 * np.abs(Xc.T @ Xc).max())
+    np.testing.assert_allclose(gram.gram_, G, rtol=1e-10,
+                               atol=1e-9 * np.abs(G).max())
     # sgd mode reads the Dask array slab by slab, as an array-like.
     sgd = LAEStream(2, lam=1.0, mode="sgd", batch_size=50,
                     max_memory=8 * 12 * 400, random_state=0).partial_fit(dX)
@@ -128,7 +128,7 @@ def test_stream_takes_dask_arrays(client):
 def test_bad_block_named_and_model_untouched(client, monkeypatch):
     X = spiked(1000, 10, seed=4)
     est = LAEPCA(2).fit(X)
-    before = (est.components_.copy(), est.n_samples_seen_)
+    before = snapshot(est, fitted_only=True)
     bad = X.copy()
     bad[450, 2] = np.nan
     dX = da.from_array(bad, chunks=(300, 10))
@@ -136,15 +136,15 @@ def test_bad_block_named_and_model_untouched(client, monkeypatch):
         with pytest.raises(ValueError, match=r"block 1 of X \(rows 300:600\)"
                                              r": .*NaN \(first at row 150\)"):
             call(dX)
-        np.testing.assert_array_equal(est.components_, before[0])
-        assert est.n_samples_seen_ == before[1]
+        assert_unchanged(est, before)
     monkeypatch.setattr(lae_dask, "GRAM_BYTES_LIMIT", 0)
     with pytest.raises(ValueError, match=r"block 1 of X \(rows 300:600\)"):
         est.fit(dX)
-    np.testing.assert_array_equal(est.components_, before[0])
-    monkeypatch.setattr(lae_dask, "MAX_BLOCK_BYTES", 40)
-    with pytest.raises(ValueError, match="cannot be split into blocks of "
-                                         "whole rows"):
+    assert_unchanged(est, before)
+    # Blocks of at most 4x Dask's array.chunk-size: 40 bytes, under a row.
+    with dask.config.set({"array.chunk-size": "10B"}), \
+            pytest.raises(ValueError, match="cannot be split into blocks of "
+                                            "whole rows"):
         est.fit(dX)
 
 
@@ -176,7 +176,7 @@ def test_killed_worker_is_recomputed(client):
     done.set()
     killer.join()
     assert killed["during_fit"]
-    with pytest.raises(ProcessLookupError):
+    with pytest.raises(ProcessLookupError, match="No such process"):
         os.kill(killed["pid"], 0)                   # it is gone
     assert max_sine(est.components_, svd_components(X, 3)) < 1e-10
     client.wait_for_workers(2, timeout=30)          # the nanny restarted it

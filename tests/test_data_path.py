@@ -8,12 +8,13 @@ import pytest
 
 import laefast
 
+from _helpers import scaled_gaussian
+
 METHODS_ON_DATA = ("untied", "sync", "tied", "exact-sync", "exact-tied")
 
 
 def _data(order="C", offset=3.0, dtype=np.float64):
-    rng = np.random.default_rng(0)
-    X = offset + rng.standard_normal((400, 12)) * np.linspace(4, 1, 12)
+    X = scaled_gaussian(400, 12, np.linspace(4, 1, 12), offset=offset)
     return np.asarray(X, dtype=dtype, order=order)
 
 
@@ -66,12 +67,43 @@ def test_data_path_does_not_copy_x():
     assert peak < X.nbytes / 4
 
 
+def _quiet_fit(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", laefast.ConvergenceWarning)
+        # A few steps from a random start: not at a minimum yet.
+        warnings.filterwarnings("ignore", "decoder singular values",
+                                RuntimeWarning)
+        return laefast.fit(*args, **kwargs)
+
+
 def test_path_choice():
-    from laefast._problem import choose_path
-    assert choose_path(10_000, 10, 2, "exact-tied", 8) == "gram"
-    assert choose_path(100, 50_000, 2, "exact-tied", 8) == "data"   # C of 20 GB
-    assert choose_path(1000, 100_000, 1, "untied", 4) == "data"
-    assert choose_path(10, 5000, 2, "exact-untied", 8) == "gram"
+    # Tall data (n >> m): C is cheap to form and to iterate on, and 'auto'
+    # does: its iterates are path='gram''s, bit for bit, not path='data''s.
+    X = _data()
+    kw = dict(method="exact-tied", tol=0.0, max_iter=30, random_state=1)
+    auto, gram, data = (_quiet_fit(X, 2, 500.0, path=p, **kw)
+                        for p in ("auto", "gram", "data"))
+    assert not np.array_equal(gram.W2, data.W2)      # the paths differ ...
+    np.testing.assert_array_equal(auto.W2, gram.W2)  # ... and auto is gram
+    # Wide data (n << m): C would take 4 to 8 times the samples' memory;
+    # 'auto' iterates on the samples and never forms it.
+    n, m = 100, 3000
+    for method, k, dtype in (("exact-tied", 2, np.float64),
+                             ("untied", 1, np.float32)):
+        X = scaled_gaussian(n, m, np.linspace(4, 1, m), seed=1).astype(dtype)
+        tracemalloc.start()
+        try:
+            _quiet_fit(X, k, 1.0, method=method, tol=0.0, max_iter=5)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < m * m * X.itemsize / 4, (method, peak)
+    # exact-untied needs C (path='data' refuses it): 'auto' forms it, even
+    # for wide data, and matches path='gram'.
+    X = _data()[:10]
+    kw = dict(method="exact-untied", tol=0.0, max_iter=10, random_state=1)
+    np.testing.assert_array_equal(_quiet_fit(X, 2, 1.0, **kw).W2,
+                                  _quiet_fit(X, 2, 1.0, path="gram", **kw).W2)
     with pytest.raises(ValueError, match="path"):
         laefast.fit(_data(), 2, 1.0, path="disk")
     with pytest.raises(ValueError, match="exact-untied needs"):

@@ -11,15 +11,15 @@ import laefast
 from laefast import LAEPCA
 from laefast.metrics import max_principal_sine
 
+import _helpers
+from _helpers import assert_unchanged as _assert_same_state
+from _helpers import snapshot, sklearn_sets
 
 
 def spiked(n=2000, m=150, k=8, seed=0, dtype=np.float64):
     """k strong directions (variances 400 .. 100) over unit noise."""
-    rng = np.random.default_rng(seed)
-    U = np.linalg.qr(rng.standard_normal((m, k)))[0]
-    X = (rng.standard_normal((n, k)) * np.linspace(20, 10, k)) @ U.T
-    X += rng.standard_normal((n, m)) + 5.0
-    return X.astype(dtype)
+    return _helpers.spiked(n, m, np.linspace(20, 10, k), offset=5.0,
+                           seed=seed).astype(dtype)
 
 
 def eigh_pca(X, k):
@@ -191,18 +191,7 @@ def fitted():
 
 
 def _state(est):
-    return {k: (v.copy() if isinstance(v, np.ndarray) else v)
-            for k, v in vars(est).items() if k.endswith("_")}
-
-
-def _assert_same_state(est, state):
-    now = _state(est)
-    assert now.keys() == state.keys()
-    for key, value in state.items():
-        if isinstance(value, np.ndarray):
-            np.testing.assert_array_equal(now[key], value)
-        else:
-            assert now[key] == value
+    return snapshot(est, fitted_only=True)
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -340,12 +329,7 @@ def test_verbose_prints_progress_only_when_asked(capsys):
 
 
 def _sklearn_sets():
-    datasets = pytest.importorskip("sklearn.datasets")
-    return {"digits": datasets.load_digits().data,
-            "breast_cancer": datasets.load_breast_cancer().data,
-            "random": np.random.default_rng(7).standard_normal((500, 40))
-            @ np.random.default_rng(8).standard_normal((40, 40)),
-            "spiked": spiked()}
+    return {**sklearn_sets(), "spiked": spiked()}
 
 
 @pytest.mark.parametrize("name", ["digits", "breast_cancer", "random",
@@ -410,12 +394,13 @@ def test_sklearn_check_estimator():
 
 
 def test_wide_data_iterates_on_the_samples():
-    # n << m: the cost model iterates on the samples, never forming C.
-    from laefast._problem import choose_path
+    # n << m: the cost model iterates on the samples, never forming C
+    # (m x m, 72 MB; X is 4.8 MB), so there is no Gram matrix to add to.
     n, m, k = 200, 3000, 3
-    assert choose_path(n, m, k + 10, "exact-tied", 8) == "data"
     X = spiked(n=n, m=m, k=k, seed=11)
     est = LAEPCA(k, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="without forming the Gram matrix"):
+        est.partial_fit(X[:2])
     Xc = X - X.mean(axis=0)
     _, s, Vt = np.linalg.svd(Xc, full_matrices=False)
     assert max_principal_sine(est.components_.T, Vt[:k].T) < 1e-6

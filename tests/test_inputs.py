@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import laefast
-from conftest import make_problem
+
+from _helpers import make_problem
 
 
 @pytest.fixture

@@ -1,4 +1,11 @@
-"""The compiled kernels against laefast.reference, iterate by iterate."""
+"""The compiled kernels against laefast.reference, iterate by iterate.
+
+A kernel-contract file: it drives the kernels through the public step,
+solve, exact_w1 and exact_w2, and reads one private fact of the compiled
+module laefast._solvers, ``exact_w1_threads``, to make sure the parallel
+W1 test's problem is above the cutoff where the latent solves run on two
+threads (nothing public says how many threads a call used).
+"""
 
 import itertools
 import warnings
@@ -9,14 +16,10 @@ import pytest
 import laefast
 from laefast import reference
 from laefast.metrics import max_principal_sine
-from conftest import make_problem
+
+from _helpers import make_problem, rel_error, start_weights
 
 GD = ("untied", "sync", "tied")
-
-
-def _start(m, k, seed=1, scale=0.3):
-    rng = np.random.default_rng(seed)
-    return scale * rng.standard_normal((k, m)), scale * rng.standard_normal((m, k))
 
 
 def _setup(method, dtype=np.float64):
@@ -24,12 +27,8 @@ def _setup(method, dtype=np.float64):
     m, k = C.shape[0], 3
     lam = 0.2 * s[k - 1] ** 2
     alpha = 0.3 / s[0] ** 2 if method in GD else None
-    W1, W2 = _start(m, k)
+    W1, W2 = start_weights(m, k)
     return C.astype(dtype), W1, W2, lam, alpha
-
-
-def _rel(a, b):
-    return np.linalg.norm(a - b) / np.linalg.norm(b)
 
 
 @pytest.mark.parametrize("method", laefast.METHODS)
@@ -42,8 +41,8 @@ def test_step_matches_reference_for_100_iterations(method):
     for t in range(100):
         stop = laefast.step(w1, w2, C, lam, method=method, alpha=alpha)
         r1, r2, rstop = next(ref)
-        assert _rel(w1, r1) < 1e-10, (t, _rel(w1, r1))
-        assert _rel(w2, r2) < 1e-10, (t, _rel(w2, r2))
+        assert rel_error(w1, r1) < 1e-10, (t, rel_error(w1, r1))
+        assert rel_error(w2, r2) < 1e-10, (t, rel_error(w2, r2))
         assert stop == pytest.approx(rstop, rel=1e-8, abs=1e-14)
 
 
@@ -64,8 +63,8 @@ def test_solve_loop_matches_reference(method, n_iter):
     ref = reference.run(method, C, W1, W2, lam, alpha, tol=0.0,
                         max_iter=n_iter)
     assert res.n_iter == ref.n_iter == n_iter
-    assert _rel(res.W1, ref.W1) < 1e-10
-    assert _rel(res.W2, ref.W2) < 1e-10
+    assert rel_error(res.W1, ref.W1) < 1e-10
+    assert rel_error(res.W2, ref.W2) < 1e-10
     assert res.stop == pytest.approx(ref.stop, rel=1e-8)
 
 
@@ -81,8 +80,8 @@ def test_float32_tracks_reference(method):
     assert res.W1.dtype == res.W2.dtype == np.float32
     assert res.singular_values.dtype == np.float32
     # float32 rounding (eps 6e-8) accumulated over 100 iterations.
-    assert _rel(res.W1, ref.W1) < 2e-5
-    assert _rel(res.W2, ref.W2) < 2e-5
+    assert rel_error(res.W1, ref.W1) < 2e-5
+    assert rel_error(res.W2, ref.W2) < 2e-5
 
 
 @pytest.mark.parametrize("method", laefast.METHODS)

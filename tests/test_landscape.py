@@ -1,6 +1,11 @@
 """laefast.landscape: closed forms against finite differences and against
 laefast.loss, trajectories against the solvers' own records and the NumPy
-reference, shrinkage against solver runs, and the landscape command."""
+reference, shrinkage against solver runs, and the landscape command.
+
+The numbers the landscape command draws (laefast._landscape_figures: the
+m = 2 tied landscape, the shrinkage runs, the GIF) are checked on the
+functions that compute them, since the command's only output is pictures.
+"""
 
 import pathlib
 import re
@@ -80,7 +85,11 @@ def test_critical_points_closed_forms():
     assert plus.w1 == plus.w2 == pytest.approx(w)
     assert minus.w1 == minus.w2 == pytest.approx(-w)
     assert plus.value == pytest.approx(2 * lam - lam ** 2 / sigma2)
-    assert len(ls.scalar_critical_points(sigma2, 2.5)) == 1
+    # lam >= sigma2: the origin is the only critical point, a minimum of
+    # value sigma2 (L(0, 0) = sigma2).
+    (only,) = ls.scalar_critical_points(sigma2, 2.5)
+    assert (only.w1, only.w2, only.type) == (0.0, 0.0, "minimum")
+    assert only.value == pytest.approx(sigma2)
     curve = ls.scalar_critical_points(sigma2, lam, "product")[1]
     assert curve.kind == "curve"
     assert curve.product == pytest.approx(sigma2 / (sigma2 + lam))
@@ -219,7 +228,7 @@ def test_tied_m2_landscape():
     (["--no-png", "--no-html"], "leave nothing to write"),
 ])
 def test_landscape_command_validates_first(tmp_path, capsys, args, message):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^2$"):       # argparse's usage error
         main(["landscape", "--out", str(tmp_path / "figs")] + args)
     assert message in capsys.readouterr().err
     assert not (tmp_path / "figs").exists()
@@ -228,7 +237,7 @@ def test_landscape_command_validates_first(tmp_path, capsys, args, message):
 def test_landscape_command_rejects_a_file_as_out(tmp_path, capsys):
     target = tmp_path / "file.txt"
     target.write_text("x")
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^2$"):
         main(["landscape", "--out", str(target)])
     assert "exists and is not a folder" in capsys.readouterr().err
 
@@ -247,7 +256,8 @@ def test_landscape_command_writes_the_figures(tmp_path, capsys):
     assert not re.search(r"<script[^>]+src=", html)
     assert "plotly_sliderchange" in html and len(html) > 1_000_000
     printed = capsys.readouterr().out.split()
-    assert len(printed) == 4
+    written = sorted(str(p) for p in out.iterdir())
+    assert sorted(printed) == written and len(written) == 4
 
 
 def test_readme_shows_the_committed_figures():

@@ -9,41 +9,31 @@
 
 import concurrent.futures
 import multiprocessing
+import os
 import tracemalloc
 
 import numpy as np
 import pytest
 
 from laefast import GramAccumulator, LAEPCA
-from laefast import _passes
-from laefast._parallel import resolve_threads
+
+import _helpers
+from _helpers import (assert_unchanged, centered_gram, max_sine, snapshot,
+                      svd_components)
 
 
 def spiked(n, m, k=4, seed=0, scale=1.0):
-    rng = np.random.default_rng(seed)
-    U = np.linalg.qr(rng.standard_normal((m, k)))[0]
-    X = (rng.standard_normal((n, k)) * (10.0 * np.arange(k, 0, -1))) @ U.T
-    return scale * (X + rng.standard_normal((n, m))) + 3.0
-
-
-def svd_components(X, k):
-    Xc = np.asarray(X, dtype=np.float64)
-    Xc = Xc - Xc.mean(axis=0)
-    return np.linalg.svd(Xc, full_matrices=False)[2][:k]
-
-
-def max_sine(A, B):
-    """Largest sine between matching rows (unit vectors) of A and B, as
-    ||a - (a.b) b|| (1 - cos^2 would lose everything below sqrt(eps))."""
-    cos = np.sum(A * B, axis=1)
-    return float(np.linalg.norm(A - cos[:, None] * B, axis=1).max())
+    """k spikes of standard deviation 10 k .. 10 over unit noise, times
+    scale, offset 3."""
+    return _helpers.spiked(n, m, 10.0 * np.arange(k, 0, -1), offset=3.0,
+                           scale=scale, seed=seed)
 
 
 def kernel_blocks(rows, m):
-    """Bytes of the Gram pass's per-thread float64 blocks of rows (at most
-    4096 rows each; see GramAccumulator's Notes)."""
-    nt = _passes.gram_pass_threads(rows, m, resolve_threads(None))
-    return nt * min(4096, -(-rows // nt)) * m * 8
+    """At most the bytes of the Gram pass's per-thread float64 blocks of a
+    slab of rows, whatever the thread count: the threads split the rows
+    (see GramAccumulator's Notes), rounding up by less than a row each."""
+    return (rows + (os.cpu_count() or 1)) * m * 8
 
 
 class Sliced:
@@ -120,15 +110,16 @@ def test_h5py_dataset_if_available(tmp_path):
 def test_bad_slab_names_rows_and_leaves_model():
     X = spiked(1000, 8, seed=4)
     est = LAEPCA(2, batch_size=300).fit(X)
-    before = est.components_.copy()
+    before = snapshot(est, fitted_only=True)
     bad = X.copy()
     bad[650, 3] = np.nan
     with pytest.raises(ValueError, match=r"rows 600:900: .*NaN \(first at "
                                          r"row 50\)"):
         est.fit(Sliced(bad))
-    np.testing.assert_array_equal(est.components_, before)
+    assert_unchanged(est, before)
     with pytest.raises(ValueError, match="X must be numeric"):
         est.fit(Sliced(np.array([["a", "b"], ["c", "d"]])))
+    assert_unchanged(est, before)
 
 
 def test_fit_gram_matches_fit_from_arrays_and_accumulator():
@@ -171,9 +162,9 @@ def test_partial_fit_without_solving():
     est.partial_fit(None)
     assert est.n_samples_seen_ == 900
     assert max_sine(est.components_, svd_components(X, 2)) < 1e-10
-    before = est.components_.copy()
+    before = snapshot(est, fitted_only=True)
     est.partial_fit(X[:10] * 5.0, solve=False)
-    np.testing.assert_array_equal(est.components_, before)  # not re-solved
+    assert_unchanged(est, before)                           # not re-solved
     assert est.n_samples_seen_ == 900
     est.partial_fit(X[10:20])
     assert est.n_samples_seen_ == 920
@@ -195,9 +186,9 @@ def test_accumulators_pickled_across_processes_merge():
     for part in parts:
         merged.merge(part)
     X = np.vstack([spiked(500, 6, seed=s) for s in (7, 8, 9)])
-    Xc = X - X.mean(axis=0)
-    np.testing.assert_allclose(merged.gram_, Xc.T @ Xc, rtol=1e-12,
-                               atol=1e-9 * np.abs(Xc.T @ Xc).max())
+    G = centered_gram(X)
+    np.testing.assert_allclose(merged.gram_, G, rtol=1e-12,
+                               atol=1e-9 * np.abs(G).max())
     est = LAEPCA(2).fit_gram(merged)
     assert max_sine(est.components_, svd_components(X, 2)) < 1e-10
 
@@ -235,9 +226,9 @@ def test_stream_reads_array_likes_in_slabs():
     src = Sliced(X)
     stream = LAEStream(2, lam=1.0, max_memory=8 * 9 * 500).partial_fit(src)
     assert src.rows_read == 3000 and src.whole_reads == 0
-    Xc = X - X.mean(axis=0)
-    np.testing.assert_allclose(stream.gram_, Xc.T @ Xc, rtol=1e-10,
-                               atol=1e-8 * np.abs(Xc.T @ Xc).max())
+    G = centered_gram(X)
+    np.testing.assert_allclose(stream.gram_, G, rtol=1e-10,
+                               atol=1e-8 * np.abs(G).max())
 
 
 def test_fit_gram_docstring_example_runs():

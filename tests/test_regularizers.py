@@ -10,18 +10,10 @@ import pytest
 import laefast
 from laefast import reference
 from laefast.metrics import max_principal_sine, objective, u_error
-from conftest import make_problem
+
+from _helpers import make_problem, rel_error, start_weights
 
 GD = ("untied", "sync", "tied")
-
-
-def _start(m, k, seed=1, scale=0.3):
-    rng = np.random.default_rng(seed)
-    return scale * rng.standard_normal((k, m)), scale * rng.standard_normal((m, k))
-
-
-def _rel(a, b):
-    return np.linalg.norm(a - b) / np.linalg.norm(b)
 
 
 def _cases():
@@ -40,7 +32,7 @@ def _setup(method, case):
     else:
         lam, reg = 0.2 * s[k - 1] ** 2, "product"
     alpha = 0.3 / s[0] ** 2 if method in GD else None
-    W1, W2 = _start(C.shape[0], k)
+    W1, W2 = start_weights(C.shape[0], k)
     return X, C, W1, W2, lam, reg, alpha
 
 
@@ -58,8 +50,8 @@ def test_kernel_iterates_match_reference(method, case):
                              regularizer=reg)
     for t in range(40):
         r1, r2, rstop = next(ref)
-        assert _rel(res.history["W1"][t], r1) < 1e-10, t
-        assert _rel(res.history["W2"][t], r2) < 1e-10, t
+        assert rel_error(res.history["W1"][t], r1) < 1e-10, t
+        assert rel_error(res.history["W2"][t], r2) < 1e-10, t
         assert res.history["stop"][t] == pytest.approx(rstop, rel=1e-8)
         # The recorded loss is the run's own: L_sigma (per latent) or L_pi.
         assert res.history["objective"][t] == pytest.approx(
@@ -80,8 +72,8 @@ def test_data_path_matches_gram_path(method, case):
         on_c = laefast.solve(C, 3, lam, **kwargs)
         # make_problem's X is m x n, columns samples: fit takes X^T.
         on_x = laefast.fit(X.T, 3, lam, center=False, path="data", **kwargs)
-    assert _rel(on_x.W2, on_c.W2) < 1e-10
-    assert _rel(on_x.W1, on_c.W1) < 1e-10
+    assert rel_error(on_x.W2, on_c.W2) < 1e-10
+    assert rel_error(on_x.W1, on_c.W1) < 1e-10
 
 
 @pytest.mark.parametrize("method,case", [("untied", "product"),
@@ -96,18 +88,21 @@ def test_float32_tracks_float64(method, case):
         r64 = laefast.solve(C, 3, lam, **kwargs)
         r32 = laefast.solve(C.astype(np.float32), 3, lam, **kwargs)
     assert r32.W2.dtype == np.float32
-    assert _rel(r32.W2.astype(np.float64), r64.W2) < 1e-4
+    assert rel_error(r32.W2.astype(np.float64), r64.W2) < 1e-4
 
 
 def test_exact_steps_with_vector_lam_match_kronecker_reference():
     X, C, U, s = make_problem()
-    W1, W2 = _start(C.shape[0], 3, seed=4, scale=1.0)
+    W1, W2 = start_weights(C.shape[0], 3, seed=4, scale=1.0)
     lam = np.array([0.5, 2.0, 7.0])
-    assert _rel(laefast.exact_w1(C, W2, lam), reference.exact_w1(C, W2, lam)) < 1e-10
-    assert _rel(laefast.exact_w2(C, W1, lam), reference.exact_w2(C, W1, lam)) < 1e-12
+    assert rel_error(laefast.exact_w1(C, W2, lam),
+                     reference.exact_w1(C, W2, lam)) < 1e-10
+    assert rel_error(laefast.exact_w2(C, W1, lam),
+                     reference.exact_w2(C, W1, lam)) < 1e-12
     # A vector of equal entries is the scalar lam, by another route.
     same = np.full(3, 2.0)
-    assert _rel(laefast.exact_w1(C, W2, same), laefast.exact_w1(C, W2, 2.0)) < 1e-10
+    assert rel_error(laefast.exact_w1(C, W2, same),
+                     laefast.exact_w1(C, W2, 2.0)) < 1e-10
 
 
 def test_step_takes_the_regularizer():
@@ -117,7 +112,7 @@ def test_step_takes_the_regularizer():
                         regularizer="product")
     r1, r2, rstop = next(reference.iterates("untied", C, W1, W2, lam, alpha,
                                             tol=-1.0, regularizer="product"))
-    assert _rel(w1, r1) < 1e-12 and _rel(w2, r2) < 1e-12
+    assert rel_error(w1, r1) < 1e-12 and rel_error(w2, r2) < 1e-12
     assert stop == pytest.approx(rstop, rel=1e-10)
 
 
@@ -147,7 +142,7 @@ def test_loss_gradient_matches_finite_differences(regularizer, lam):
 
 def test_loss_against_the_definitions():
     X, C, U, s = make_problem()
-    W1, W2 = _start(C.shape[0], 3, seed=5, scale=1.0)
+    W1, W2 = start_weights(C.shape[0], 3, seed=5, scale=1.0)
     R = X - W2 @ (W1 @ X)
     L = np.sum(R * R)
     assert laefast.loss(C, W1, W2, 3.0, None) == pytest.approx(L, rel=1e-10)
@@ -216,9 +211,13 @@ def test_product_tied_reads_out_directions_and_variances(method):
 
 def test_scalar_sum_result_is_unchanged():
     X, C, U, s = make_problem()
-    res = laefast.solve(C, 3, 0.5 * s[2] ** 2, tol=1e-12, random_state=0)
+    lam = 0.5 * s[2] ** 2
+    res = laefast.solve(C, 3, lam, tol=1e-12, random_state=0)
     assert res.regularizer == "sum" and res.readout == "svd"
-    assert isinstance(res.lam, float)
+    assert isinstance(res.lam, float) and res.lam == lam
+    # The read-out of one lam: the SVD directions and values (docs/theory.md).
+    assert u_error(res.components.T, U[:, :3]) < 1e-6
+    np.testing.assert_allclose(res.singular_values, s[:3], rtol=1e-8)
 
 
 # ---------------------------------------------------------------------------

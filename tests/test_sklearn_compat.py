@@ -6,6 +6,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -22,16 +23,9 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils import estimator_checks  # noqa: E402
 
+from _helpers import sklearn_sets  # noqa: E402
 
-def _sets():
-    rng = np.random.default_rng(7)
-    return {"digits": datasets.load_digits().data,
-            "breast_cancer": datasets.load_breast_cancer().data,
-            "random": rng.standard_normal((500, 40))
-            @ np.random.default_rng(8).standard_normal((40, 40))}
-
-
-SETS = _sets()
+SETS = sklearn_sets()
 
 
 def _assert_matches(est, ref, X):
@@ -96,16 +90,21 @@ def test_mle_on_a_low_rank_signal_and_its_limits():
         LAEPCA("mle").fit(X[:20])
 
 
-def test_infer_dimension_is_minkas_as_in_sklearn():
-    from sklearn.decomposition._pca import _infer_dimension
-    from laefast._estimator import infer_dimension
+def test_mle_count_is_minkas_as_in_sklearn():
+    # Minka's MLE on 20 data sets of random shapes and heavy-tailed
+    # spectra: the count PCA('mle') chooses, which varies from set to set.
     rng = np.random.default_rng(0)
+    counts = set()
     for _ in range(20):
         m = int(rng.integers(3, 30))
         spectrum = np.sort(rng.exponential(size=m) ** 3)[::-1]
         n = int(rng.integers(m, 200))
-        assert infer_dimension(spectrum, n) == int(_infer_dimension(spectrum,
-                                                                    n))
+        X = rng.standard_normal((n, m)) * np.sqrt(spectrum)
+        ref = decomposition.PCA("mle", svd_solver="full").fit(X)
+        est = LAEPCA("mle", random_state=0).fit(X)
+        assert est.n_components_ == ref.n_components_, (n, m)
+        counts.add(ref.n_components_)
+    assert len(counts) >= 4, counts
 
 
 def test_variance_fraction_grows_the_count_past_the_first_try():
@@ -137,8 +136,24 @@ def test_copy_never_writes_to_x():
 def test_whiten_with_a_zero_variance_component_stays_finite():
     X = np.random.default_rng(1).standard_normal((50, 3))
     X[:, 2] = X[:, 0]                       # rank 2
-    Z = LAEPCA(3, whiten=True, random_state=0).fit_transform(X)
+    est = LAEPCA(3, whiten=True, random_state=0).fit(X)
+    Z = est.transform(X)
     assert np.isfinite(Z).all()
+    # The third axis is the null direction (e0 - e2) / sqrt(2), of zero
+    # variance; the other two are PCA's, whitened as PCA whitens them.
+    null = np.array([1.0, 0.0, -1.0]) / np.sqrt(2.0)
+    assert abs(est.components_[2] @ null) == pytest.approx(1.0, abs=1e-12)
+    assert est.explained_variance_[2] <= 1e-14 * est.explained_variance_[0]
+    ref = decomposition.PCA(3, whiten=True, svd_solver="full").fit(X)
+    signs = np.sign(np.sum(Z[:, :2] * ref.transform(X)[:, :2], axis=0))
+    np.testing.assert_allclose(Z[:, :2] * signs, ref.transform(X)[:, :2],
+                               atol=1e-10)
+    # Its output is the projection divided by eps (the documented floor),
+    # not by sqrt(0): rounding-sized, finite.
+    eps = np.finfo(np.float64).eps
+    np.testing.assert_allclose(Z[:, 2], (X - est.mean_) @ est.components_[2]
+                               / max(np.sqrt(est.explained_variance_[2]), eps),
+                               rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("make", ["csr", "csc", "coo"])
@@ -232,13 +247,27 @@ def test_html_repr_clone_and_metadata_routing():
     assert pickle.loads(pickle.dumps(fitted)).n_components_ == 2
 
 
-def test_validation_makes_no_copy_and_no_pass():
-    # A float64 array goes through validate_data untouched.
-    X = np.asfortranarray(SETS["random"])
-    est = LAEPCA(2)
-    assert est._validate(X, reset=True) is X
-    X32 = SETS["random"].astype(np.float32)
-    assert est._validate(X32, reset=False) is X32
+def test_validation_makes_no_copy():
+    # A float64 (Fortran-ordered) or float32 X is read in place: fit
+    # allocates a fraction of it (a block of 4096 rows on one thread, the
+    # m x m state), never a converted or reordered copy; transform one
+    # centered float32 temporary (X - mean_), not a float64 copy (2x).
+    rng = np.random.default_rng(0)
+    X = np.asfortranarray(rng.standard_normal((80_000, 20)))   # 12.8 MB
+    X32 = np.ascontiguousarray(X, dtype=np.float32)
+    for data, call, bound in ((X, "fit", X.nbytes / 4),
+                              (X32, "fit", X32.nbytes / 4),
+                              (X32, "transform", 1.25 * X32.nbytes)):
+        est = LAEPCA(2, n_threads=1, random_state=0)
+        if call == "transform":
+            est.fit(X32[:1000])
+        tracemalloc.start()
+        try:
+            getattr(est, call)(data)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < bound, (data.dtype, call, peak)
 
 
 _EXTRA_CHECKS = [
@@ -273,6 +302,10 @@ def test_sklearn_feature_name_and_set_output_checks(check):
 
 
 def test_works_without_sklearn():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 12)) * np.arange(12, 0, -1)
+    # Minka's count on the script's X, from scikit-learn here.
+    mle = decomposition.PCA("mle", svd_solver="full").fit(X).n_components_
     code = textwrap.dedent("""
         import sys, warnings
         sys.modules["sklearn"] = None          # import sklearn fails
@@ -283,12 +316,18 @@ def test_works_without_sklearn():
         assert issubclass(laefast.NotFittedError, ValueError)
         assert issubclass(laefast.NotFittedError, AttributeError)
         assert issubclass(laefast.ConvergenceWarning, UserWarning)
+
+        def raises(call, text):
+            try:
+                call()
+            except ValueError as e:
+                assert text in str(e), str(e)
+            else:
+                raise AssertionError(f"no ValueError ({text!r})")
+
         rng = np.random.default_rng(0)
         X = rng.standard_normal((200, 12)) * np.arange(12, 0, -1)
-        try:
-            LAEPCA(2).transform(X)
-        except ValueError as e:
-            assert "not fitted" in str(e)
+        raises(lambda: LAEPCA(2).transform(X), "not fitted")
         est = LAEPCA(3, whiten=True, random_state=0).fit(X)
         Z = est.transform(X)
         assert np.allclose(Z.var(axis=0, ddof=1), 1.0)
@@ -298,23 +337,15 @@ def test_works_without_sklearn():
                                                      "laepca2"]
         assert repr(est) == "LAEPCA(n_components=3, random_state=0, whiten=True)"
         assert est.get_params()["copy"] is True
-        try:
-            est.set_params(gamma=1)
-        except ValueError as e:
-            assert "Invalid parameter" in str(e)
+        raises(lambda: est.set_params(gamma=1), "Invalid parameter")
         eig = np.linalg.eigvalsh(np.cov(X.T))[::-1]
         frac = eig.cumsum() / eig.sum()
         k = int(np.searchsorted(frac, 0.8, side="right")) + 1
         assert LAEPCA(0.8, random_state=0).fit(X).n_components_ == k
-        assert 1 <= LAEPCA("mle", random_state=0).fit(X).n_components_ < 12
-        try:
-            LAEPCA(2).fit(X[:, :3].tolist() + [[np.nan] * 3])
-        except ValueError as e:
-            assert "NaN" in str(e)
-        try:
-            LAEPCA(method="newton").fit(X)
-        except ValueError as e:
-            assert "method" in str(e)
+        assert LAEPCA("mle", random_state=0).fit(X).n_components_ == MLE
+        raises(lambda: LAEPCA(2).fit(X[:, :3].tolist() + [[np.nan] * 3]),
+               "NaN")
+        raises(lambda: LAEPCA(method="newton").fit(X), "method")
         stream = laefast.LAEStream(3, random_state=0)
         for chunk in np.array_split(X, 4):
             stream.partial_fit(chunk)
@@ -323,9 +354,10 @@ def test_works_without_sklearn():
         assert repr(laefast.LAEStream(3, mode="sgd")) == \
             "LAEStream(mode='sgd', n_components=3)"
         sgd = laefast.LAEStream(3, mode="sgd", random_state=0).fit(X)
-        assert sgd.transform(X).shape == (200, 3)
+        assert np.allclose(sgd.transform(X),
+                           (X - sgd.mean_) @ sgd.components_.T)
         print("ok")
-    """)
+    """).replace("MLE", str(int(mle)))
     env = dict(os.environ)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                          text=True, env=env, timeout=120)
@@ -358,4 +390,7 @@ def test_dask_fit_drops_the_previous_feature_names():
     assert hasattr(est, "feature_names_in_")
     est.fit(da.from_array(X, chunks=(100, 40)))
     assert not hasattr(est, "feature_names_in_")
-    assert est.transform(X).shape == (500, 2)
+    ref = decomposition.PCA(2, svd_solver="full").fit(X)
+    Z, Zr = est.transform(X), ref.transform(X)
+    np.testing.assert_allclose(np.abs(Z), np.abs(Zr),
+                               atol=1e-8 * np.abs(Zr).max())

@@ -7,26 +7,20 @@ import pytest
 import laefast
 from laefast.metrics import max_principal_sine, u_error
 
+from _helpers import digits, spiked
+
 K = 5
 
 
 def _spiked():
     # k spikes of variance 20 .. 10 over unit noise, m = 100, n = 2000.
-    rng = np.random.default_rng(0)
-    Q, _ = np.linalg.qr(rng.standard_normal((100, K)))
-    X = rng.standard_normal((2000, 100))
-    X += (rng.standard_normal((2000, K)) * np.sqrt(np.geomspace(20, 10, K))) @ Q.T
-    return X
-
-
-def _digits():
-    datasets = pytest.importorskip("sklearn.datasets")
-    return datasets.load_digits().data.astype(np.float64)
+    return spiked(2000, 100, np.sqrt(np.geomspace(20, 10, K)),
+                  noise_first=True)
 
 
 @pytest.fixture(scope="module", params=["digits", "spiked"])
 def problem(request):
-    X = _digits() if request.param == "digits" else _spiked()
+    X = digits() if request.param == "digits" else _spiked()
     Xc = X - X.mean(axis=0)
     C = Xc.T @ Xc
     # The truth from an independent route: the SVD of the centered samples.

@@ -330,7 +330,8 @@ COLLAPSE_LAM = 80.0   # sigma_2^2 = 64 < lam < sigma_1^2 = 100 for problem m6k3
 def test_t3_collapse_reported_at_tight_tol(method):
     prob = Problem("m6k3")
     assert prob.s[1] ** 2 < COLLAPSE_LAM < prob.s[0] ** 2
-    with pytest.warns(laefast.CollapsedComponentWarning):
+    with pytest.warns(laefast.CollapsedComponentWarning,
+                      match=r"components \[1\] collapsed"):
         r = laefast.solve(prob.C, 2, COLLAPSE_LAM, method=method, random_state=0, tol=1e-12)
     _check_collapsed_result(r, prob, COLLAPSE_LAM)
 
@@ -339,7 +340,8 @@ def test_t3_collapse_reported_at_tight_tol(method):
 def test_t3_collapse_reported_at_default_tol(method):
     """Same as above with the default tol=1e-8: the contract must not depend on tol."""
     prob = Problem("m6k3")
-    with pytest.warns(laefast.CollapsedComponentWarning):
+    with pytest.warns(laefast.CollapsedComponentWarning,
+                      match=r"components \[1\] collapsed"):
         r = laefast.solve(prob.C, 2, COLLAPSE_LAM, method=method, random_state=0)
     # A non-collapsed report would claim sigma_2 = sqrt(lam) > true sigma_2.
     _check_collapsed_result(r, prob, COLLAPSE_LAM)
@@ -459,7 +461,7 @@ def test_history_objective_of_final_iterate_truncated(method):
     """Also when max_iter stops the run: the last record describes (W1, W2) returned."""
     prob = Problem("m6k3")
     k, lam = prob.k, prob.lam
-    with pytest.warns(laefast.ConvergenceWarning):
+    with pytest.warns(laefast.ConvergenceWarning, match="stopped at max_iter=3"):
         r = laefast.solve(prob.C, k, lam, method=method, random_state=6, history=True,
                           max_iter=3)
     assert r.n_iter == 3 and not r.converged
