@@ -38,7 +38,7 @@ import numpy as np
 
 from cython cimport floating
 from libc.math cimport exp, log, sqrt, isfinite
-from libc.stdint cimport uint64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
@@ -118,20 +118,31 @@ cdef void finish_t(Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t j0,
                 P[k + j] = P[k + j] - lr * v
 
 
+cdef enum StepPhase:
+    # How a momentum step on B meets the steps of the batches around it
+    # (see gemm_t_finish).
+    PRE_DONE = 1    # vel already holds mu vel + d P
+    PRE_NEXT = 2    # leave mu vel + d P in vel for the next batch
+
+
 cdef void gemm_t_finish(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
                         floating alpha, const floating* A, const floating* H,
                         floating d, floating* P, floating* out, floating* vel,
-                        floating lr, floating mu) noexcept nogil:
+                        floating lr, floating mu, int phase) noexcept nogil:
     """alpha A^T H + d P (n_in x n_out; A is b x n_in, H b x n_out) into
     out, or the momentum step on P with it.
 
     The GEMM is not cut into panels: it would repack A or H once per panel,
     which costs more than the pass it saves.  Instead d P is folded into
     what the GEMM accumulates onto (beta = 1): out = d P, or, stepping,
-    vel = mu vel + d P, then vel += alpha A^T H and P -= lr vel.
+    vel = mu vel + d P, then vel += alpha A^T H and P -= lr vel.  A trainer
+    that steps every batch folds the first of those passes into the last
+    one of the batch before (phase: PRE_DONE and PRE_NEXT), which gives the
+    same numbers with one pass over vel and P per batch instead of two.
     """
     cdef Py_ssize_t k, n = n_in * n_out
     cdef floating* C = out if vel == NULL else vel
+    cdef floating v, p
     if vel == NULL:
         if d == 0:
             gemm(TRANS, NO_TRANS, n_in, n_out, b, alpha, A, n_in, H, n_out, 0,
@@ -139,15 +150,20 @@ cdef void gemm_t_finish(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
             return
         for k in range(n):
             out[k] = d * P[k]
-    elif d == 0:
-        for k in range(n):
-            vel[k] = mu * vel[k]
-    else:
+    elif not (phase & PRE_DONE):
         for k in range(n):
             vel[k] = mu * vel[k] + d * P[k]
     gemm(TRANS, NO_TRANS, n_in, n_out, b, alpha, A, n_in, H, n_out, 1, C,
          n_out)
-    if vel != NULL:
+    if vel == NULL:
+        return
+    if phase & PRE_NEXT:
+        for k in range(n):
+            v = vel[k]
+            p = P[k] - lr * v
+            P[k] = p
+            vel[k] = mu * v + d * p
+    else:
         for k in range(n):
             P[k] = P[k] - lr * vel[k]
 
@@ -248,10 +264,12 @@ cdef void rule_b(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
                  const floating* W, floating* B, const floating* x,
                  const floating* H, const floating* T, double c0, double c1,
                  double c2, floating* gB, floating* vel, floating lr,
-                 floating mu, floating* work, floating* panel) noexcept nogil:
+                 floating mu, int phase, floating* work,
+                 floating* panel) noexcept nogil:
     """dR/dB of SA, AA, WM or IA for the batch x (b x n_in), into gB, or
     (vel set) the momentum step on B with it.
 
+    phase: see gemm_t_finish (0 unless a trainer steps).
     H = x W^T (b x n_out) for WM and IA, or NULL to form it in work.  T,
     if the caller has it, else NULL: for AA its T (see aa_t), for IA
     H B^T (b x n_in).
@@ -287,7 +305,8 @@ cdef void rule_b(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
             gemm(NO_TRANS, NO_TRANS, b, n_out, n_in, 1, x, n_in, M, n_out, 0,
                  S, n_out)
             T = S
-        gemm_t_finish(b, n_in, n_out, inv_b, x, T, 0, B, gB, vel, lr, mu)
+        gemm_t_finish(b, n_in, n_out, inv_b, x, T, 0, B, gB, vel, lr, mu,
+                      phase)
     elif rule == R_WM or rule == R_IA:
         if H == NULL:
             gemm(NO_TRANS, TRANS, b, n_out, n_in, 1, x, n_in, W, n_in, 0,
@@ -295,7 +314,7 @@ cdef void rule_b(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
             H = work
         if rule == R_WM:
             gemm_t_finish(b, n_in, n_out, <floating> (-c1 / b), x, H,
-                          <floating> (2 * c0), B, gB, vel, lr, mu)
+                          <floating> (2 * c0), B, gB, vel, lr, mu, phase)
         else:
             # E = 2 beta H B^T - alpha x: the reconstruction error of the
             # autoencoder x -> H -> H B^T, weighted as IA weighs it.  The
@@ -310,7 +329,7 @@ cdef void rule_b(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
                 for i in range(b * n_in):
                     E[i] = <floating> (2 * c1) * T[i] - <floating> c0 * x[i]
             gemm_t_finish(b, n_in, n_out, inv_b, E, H, <floating> (2 * c2), B,
-                          gB, vel, lr, mu)
+                          gB, vel, lr, mu, phase)
 
 
 cdef void layer_grad(int rule, Py_ssize_t b, Py_ssize_t n_in,
@@ -329,7 +348,7 @@ cdef void layer_grad(int rule, Py_ssize_t b, Py_ssize_t n_in,
             gB[i] = 0
     else:
         rule_b(rule, b, n_in, n_out, W, <floating*> B, x, NULL, NULL, c0, c1,
-               c2, gB, NULL, 0, 0, work, panel)
+               c2, gB, NULL, 0, 0, 0, work, panel)
 
 
 def layer_workspace(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out):
@@ -410,9 +429,14 @@ cdef struct Net:
     double c0, c1, c2, noise_std
 
 
+cdef enum:
+    # The increment of splitmix64's state per draw.
+    GOLDEN_GAMMA = 0x9E3779B97F4A7C15
+
+
 cdef inline uint64_t splitmix64(uint64_t* state) noexcept nogil:
     cdef uint64_t z
-    state[0] += <uint64_t> 0x9E3779B97F4A7C15
+    state[0] += <uint64_t> GOLDEN_GAMMA
     z = state[0]
     z = (z ^ (z >> 30)) * <uint64_t> 0xBF58476D1CE4E5B9
     z = (z ^ (z >> 27)) * <uint64_t> 0x94D049BB133111EB
@@ -424,8 +448,10 @@ cdef void uniform_noise(Py_ssize_t n, double std, uint64_t* state,
     """n draws from U(-a, a), a = sqrt(3) std (variance std^2)."""
     cdef Py_ssize_t i
     cdef double a = sqrt(3.0) * std
+    # z >> 11 < 2^53 converts exactly through int64, which, unlike uint64,
+    # has one x86-64 instruction for it.
     for i in range(n):
-        out[i] = <floating> (a * (2.0 * ((splitmix64(state) >> 11)
+        out[i] = <floating> (a * (2.0 * (<int64_t> (splitmix64(state) >> 11)
                                          * (1.0 / 9007199254740992.0)) - 1.0))
 
 
@@ -444,8 +470,16 @@ cdef Py_ssize_t max_width(const Net* net) noexcept nogil:
 
 
 cdef bint keeps_h(const Net* net) noexcept nogil:
-    """Whether the forward pass keeps each layer's H (IA) or T (AA)."""
-    return net.rule == R_IA or net.rule == R_AA
+    """Whether the forward pass keeps each layer's H (IA), T (AA) or H of
+    the noise (WM)."""
+    return net.rule == R_IA or net.rule == R_AA or net.rule == R_WM
+
+
+cdef inline Py_ssize_t act_rows(const Net* net, Py_ssize_t b) noexcept nogil:
+    """Rows of each activation block: in training, WM keeps a layer's noise
+    under its input, so that one GEMM sends both through W^T (and packs W
+    once)."""
+    return 2 * b if net.rule == R_WM else b
 
 
 cdef Py_ssize_t slots_size(const Net* net, Py_ssize_t b) noexcept nogil:
@@ -470,19 +504,34 @@ cdef Py_ssize_t net_workspace(const Net* net, Py_ssize_t b) noexcept nogil:
     for l in range(1, net.L):
         w = max(w, rule_scratch(net.rule, b, net.sizes[l], net.sizes[l + 1]))
         p = max(p, rule_panel(net.rule, net.sizes[l], net.sizes[l + 1]))
-    return (acts_size(net, b) + 2 * err_rows(net, b) * n + w + b * n
+    return (acts_size(net, act_rows(net, b)) + 2 * err_rows(net, b) * n + w
             + slots_size(net, b) + p)
 
 
 cdef void forward(const Net* net, const floating* theta, Py_ssize_t b,
-                  floating* acts, floating* slots) noexcept nogil:
+                  floating* acts, floating* slots,
+                  uint64_t* rng) noexcept nogil:
     """acts: A_0 (filled by the caller), then A_1 .. A_L are written; A_L
     holds the output logits.  With slots set and rule IA or AA, every layer
     with a B leaves there what its B-gradient needs from H = x W^T before
     the bias is added (IA: H; AA: T = 2 a x B - b H), which saves the
-    backward pass the GEMM that would form H again."""
-    cdef Py_ssize_t l, i, j, n_in, n_out
+    backward pass the GEMM that would form H again.
+
+    With slots set and rule WM, each activation block has 2b rows (see
+    act_rows): the layer's noise is drawn into the lower b, the GEMM with
+    W^T forms [Z; H of the noise], and that H goes to the slot.  The noise
+    is the stream the backward pass used to draw, layer L-1 first: layer l
+    starts at its own offset in it (splitmix64 jumps ahead by adding to
+    its state), and rng advances past all of it."""
+    cdef Py_ssize_t l, i, j, n_in, n_out, m, rows = b
+    cdef Py_ssize_t left = 0
+    cdef uint64_t state
+    cdef bint wm = slots != NULL and net.rule == R_WM
     cdef floating* a_in = acts
+    if wm:
+        rows = act_rows(net, b)
+        for l in range(1, net.L):
+            left += b * net.sizes[l]
     cdef floating* Z
     cdef const floating* W
     cdef const floating* c
@@ -492,11 +541,19 @@ cdef void forward(const Net* net, const floating* theta, Py_ssize_t b,
         n_out = net.sizes[l + 1]
         W = theta + net.offW[l]
         c = theta + net.offc[l]
-        Z = a_in + b * n_in
-        gemm(NO_TRANS, TRANS, b, n_out, n_in, 1, a_in, n_in, W, n_in, 0, Z, n_out)
+        Z = a_in + rows * n_in
+        m = b
+        if wm and net.offB[l] >= 0:
+            left -= b * n_in
+            state = rng[0] + <uint64_t> left * <uint64_t> GOLDEN_GAMMA
+            uniform_noise(b * n_in, net.noise_std, &state, a_in + b * n_in)
+            m = 2 * b
+        gemm(NO_TRANS, TRANS, m, n_out, n_in, 1, a_in, n_in, W, n_in, 0, Z, n_out)
         if slots != NULL and keeps_h(net) and net.offB[l] >= 0:
             if net.rule == R_IA:
                 memcpy(slots, Z, sizeof(floating) * b * n_out)
+            elif net.rule == R_WM:
+                memcpy(slots, Z + b * n_out, sizeof(floating) * b * n_out)
             else:
                 aa_t(b, n_in, n_out, net.c0, net.c1, a_in,
                      theta + net.offB[l], Z, slots)
@@ -511,6 +568,10 @@ cdef void forward(const Net* net, const floating* theta, Py_ssize_t b,
                 for j in range(n_out):
                     Z[i * n_out + j] += c[j]
         a_in = Z
+    if wm:
+        for l in range(1, net.L):
+            left += b * net.sizes[l]
+        rng[0] += <uint64_t> left * <uint64_t> GOLDEN_GAMMA
 
 
 cdef double softmax_xent(Py_ssize_t b, Py_ssize_t K, floating* Z,
@@ -544,19 +605,19 @@ cdef double softmax_xent(Py_ssize_t b, Py_ssize_t K, floating* Z,
 cdef double batch_grad(const Net* net, floating* theta, floating* grad,
                        Py_ssize_t b, const Py_ssize_t* labels, floating* ws,
                        uint64_t* rng, Py_ssize_t* correct, floating* vel,
-                       floating lr, floating mu) noexcept nogil:
+                       floating lr, floating mu, int phase) noexcept nogil:
     """Gradient of the batch-mean loss (W, biases) into grad, for the batch
     already in ws's A_0, and the rule's B-gradient: into grad too, or, with
     vel set, applied at once as the momentum step on every B (B_l is not
-    read again in this batch once its layer's error has gone through it).
-    Returns the summed loss."""
+    read again in this batch once its layer's error has gone through it;
+    phase: see gemm_t_finish).  Returns the summed loss."""
     cdef Py_ssize_t L = net.L, l, i, j, n_in, n_out, n_max = max_width(net)
     cdef floating* acts = ws
-    cdef floating* d = acts + acts_size(net, b)
+    cdef Py_ssize_t rows = act_rows(net, b)
+    cdef floating* d = acts + acts_size(net, rows)
     cdef floating* dn = d + err_rows(net, b) * n_max
     cdef floating* work = dn + err_rows(net, b) * n_max
-    cdef floating* noise = work
-    cdef floating* slots
+    cdef floating* slots = work
     cdef floating* slot
     cdef floating* panel
     cdef floating* A_prev
@@ -567,21 +628,20 @@ cdef double batch_grad(const Net* net, floating* theta, floating* grad,
     cdef floating* vB
     cdef const floating* W
     cdef floating* B
-    cdef Py_ssize_t aoff = acts_size(net, b) - b * net.sizes[L]
+    cdef Py_ssize_t aoff = acts_size(net, rows) - rows * net.sizes[L]
     cdef double loss
     for l in range(1, L):
         i = rule_scratch(net.rule, b, net.sizes[l], net.sizes[l + 1])
-        if work + i > noise:
-            noise = work + i
-    slots = noise + b * n_max
+        if work + i > slots:
+            slots = work + i
     panel = slots + slots_size(net, b)
     slot = panel
-    forward(net, theta, b, acts, slots)
+    forward(net, theta, b, acts, slots, rng)
     loss = softmax_xent(b, net.sizes[L], acts + aoff, labels, correct, d)
     for l in range(L - 1, -1, -1):
         n_in = net.sizes[l]
         n_out = net.sizes[l + 1]
-        aoff -= b * n_in
+        aoff -= rows * n_in
         A_prev = acts + aoff
         W = theta + net.offW[l]
         gW = grad + net.offW[l]
@@ -619,17 +679,17 @@ cdef double batch_grad(const Net* net, floating* theta, floating* grad,
                 dn[i] = 0
         if net.rule == R_SA:
             rule_b(R_SA, b, n_in, n_out, W, B, A_prev, NULL, NULL, net.c0,
-                   net.c1, net.c2, gB, vB, lr, mu, work, panel)
+                   net.c1, net.c2, gB, vB, lr, mu, phase, work, panel)
         elif net.rule == R_AA:
             rule_b(R_AA, b, n_in, n_out, W, B, A_prev, NULL, slot, net.c0,
-                   net.c1, net.c2, gB, vB, lr, mu, work, panel)
+                   net.c1, net.c2, gB, vB, lr, mu, phase, work, panel)
         elif net.rule == R_IA:
             rule_b(R_IA, b, n_in, n_out, W, B, A_prev, slot, dn + b * n_in,
-                   net.c0, net.c1, net.c2, gB, vB, lr, mu, work, panel)
+                   net.c0, net.c1, net.c2, gB, vB, lr, mu, phase, work, panel)
         elif net.rule == R_WM:
-            uniform_noise(b * n_in, net.noise_std, rng, noise)
-            rule_b(R_WM, b, n_in, n_out, W, B, noise, NULL, NULL, net.c0,
-                   net.c1, net.c2, gB, vB, lr, mu, work, panel)
+            # The noise under A_prev, its H in the slot (see forward).
+            rule_b(R_WM, b, n_in, n_out, W, B, A_prev + b * n_in, slot, NULL,
+                   net.c0, net.c1, net.c2, gB, vB, lr, mu, phase, work, panel)
         tmp = d
         d = dn
         dn = tmp
@@ -705,7 +765,9 @@ def train_epoch(int rule, floating[::1] theta, floating[::1] velocity,
                     labels[i] = y[order[start + i]]
                 loss += batch_grad(&net, &theta[0], grad, b, labels, ws,
                                    &state, &correct, vel_b, <floating> lr,
-                                   <floating> momentum)
+                                   <floating> momentum,
+                                   (PRE_DONE if start > 0 else 0)
+                                   | (PRE_NEXT if start + b < n else 0))
                 momentum_step(P, &theta[0], &velocity[0], grad,
                               <floating> lr, <floating> momentum)
                 start += b
@@ -740,7 +802,7 @@ def batch_gradient(int rule, const floating[::1] theta,
             for i in range(theta.shape[0]):
                 grad[i] = 0
             loss = batch_grad(&net, <floating*> &theta[0], &grad[0], b, &y[0],
-                              ws, &state, &correct, NULL, 0, 0)
+                              ws, &state, &correct, NULL, 0, 0, 0)
     finally:
         free(ws)
     return loss / b
@@ -768,7 +830,7 @@ def predict_logits(const floating[::1] theta, const Py_ssize_t[::1] sizes,
             while start < n:
                 b = min(batch, n - start)
                 memcpy(ws, &X[start, 0], sizeof(floating) * b * m)
-                forward(&net, &theta[0], b, ws, NULL)
+                forward(&net, &theta[0], b, ws, NULL, NULL)
                 aoff = acts_size(&net, b) - b * K
                 memcpy(&out[start, 0], ws + aoff, sizeof(floating) * b * K)
                 start += b
