@@ -19,12 +19,19 @@ average over the b samples, so with Cb = x^T x / b
     KP   grad_W = delta^T x + 2 a W,  grad_B = (delta^T x)^T + 2 a B
 
 (a, b, g here are the rule's coefficients alpha, beta, gamma.)  Each rule is
-one fused pass over the batch: its GEMMs plus O(n_in n_out + b n) work.
+one fused pass over the batch: its GEMMs plus O(n_in n_out + b n) work, the
+decay terms folded into what the GEMM accumulates onto, KP's transpose taken
+from cache one row panel at a time.
 
 ``train_epoch`` runs one epoch of minibatch SGD with momentum on a ReLU MLP
 with a softmax cross-entropy output, entirely with the GIL released: forward
 GEMMs, the backward pass through B (or W for BP), the rule's B-gradient and
-the momentum step.  The loss is the batch mean of the per-sample
+the momentum step.  Each B takes its momentum step in the backward pass, as
+soon as the error has gone through it, fused with its gradient; products a
+rule shares with the passes are formed once (AA, IA: H from the forward
+GEMM; IA: H B^T in the GEMM that sends the error through B^T; WM: the
+noise's H in the forward GEMM, the noise stacked under the layer's input).
+The loss is the batch mean of the per-sample
 cross-entropy, so the output error is delta_L = (softmax(z) - onehot(y)) / b
 and a layer's weight gradient is delta^T x with no further 1/b.
 
@@ -201,7 +208,8 @@ cdef void sa_layer(Py_ssize_t n_in, Py_ssize_t n_out, floating a,
     while j0 < n_out:
         r = min(R, n_out - j0)
         for j in range(r):
-            memcpy(panel + j * ldb, W + (j0 + j) * n_in, sizeof(floating) * n_in)
+            memcpy(panel + j * ldb, W + (j0 + j) * n_in,
+                   sizeof(floating) * n_in)
         finish_t(n_in, n_out, j0, j0 + r, -c, panel, ldb, a, B, out, vel, lr,
                  mu)
         j0 += r
@@ -570,7 +578,8 @@ cdef void forward(const Net* net, const floating* theta, Py_ssize_t b,
             state = rng[0] + <uint64_t> left * <uint64_t> GOLDEN_GAMMA
             uniform_noise(b * n_in, net.noise_std, &state, a_in + b * n_in)
             m = 2 * b
-        gemm(NO_TRANS, TRANS, m, n_out, n_in, 1, a_in, n_in, W, n_in, 0, Z, n_out)
+        gemm(NO_TRANS, TRANS, m, n_out, n_in, 1, a_in, n_in, W, n_in, 0, Z,
+             n_out)
         if slots != NULL and keeps_h(net) and net.offB[l] >= 0:
             if net.rule == R_IA:
                 memcpy(slots, Z, sizeof(floating) * b * n_out)
@@ -775,7 +784,8 @@ def train_epoch(int rule, floating[::1] theta, floating[::1] velocity,
     # The momentum step on every B is taken inside batch_grad (BP reads W,
     # FA keeps B, the others train it); this one is for the W and biases.
     P = n_wc
-    cdef floating* vel_b = NULL if rule == R_BP or rule == R_FA else &velocity[0]
+    cdef floating* vel_b = (NULL if rule == R_BP or rule == R_FA
+                            else &velocity[0])
     try:
         with nogil:
             start = 0
