@@ -120,6 +120,25 @@ def test_update_matches_numpy_formula(rule, dtype, tol, b):
         assert out.grad_W is None
 
 
+@pytest.mark.parametrize("b", [5, 70])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("rule", [_RULES[2], _RULES[3], _RULES[6]],
+                         ids=lambda r: r.name)
+def test_update_matches_numpy_formula_across_several_panels(rule, dtype, tol,
+                                                            b):
+    # A wide, odd n_in: the kernels that read W or delta^T x transposed do
+    # it in row panels of about 32768 entries (here 32 rows of W: three
+    # panels, the last one short), two rows of the result at a time (an odd
+    # n_in leaves one over).  AA with b > 64 reads W^T the same way.
+    W, B, x, delta = _layer(n_out=75, n_in=1001, b=b, seed=8, dtype=dtype)
+    out = al.update(rule, W, B, x, delta)
+    w64 = [a.astype(np.float64) for a in (W, B, x, delta)]
+    gB, gW = _formula(rule, *w64)
+    assert np.abs(out.grad_B - gB).max() <= tol * max(np.abs(gB).max(), 1)
+    if rule.name == "kp":
+        assert np.abs(out.grad_W - gW).max() <= tol * max(np.abs(gW).max(), 1)
+
+
 @pytest.mark.parametrize("rule", _RULES[2:6], ids=lambda r: r.name)
 def test_update_is_the_gradient_of_the_rules_regularizer(rule):
     # The compiled update equals dR/dB of R summed from the primitives.
@@ -229,9 +248,10 @@ def test_fa_with_b_equal_to_wt_is_bp():
     np.testing.assert_allclose(out[0], out[1], rtol=0, atol=1e-14)
 
 
-def _np_epoch(rule, layout, theta, vel, X, y, order, batch, lr, mu):
-    """One epoch written out in NumPy (every rule but WM, whose noise the
-    kernel draws)."""
+def _np_epoch(rule, layout, theta, vel, X, y, order, batch, lr, mu,
+              state=None):
+    """One epoch written out in NumPy (WM: with the noise stream from
+    state; returns the state after)."""
     Ws, cs, Bs = layout.views(theta)
     vWs, vcs, vBs = layout.views(vel)
     L = len(Ws)
@@ -246,6 +266,8 @@ def _np_epoch(rule, layout, theta, vel, X, y, order, batch, lr, mu):
         d = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
         d[np.arange(b), yb] -= 1
         d /= b
+        if rule.name == "wm":
+            noise, state = _wm_noise(layout, b, state, rule.noise_std)
         grads = []
         for l in range(L - 1, -1, -1):
             gW, gc, gB = d.T @ acts[l], d.sum(axis=0), None
@@ -253,6 +275,8 @@ def _np_epoch(rule, layout, theta, vel, X, y, order, batch, lr, mu):
                 back = Ws[l] if rule.name == "bp" else Bs[l].T
                 if rule.name in ("sa", "aa", "ia"):
                     gB = _formula(rule, Ws[l], Bs[l], acts[l], None)[0]
+                elif rule.name == "wm":
+                    gB = _formula(rule, Ws[l], Bs[l], noise[l], None)[0]
                 elif rule.name == "kp":
                     gB = gW.T + 2 * rule.alpha * Bs[l]
                     gW = gW + 2 * rule.alpha * Ws[l]
@@ -265,21 +289,82 @@ def _np_epoch(rule, layout, theta, vel, X, y, order, batch, lr, mu):
                     v *= mu
                     v += g
                     p -= lr * v
+    return state
 
 
-@pytest.mark.parametrize("rule", ["bp", "fa", "sa", "aa", "ia", "kp"])
-def test_training_epoch_matches_numpy_transcription(rule):
+_GAMMA = 0x9E3779B97F4A7C15
+
+
+def _splitmix_noise(state, n, std):
+    """The trainer's WM noise written out: draw k (from 1) of splitmix64 is
+    the mix of state + k gamma, mapped to U(-a, a), a = sqrt(3) std."""
+    with np.errstate(over="ignore"):
+        z = np.uint64(state) + np.uint64(_GAMMA) * np.arange(
+            1, n + 1, dtype=np.uint64)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    u = (z >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    return (np.sqrt(3.0) * std * (2 * u - 1),
+            (int(state) + int(n) * _GAMMA) % 2 ** 64)
+
+
+def _wm_noise(layout, b, state, std):
+    """{layer: noise (b x n_in)} for one batch, drawn layer L-1 first (the
+    order the trainer has always used), and the state after."""
+    s, noise = layout.sizes, {}
+    for l in range(len(s) - 2, 0, -1):
+        v, state = _splitmix_noise(state, b * int(s[l]), std)
+        noise[l] = v.reshape(b, s[l])
+    return noise, state
+
+
+def test_wm_batch_gradient_uses_the_documented_noise_stream():
+    layout, theta, X, y = _net(sizes=(6, 9, 8, 3), b=7, seed=3)
+    rule = al.WM(alpha=0.2, beta=0.9, noise_std=0.7)
+    grad = np.zeros_like(theta)
+    _alignment.batch_gradient(rule.code, theta, *layout.args(), X, y,
+                              *rule._kernel_coefficients(), rule.noise_std,
+                              12345, grad)
+    noise, _ = _wm_noise(layout, len(y), 12345, rule.noise_std)
+    Ws, _, Bs = layout.views(theta)
+    _, _, gBs = layout.views(grad)
+    for l, N in noise.items():
+        ref = _formula(rule, Ws[l], Bs[l], N, None)[0]
+        np.testing.assert_allclose(gBs[l], ref, rtol=1e-12, atol=1e-13)
+    # W and the biases: the error goes back through B, as in FA.
+    gfa = _batch_gradient("fa", layout, theta, X, y)[1]
+    np.testing.assert_allclose(grad[:layout.n_wc], gfa[:layout.n_wc],
+                               rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("sizes", [(6, 5, 4, 3), (7, 41, 600, 3)],
+                         ids=["small", "panels"])
+@pytest.mark.parametrize("rule", ["bp", "fa", "sa", "aa", "wm", "ia", "kp"])
+def test_training_epoch_matches_numpy_transcription(rule, sizes):
+    # "panels": the 41 -> 600 layer's B is 41 x 600, so KP's and SA's
+    # transposed passes take two panels, and n_in = 41 is odd.  Three
+    # epochs of five batches: the trainer folds each batch's last pass over
+    # B's velocity into the next batch's first, and unfolds it at the end of
+    # an epoch; the velocity must come out right too.
     rule = al.get_rule(rule, **({"alpha": 0.05} if rule == "kp" else {}))
-    layout, theta, X, y = _net(b=23, seed=2)
+    layout, theta, X, y = _net(sizes=sizes, b=23, seed=2)
+    theta *= 0.5 if sizes[1] > 10 else 1
     order = np.random.default_rng(0).permutation(23).astype(np.intp)
     t, v = theta.copy(), np.zeros_like(theta)
     tr, vr = theta.copy(), np.zeros_like(theta)
+    noise_std = getattr(rule, "noise_std", 0.0)
+    seed = seed_np = 77
     for _ in range(3):
-        _alignment.train_epoch(rule.code, t, v, *layout.args(), X, y, order,
-                               5, 0.05, 0.9, *rule._kernel_coefficients(),
-                               0.0, 1)
-        _np_epoch(rule, layout, tr, vr, X, y, order, 5, 0.05, 0.9)
+        *_, seed = _alignment.train_epoch(
+            rule.code, t, v, *layout.args(), X, y, order, 5, 0.05, 0.9,
+            *rule._kernel_coefficients(), noise_std, seed)
+        seed_np = _np_epoch(rule, layout, tr, vr, X, y, order, 5, 0.05, 0.9,
+                            state=seed_np)
     np.testing.assert_allclose(t, tr, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(v, vr, rtol=1e-10, atol=1e-12)
+    if rule.name == "wm":
+        assert seed == seed_np
 
 
 def test_float32_training_tracks_float64():

@@ -19,12 +19,19 @@ average over the b samples, so with Cb = x^T x / b
     KP   grad_W = delta^T x + 2 a W,  grad_B = (delta^T x)^T + 2 a B
 
 (a, b, g here are the rule's coefficients alpha, beta, gamma.)  Each rule is
-one fused pass over the batch: its GEMMs plus O(n_in n_out + b n) work.
+one fused pass over the batch: its GEMMs plus O(n_in n_out + b n) work, the
+decay terms folded into what the GEMM accumulates onto, KP's transpose taken
+from cache one row panel at a time.
 
 ``train_epoch`` runs one epoch of minibatch SGD with momentum on a ReLU MLP
 with a softmax cross-entropy output, entirely with the GIL released: forward
 GEMMs, the backward pass through B (or W for BP), the rule's B-gradient and
-the momentum step.  The loss is the batch mean of the per-sample
+the momentum step.  Each B takes its momentum step in the backward pass, as
+soon as the error has gone through it, fused with its gradient; products a
+rule shares with the passes are formed once (AA, IA: H from the forward
+GEMM; IA: H B^T in the GEMM that sends the error through B^T; WM: the
+noise's H in the forward GEMM, the noise stacked under the layer's input).
+The loss is the batch mean of the per-sample
 cross-entropy, so the output error is delta_L = (softmax(z) - onehot(y)) / b
 and a layer's weight gradient is delta^T x with no further 1/b.
 
@@ -38,7 +45,7 @@ import numpy as np
 
 from cython cimport floating
 from libc.math cimport exp, log, sqrt, isfinite
-from libc.stdint cimport uint64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
@@ -53,31 +60,181 @@ BP, FA, SA, AA, WM, IA, KP = R_BP, R_FA, R_SA, R_AA, R_WM, R_IA, R_KP
 
 # ---------------------------------------------------------------------------
 # Per-layer rule kernels
+#
+# Every rule's B-gradient is a GEMM whose output is n_in x n_out (or, for
+# KP, n_out x n_in) plus a term in B (and W) that needs one pass over
+# n_in x n_out matrices.  Written out whole, that output goes to memory and
+# the pass reads it back; so the GEMM runs in row panels of about 256 KiB,
+# and each panel is finished -- decay added, transposed (KP), or the
+# trainer's momentum step applied -- while it is still in cache.  A panel
+# that is read transposed gets its rows padded: rows 4 KiB apart (512
+# float64) all fall in one L1 set, and reading a column of them would evict
+# itself.
 
-cdef void scaled_minus_t(Py_ssize_t n_in, Py_ssize_t n_out, floating a,
-                         const floating* B, floating c, const floating* W,
-                         floating* out) noexcept nogil:
-    """out (n_in x n_out) = a B - c W^T, tiled so W is read in cache lines."""
-    cdef Py_ssize_t i0, j0, i, j, i1, j1
-    cdef Py_ssize_t T = 16
-    i0 = 0
-    while i0 < n_in:
-        i1 = min(i0 + T, n_in)
-        j0 = 0
-        while j0 < n_out:
-            j1 = min(j0 + T, n_out)
-            for i in range(i0, i1):
-                for j in range(j0, j1):
-                    out[i * n_out + j] = a * B[i * n_out + j] - c * W[j * n_in + i]
-            j0 += T
-        i0 += T
+cdef enum:
+    PANEL_ENTRIES = 32768   # entries of one panel: 256 KiB of float64
+    PANEL_PAD = 16          # extra entries per row of a panel read transposed
 
 
-cdef void scaled_copy(Py_ssize_t n, floating a, const floating* src,
-                      floating* dst) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        dst[i] = a * src[i]
+cdef inline Py_ssize_t panel_rows(Py_ssize_t rows,
+                                  Py_ssize_t row_len) noexcept nogil:
+    # A multiple of 8 rows: whole cache lines of the transposed output.
+    return min(rows, max(8, PANEL_ENTRIES // (row_len + PANEL_PAD) // 8 * 8))
+
+
+cdef inline Py_ssize_t panel_size(Py_ssize_t rows,
+                                  Py_ssize_t row_len) noexcept nogil:
+    return panel_rows(rows, row_len) * (row_len + PANEL_PAD)
+
+
+cdef void finish(Py_ssize_t n, const floating* g, floating d, floating* P,
+                 floating* out, floating* vel, floating lr,
+                 floating mu) noexcept nogil:
+    """n entries of g + d P: into out, or, with vel set, the momentum step
+    vel = mu vel + (g + d P), P -= lr vel (out unused)."""
+    cdef Py_ssize_t k
+    cdef floating v
+    if vel == NULL:
+        for k in range(n):
+            out[k] = g[k] + d * P[k]
+    else:
+        for k in range(n):
+            v = mu * vel[k] + (g[k] + d * P[k])
+            vel[k] = v
+            P[k] = P[k] - lr * v
+
+
+cdef void finish_t(Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t j0,
+                   Py_ssize_t j1, floating s, const floating* buf,
+                   Py_ssize_t ldb, floating d, floating* P, floating* out,
+                   floating* vel, floating lr, floating mu) noexcept nogil:
+    """Columns j0:j1 of the n_in x n_out matrix s buf^T + d P, where buf
+    holds rows j0..j1-1 of the transposed operand (n_in entries each, ldb
+    apart): into out, or the momentum step on P as in finish().  Two rows
+    of the result at a time: each pair of buf entries is one 16-byte load."""
+    cdef Py_ssize_t i, j, k, k1, r = j1 - j0
+    cdef const floating* g
+    cdef floating v, v1
+    i = 0
+    while i < n_in:
+        k = i * n_out + j0
+        if i + 1 < n_in:
+            k1 = k + n_out
+            if vel == NULL:
+                for j in range(r):
+                    g = buf + j * ldb + i
+                    out[k + j] = s * g[0] + d * P[k + j]
+                    out[k1 + j] = s * g[1] + d * P[k1 + j]
+            else:
+                for j in range(r):
+                    g = buf + j * ldb + i
+                    v = mu * vel[k + j] + (s * g[0] + d * P[k + j])
+                    v1 = mu * vel[k1 + j] + (s * g[1] + d * P[k1 + j])
+                    vel[k + j] = v
+                    vel[k1 + j] = v1
+                    P[k + j] = P[k + j] - lr * v
+                    P[k1 + j] = P[k1 + j] - lr * v1
+            i += 2
+        else:
+            for j in range(r):
+                v = s * buf[j * ldb + i] + d * P[k + j]
+                if vel == NULL:
+                    out[k + j] = v
+                else:
+                    v = mu * vel[k + j] + v
+                    vel[k + j] = v
+                    P[k + j] = P[k + j] - lr * v
+            i += 1
+
+
+cdef enum StepPhase:
+    # How a momentum step on B meets the steps of the batches around it
+    # (see gemm_t_finish).
+    PRE_DONE = 1    # vel already holds mu vel + d P
+    PRE_NEXT = 2    # leave mu vel + d P in vel for the next batch
+
+
+cdef void gemm_t_finish(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
+                        floating alpha, const floating* A, const floating* H,
+                        floating d, floating* P, floating* out, floating* vel,
+                        floating lr, floating mu, int phase) noexcept nogil:
+    """alpha A^T H + d P (n_in x n_out; A is b x n_in, H b x n_out) into
+    out, or the momentum step on P with it.
+
+    The GEMM is not cut into panels: it would repack A or H once per panel,
+    which costs more than the pass it saves.  Instead d P is folded into
+    what the GEMM accumulates onto (beta = 1): out = d P, or, stepping,
+    vel = mu vel + d P, then vel += alpha A^T H and P -= lr vel.  A trainer
+    that steps every batch folds the first of those passes into the last
+    one of the batch before (phase: PRE_DONE and PRE_NEXT), which gives the
+    same numbers with one pass over vel and P per batch instead of two.
+    """
+    cdef Py_ssize_t k, n = n_in * n_out
+    cdef floating* C = out if vel == NULL else vel
+    cdef floating v, p
+    if vel == NULL:
+        if d == 0:
+            gemm(TRANS, NO_TRANS, n_in, n_out, b, alpha, A, n_in, H, n_out, 0,
+                 out, n_out)
+            return
+        for k in range(n):
+            out[k] = d * P[k]
+    elif not (phase & PRE_DONE):
+        for k in range(n):
+            vel[k] = mu * vel[k] + d * P[k]
+    gemm(TRANS, NO_TRANS, n_in, n_out, b, alpha, A, n_in, H, n_out, 1, C,
+         n_out)
+    if vel == NULL:
+        return
+    if phase & PRE_NEXT:
+        for k in range(n):
+            v = vel[k]
+            p = P[k] - lr * v
+            P[k] = p
+            vel[k] = mu * v + d * p
+    else:
+        for k in range(n):
+            P[k] = P[k] - lr * vel[k]
+
+
+cdef void sa_layer(Py_ssize_t n_in, Py_ssize_t n_out, floating a,
+                   floating c, const floating* W, floating* B, floating* out,
+                   floating* vel, floating lr, floating mu,
+                   floating* panel) noexcept nogil:
+    """a B - c W^T into out (or the momentum step on B): W's rows are
+    copied into a padded panel, then read transposed from it."""
+    cdef Py_ssize_t R = panel_rows(n_out, n_in), ldb = n_in + PANEL_PAD
+    cdef Py_ssize_t j0 = 0, j, r
+    while j0 < n_out:
+        r = min(R, n_out - j0)
+        for j in range(r):
+            memcpy(panel + j * ldb, W + (j0 + j) * n_in,
+                   sizeof(floating) * n_in)
+        finish_t(n_in, n_out, j0, j0 + r, -c, panel, ldb, a, B, out, vel, lr,
+                 mu)
+        j0 += r
+
+
+cdef void kp_layer(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
+                   floating d, const floating* W, floating* B,
+                   const floating* x, const floating* delta, floating* gW,
+                   floating* gB, floating* vel, floating lr, floating mu,
+                   floating* panel) noexcept nogil:
+    """Kolen-Pollack: with G = delta^T x (n_out x n_in), gW = G + d W and
+    gB = G^T + d B (into gB, or the momentum step on B).  G is formed one
+    padded row panel at a time and used for both while in cache."""
+    cdef Py_ssize_t R = panel_rows(n_out, n_in), ldb = n_in + PANEL_PAD
+    cdef Py_ssize_t j0 = 0, j, r
+    while j0 < n_out:
+        r = min(R, n_out - j0)
+        gemm(TRANS, NO_TRANS, r, n_in, b, 1, delta + j0, n_out, x, n_in, 0,
+             panel, ldb)
+        finish_t(n_in, n_out, j0, j0 + r, 1, panel, ldb, d, B, gB, vel, lr,
+                 mu)
+        for j in range(r):
+            finish(n_in, panel + j * ldb, d, <floating*> W + (j0 + j) * n_in,
+                   gW + (j0 + j) * n_in, NULL, 0, 0)
+        j0 += r
 
 
 cdef void axpy(Py_ssize_t n, floating a, const floating* x,
@@ -87,15 +244,31 @@ cdef void axpy(Py_ssize_t n, floating a, const floating* x,
         y[i] = y[i] + a * x[i]
 
 
+cdef void scaled_copy(Py_ssize_t n, floating a, const floating* src,
+                      floating* dst) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        dst[i] = a * src[i]
+
+
 cdef inline bint aa_via_h(Py_ssize_t b) noexcept nogil:
     # Below about 64 samples a GEMM of the batch costs less than a pass
     # over an n_in x n_out matrix that reads W transposed.
     return b <= 64
 
 
-cdef Py_ssize_t rule_workspace(int rule, Py_ssize_t b, Py_ssize_t n_in,
-                               Py_ssize_t n_out) noexcept nogil:
-    """Entries of workspace rule_grad_b needs (with H not supplied)."""
+cdef void aa_t(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out, double c0,
+               double c1, const floating* x, const floating* B,
+               const floating* H, floating* T) noexcept nogil:
+    """AA's T = 2 a x B - b H (b x n_out): its B-gradient is x^T T / b."""
+    gemm(NO_TRANS, NO_TRANS, b, n_out, n_in, <floating> (2 * c0), x, n_in, B,
+         n_out, 0, T, n_out)
+    axpy(b * n_out, <floating> (-c1), H, T)
+
+
+cdef Py_ssize_t rule_scratch(int rule, Py_ssize_t b, Py_ssize_t n_in,
+                             Py_ssize_t n_out) noexcept nogil:
+    """Entries rule_b needs before its panel (with H not supplied)."""
     if rule == R_AA:
         return max(n_in * n_out + b * n_out, 2 * b * n_out)
     if rule == R_WM or rule == R_IA:
@@ -103,84 +276,90 @@ cdef Py_ssize_t rule_workspace(int rule, Py_ssize_t b, Py_ssize_t n_in,
     return 0
 
 
-cdef void rule_grad_b(int rule, Py_ssize_t b, Py_ssize_t n_in,
-                      Py_ssize_t n_out, const floating* W, const floating* B,
-                      const floating* x, const floating* H, double c0,
-                      double c1, double c2, floating* gB,
-                      floating* work) noexcept nogil:
-    """gB = dR/dB of SA, AA, WM or IA for the batch x (b x n_in).
+cdef Py_ssize_t rule_panel(int rule, Py_ssize_t n_in,
+                           Py_ssize_t n_out) noexcept nogil:
+    """Entries of the panel rule_b (or kp_layer) needs."""
+    if rule == R_SA or rule == R_KP or rule == R_AA:
+        return panel_size(n_out, n_in)
+    return 0
 
-    H = x W^T (b x n_out) for WM and IA, or NULL to form it in work.
+
+cdef Py_ssize_t rule_workspace(int rule, Py_ssize_t b, Py_ssize_t n_in,
+                               Py_ssize_t n_out) noexcept nogil:
+    """Entries of workspace layer_grad needs."""
+    return rule_scratch(rule, b, n_in, n_out) + rule_panel(rule, n_in, n_out)
+
+
+cdef void rule_b(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
+                 const floating* W, floating* B, const floating* x,
+                 const floating* H, const floating* T, double c0, double c1,
+                 double c2, floating* gB, floating* vel, floating lr,
+                 floating mu, int phase, floating* work,
+                 floating* panel) noexcept nogil:
+    """dR/dB of SA, AA, WM or IA for the batch x (b x n_in), into gB, or
+    (vel set) the momentum step on B with it.
+
+    phase: see gemm_t_finish (0 unless a trainer steps).
+    H = x W^T (b x n_out) for WM and IA, or NULL to form it in work.  T,
+    if the caller has it, else NULL: for AA its T (see aa_t), for IA
+    H B^T (b x n_in).
     """
+    cdef Py_ssize_t i
     cdef floating inv_b = <floating> (1.0 / b)
     cdef floating* M
-    cdef floating* T
     cdef floating* E
+    cdef floating* S
     if rule == R_SA:
-        scaled_minus_t(n_in, n_out, <floating> (2 * c0), B, <floating> c1, W, gB)
-    elif rule == R_AA and (H != NULL or aa_via_h(b)):
-        # Cb (2 a B - b W^T) = x^T (2 a x B - b H) / b: one GEMM more than
-        # the form below but no n_in x n_out pass, cheaper for thin batches
-        # (and free of the extra GEMM when the caller has H from its
-        # forward pass).
-        T = work
-        if H == NULL:
-            gemm(NO_TRANS, TRANS, b, n_out, n_in, 1, x, n_in, W, n_in, 0, T, n_out)
-            H = T
-            T = work + b * n_out
-        gemm(NO_TRANS, NO_TRANS, b, n_out, n_in, <floating> (2 * c0), x, n_in, B,
-             n_out, 0, T, n_out)
-        axpy(b * n_out, <floating> (-c1), H, T)
-        gemm(TRANS, NO_TRANS, n_in, n_out, b, inv_b, x, n_in, T, n_out, 0, gB, n_out)
+        sa_layer(n_in, n_out, <floating> (2 * c0), <floating> c1, W, B, gB,
+                 vel, lr, mu, panel)
     elif rule == R_AA:
-        M = work
-        T = work + n_in * n_out
-        scaled_minus_t(n_in, n_out, <floating> (2 * c0), B, <floating> c1, W, M)
-        gemm(NO_TRANS, NO_TRANS, b, n_out, n_in, 1, x, n_in, M, n_out, 0, T, n_out)
-        gemm(TRANS, NO_TRANS, n_in, n_out, b, inv_b, x, n_in, T, n_out, 0, gB, n_out)
+        if T == NULL and (H != NULL or aa_via_h(b)):
+            # Cb (2 a B - b W^T) = x^T (2 a x B - b H) / b: one GEMM more
+            # than the form below but no n_in x n_out pass, cheaper for
+            # thin batches (and free of the extra GEMM when the caller has
+            # H from its forward pass).
+            S = work
+            if H == NULL:
+                gemm(NO_TRANS, TRANS, b, n_out, n_in, 1, x, n_in, W, n_in, 0,
+                     S, n_out)
+                H = S
+                S = work + b * n_out
+            aa_t(b, n_in, n_out, c0, c1, x, B, H, S)
+            T = S
+        elif T == NULL:
+            # T = x M with M = 2 a B - b W^T.
+            M = work
+            S = work + n_in * n_out
+            sa_layer(n_in, n_out, <floating> (2 * c0), <floating> c1, W, B, M,
+                     NULL, 0, 0, panel)
+            gemm(NO_TRANS, NO_TRANS, b, n_out, n_in, 1, x, n_in, M, n_out, 0,
+                 S, n_out)
+            T = S
+        gemm_t_finish(b, n_in, n_out, inv_b, x, T, 0, B, gB, vel, lr, mu,
+                      phase)
     elif rule == R_WM or rule == R_IA:
         if H == NULL:
-            T = work
-            gemm(NO_TRANS, TRANS, b, n_out, n_in, 1, x, n_in, W, n_in, 0, T, n_out)
-            H = T
+            gemm(NO_TRANS, TRANS, b, n_out, n_in, 1, x, n_in, W, n_in, 0,
+                 work, n_out)
+            H = work
         if rule == R_WM:
-            scaled_copy(n_in * n_out, <floating> (2 * c0), B, gB)
-            gemm(TRANS, NO_TRANS, n_in, n_out, b, <floating> (-c1 / b), x, n_in,
-                 H, n_out, 1, gB, n_out)
+            gemm_t_finish(b, n_in, n_out, <floating> (-c1 / b), x, H,
+                          <floating> (2 * c0), B, gB, vel, lr, mu, phase)
         else:
             # E = 2 beta H B^T - alpha x: the reconstruction error of the
-            # autoencoder x -> H -> H B^T, weighted as IA weighs it.
+            # autoencoder x -> H -> H B^T, weighted as IA weighs it.  The
+            # trainer passes H B^T as T (it comes out of the GEMM that sends
+            # the error back through B).
             E = work + b * n_out
-            scaled_copy(b * n_in, <floating> (-c0), x, E)
-            gemm(NO_TRANS, TRANS, b, n_in, n_out, <floating> (2 * c1), H, n_out,
-                 B, n_out, 1, E, n_in)
-            scaled_copy(n_in * n_out, <floating> (2 * c2), B, gB)
-            gemm(TRANS, NO_TRANS, n_in, n_out, b, inv_b, E, n_in, H, n_out, 1,
-                 gB, n_out)
-
-
-cdef void kp_tie(Py_ssize_t n_in, Py_ssize_t n_out, double c0,
-                 const floating* W, const floating* B, floating* gW,
-                 floating* gB) noexcept nogil:
-    """From gW = delta^T x: gB = gW^T + 2 a B and gW += 2 a W, in one tiled
-    pass (gW's tile is read once for both)."""
-    cdef floating d = <floating> (2 * c0)
-    cdef Py_ssize_t i0, j0, i, j, i1, j1
-    cdef Py_ssize_t T = 16
-    j0 = 0
-    while j0 < n_out:
-        j1 = min(j0 + T, n_out)
-        i0 = 0
-        while i0 < n_in:
-            i1 = min(i0 + T, n_in)
-            for i in range(i0, i1):
-                for j in range(j0, j1):
-                    gB[i * n_out + j] = gW[j * n_in + i] + d * B[i * n_out + j]
-            for j in range(j0, j1):
-                for i in range(i0, i1):
-                    gW[j * n_in + i] = gW[j * n_in + i] + d * W[j * n_in + i]
-            i0 += T
-        j0 += T
+            if T == NULL:
+                scaled_copy(b * n_in, <floating> (-c0), x, E)
+                gemm(NO_TRANS, TRANS, b, n_in, n_out, <floating> (2 * c1), H,
+                     n_out, B, n_out, 1, E, n_in)
+            else:
+                for i in range(b * n_in):
+                    E[i] = <floating> (2 * c1) * T[i] - <floating> c0 * x[i]
+            gemm_t_finish(b, n_in, n_out, inv_b, E, H, <floating> (2 * c2), B,
+                          gB, vel, lr, mu, phase)
 
 
 cdef void layer_grad(int rule, Py_ssize_t b, Py_ssize_t n_in,
@@ -189,14 +368,17 @@ cdef void layer_grad(int rule, Py_ssize_t b, Py_ssize_t n_in,
                      double c1, double c2, floating* gB, floating* gW,
                      floating* work) noexcept nogil:
     cdef Py_ssize_t i
+    cdef floating* panel = work + rule_scratch(rule, b, n_in, n_out)
+    # B is only read: with vel NULL the kernels write gB, never B.
     if rule == R_KP:
-        gemm(TRANS, NO_TRANS, n_out, n_in, b, 1, delta, n_out, x, n_in, 0, gW, n_in)
-        kp_tie(n_in, n_out, c0, W, B, gW, gB)
+        kp_layer(b, n_in, n_out, <floating> (2 * c0), W, <floating*> B, x,
+                 delta, gW, gB, NULL, 0, 0, panel)
     elif rule == R_BP or rule == R_FA:
         for i in range(n_in * n_out):
             gB[i] = 0
     else:
-        rule_grad_b(rule, b, n_in, n_out, W, B, x, NULL, c0, c1, c2, gB, work)
+        rule_b(rule, b, n_in, n_out, W, <floating*> B, x, NULL, NULL, c0, c1,
+               c2, gB, NULL, 0, 0, 0, work, panel)
 
 
 def layer_workspace(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out):
@@ -208,7 +390,6 @@ def layer_gemm_count(int rule, Py_ssize_t b):
     if rule == R_AA:
         return 3 if aa_via_h(b) else 2
     return {R_WM: 2, R_IA: 3, R_KP: 1}.get(rule, 0)
-
 
 def layer_update(int rule, const floating[:, ::1] W, const floating[:, ::1] B,
                  const floating[:, ::1] x, const floating[:, ::1] delta,
@@ -278,9 +459,14 @@ cdef struct Net:
     double c0, c1, c2, noise_std
 
 
+cdef enum:
+    # The increment of splitmix64's state per draw.
+    GOLDEN_GAMMA = 0x9E3779B97F4A7C15
+
+
 cdef inline uint64_t splitmix64(uint64_t* state) noexcept nogil:
     cdef uint64_t z
-    state[0] += <uint64_t> 0x9E3779B97F4A7C15
+    state[0] += <uint64_t> GOLDEN_GAMMA
     z = state[0]
     z = (z ^ (z >> 30)) * <uint64_t> 0xBF58476D1CE4E5B9
     z = (z ^ (z >> 27)) * <uint64_t> 0x94D049BB133111EB
@@ -292,8 +478,10 @@ cdef void uniform_noise(Py_ssize_t n, double std, uint64_t* state,
     """n draws from U(-a, a), a = sqrt(3) std (variance std^2)."""
     cdef Py_ssize_t i
     cdef double a = sqrt(3.0) * std
+    # z >> 11 < 2^53 converts exactly through int64, which, unlike uint64,
+    # has one x86-64 instruction for it.
     for i in range(n):
-        out[i] = <floating> (a * (2.0 * ((splitmix64(state) >> 11)
+        out[i] = <floating> (a * (2.0 * (<int64_t> (splitmix64(state) >> 11)
                                          * (1.0 / 9007199254740992.0)) - 1.0))
 
 
@@ -311,22 +499,69 @@ cdef Py_ssize_t max_width(const Net* net) noexcept nogil:
     return s
 
 
+cdef bint keeps_h(const Net* net) noexcept nogil:
+    """Whether the forward pass keeps each layer's H (IA), T (AA) or H of
+    the noise (WM)."""
+    return net.rule == R_IA or net.rule == R_AA or net.rule == R_WM
+
+
+cdef inline Py_ssize_t act_rows(const Net* net, Py_ssize_t b) noexcept nogil:
+    """Rows of each activation block: in training, WM keeps a layer's noise
+    under its input, so that one GEMM sends both through W^T (and packs W
+    once)."""
+    return 2 * b if net.rule == R_WM else b
+
+
+cdef Py_ssize_t slots_size(const Net* net, Py_ssize_t b) noexcept nogil:
+    """The b x n_out slot of every layer with a B, for keeps_h rules."""
+    cdef Py_ssize_t l, s = 0
+    if keeps_h(net):
+        for l in range(1, net.L):
+            s += b * net.sizes[l + 1]
+    return s
+
+
+cdef inline Py_ssize_t err_rows(const Net* net, Py_ssize_t b) noexcept nogil:
+    """Rows of each error buffer: IA stacks H under the error, so that one
+    GEMM sends both through B^T (and packs B once)."""
+    return 2 * b if net.rule == R_IA else b
+
+
 cdef Py_ssize_t net_workspace(const Net* net, Py_ssize_t b) noexcept nogil:
-    """Activations, two error buffers, the rule's layer workspace (+ noise)."""
-    cdef Py_ssize_t l, w = 0, n = max_width(net)
+    """Activations, two error buffers, the rule's scratch, noise, the
+    forward pass's slots and one panel."""
+    cdef Py_ssize_t l, w = 0, p = 0, n = max_width(net)
     for l in range(1, net.L):
-        w = max(w, rule_workspace(net.rule, b, net.sizes[l], net.sizes[l + 1]))
-    return acts_size(net, b) + 2 * b * n + w + b * n
+        w = max(w, rule_scratch(net.rule, b, net.sizes[l], net.sizes[l + 1]))
+        p = max(p, rule_panel(net.rule, net.sizes[l], net.sizes[l + 1]))
+    return (acts_size(net, act_rows(net, b)) + 2 * err_rows(net, b) * n + w
+            + slots_size(net, b) + p)
 
 
 cdef void forward(const Net* net, const floating* theta, Py_ssize_t b,
-                  floating* acts, floating* grad, floating* work) noexcept nogil:
+                  floating* acts, floating* slots,
+                  uint64_t* rng) noexcept nogil:
     """acts: A_0 (filled by the caller), then A_1 .. A_L are written; A_L
-    holds the output logits.  With grad set and rule IA or AA, the
-    B-gradients are formed here from H = x W^T before the bias is added,
-    which saves them the GEMM that would form H again."""
-    cdef Py_ssize_t l, i, j, n_in, n_out
+    holds the output logits.  With slots set and rule IA or AA, every layer
+    with a B leaves there what its B-gradient needs from H = x W^T before
+    the bias is added (IA: H; AA: T = 2 a x B - b H), which saves the
+    backward pass the GEMM that would form H again.
+
+    With slots set and rule WM, each activation block has 2b rows (see
+    act_rows): the layer's noise is drawn into the lower b, the GEMM with
+    W^T forms [Z; H of the noise], and that H goes to the slot.  The noise
+    is the stream the backward pass used to draw, layer L-1 first: layer l
+    starts at its own offset in it (splitmix64 jumps ahead by adding to
+    its state), and rng advances past all of it."""
+    cdef Py_ssize_t l, i, j, n_in, n_out, m, rows = b
+    cdef Py_ssize_t left = 0
+    cdef uint64_t state
+    cdef bint wm = slots != NULL and net.rule == R_WM
     cdef floating* a_in = acts
+    if wm:
+        rows = act_rows(net, b)
+        for l in range(1, net.L):
+            left += b * net.sizes[l]
     cdef floating* Z
     cdef const floating* W
     cdef const floating* c
@@ -336,13 +571,24 @@ cdef void forward(const Net* net, const floating* theta, Py_ssize_t b,
         n_out = net.sizes[l + 1]
         W = theta + net.offW[l]
         c = theta + net.offc[l]
-        Z = a_in + b * n_in
-        gemm(NO_TRANS, TRANS, b, n_out, n_in, 1, a_in, n_in, W, n_in, 0, Z, n_out)
-        if (grad != NULL and (net.rule == R_IA or net.rule == R_AA)
-                and net.offB[l] >= 0):
-            rule_grad_b(net.rule, b, n_in, n_out, W, theta + net.offB[l],
-                        a_in, Z, net.c0, net.c1, net.c2, grad + net.offB[l],
-                        work)
+        Z = a_in + rows * n_in
+        m = b
+        if wm and net.offB[l] >= 0:
+            left -= b * n_in
+            state = rng[0] + <uint64_t> left * <uint64_t> GOLDEN_GAMMA
+            uniform_noise(b * n_in, net.noise_std, &state, a_in + b * n_in)
+            m = 2 * b
+        gemm(NO_TRANS, TRANS, m, n_out, n_in, 1, a_in, n_in, W, n_in, 0, Z,
+             n_out)
+        if slots != NULL and keeps_h(net) and net.offB[l] >= 0:
+            if net.rule == R_IA:
+                memcpy(slots, Z, sizeof(floating) * b * n_out)
+            elif net.rule == R_WM:
+                memcpy(slots, Z + b * n_out, sizeof(floating) * b * n_out)
+            else:
+                aa_t(b, n_in, n_out, net.c0, net.c1, a_in,
+                     theta + net.offB[l], Z, slots)
+            slots += b * n_out
         if l < net.L - 1:
             for i in range(b):
                 for j in range(n_out):
@@ -353,6 +599,10 @@ cdef void forward(const Net* net, const floating* theta, Py_ssize_t b,
                 for j in range(n_out):
                     Z[i * n_out + j] += c[j]
         a_in = Z
+    if wm:
+        for l in range(1, net.L):
+            left += b * net.sizes[l]
+        rng[0] += <uint64_t> left * <uint64_t> GOLDEN_GAMMA
 
 
 cdef double softmax_xent(Py_ssize_t b, Py_ssize_t K, floating* Z,
@@ -383,36 +633,53 @@ cdef double softmax_xent(Py_ssize_t b, Py_ssize_t K, floating* Z,
     return loss
 
 
-cdef double batch_grad(const Net* net, const floating* theta, floating* grad,
+cdef double batch_grad(const Net* net, floating* theta, floating* grad,
                        Py_ssize_t b, const Py_ssize_t* labels, floating* ws,
-                       uint64_t* rng, Py_ssize_t* correct) noexcept nogil:
-    """Gradient of the batch-mean loss (W, biases) and the rule's B-gradient
-    into grad, for the batch already in ws's A_0.  Returns the summed loss."""
+                       uint64_t* rng, Py_ssize_t* correct, floating* vel,
+                       floating lr, floating mu, int phase) noexcept nogil:
+    """Gradient of the batch-mean loss (W, biases) into grad, for the batch
+    already in ws's A_0, and the rule's B-gradient: into grad too, or, with
+    vel set, applied at once as the momentum step on every B (B_l is not
+    read again in this batch once its layer's error has gone through it;
+    phase: see gemm_t_finish).  Returns the summed loss."""
     cdef Py_ssize_t L = net.L, l, i, j, n_in, n_out, n_max = max_width(net)
     cdef floating* acts = ws
-    cdef floating* d = acts + acts_size(net, b)
-    cdef floating* dn = d + b * n_max
-    cdef floating* work = dn + b * n_max
-    cdef floating* noise
+    cdef Py_ssize_t rows = act_rows(net, b)
+    cdef floating* d = acts + acts_size(net, rows)
+    cdef floating* dn = d + err_rows(net, b) * n_max
+    cdef floating* work = dn + err_rows(net, b) * n_max
+    cdef floating* slots = work
+    cdef floating* slot
+    cdef floating* panel
     cdef floating* A_prev
     cdef floating* tmp
     cdef floating* gW
     cdef floating* gc
+    cdef floating* gB
+    cdef floating* vB
     cdef const floating* W
-    cdef const floating* B
-    cdef Py_ssize_t aoff = acts_size(net, b) - b * net.sizes[L]
+    cdef floating* B
+    cdef Py_ssize_t aoff = acts_size(net, rows) - rows * net.sizes[L]
     cdef double loss
-    forward(net, theta, b, acts, grad, work)
+    for l in range(1, L):
+        i = rule_scratch(net.rule, b, net.sizes[l], net.sizes[l + 1])
+        if work + i > slots:
+            slots = work + i
+    panel = slots + slots_size(net, b)
+    slot = panel
+    forward(net, theta, b, acts, slots, rng)
     loss = softmax_xent(b, net.sizes[L], acts + aoff, labels, correct, d)
     for l in range(L - 1, -1, -1):
         n_in = net.sizes[l]
         n_out = net.sizes[l + 1]
-        aoff -= b * n_in
+        aoff -= rows * n_in
         A_prev = acts + aoff
         W = theta + net.offW[l]
         gW = grad + net.offW[l]
         gc = grad + net.offc[l]
-        gemm(TRANS, NO_TRANS, n_out, n_in, b, 1, d, n_out, A_prev, n_in, 0, gW, n_in)
+        if not (net.rule == R_KP and l > 0):
+            gemm(TRANS, NO_TRANS, n_out, n_in, b, 1, d, n_out, A_prev, n_in, 0,
+                 gW, n_in)
         for j in range(n_out):
             gc[j] = 0
         for i in range(b):
@@ -421,23 +688,39 @@ cdef double batch_grad(const Net* net, const floating* theta, floating* grad,
         if l == 0:
             break
         B = theta + net.offB[l]
+        gB = grad + net.offB[l] if vel == NULL else NULL
+        vB = vel + net.offB[l] if vel != NULL else NULL
+        if keeps_h(net):
+            slot -= b * n_out
         if net.rule == R_BP:
             gemm(NO_TRANS, NO_TRANS, b, n_in, n_out, 1, d, n_out, W, n_in, 0, dn, n_in)
+        elif net.rule == R_IA:
+            # [d; H] B^T: the error for the layer below and IA's H B^T.
+            memcpy(d + b * n_out, slot, sizeof(floating) * b * n_out)
+            gemm(NO_TRANS, TRANS, 2 * b, n_in, n_out, 1, d, n_out, B, n_out, 0,
+                 dn, n_in)
         else:
             gemm(NO_TRANS, TRANS, b, n_in, n_out, 1, d, n_out, B, n_out, 0, dn, n_in)
+        if net.rule == R_KP:
+            # After the error has gone through B: the step may change it.
+            kp_layer(b, n_in, n_out, <floating> (2 * net.c0), W, B, A_prev, d,
+                     gW, gB, vB, lr, mu, panel)
         for i in range(b * n_in):
             if not A_prev[i] > 0:
                 dn[i] = 0
         if net.rule == R_SA:
-            rule_grad_b(net.rule, b, n_in, n_out, W, B, A_prev, NULL, net.c0,
-                        net.c1, net.c2, grad + net.offB[l], work)
+            rule_b(R_SA, b, n_in, n_out, W, B, A_prev, NULL, NULL, net.c0,
+                   net.c1, net.c2, gB, vB, lr, mu, phase, work, panel)
+        elif net.rule == R_AA:
+            rule_b(R_AA, b, n_in, n_out, W, B, A_prev, NULL, slot, net.c0,
+                   net.c1, net.c2, gB, vB, lr, mu, phase, work, panel)
+        elif net.rule == R_IA:
+            rule_b(R_IA, b, n_in, n_out, W, B, A_prev, slot, dn + b * n_in,
+                   net.c0, net.c1, net.c2, gB, vB, lr, mu, phase, work, panel)
         elif net.rule == R_WM:
-            noise = work + rule_workspace(R_WM, b, n_in, n_out)
-            uniform_noise(b * n_in, net.noise_std, rng, noise)
-            rule_grad_b(R_WM, b, n_in, n_out, W, B, noise, NULL, net.c0,
-                        net.c1, net.c2, grad + net.offB[l], work)
-        elif net.rule == R_KP:
-            kp_tie(n_in, n_out, net.c0, W, B, gW, grad + net.offB[l])
+            # The noise under A_prev, its H in the slot (see forward).
+            rule_b(R_WM, b, n_in, n_out, W, B, A_prev + b * n_in, slot, NULL,
+                   net.c0, net.c1, net.c2, gB, vB, lr, mu, phase, work, panel)
         tmp = d
         d = dn
         dn = tmp
@@ -498,8 +781,11 @@ def train_epoch(int rule, floating[::1] theta, floating[::1] velocity,
         free(labels)
         raise MemoryError()
     cdef floating* grad = ws + n_ws
-    # Rules that leave B alone skip its momentum step: BP reads W, FA keeps B.
-    P = theta.shape[0] if rule not in (R_BP, R_FA) else n_wc
+    # The momentum step on every B is taken inside batch_grad (BP reads W,
+    # FA keeps B, the others train it); this one is for the W and biases.
+    P = n_wc
+    cdef floating* vel_b = (NULL if rule == R_BP or rule == R_FA
+                            else &velocity[0])
     try:
         with nogil:
             start = 0
@@ -510,7 +796,10 @@ def train_epoch(int rule, floating[::1] theta, floating[::1] velocity,
                            sizeof(floating) * m)
                     labels[i] = y[order[start + i]]
                 loss += batch_grad(&net, &theta[0], grad, b, labels, ws,
-                                   &state, &correct)
+                                   &state, &correct, vel_b, <floating> lr,
+                                   <floating> momentum,
+                                   (PRE_DONE if start > 0 else 0)
+                                   | (PRE_NEXT if start + b < n else 0))
                 momentum_step(P, &theta[0], &velocity[0], grad,
                               <floating> lr, <floating> momentum)
                 start += b
@@ -544,8 +833,8 @@ def batch_gradient(int rule, const floating[::1] theta,
             memcpy(ws, &X[0, 0], sizeof(floating) * b * m)
             for i in range(theta.shape[0]):
                 grad[i] = 0
-            loss = batch_grad(&net, &theta[0], &grad[0], b, &y[0], ws, &state,
-                              &correct)
+            loss = batch_grad(&net, <floating*> &theta[0], &grad[0], b, &y[0],
+                              ws, &state, &correct, NULL, 0, 0, 0)
     finally:
         free(ws)
     return loss / b
