@@ -122,32 +122,30 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
     b = min(block, w)
     if max_columns is None:
         max_columns = max(2 * w + 2 * b, min(128, (256 << 20) // (16 * m)))
-    # The space and its image live in two preallocated Fortran buffers:
-    # K = basis[:, :D] is a view, and a step appends a block in place.
+    # The space, its image and the projected matrix live in preallocated
+    # buffers (K = basis[:, :D] is a view); a step appends a block in place.
     basis = np.empty((m, max_columns + b), order="F")
     image = np.empty_like(basis)
-    D = b
+    Hbuf = np.zeros((max_columns + b, max_columns + b))
+    D = nb = b
     basis[:, :D] = Q[:, :b]
     image[:, :D] = times(basis[:, :D])
-    H = _mm(basis[:, :D], image[:, :D], trans_a=True)
     if callable(floor):
         floor = floor()
-    nb = b
+    top = _mm(basis[:, :D], image[:, :D], trans_a=True)
+    Hbuf[:D, :D] = top
+    # The last image projected off the space (its first sweep): the next
+    # block's direction, and the span of the Ritz residuals.
+    Z = image[:, :D] - _mm(basis[:, :D], top)
     products, history = 1, []
     theta = Y = None
     stopped = None
     while stopped is None:
-        K, CB = basis[:, :D], image[:, D - nb:D]
-        # The last image projected off the space: the next block's
-        # direction, and the Ritz residuals' span.
-        unit = max(float(np.abs(H).max()), np.finfo(float).tiny)
-        Z = CB / unit
-        Z -= _mm(K, _mm(K, Z, trans_a=True))
+        K, H = basis[:, :D], Hbuf[:D, :D]
         if D >= w:
             theta, Y = small_eigh((H + H.T) / 2)
             theta, Y = theta[::-1], np.asfortranarray(Y[:, ::-1])
-            est = _recurrence_residual(Z, Y[-nb:, :k], theta[:k], unit,
-                                       floor)
+            est = _recurrence_residual(Z, Y[-nb:, :k], theta[:k], floor)
             history.append(est)
             if on_round is not None:
                 on_round(products, est)
@@ -161,7 +159,8 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
                 break
         elif products >= max_products:
             break
-        B = _orthonormal_against(np.asfortranarray(Z), K, 1e-13)
+        unit = max(float(np.abs(H).max()), np.finfo(float).tiny)
+        B = _next_block(Z / unit, K, 1e-13)
         if B.shape[1] == 0 and D < w:
             # The start spans an invariant subspace smaller than w: fill the
             # rest at random.
@@ -175,16 +174,22 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
             # the whole space, so to them).
             Yw = np.asfortranarray(Y[:, :w])
             basis[:, :w], image[:, :w] = _mm(K, Yw), _mm(image[:, :D], Yw)
-            D, H = w, np.diag(theta[:w])
+            D = w
+            Hbuf[:D, :D] = np.diag(theta[:w])
         nb = B.shape[1]
         basis[:, D:D + nb] = B
         image[:, D:D + nb] = times(basis[:, D:D + nb])
         products += 1
-        # H grows by the new block's rows and columns: [K B]^T C B.
-        top = _mm(basis[:, :D + nb], image[:, D:D + nb], trans_a=True)
-        H = np.block([[H, top[:D]], [top[:D].T, top[D:]]])
+        # The projected matrix grows by [K B]^T C B, which also gives the
+        # new image's first projection sweep.
+        K, CB = basis[:, :D + nb], image[:, D:D + nb]
+        top = _mm(K, CB, trans_a=True)
+        Hbuf[:D + nb, D:D + nb] = top
+        Hbuf[D:D + nb, :D] = top[:D].T
+        Z = CB - _mm(K, top)
         D += nb
     if theta is None or stopped == "invariant":
+        H = Hbuf[:D, :D]
         theta, Y = small_eigh((H + H.T) / 2)
         theta, Y = theta[::-1], np.asfortranarray(Y[:, ::-1])
     w = min(w, D)
@@ -196,13 +201,29 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
     return V, theta[:w], res, products, stopped
 
 
-def _recurrence_residual(Z, Y_last, theta, unit, floor):
+def _next_block(Z, K, drop):
+    """The next Lanczos block from Z, already projected off K once: a
+    second sweep (twice is enough, as in CGS2), then two normalizations
+    through the block's small Gram matrix; directions whose remainder is
+    below drop are dropped."""
+    Z = Z - _mm(K, _mm(K, Z, trans_a=True))
+    for sweep in range(2):
+        d, U = small_eigh(_mm(Z, Z, trans_a=True))
+        keep = d > (drop * drop if sweep == 0 else 0.25)
+        if not keep.any():
+            return np.empty((Z.shape[0], 0), order="F")
+        Z = _mm(Z, np.asfortranarray(U[:, keep] / np.sqrt(d[keep])))
+    return Z
+
+
+def _recurrence_residual(Z, Y_last, theta, floor):
     """max_i ||Z y_i|| / theta_1 over the Ritz pairs with theta_i > floor,
-    Z the projected last image scaled by 1/unit: the Ritz residuals of a
-    Krylov space without forming C V."""
+    Z the projected last image: the Ritz residuals of a Krylov space
+    without forming C V."""
     top = max(theta[0], 0.0)
     meaningful = theta > floor
     if not meaningful.any() or top == 0.0:
         return 0.0
-    R = _mm(Z, np.asfortranarray(Y_last[:, meaningful])) * (unit / top)
+    # Divided by theta_1 before squaring (see residual).
+    R = _mm(Z, np.asfortranarray(Y_last[:, meaningful])) / top
     return float(np.sqrt((R ** 2).sum(axis=0)).max())
