@@ -210,7 +210,7 @@ def _assert_same_state(est, state):
     ("inf", "infinity"),
     ("empty", "0 sample"),
     ("nofeat", "0 feature"),
-    ("1d", "Expected 2D array"),
+    ("1d", r"must be 2-D \(n_samples, n_features\), got 1-D.*Reshape"),
     ("strings", "numeric"),
     ("complex", "Complex"),
     ("one_sample", "n_samples = 1"),
