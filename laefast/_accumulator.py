@@ -120,6 +120,8 @@ class GramAccumulator:
         the wrong number of features, or is not numeric.
         """
         X, dtype = self._check_piece(X)
+        if X.shape[0] == 0:
+            return self         # an empty piece adds nothing
         with self._lock:
             state = (self.n_samples_seen_, self.mean_, self.gram_)
             for slab in _slabs(X, dtype, self.max_memory):

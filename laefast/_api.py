@@ -316,9 +316,9 @@ def fit(X, n_components, lam, *, center=True, path="auto", method="exact-tied",
                   alpha=alpha, tol=tol, max_iter=max_iter, init=init,
                   random_state=random_state, history=history,
                   n_threads=n_threads, regularizer=regularizer)
-    check_params("fit", {"center": center, "path": path, "method": method,
-                         "n_components": n_components,
-                         "n_threads": n_threads})
+    check_params("fit", {"center": center, "path": path, **{
+        name: value for name, value in params.items()
+        if name not in ("init", "lam")}})
     check_regularizer(regularizer, method)
     k = _n_components(n_components, X.shape[1])
     check_lam(lam, k, regularizer, "fit")

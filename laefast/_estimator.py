@@ -11,6 +11,7 @@ small fallback bases follow the same conventions by hand.
 
 import collections.abc
 import copy
+import inspect
 import numbers
 
 import numpy as np
@@ -265,18 +266,11 @@ class LAEPCA(*ESTIMATOR_BASES):
         no names (a Dask array) drops those of the previous fit; _validate
         sets them for the X it checks."""
         check_params("LAEPCA", {name: getattr(self, name)
-                                for name in self._parameter_names()})
+                                for name in _PARAMETERS})
         if reset:
             self._pending_names = None
         else:
             self.__dict__.pop("_pending_names", None)
-
-    @classmethod
-    def _parameter_names(cls):
-        import inspect
-        return [p.name for p in
-                inspect.signature(cls.__init__).parameters.values()
-                if p.name != "self"]
 
     # -- fitting ---------------------------------------------------------------
 
@@ -833,6 +827,11 @@ def _is_dask(X):
     return (type(X).__module__.split(".")[0] == "dask"
             and hasattr(X, "__dask_graph__"))
 
+
+# The constructor's parameters, checked by _check_params.
+_PARAMETERS = tuple(name for name in
+                    inspect.signature(LAEPCA.__init__).parameters
+                    if name != "self")
 
 # scikit-learn generates set_partial_fit_request for the solve option; there
 # is no metadata to request, so it is removed (it would only be noise).

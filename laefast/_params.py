@@ -54,10 +54,14 @@ MAX_THREADS = 1 << 16
 
 
 def _is_int(value):
+    if type(value) is int:          # the common case, without the ABC check
+        return True
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_real(value):
+    if type(value) is float or type(value) is int:
+        return True
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
@@ -240,9 +244,16 @@ SIGNATURES = {
 }
 
 
+_ALTERNATIVES = {}
+
+
 def _alternatives(name, owner):
-    extra = SIGNATURES.get(owner, {}).get(name, ())
-    return extra + RULES[name]
+    try:
+        return _ALTERNATIVES[name, owner]
+    except KeyError:
+        alts = SIGNATURES.get(owner, {}).get(name, ()) + RULES[name]
+        _ALTERNATIVES[name, owner] = alts
+        return alts
 
 
 def _join(texts):

@@ -23,11 +23,10 @@ from ._params import REGULARIZERS, check
 __all__ = ["REGULARIZERS", "check_regularizer", "check_lam", "lam_summary",
            "loss", "loss_gradient"]
 
-def check_regularizer(regularizer, method=None):
-    """'sum' or 'product'; the exact methods take only 'sum'."""
-    if regularizer not in REGULARIZERS:
-        raise ValueError(
-            f"regularizer must be 'sum' or 'product', got {regularizer!r}")
+def check_regularizer(regularizer, method=None, owner=None):
+    """'sum' or 'product' (laefast._params' rule); the exact methods take
+    only 'sum'."""
+    check("regularizer", regularizer, owner)
     if (regularizer == "product" and method is not None
             and method not in GD_METHODS):
         raise ValueError(

@@ -1,6 +1,7 @@
 """LAEStream: a scikit-learn estimator fitted from chunks of samples."""
 
 import copy
+import inspect
 
 import numpy as np
 import scipy.linalg
@@ -199,10 +200,8 @@ class LAEStream(*ESTIMATOR_BASES):
     def _settings(self):
         """Every parameter checked (at fit time, as scikit-learn wants)
         against laefast._params' rules."""
-        import inspect
-        check_params("LAEStream", {
-            name: getattr(self, name) for name in
-            inspect.signature(type(self).__init__).parameters if name != "self"})
+        check_params("LAEStream", {name: getattr(self, name)
+                                   for name in _PARAMETERS})
         method = self.method
         if self.mode == "sgd":
             method = "untied" if method is None else method
@@ -279,8 +278,8 @@ class LAEStream(*ESTIMATOR_BASES):
     def _check_chunk(self, chunk):
         """(X, the stream's dtype): laefast._validation's chunk check, and
         what the stream adds (enough features, a dtype it can cast)."""
-        X, own = check_chunk(chunk, n_features=getattr(self, "n_features_in_",
-                                                      None),
+        X, own = check_chunk(chunk, "X",
+                             n_features=getattr(self, "n_features_in_", None),
                              owner="LAEStream")
         if self.n_components is not None and X.shape[1] < self.n_components:
             raise ValueError(
@@ -621,6 +620,11 @@ class LAEStream(*ESTIMATOR_BASES):
             tol=float(self.tol or 0.0), mean=self.mean_,
             regularizer="sum", readout="svd")
 
+
+# The constructor's parameters, checked by _settings.
+_PARAMETERS = tuple(name for name in
+                    inspect.signature(LAEStream.__init__).parameters
+                    if name != "self")
 
 # scikit-learn generates set_partial_fit_request for the solve option; there
 # is no metadata to request, so it is removed (it would only be noise).
