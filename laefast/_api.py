@@ -172,7 +172,8 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
         W1 and W2 after every iteration (k m values each per iteration).
     n_threads : int or None
         OpenMP threads for exact-untied's k independent m x m Cholesky
-        solves (None: all cores, following OMP_NUM_THREADS); BLAS runs
+        solves (None: every CPU the process may use: OMP_NUM_THREADS, else
+        the cores capped by the affinity mask and cgroup CPU quotas); BLAS runs
         single-threaded inside them.  Below about 4e6 flops per W1 step
         they run serially.  The other methods are chains of GEMMs and use
         BLAS's own threads (limit those with threadpoolctl).

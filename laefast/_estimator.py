@@ -148,7 +148,7 @@ class LAEPCA(*ESTIMATOR_BASES):
         Step of the gradient methods.  'auto': laefast.default_alpha's step
         1 / (3 c r^2 + lam), re-derived before every round of iterations as
         the weights grow.  Ignored by the exact methods.
-    tol : float or None
+    tol : finite float >= 0, or None
         Stop when every kept Ritz pair (theta_i, y_i) has
         ||C y_i - theta_i y_i|| <= tol * theta_1.  None: 'auto' iterates
         until the residual stops falling (rounding) and reports convergence
@@ -347,6 +347,7 @@ class LAEPCA(*ESTIMATOR_BASES):
         >>> bool(np.allclose(a.components_, b.components_))
         True
         """
+        self._check_params()
         if isinstance(C, GramAccumulator):
             if C.n_samples_seen_ < 2:
                 raise ValueError(

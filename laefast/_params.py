@@ -240,6 +240,7 @@ SIGNATURES = {
                           "regularizer": ()},
     "scalar_critical_points": {"sigma2": (), "lam": ()},
     "landscape": {"regularizer": (NONE,)},
+    "train_mlp": {"batch_size": ()},
     "loss": {"regularizer": (NONE,)},
 }
 

@@ -19,6 +19,7 @@ __all__ = [
     "reject_sparse",
     "check_array",
     "check_chunk",
+    "check_layout",
     "check_n_features",
     "check_gram",
     "check_data",
@@ -174,10 +175,20 @@ def check_chunk(chunk, name="chunk", *, n_features=None, owner=None,
         X = np.asarray(X)
     if X.dtype == object:
         X = X.astype(np.float64)            # numbers stored as objects
-    _check_kind(X.dtype, name)
-    _check_shape(X.shape, name, min_rows=min_rows)
-    check_n_features(X.shape[1], n_features, owner)
-    return X, _float_dtype(np.empty(0, dtype=X.dtype))
+    check_layout(X.shape, X.dtype, name, min_rows=min_rows,
+                 n_features=n_features, owner=owner)
+    dtype = np.dtype(X.dtype)
+    return X, dtype if dtype in (np.float32, np.float64) else \
+        np.dtype(np.float64)
+
+
+def check_layout(shape, dtype, name="X", *, min_rows=1, n_features=None,
+                 owner=None):
+    """check_chunk's faults read off shape and dtype alone, for data that
+    are read later (a Dask array, an out-of-core slab source)."""
+    _check_kind(dtype, name)
+    _check_shape(shape, name, min_rows=min_rows)
+    check_n_features(shape[1], n_features, owner)
 
 
 def raise_if_squares_vanish(X, center=True):

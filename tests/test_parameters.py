@@ -98,6 +98,9 @@ ENTRIES = {
     "batch_size": {
         "LAEPCA": lambda v: LAEPCA(2, batch_size=v).fit(X),
         "LAEStream": lambda v: LAEStream(2, batch_size=v).fit(X),
+        "train_mlp": lambda v: laefast.alignment.train_mlp(
+            X, (X[:, 0] > 0).astype(int), "kp", hidden=(4,), epochs=1,
+            batch_size=v),
     },
     "regularizer": {
         "solve": lambda v: laefast.solve(C, 2, 1.0, method="untied",
@@ -375,3 +378,19 @@ def test_omp_num_threads_and_explicit_counts_win(cpus, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "16")
     monkeypatch.setattr(_parallel, "max_threads", lambda: 16)
     assert cpus(v2="200000 100000") == 16           # the user's setting
+
+
+def test_fit_gram_checks_the_parameters_too():
+    with pytest.raises(ValueError, match=r"The 'tol' parameter of LAEPCA must "
+                                         r"be None or a finite float"):
+        LAEPCA(2, tol=-1.0).fit_gram(C, X.mean(axis=0), X.shape[0])
+
+
+def test_a_dask_array_names_its_faults_as_numpy_arrays_do():
+    da = pytest.importorskip("dask.array")
+    for bad, message in ((da.ones((5,), chunks=5), r"X must be 2-D"),
+                         (da.ones((5, 3), chunks=5) + 1j, "Complex data not "
+                                                           "supported"),
+                         (da.ones((0, 3), chunks=5), "X has no rows")):
+        with pytest.raises(ValueError, match=message):
+            LAEPCA(1).fit(bad)
