@@ -81,22 +81,24 @@ class Interval:
 
     def __init__(self, kind, left, right, closed="left"):
         self.kind, self.left, self.right, self.closed = kind, left, right, closed
+        self._int = kind == "int"
+        self._not_int = kind == "real_not_int"
+        self._left_open = closed not in ("left", "both")
+        self._right_open = closed not in ("right", "both")
 
     def accepts(self, value):
-        if self.kind == "int":
+        if self._int:
             if not _is_int(value):
                 return False
-        elif not _is_real(value) or not math.isfinite(value) or (
-                self.kind == "real_not_int" and _is_int(value)):
+        elif not (_is_real(value) and math.isfinite(value)) or (
+                self._not_int and _is_int(value)):
             return False
-        if self.left is not None:
-            if value < self.left or (value == self.left and self.closed
-                                     not in ("left", "both")):
-                return False
-        if self.right is not None:
-            if value > self.right or (value == self.right and self.closed
-                                      not in ("right", "both")):
-                return False
+        lo, hi = self.left, self.right
+        if lo is not None and (value < lo or (value == lo and self._left_open)):
+            return False
+        if hi is not None and (value > hi or (value == hi
+                                              and self._right_open)):
+            return False
         return True
 
     def describe(self):
@@ -123,9 +125,10 @@ class Options:
 
     def __init__(self, values):
         self.values = tuple(values)
+        self._set = frozenset(self.values)
 
     def accepts(self, value):
-        return isinstance(value, str) and value in self.values
+        return isinstance(value, str) and value in self._set
 
     def describe(self):
         return "a str among {" + ", ".join(repr(v) for v in self.values) + "}"
@@ -157,15 +160,14 @@ BOOLEAN = _Singleton("BOOLEAN",
                      lambda v: isinstance(v, (bool, np.bool_)),
                      "an instance of 'bool'", "boolean")
 # What numpy.random.default_rng takes that is not an array: None, a seed
-# >= 0, a Generator (or its BitGenerator, a SeedSequence).
+# >= 0, a Generator (or its BitGenerator, a SeedSequence, a RandomState).
+_SEEDS = (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence,
+          np.random.RandomState)
 RANDOM_STATE = _Singleton(
     "RANDOM_STATE",
-    lambda v: v is None or (_is_int(v) and v >= 0) or isinstance(
-        v, (np.random.Generator, np.random.BitGenerator,
-            np.random.SeedSequence)),
+    lambda v: v is None or (_is_int(v) and v >= 0) or isinstance(v, _SEEDS),
     "None, an int in the range [0, inf) or a numpy.random.Generator",
-    lambda: [Interval("int", 0, None).sklearn(), np.random.Generator,
-             np.random.BitGenerator, np.random.SeedSequence, None])
+    lambda: [Interval("int", 0, None).sklearn(), *_SEEDS, None])
 
 
 # The base rule of every parameter: what each entry point taking it accepts.
@@ -289,7 +291,11 @@ def check(name, value, owner=None, *, also=None):
 def check_params(owner, params):
     """Check every (name, value) of params at owner; returns params."""
     for name, value in params.items():
-        check(name, value, owner)
+        for alt in _alternatives(name, owner):
+            if alt.accepts(value):
+                break
+        else:
+            check(name, value, owner)       # raises, naming the rule
     return params
 
 

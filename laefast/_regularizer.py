@@ -26,7 +26,8 @@ __all__ = ["REGULARIZERS", "check_regularizer", "check_lam", "lam_summary",
 def check_regularizer(regularizer, method=None, owner=None):
     """'sum' or 'product' (laefast._params' rule); the exact methods take
     only 'sum'."""
-    check("regularizer", regularizer, owner)
+    if type(regularizer) is not str or regularizer not in REGULARIZERS:
+        check("regularizer", regularizer, owner)
     if (regularizer == "product" and method is not None
             and method not in GD_METHODS):
         raise ValueError(
@@ -42,8 +43,9 @@ _LAM_VECTOR = "an array-like of shape (n_components,) of finite floats > 0"
 def check_lam(lam, k, regularizer="sum", owner=None):
     """A float >= 0 (laefast._params' rule for lam), or a float64 array of
     k positive values (sum regularizer only)."""
-    if isinstance(lam, numbers.Real) and not isinstance(lam, bool):
-        return float(check("lam", lam, owner, also=(_LAM_VECTOR, _never)))
+    if type(lam) is float or (isinstance(lam, numbers.Real)
+                              and not isinstance(lam, bool)):
+        return float(check("lam", lam, owner, also=_LAM_ALSO))
     vec = None
     if not isinstance(lam, (str, bytes, bool)) and lam is not None:
         try:
@@ -51,10 +53,10 @@ def check_lam(lam, k, regularizer="sum", owner=None):
         except (TypeError, ValueError):
             vec = None
     if vec is None:
-        check("lam", lam, owner, also=(_LAM_VECTOR, _never))
+        check("lam", lam, owner, also=_LAM_ALSO)
     if vec.ndim == 0:
         return float(check("lam", float(vec), owner,
-                           also=(_LAM_VECTOR, _never)))
+                           also=_LAM_ALSO))
     if regularizer == "product":
         raise ValueError("a vector lam goes with regularizer='sum' (one "
                          "penalty per latent); the product regularizer "
@@ -70,6 +72,9 @@ def check_lam(lam, k, regularizer="sum", owner=None):
 
 def _never(value):
     return False
+
+
+_LAM_ALSO = (_LAM_VECTOR, _never)
 
 
 def lam_summary(lam):

@@ -394,3 +394,14 @@ def test_a_dask_array_names_its_faults_as_numpy_arrays_do():
                          (da.ones((0, 3), chunks=5), "X has no rows")):
         with pytest.raises(ValueError, match=message):
             LAEPCA(1).fit(bad)
+
+
+@pytest.mark.parametrize("seed", [None, 0, 2 ** 40, np.random.default_rng(1),
+                                  np.random.SeedSequence(2)])
+def test_random_state_takes_what_default_rng_takes(seed):
+    a = LAEPCA(2, random_state=seed).fit(X)
+    assert a.components_.shape == (2, 6)
+    with pytest.raises(ValueError, match=r"The 'random_state' parameter of "
+                                         r"LAEPCA must be None, an int in the "
+                                         r"range \[0, inf\)"):
+        LAEPCA(2, random_state=-1).fit(X)
