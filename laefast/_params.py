@@ -291,12 +291,27 @@ def check(name, value, owner=None, *, also=None):
 def check_params(owner, params):
     """Check every (name, value) of params at owner; returns params."""
     for name, value in params.items():
+        # Values seen before (settings repeat from call to call) are looked
+        # up; whether a value passes depends on its type and value only.
+        try:
+            key = (owner, name, value.__class__, value)
+            if key in _ACCEPTED:
+                continue
+        except TypeError:           # unhashable: an array, a list
+            key = None
         for alt in _alternatives(name, owner):
             if alt.accepts(value):
+                if key is not None:
+                    if len(_ACCEPTED) > 4096:
+                        _ACCEPTED.clear()
+                    _ACCEPTED[key] = True
                 break
         else:
             check(name, value, owner)       # raises, naming the rule
     return params
+
+
+_ACCEPTED = {}
 
 
 def sklearn_constraints(owner):

@@ -51,7 +51,8 @@ def reject_sparse(X, name="X"):
 
 def _check_kind(dtype, name):
     """ValueError unless dtype holds real numbers (bool, int, float)."""
-    dtype = np.dtype(dtype)
+    if not isinstance(dtype, np.dtype):
+        dtype = np.dtype(dtype)
     if dtype.kind not in "biuf":
         extra = " (Complex data not supported)" if dtype.kind == "c" else ""
         raise ValueError(f"{name} must be numeric: real numbers, got dtype "
@@ -162,24 +163,27 @@ def check_chunk(chunk, name="chunk", *, n_features=None, owner=None,
     finiteness is read off the pass that consumes it.  n_features: the
     count the earlier chunks had (owner names who expects it).
     """
-    reject_sparse(chunk, name)
     X = chunk
-    if not (isinstance(X, np.ndarray) or (
-            hasattr(X, "shape") and hasattr(X, "dtype")
-            and hasattr(X, "__getitem__") and len(X.shape) == 2)):
-        if hasattr(X, "__next__"):
-            raise TypeError(
-                f"{name} must be one 2-D array of rows, got an iterator "
-                f"({type(X).__name__}): pass its chunks one at a time "
-                "(for chunk in chunks: ...)")
-        X = np.asarray(X)
-    if X.dtype == object:
-        X = X.astype(np.float64)            # numbers stored as objects
-    check_layout(X.shape, X.dtype, name, min_rows=min_rows,
-                 n_features=n_features, owner=owner)
+    if type(X) is not np.ndarray:
+        reject_sparse(X, name)
+        if not (isinstance(X, np.ndarray) or (
+                hasattr(X, "shape") and hasattr(X, "dtype")
+                and hasattr(X, "__getitem__") and len(X.shape) == 2)):
+            if hasattr(X, "__next__"):
+                raise TypeError(
+                    f"{name} must be one 2-D array of rows, got an iterator "
+                    f"({type(X).__name__}): pass its chunks one at a time "
+                    "(for chunk in chunks: ...)")
+            X = np.asarray(X)
     dtype = np.dtype(X.dtype)
-    return X, dtype if dtype in (np.float32, np.float64) else \
-        np.dtype(np.float64)
+    if dtype.kind == "O":
+        X = X.astype(np.float64)            # numbers stored as objects
+        dtype = X.dtype
+    check_layout(X.shape, dtype, name, min_rows=min_rows,
+                 n_features=n_features, owner=owner)
+    if dtype.kind == "f" and dtype.itemsize in (4, 8):
+        return X, dtype
+    return X, np.dtype(np.float64)
 
 
 def check_layout(shape, dtype, name="X", *, min_rows=1, n_features=None,
