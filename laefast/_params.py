@@ -15,9 +15,9 @@ wherever it is passed: ``solve(C, k, lam, tol=inf)`` and
 (LAEPCA's says "of LAEPCA must be None or a finite float ...": the same
 rule, and the alternative LAEPCA adds).  The message has scikit-learn's
 form, and the error is scikit-learn's InvalidParameterError when
-scikit-learn is installed (a ValueError and a TypeError either way).  The estimators'
-``_parameter_constraints`` (scikit-learn's declarative constraints, used by
-its own checks) are generated from the same table by
+scikit-learn is installed (a ValueError and a TypeError either way).  The
+estimators' ``_parameter_constraints`` (scikit-learn's declarative
+constraints, used by its own checks) are generated from the same table by
 :func:`sklearn_constraints`.  The rules and messages do not depend on
 scikit-learn being installed.
 """
