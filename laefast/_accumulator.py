@@ -7,8 +7,9 @@ import threading
 import numpy as np
 
 from . import _passes
+from ._params import check_params
 from ._parallel import resolve_threads, serial_blas
-from ._validation import raise_if_squares_vanish, raise_nonfinite
+from ._validation import check_chunk, raise_if_squares_vanish, raise_nonfinite
 
 __all__ = ["GramAccumulator"]
 
@@ -119,6 +120,8 @@ class GramAccumulator:
         the wrong number of features, or is not numeric.
         """
         X, dtype = self._check_piece(X)
+        if X.shape[0] == 0:
+            return self         # an empty piece adds nothing
         with self._lock:
             state = (self.n_samples_seen_, self.mean_, self.gram_)
             for slab in _slabs(X, dtype, self.max_memory):
@@ -169,37 +172,14 @@ class GramAccumulator:
     # -- internals ------------------------------------------------------------
 
     def _check_piece(self, X):
-        if hasattr(X, "toarray") or type(X).__module__.startswith(
-                "scipy.sparse"):
-            raise TypeError(
-                "GramAccumulator takes dense data; got a sparse matrix "
-                f"({type(X).__name__}): densify it by blocks of rows "
-                "(X[i:j].toarray()) and add each")
-        if not hasattr(X, "shape") or not hasattr(X, "dtype"):
-            if hasattr(X, "__next__"):
-                raise TypeError(
-                    f"X must be one 2-D array of rows, got an iterator "
-                    f"({type(X).__name__}): add its chunks one at a time "
-                    "(for chunk in chunks: acc.add(chunk))")
-            X = np.asarray(X)
-        if len(X.shape) != 2:
-            raise ValueError(
-                f"X must be 2-D (n_samples, n_features), got shape "
-                f"{tuple(X.shape)}")
-        kind = np.dtype(X.dtype).kind
-        if kind not in "biuf":
-            raise ValueError(
-                f"X must hold real numbers, got dtype {X.dtype}")
-        if X.shape[1] < 1:
-            raise ValueError(f"X must have at least one feature, got shape "
-                             f"{tuple(X.shape)}")
-        if self.n_features_in_ is not None and X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but the accumulator has "
-                f"{self.n_features_in_}")
-        dtype = (np.dtype(X.dtype) if X.dtype in (np.float32, np.float64)
-                 else np.dtype(np.float64))
-        return X, dtype
+        """laefast._params' rules for the settings, laefast._validation's
+        chunk check for X: (X, its float dtype)."""
+        check_params("GramAccumulator", {
+            "n_threads": self.n_threads, "center": self.center,
+            "max_memory": self.max_memory,
+            "partials_memory": self.partials_memory})
+        return check_chunk(X, "X", n_features=self.n_features_in_,
+                           owner="GramAccumulator")
 
     def _pass(self, X, mean):
         """(n, s, G, shift) for one float slab: the shifted sums of one pass."""

@@ -1,130 +1,28 @@
-"""solve / fit / step: validation, dispatch to one kernel call, read-out."""
+"""solve / fit / step / exact_w1 / exact_w2: the functional entry points.
 
-import numbers
-import warnings
-from dataclasses import dataclass, field
+Each checks its parameters (laefast._params) and arrays
+(laefast._validation), then hands over to laefast._driver, which owns the
+kernel call, the statuses, the read-out and the result.
+"""
 
 import numpy as np
 
-from . import _solvers
-from ._exceptions import ConvergenceWarning, DivergenceError, caller_stacklevel
-from ._methods import GD_METHODS, REGISTRY
-from ._parallel import resolve_threads, serial_blas
+from . import _driver
+from ._driver import DEFAULT_MAX_ITER, initial_weights, step_for_bound
+from ._methods import GD_METHODS
+from ._params import check_params
+from ._parallel import resolve_threads
 from ._problem import GramProblem, choose_path
-from ._readout import readout, readout_kind
-from ._regularizer import check_lam, check_regularizer, lam_summary
-from ._validation import (
-    check_data,
-    check_gram,
-    check_method,
-    check_n_components,
-    check_scalar,
-    check_matrix,
-    check_weights,
-)
+from ._readout import LAEResult
+from ._regularizer import check_lam, check_regularizer
+from ._validation import check_array, check_gram, check_matrix
 
 __all__ = ["LAEResult", "solve", "fit", "step", "exact_w1", "exact_w2",
-           "default_alpha"]
+           "default_alpha", "gram_matrix", "DEFAULT_MAX_ITER",
+           "initial_weights", "step_for_bound"]
 
 # Methods that stop when ||W1 - W2^T|| <= tol (the sum regularizer's).
 _TIE_RULE = ("untied", "exact-untied", "exact-tied")
-DEFAULT_MAX_ITER = 100_000
-# The longest history segment _run_recorded asks of the kernel at once.
-_MAX_SEGMENT = 1 << 20
-
-
-@dataclass
-class LAEResult:
-    """What a solver learned, and how it got there.
-
-    Attributes
-    ----------
-    W1, W2 : ndarray
-        Encoder (k x m) and decoder (m x k) at the end of the run.
-    components : ndarray (k x m)
-        Principal directions as rows, each row's largest-magnitude entry
-        positive.  How they are read depends on ``readout``: 'svd' (one lam,
-        sum regularizer): the left singular vectors of W2, by decreasing
-        variance; 'columns' (a vector lam): W2's columns, normalized,
-        ordered by increasing lam (the smallest lam's latent learns the top
-        direction); 'subspace' (product regularizer, untied): an
-        orthonormal basis of the learned principal subspace, which is all
-        L_pi determines for untied weights -- its rows are NOT the
-        individual directions.  The product regularizer with sync or tied
-        (W1 = W2^T) is 'svd' again: there W2 W2^T is L_pi's symmetric
-        product map, whose eigenvectors are the directions.  'ritz'
-        (lam = 0, from solve and fit): W2's singular values are then all 1
-        and its singular vectors any basis of the principal subspace, so the
-        directions and variances are the Ritz pairs of C on span(W2).
-    singular_values : ndarray (k,)
-        Singular values of X, sigma_i = sqrt(lam_i / (1 - s_i^2)) with s_i
-        the singular values of W2 ('svd') or its columns' norms ('columns');
-        sigma_i^2 = lam s_i^2 / (1 - s_i^2) under the product regularizer
-        (sync, tied); 0 for collapsed components; NaN for 'subspace', whose
-        W2 does not identify them.
-    eigenvalues : ndarray (k,)
-        Eigenvalues of C = X X^T (sigma_i^2); 0 for collapsed components,
-        NaN for 'subspace'.
-    collapsed : ndarray of bool (k,)
-        Components that lam switched off (lam >= sigma_i^2).
-    n_iter : int
-        Iterations run.
-    converged : bool
-        Whether the method's stopping rule held (else max_iter was reached).
-    stop : float
-        The last stopping quantity (the documentation's theory page defines
-        it per method).
-    method, lam, alpha, tol :
-        The settings used (alpha is None for the exact methods; lam a float,
-        or a float64 array for a per-latent penalty).
-    history : dict or None
-        With history=True: ``{"stop": ..., "objective": ...}``, one entry per
-        iteration, recorded inside the kernel (objective is the run's loss:
-        L_sigma, or L_pi with the product regularizer).  history='weights'
-        adds "W1" (n_iter, k, m) and "W2" (n_iter, m, k), the weights after
-        each iteration.
-    mean : ndarray or None
-        The feature means subtracted by :func:`fit` (None from :func:`solve`).
-    regularizer : str
-        'sum' or 'product'.
-    readout : str
-        'svd', 'columns', 'subspace' or 'ritz', as described under ``components``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import laefast
-    >>> X = np.random.default_rng(0).standard_normal((500, 6)) * [5, 4, 3, 1, 1, 1]
-    >>> res = laefast.fit(X, 2, lam=10.0)
-    >>> res.components.shape, res.W1.shape, res.W2.shape
-    ((2, 6), (2, 6), (6, 2))
-    >>> bool(res.converged), bool(res.collapsed.any())
-    (True, False)
-    """
-
-    W1: np.ndarray
-    W2: np.ndarray
-    components: np.ndarray
-    singular_values: np.ndarray
-    eigenvalues: np.ndarray
-    collapsed: np.ndarray
-    n_iter: int
-    converged: bool
-    stop: float
-    method: str
-    lam: float
-    alpha: float | None
-    tol: float
-    history: dict | None = None
-    mean: np.ndarray | None = field(default=None, repr=False)
-    regularizer: str = "sum"
-    readout: str = "svd"
-
-    @property
-    def directions_identified(self):
-        """Whether ``components`` are the individual principal directions
-        (False under the product regularizer: only their span is learned)."""
-        return self.readout != "subspace"
 
 
 def default_alpha(problem, lam, W1, W2, regularizer="sum"):
@@ -176,228 +74,18 @@ def default_alpha(problem, lam, W1, W2, regularizer="sum"):
     return step_for_bound(c, lam, W1, W2)
 
 
-def step_for_bound(c, lam, W1, W2):
-    """default_alpha's 1 / (3 c r^2 + lam) for a known bound c, for callers
-    that keep c while the weights change."""
-    r2 = max(1.0, float(np.sum(W1 * W1)), float(np.sum(W2 * W2)))
-    if c > np.finfo(np.float64).tiny:
-        # (1 / c) / (3 r^2 + lam / c): 3 c r^2 itself overflows for C near
-        # the top of float64's range.
-        return (1.0 / c) / (3.0 * r2 + lam / c)
-    # C = 0 (to rounding): only lam curves the loss; with lam = 0 too the
-    # gradient is 0 and any step is as good as another.
-    return 1.0 / lam if lam > 0.0 else 1.0
-
-
-def initial_weights(init, m, k, dtype, random_state):
-    if init is not None:
-        if not isinstance(init, (tuple, list)) or len(init) != 2:
-            raise ValueError("init must be a pair (W1, W2)")
-        W1, W2 = init
-        return check_weights(W1, W2, m, k, dtype)
-    # Small random weights (Frobenius norm about 0.5): far from the saddle
-    # at 0 in every direction, and inside the region default_alpha covers.
-    rng = np.random.default_rng(random_state)
-    scale = 0.5 / np.sqrt(m * k)
-    W1 = (scale * rng.standard_normal((k, m))).astype(dtype)
-    W2 = (scale * rng.standard_normal((m, k))).astype(dtype)
-    return W1, W2
-
-
-def _check_max_iter(max_iter):
-    if max_iter is None:
-        return DEFAULT_MAX_ITER
-    if (not isinstance(max_iter, numbers.Integral)
-            or isinstance(max_iter, bool) or max_iter < 0):
-        raise ValueError(
-            f"max_iter must be a non-negative integer, got {max_iter!r}")
-    if max_iter > _MAX_ITER_LIMIT:
-        raise ValueError(
-            f"max_iter={max_iter} is beyond what an iteration counter holds "
-            f"(2**62); pass at most {_MAX_ITER_LIMIT}, or None for the "
-            f"default {DEFAULT_MAX_ITER}")
-    return int(max_iter)
-
-
-_MAX_ITER_LIMIT = 1 << 62
-
-
-def _raise_for_status(status, method, n_iter, which, alpha, lam):
-    lam = lam_summary(lam)
-    if status == _solvers.NONFINITE:
-        if method in GD_METHODS:
-            raise DivergenceError(
-                f"{method} gradient descent diverged at iteration {n_iter}: "
-                f"the weights stopped being finite. The step alpha={alpha:g} "
-                "is too large for this problem; lower it, or pass alpha=None "
-                "(LAEPCA: alpha='auto') for a safe step. (If C is not "
-                "positive semi-definite, i.e. not a Gram matrix X^T X, no "
-                "step converges: check how C was formed.)")
-        raise DivergenceError(
-            f"{method} produced non-finite weights at iteration {n_iter}; "
-            "the problem is too badly scaled for this dtype.")
-    if status == _solvers.NOT_PD_W2:
-        raise np.linalg.LinAlgError(
-            f"{method}, iteration {n_iter + 1}: the k x k matrix "
-            f"W1 C W1^T + lam I is not positive definite (lam={lam}). With "
-            "lam = 0 this happens when W1 C W1^T is singular (rank-deficient "
-            "C or start); use lam > 0.")
-    if status == _solvers.NOT_PD_W1:
-        raise np.linalg.LinAlgError(
-            f"{method}, iteration {n_iter + 1}: the m x m matrix "
-            f"d_{which} C + lam I of the exact W1 step is not positive "
-            f"definite (lam={lam}). With lam = 0 this happens when C is "
-            "singular or W2 is rank-deficient; use lam > 0.")
-    if status == _solvers.EIGH_FAILED:
-        raise np.linalg.LinAlgError(
-            f"{method}, iteration {n_iter + 1}: the eigendecomposition of "
-            "W2^T W2 did not converge.")
-
-
-def run_kernel(problem, W1, W2, method, lam, alpha, tol, max_iter,
-               n_threads=1, hist_stop=None, hist_obj=None, *,
-               regularizer="sum", hist_w1=None, hist_w2=None):
-    """One compiled solver loop, in place on W1 and W2: (n_iter, status, stop).
-
-    Inputs are validated already (lam: a float, or a vector from
-    check_lam); failures (divergence, a k x k or m x m system that is not
-    positive definite) raise here.  hist_w1/hist_w2: flat buffers of
-    max_iter k m entries of W1's dtype for the weights after each iteration.
-    """
-    if np.ndim(lam) == 0:
-        lam_vec = None
-    else:
-        lam_vec, lam = lam, float(lam[0])
-    # The loop runs on scale C (scale a power of two near 1 / tr C: exact),
-    # with lam scale and alpha / scale: the same iterates, and every
-    # quantity near 1 whatever the data's magnitude (1e-150 or 1e150).
-    scale = problem.kernel_scale()
-    # Only exact-untied's k independent m x m solves run in parallel; the
-    # other loops are chains of GEMMs that BLAS's own threads serve best.
-    parallel = (_solvers.exact_w1_threads(problem.m, W1.shape[0], n_threads)
-                if method == "exact-untied" else 1)
-    with serial_blas(parallel):
-        n_iter, status, stop, which = _solvers.run(
-            REGISTRY[method].code, W1, W2, lam=lam * scale,
-            alpha=0.0 if alpha is None else alpha / scale, tol=tol,
-            max_iter=max_iter, hist_stop=hist_stop, hist_obj=hist_obj,
-            trace_c=(problem.trace() * scale if hist_stop is not None
-                     else 0.0),
-            n_threads=n_threads,
-            lam_vec=None if lam_vec is None else lam_vec * scale,
-            product=regularizer == "product", hist_w1=hist_w1,
-            hist_w2=hist_w2, scale=scale, **problem.kernel_args())
-    if hist_obj is not None:
-        hist_obj[:n_iter] /= scale
-    _raise_for_status(status, method, n_iter, which, alpha,
-                      lam if lam_vec is None else lam_vec)
-    return n_iter, status, stop
-
-
-def _check_history(history):
-    if isinstance(history, str):
-        if history != "weights":
-            raise ValueError(f"history must be True, False or 'weights', "
-                             f"got {history!r}")
-        return history
-    return bool(history)
-
-
-def _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history,
-         n_threads, regularizer="sum"):
-    """The one kernel call, then the read-out.  Inputs already validated."""
-    if history:
-        n_iter, status, stop, records = _run_recorded(
-            problem, W1, W2, method, lam, alpha, tol, max_iter, n_threads,
-            regularizer, history == "weights")
-    else:
-        n_iter, status, stop = run_kernel(problem, W1, W2, method, lam,
-                                          alpha, tol, max_iter, n_threads,
-                                          regularizer=regularizer)
-    converged = status == _solvers.CONVERGED
-    if not converged:
-        warnings.warn(
-            f"{method} stopped at max_iter={max_iter} with stopping quantity "
-            f"{stop:.3g} > tol={tol:g}; raise max_iter or tol.",
-            ConvergenceWarning, stacklevel=caller_stacklevel())
-    hist = None
-    if history:
-        hist = {"stop": records[0], "objective": records[1]}
-    if history == "weights":
-        m = W1.shape[1]
-        hist["W1"] = records[2].reshape(n_iter, k, m)
-        hist["W2"] = records[3].reshape(n_iter, m, k)
-    # _run <- _solve <- solve/fit <- the caller
-    return make_result(
-        W1, W2, lam, method=method, alpha=alpha, tol=tol, n_iter=n_iter,
-        converged=converged, stop=stop, stacklevel=5, history=hist,
-        regularizer=regularizer, problem=problem)
-
-
-def _run_recorded(problem, W1, W2, method, lam, alpha, tol, max_iter,
-                  n_threads, regularizer, weights):
-    """run_kernel with history, in segments of growing length (1024, 2048,
-    ...): the records take memory for the iterations actually run, not
-    max_iter's.  A loop resumed where the last segment stopped takes the
-    same steps (each loop's state is its weights), so the result is that
-    of one call."""
-    parts = [[], [], [], []]
-    n_iter, done, seg = 0, False, 1024
-    status = _solvers.MAX_ITER
-    stop = np.inf
-    size = W1.size
-    while not done:
-        steps = min(seg, max_iter - n_iter)
-        bufs = [np.empty(steps), np.empty(steps), None, None]
-        if weights:
-            bufs[2] = np.empty(steps * size, dtype=W1.dtype)
-            bufs[3] = np.empty(steps * size, dtype=W1.dtype)
-        ran, status, stop = run_kernel(
-            problem, W1, W2, method, lam, alpha, tol, steps, n_threads,
-            bufs[0], bufs[1], regularizer=regularizer, hist_w1=bufs[2],
-            hist_w2=bufs[3])
-        parts[0].append(bufs[0][:ran])
-        parts[1].append(bufs[1][:ran])
-        if weights:
-            parts[2].append(bufs[2][:ran * size])
-            parts[3].append(bufs[3][:ran * size])
-        n_iter += ran
-        done = (status != _solvers.MAX_ITER or n_iter >= max_iter or ran == 0)
-        seg = min(2 * seg, _MAX_SEGMENT)
-    records = [np.concatenate(p) if p else None for p in parts]
-    return n_iter, status, stop, records
-
-
-def make_result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
-                history=None, mean=None, stacklevel=2, regularizer="sum",
-                problem=None):
-    """An LAEResult from trained weights: the read-out of docs/theory.md
-    (and its per-latent and product variants, see laefast._readout); with
-    the problem at hand, lam = 0 and small decoder singular values are read
-    out against C itself."""
-    times = problem.times if problem is not None else None
-    components, sing, eig, collapsed = readout(W2, lam, tol,
-                                               stacklevel=stacklevel,
-                                               regularizer=regularizer,
-                                               method=method, times=times)
-    return LAEResult(
-        W1=W1, W2=W2, components=components,
-        singular_values=sing.astype(W2.dtype), eigenvalues=eig.astype(W2.dtype),
-        collapsed=collapsed, n_iter=int(n_iter), converged=bool(converged),
-        stop=float(stop), method=method, lam=lam, alpha=alpha, tol=tol,
-        history=history, mean=mean, regularizer=regularizer,
-        readout=readout_kind(lam, regularizer, method,
-                             ritz=times is not None))
-
-
-def _solve(problem, method, n_components, lam, alpha, tol, max_iter, init,
-           random_state, history, n_threads, regularizer="sum"):
-    """Validate the settings, pick the start and the step, run."""
-    m = problem.m
-    method = check_method(method)
-    regularizer = check_regularizer(regularizer, method)
-    k = check_n_components(n_components, m)
-    lam = check_lam(lam, k, regularizer)
+def _solve(owner, problem, params):
+    """solve's and fit's common part: the settings checked, the start and
+    the step picked, then the driver's run.  params: the call's keyword
+    parameters (n_components, lam, method, alpha, tol, max_iter, init,
+    random_state, history, n_threads, regularizer)."""
+    p = dict(params)
+    init, lam = p.pop("init"), p.pop("lam")
+    check_params(owner, p)
+    method, regularizer = p["method"], p["regularizer"]
+    check_regularizer(regularizer, method)
+    k = _n_components(p["n_components"], problem.m)
+    lam = check_lam(lam, k, regularizer, owner)
     if (np.ndim(lam) == 0 and lam == 0.0 and regularizer == "sum"
             and method in _TIE_RULE):
         raise ValueError(
@@ -407,21 +95,30 @@ def _solve(problem, method, n_components, lam, alpha, tol, max_iter, init,
             "stop). Pass a small lam > 0 (e.g. 1e-6 times C's largest "
             "eigenvalue), or use method 'sync', 'tied' or 'exact-sync', "
             "which stop on the step size")
-    tol = check_scalar(tol, "tol")
-    max_iter = _check_max_iter(max_iter)
-    history = _check_history(history)
-    n_threads = resolve_threads(n_threads)
-    W1, W2 = initial_weights(init, m, k, problem.dtype, random_state)
-    if method in GD_METHODS:
-        if alpha is None:
-            alpha = default_alpha(problem, lam, W1, W2, regularizer)
-        else:
-            alpha = check_scalar(alpha, "alpha", allow_zero=False)
-    elif alpha is not None:
-        check_scalar(alpha, "alpha", allow_zero=False)
-        alpha = None  # the exact methods take no step size
-    return _run(problem, W1, W2, k, lam, method, alpha, tol, max_iter, history,
-                n_threads, regularizer)
+    max_iter = DEFAULT_MAX_ITER if p["max_iter"] is None else int(p["max_iter"])
+    W1, W2 = initial_weights(init, problem.m, k, problem.dtype,
+                             p["random_state"])
+    alpha = p["alpha"]
+    if method not in GD_METHODS:
+        alpha = None            # the exact methods take no step size
+    elif alpha is None:
+        alpha = default_alpha(problem, lam, W1, W2, regularizer)
+    else:
+        alpha = float(alpha)
+    return _driver.run(problem, W1, W2, lam, method, alpha, float(p["tol"]),
+                       max_iter, p["history"],
+                       resolve_threads(p["n_threads"]), regularizer)
+
+
+def _n_components(n_components, m):
+    """k, checked by the rules and against the problem's width m."""
+    if isinstance(n_components, (int, np.integer)) and \
+            not isinstance(n_components, bool) and \
+            not 1 <= n_components <= m:
+        raise ValueError(
+            f"n_components must be in [1, {m}] (the number of features), "
+            f"got {n_components}")
+    return int(n_components)
 
 
 def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
@@ -475,7 +172,8 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
         W1 and W2 after every iteration (k m values each per iteration).
     n_threads : int or None
         OpenMP threads for exact-untied's k independent m x m Cholesky
-        solves (None: all cores, following OMP_NUM_THREADS); BLAS runs
+        solves (None: every CPU the process may use: OMP_NUM_THREADS, else
+        the cores capped by the affinity mask and cgroup CPU quotas); BLAS runs
         single-threaded inside them.  Below about 4e6 flops per W1 step
         they run serially.  The other methods are chains of GEMMs and use
         BLAS's own threads (limit those with threadpoolctl).
@@ -540,8 +238,10 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
     ('columns', array([0.944444, 0.      , 0.      ]))
     """
     problem = GramProblem.from_gram(C)
-    return _solve(problem, method, n_components, lam, alpha, tol, max_iter,
-                  init, random_state, history, n_threads, regularizer)
+    return _solve("solve", problem, dict(
+        n_components=n_components, lam=lam, method=method, alpha=alpha,
+        tol=tol, max_iter=max_iter, init=init, random_state=random_state,
+        history=history, n_threads=n_threads, regularizer=regularizer))
 
 
 def gram_matrix(X, center=True, *, n_threads=None):
@@ -551,6 +251,7 @@ def gram_matrix(X, center=True, *, n_threads=None):
     centered block by block into thread-local buffers, so X is never
     copied; C is accumulated in float64 and returned in X's dtype.
     """
+    check_params("gram_matrix", {"center": center, "n_threads": n_threads})
     problem = GramProblem.from_data(X, center, path="gram",
                                     n_threads=resolve_threads(n_threads))
     return problem.C, problem.mean
@@ -611,21 +312,24 @@ def fit(X, n_components, lam, *, center=True, path="auto", method="exact-tied",
     >>> laefast.metrics.max_principal_sine(res.components.T, Vt[:3].T) < 1e-6
     True
     """
-    X = check_data(X, finite=False)      # the first pass over X checks it
-    method = check_method(method)
+    X = check_array(X, finite=False)     # the first pass over X checks it
+    params = dict(n_components=n_components, lam=lam, method=method,
+                  alpha=alpha, tol=tol, max_iter=max_iter, init=init,
+                  random_state=random_state, history=history,
+                  n_threads=n_threads, regularizer=regularizer)
+    check_params("fit", {"center": center, "path": path, **{
+        name: value for name, value in params.items()
+        if name not in ("init", "lam")}})
     check_regularizer(regularizer, method)
-    k = check_n_components(n_components, X.shape[1])
-    check_lam(lam, k, regularizer)
+    k = _n_components(n_components, X.shape[1])
+    check_lam(lam, k, regularizer, "fit")
     if path == "auto":
         path = choose_path(X.shape[0], X.shape[1], k, method, X.itemsize)
-    elif path not in ("gram", "data"):
-        raise ValueError(f"path must be 'auto', 'gram' or 'data', got {path!r}")
     if path == "data" and method == "exact-untied":
         raise ValueError("exact-untied needs the Gram matrix: use path='gram'")
     problem = GramProblem.from_data(X, center, path,
                                     n_threads=resolve_threads(n_threads))
-    result = _solve(problem, method, k, lam, alpha, tol, max_iter, init,
-                    random_state, history, n_threads, regularizer)
+    result = _solve("fit", problem, params)
     result.mean = problem.mean
     return result
 
@@ -691,8 +395,9 @@ def step(W1, W2, C, lam, *, method="untied", alpha=None, regularizer="sum"):
     >>> np.round(W2.ravel() / np.linalg.norm(W2), 6)     # the top direction
     array([1., 0., 0.])
     """
-    method = check_method(method)
-    regularizer = check_regularizer(regularizer, method)
+    check_params("step", {"method": method, "alpha": alpha,
+                          "regularizer": regularizer})
+    check_regularizer(regularizer, method)
     C = check_gram(C)
     m = C.shape[0]
     k = W1.shape[0] if isinstance(W1, np.ndarray) and W1.ndim == 2 else -1
@@ -706,18 +411,11 @@ def step(W1, W2, C, lam, *, method="untied", alpha=None, regularizer="sum"):
                 "step writes W1 and W2 in place while it reads all three, "
                 "so each must be its own array; pass copies "
                 "(W1.copy(), W2.copy())")
-    lam = check_lam(lam, k, regularizer)
-    if method in GD_METHODS:
-        if alpha is None:
-            raise ValueError(f"{method} needs a step size alpha")
-        alpha = check_scalar(alpha, "alpha", allow_zero=False)
-    lam_vec = None if np.ndim(lam) == 0 else lam
-    n_iter, status, stop, which = _solvers.run(
-        REGISTRY[method].code, W1, W2, C, lam if lam_vec is None else 0.0,
-        alpha or 0.0, _solvers.NEVER_STOP, 1, lam_vec=lam_vec,
-        product=regularizer == "product")
-    _raise_for_status(status, method, 0, which, alpha, lam)
-    return float(stop)
+    lam = check_lam(lam, k, regularizer, "step")
+    if method in GD_METHODS and alpha is None:
+        raise ValueError(f"{method} needs a step size alpha")
+    return _driver.step(W1, W2, C, lam, method,
+                        None if alpha is None else float(alpha), regularizer)
 
 
 def exact_w1(C, W2, lam, *, n_threads=None):
@@ -760,20 +458,12 @@ def exact_w1(C, W2, lam, *, n_threads=None):
     >>> np.allclose((W2.T @ W2) @ W1 @ C + lam * W1, W2.T @ C)
     True
     """
+    check_params("exact_w1", {"n_threads": n_threads})
     C = check_gram(C)
     m = C.shape[0]
     W2 = check_matrix(W2, "W2", (m, None), C.dtype)
-    k = W2.shape[1]
-    lam = check_lam(lam, k)
-    lam_vec = None if np.ndim(lam) == 0 else lam
-    W1 = np.empty((k, m), dtype=C.dtype)
-    parallel = _solvers.exact_w1_threads(m, k, resolve_threads(n_threads))
-    with serial_blas(parallel):
-        status, which = _solvers.exact_w1_given_w2(
-            W1, W2, C, lam if lam_vec is None else 0.0, parallel,
-            lam_vec=lam_vec)
-    _raise_for_status(status, "exact_w1", -1, which, None, lam)
-    return W1
+    lam = check_lam(lam, W2.shape[1], owner="exact_w1")
+    return _driver.exact_w1(C, W2, lam, n_threads)
 
 
 def exact_w2(C, W1, lam):
@@ -815,10 +505,5 @@ def exact_w2(C, W1, lam):
     C = check_gram(C)
     m = C.shape[0]
     W1 = check_matrix(W1, "W1", (None, m), C.dtype)
-    lam = check_lam(lam, W1.shape[0])
-    lam_vec = None if np.ndim(lam) == 0 else lam
-    W2 = np.empty((m, W1.shape[0]), dtype=C.dtype)
-    if _solvers.exact_w2_given_w1(W2, W1, C, lam if lam_vec is None else 0.0,
-                               lam_vec=lam_vec) != 0:
-        _raise_for_status(_solvers.NOT_PD_W2, "exact_w2", -1, -1, None, lam)
-    return W2
+    lam = check_lam(lam, W1.shape[0], owner="exact_w2")
+    return _driver.exact_w2(C, W1, lam)

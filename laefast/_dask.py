@@ -23,6 +23,7 @@ import numpy as np
 from . import _passes
 from ._accumulator import GramAccumulator
 from ._problem import GRAM_MEMORY_LIMIT, GramProblem
+from ._validation import check_layout
 
 __all__ = ["fit", "partial_fit", "transform", "inverse_transform"]
 
@@ -48,23 +49,12 @@ def _check(X, n_features=None):
     if not isinstance(X, da.Array):
         raise TypeError(f"LAEPCA takes a dask.array.Array among Dask "
                         f"collections, got {type(X).__name__}")
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D (n_samples, n_features), got "
-                         f"{X.ndim}-D")
     if any(np.isnan(c) for chunks in X.chunks for c in chunks):
         raise ValueError("X has unknown chunk sizes; call "
                          "X.compute_chunk_sizes() first")
-    kind = np.dtype(X.dtype).kind
-    if kind == "c":
-        raise ValueError("Complex data not supported")
-    if kind not in "biuf":
-        raise ValueError(f"X must be numeric, got dtype {X.dtype}")
-    n, m = X.shape
-    if n == 0 or m == 0:
-        raise ValueError(f"X must be non-empty, got shape {X.shape}")
-    if n_features is not None and m != n_features:
-        raise ValueError(f"X has {m} features, but LAEPCA is expecting "
-                         f"{n_features} features as input.")
+    # The faults the in-memory checks name, with their messages.
+    check_layout(X.shape, X.dtype, "X", n_features=n_features,
+                 owner="LAEPCA")
     return _whole_rows(X)
 
 

@@ -11,32 +11,26 @@ small fallback bases follow the same conventions by hand.
 
 import collections.abc
 import copy
+import inspect
 import numbers
-import sys
-import time
-import warnings
 
 import numpy as np
 import scipy.linalg
 
 from ._accumulator import GramAccumulator
-from ._api import DEFAULT_MAX_ITER, run_kernel, step_for_bound
-from ._solvers import NEVER_STOP
-from ._exceptions import (CollapsedComponentWarning, ConvergenceWarning,
-                          NotFittedError, caller_stacklevel)
-from ._parallel import resolve_threads, serial_blas, serialized
+from ._driver import PCAFit, pca_settings, solve_pca
+from ._exceptions import NotFittedError
+from ._params import check_params, sklearn_constraints
+from ._parallel import resolve_threads, serialized
 from ._problem import GramProblem, choose_path
-from ._readout import flip_signs
-from ._subspace import block_lanczos, residual, ritz_pairs, small_eigh
-from ._methods import GD_METHODS, METHODS
-from ._validation import check_gram, raise_nonfinite
+from ._validation import (check_array, check_chunk, check_gram,
+                          check_n_features, raise_nonfinite, reject_sparse)
 
 __all__ = ["LAEPCA", "NotFittedError"]
 
 try:
     from sklearn.base import (BaseEstimator, ClassNamePrefixFeaturesOutMixin,
                               TransformerMixin)
-    from sklearn.utils._param_validation import Interval, StrOptions
     from sklearn.utils.validation import validate_data as _sk_validate_data
 except ImportError:         # scikit-learn is optional
     _SKLEARN = False
@@ -87,32 +81,6 @@ class _FallbackBase:
 # when it is installed, else a small stand-in with the same protocol.
 ESTIMATOR_BASES = ((ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                     BaseEstimator) if _SKLEARN else (_FallbackBase,))
-
-
-def _constraints():
-    """scikit-learn's declaration of LAEPCA's parameters (None without it)."""
-    if not _SKLEARN:
-        return None
-    from numbers import Integral, Real
-    from sklearn.utils._param_validation import RealNotInt
-    return {
-        "n_components": [Interval(Integral, 1, None, closed="left"),
-                         Interval(RealNotInt, 0, 1, closed="neither"),
-                         StrOptions({"mle"}), None],
-        "method": [StrOptions({"auto", *METHODS})],
-        "lam": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
-        "alpha": [StrOptions({"auto"}),
-                  Interval(Real, 0, None, closed="neither")],
-        "tol": [Interval(Real, 0, None, closed="left"), None],
-        "max_iter": [Interval(Integral, 0, None, closed="left"), None],
-        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
-        "oversample": [Interval(Integral, 0, None, closed="left")],
-        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
-        "whiten": ["boolean"],
-        "copy": ["boolean"],
-        "random_state": ["random_state", np.random.Generator],
-        "verbose": ["verbose"],
-    }
 
 
 class LAEPCA(*ESTIMATOR_BASES):
@@ -183,7 +151,7 @@ class LAEPCA(*ESTIMATOR_BASES):
         Step of the gradient methods.  'auto': laefast.default_alpha's step
         1 / (3 c r^2 + lam), re-derived before every round of iterations as
         the weights grow.  Ignored by the exact methods.
-    tol : float or None
+    tol : finite float >= 0, or None
         Stop when every kept Ritz pair (theta_i, y_i) has
         ||C y_i - theta_i y_i|| <= tol * theta_1.  None: 'auto' iterates
         until the residual stops falling (rounding) and reports convergence
@@ -274,7 +242,10 @@ class LAEPCA(*ESTIMATOR_BASES):
 
     # -- scikit-learn's estimator protocol ------------------------------------
 
-    _parameter_constraints = _constraints()
+    # scikit-learn's declaration of the parameters, for its own checks:
+    # generated from laefast._params' rules, which _check_params applies
+    # (with or without scikit-learn).
+    _parameter_constraints = sklearn_constraints("LAEPCA")
     # partial_fit's solve is an option, not metadata to route.
     __metadata_request__partial_fit = {"solve": "$UNUSED$"}
 
@@ -293,12 +264,12 @@ class LAEPCA(*ESTIMATOR_BASES):
         return self.n_components_
 
     def _check_params(self, reset=False):
-        """scikit-learn's parameter validation, where it is installed (the
-        solver checks each parameter again, for the fallback).  reset (fit):
-        a fit whose input carries no names (a Dask array) drops those of
-        the previous fit; _validate sets them for the X it checks."""
-        if _SKLEARN:
-            self._validate_params()
+        """Every parameter against laefast._params' rules (the same with
+        or without scikit-learn).  reset (fit): a fit whose input carries
+        no names (a Dask array) drops those of the previous fit; _validate
+        sets them for the X it checks."""
+        check_params("LAEPCA", {name: getattr(self, name)
+                                for name in _PARAMETERS})
         if reset:
             self._pending_names = None
         else:
@@ -379,6 +350,7 @@ class LAEPCA(*ESTIMATOR_BASES):
         >>> bool(np.allclose(a.components_, b.components_))
         True
         """
+        self._check_params()
         if isinstance(C, GramAccumulator):
             if C.n_samples_seen_ < 2:
                 raise ValueError(
@@ -513,11 +485,11 @@ class LAEPCA(*ESTIMATOR_BASES):
                 "LAEPCA needs at least 2 samples to estimate variances, got "
                 f"n_samples = {n}")
         k = self._n_components(n, m)
-        width = min(m, k + self._oversample())
+        width = min(m, k + int(self.oversample))
         n_threads = resolve_threads(self.n_threads)
         acc = None
         if self.batch_size is not None:
-            batch = _check_positive_int(self.batch_size, "batch_size")
+            batch = int(self.batch_size)
             # Each slab read once, converted and checked on its own: at
             # most batch rows in float64 beside the m x m state.
             acc = GramAccumulator(n_threads=n_threads,
@@ -550,8 +522,8 @@ class LAEPCA(*ESTIMATOR_BASES):
     def _set_fitted(self, fitted, mean, n_samples, n_features):
         # Everything was computed first: a failure above leaves the
         # previous fit (or none) intact.
-        self._warm = fitted.pop("_warm_start")
-        for name, value in fitted.items():
+        self._warm = fitted.warm
+        for name, value in fitted.attributes.items():
             setattr(self, name, value)
         self.mean_ = np.asarray(mean, dtype=self.components_.dtype)
         self.n_samples_seen_ = int(n_samples)
@@ -567,12 +539,7 @@ class LAEPCA(*ESTIMATOR_BASES):
     # -- the solver ------------------------------------------------------------
 
     def _method(self):
-        if self.method == "auto":
-            return "auto"
-        if self.method not in METHODS:
-            raise ValueError(
-                f"method must be 'auto' or one of {', '.join(METHODS)}, got "
-                f"{self.method!r}")
+        check_params("LAEPCA", {"method": self.method})
         return self.method
 
     def _n_components(self, n, m):
@@ -590,13 +557,9 @@ class LAEPCA(*ESTIMATOR_BASES):
                     "n_components='mle' is only supported if n_samples >= "
                     f"n_features (got n_samples={n} < n_features={m})")
             return min(n, m)
-        if (isinstance(k, numbers.Real) and not isinstance(k, numbers.Integral)
-                and 0 < k < 1):
-            return min(n, m, _FIRST_COUNT)
-        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
-            raise ValueError(
-                "n_components must be a positive integer, a float in (0, 1), "
-                f"'mle' or None, got {k!r}")
+        check_params("LAEPCA", {"n_components": k})
+        if not isinstance(k, numbers.Integral):
+            return min(n, m, _FIRST_COUNT)       # a fraction in (0, 1)
         if k > min(n, m):
             raise ValueError(
                 f"n_components={k} must be between 1 and min(n_samples, "
@@ -626,14 +589,15 @@ class LAEPCA(*ESTIMATOR_BASES):
         k = self._n_components(n_samples, m)
         while True:
             fitted = self._solve_count(problem, n_samples, data_dtype, warm, k)
-            ratio = np.cumsum(fitted["explained_variance_"].astype(np.float64)
+            ratio = np.cumsum(fitted.attributes["explained_variance_"]
+                              .astype(np.float64)
                               * max(n_samples - 1, 1)) / (trace or 1.0)
             if ratio[-1] > spec or k >= limit:
                 # scikit-learn's rule: searchsorted(cumsum, f, 'right') + 1
                 keep = min(int(np.searchsorted(ratio, spec, side="right")) + 1,
                            k)
                 return _keep_first(fitted, keep, n_samples, problem, limit)
-            warm, k = fitted["_warm_start"], min(2 * k, limit)
+            warm, k = fitted.warm, min(2 * k, limit)
 
     def _solve_count(self, problem, n_samples, data_dtype, warm, k):
         self._count_trial = int(k)
@@ -642,238 +606,22 @@ class LAEPCA(*ESTIMATOR_BASES):
         finally:
             del self._count_trial
 
-    def _oversample(self):
-        p = self.oversample
-        if not isinstance(p, numbers.Integral) or isinstance(p, bool) or p < 0:
-            raise ValueError(
-                f"oversample must be a non-negative integer, got {p!r}")
-        return int(p)
-
     def _settings(self, problem, n_samples, data_dtype):
-        """Every parameter checked, with its 'auto' and None resolved."""
-        method = self._method()
-        k = self._n_components(n_samples, problem.m)
-        tol = self.tol
-        if tol is not None and (not isinstance(tol, numbers.Real)
-                                or isinstance(tol, bool) or not tol >= 0):
-            raise ValueError(f"tol must be a non-negative number, got {tol!r}")
-        max_iter = DEFAULT_MAX_ITER if self.max_iter is None else self.max_iter
-        if (not isinstance(max_iter, numbers.Integral)
-                or isinstance(max_iter, bool) or max_iter < 0):
-            raise ValueError(
-                f"max_iter must be a non-negative integer, got {max_iter!r}")
-        lam = self.lam
-        if not (isinstance(lam, str) and lam == "auto") and (
-                not isinstance(lam, numbers.Real) or isinstance(lam, bool)
-                or not np.isfinite(lam) or lam < 0):
-            raise ValueError(f"lam must be 'auto' or a finite number >= 0, "
-                             f"got {lam!r}")
-        alpha = self.alpha
-        if method in GD_METHODS and not (isinstance(alpha, str)
-                                         and alpha == "auto"):
-            if (not isinstance(alpha, numbers.Real) or isinstance(alpha, bool)
-                    or not np.isfinite(alpha) or alpha <= 0):
-                raise ValueError(f"alpha must be 'auto' or a finite number "
-                                 f"> 0, got {alpha!r}")
-        if tol is None:
-            # 'auto' runs to rounding (its products are few) and calls that
-            # converged below 1e-10; the kernel methods stop at their dtype's
-            # usual tolerance.
-            tol = 1e-10 if (method == "auto" or problem.dtype == np.float64) \
-                else 1e-4
-        return {"method": method, "k": k,
-                "width": min(problem.m, k + self._oversample()),
-                "tol": float(tol), "to_rounding": self.tol is None,
-                "max_iter": int(max_iter),
-                "n_threads": resolve_threads(self.n_threads)}
-
-    def _lam(self, top, width, dtype, m=None):
-        """lam, with 'auto' = 10 (k + p) eps top: just enough to keep the
-        k x k systems positive definite in this dtype when the data hold
-        zero-variance directions, far below every resolvable component.
-        exact-untied (m given) also solves m x m systems d_i C + lam I,
-        whose rounding on a singular C is of order m eps ||C||: 'auto' is
-        100 m eps top there."""
-        if isinstance(self.lam, str):
-            if m is not None:
-                width = max(width, 10 * m)
-            return 10.0 * width * float(np.finfo(dtype).eps) * top
-        return float(self.lam)
+        """The solver's settings, 'auto' and None resolved (the parameters
+        were checked by _check_params)."""
+        return pca_settings(
+            problem, self._n_components(n_samples, problem.m), data_dtype,
+            method=self._method(), lam=self.lam, alpha=self.alpha,
+            tol=self.tol, max_iter=self.max_iter, oversample=self.oversample,
+            n_threads=self.n_threads, random_state=self.random_state,
+            verbose=self.verbose)
 
     def _solve(self, problem, n_samples, data_dtype, warm=None):
-        """Train the LAE on `problem`; returns the fitted attributes."""
-        opts = self._settings(problem, n_samples, data_dtype)
-        opts["data_dtype"] = np.dtype(data_dtype)
-        # 'auto' on a small C goes straight to the dense solve: no start.
-        Q = None if _dense_at_once(problem, opts) else _start(
-            warm, problem.m, opts["width"], self.random_state)
-        progress = _Progress(self.verbose)
-        if opts["max_iter"] == 0 or (opts["method"] != "auto"
-                                     and problem.trace() <= 0.0):
-            # C = 0 (constant data, or squares below the dtype's range):
-            # every variance is 0 and there is nothing to train.  (The
-            # Lanczos iteration finds that out from its first product.)
-            if Q is None:
-                Q = _start(warm, problem.m, opts["width"], self.random_state)
-            V, theta, res, n_iter = Q, np.zeros(opts["width"]), 0.0, 0
-            lam, alpha = self._lam(0.0, opts["width"], problem.dtype), None
-        elif opts["method"] == "auto":
-            V, theta, res, n_iter, lam, alpha = self._run_krylov(
-                problem, Q, opts, progress)
-        else:
-            V, theta, res, n_iter, lam, alpha = self._run_kernel_rounds(
-                problem, Q, opts, progress)
-        converged = res <= opts["tol"]
-        progress.report(n_iter, residual=res, final=True,
-                        objective=l_sigma_at_readout(problem.trace(), theta,
-                                                     lam))
-        if not converged:
-            warnings.warn(
-                f"LAEPCA ({opts['method']}) stopped at max_iter="
-                f"{opts['max_iter']} with relative Ritz residual {res:.3g} > "
-                f"tol={opts['tol']:g}; raise max_iter or tol.",
-                ConvergenceWarning, stacklevel=caller_stacklevel())
-        fitted = self._attributes(problem, V, theta, lam, opts["k"],
-                                  n_samples, data_dtype)
-        fitted.update(n_iter_=int(n_iter), converged_=bool(converged),
-                      alpha_=alpha, _warm_start=V)
-        return fitted
-
-    def _run_krylov(self, problem, Q, opts, progress):
-        """method='auto': exact-tied accelerated by block Lanczos
-        (laefast._subspace), or, on C, the dense eigensolver when the
-        measured convergence says it is cheaper."""
-        m, w, k = problem.m, opts["width"], opts["k"]
-        tol = opts["tol"]
-        target = _ROUNDING if opts["to_rounding"] else tol
-
-        def stop_early(history, columns):
-            # Rounding reached; or, on C, the dense solve is cheaper than
-            # the products the measured rate still needs.
-            if _rounded(history, tol):
-                return "stalled"
-            if not problem.on_data and (
-                    _predicted_products(history, target)
-                    * _lanczos_step_flops(m, columns) > _EIGH_FLOPS * m ** 3):
-                return "eigh"
-            return None
-
-        if _dense_at_once(problem, opts):
-            stopped = "eigh"             # the Krylov space would be most of C
-            V, theta, res, n_iter = Q, None, np.inf, 0
-        else:
-            # On the samples every product is an OpenMP pass; the small
-            # BLAS calls between them run on one thread, or OpenBLAS's
-            # pool, spinning after each of them, takes the cores from the
-            # next pass (2-3x slower products were measured).
-            with serial_blas(2 if problem.on_data else 1):
-                # The floor needs the trace, on the samples a by-product
-                # of the first product.
-                V, theta, res, n_iter, stopped = block_lanczos(
-                    problem.times, Q, k, target, opts["max_iter"],
-                    lambda: _zero_floor(0.0, problem.trace(), problem.dtype),
-                    _LANCZOS_BLOCK,
-                    on_round=lambda p, r: progress.report(p, residual=r),
-                    stop_early=stop_early)
-        if stopped == "eigh":
-            # The closed-form minimum of L_sigma: by the paper's theorem the
-            # global minimum of the LAE, from the top w eigenpairs of C.
-            if m <= 256:
-                # Small: all pairs by divide and conquer beat a subset.
-                theta, V = small_eigh(problem.C.T)
-                theta, V = theta[m - w:], V[:, m - w:]
-            else:
-                theta, V = scipy.linalg.eigh(problem.C.T,
-                                             subset_by_index=[m - w, m - 1],
-                                             check_finite=False)
-            theta, V = theta[::-1], np.asfortranarray(V[:, ::-1])
-            CV = problem.times(V)
-            res = residual(V, CV, theta, k,
-                           _zero_floor(0.0, problem.trace(), problem.dtype))
-            n_iter = max(n_iter, 1)
-        return (V, theta, res, n_iter,
-                self._lam(problem.trace(), w, problem.dtype), None)
-
-    def _run_kernel_rounds(self, problem, Q, opts, progress):
-        """One of the paper's six methods, in rounds of compiled iterations;
-        after each, Rayleigh-Ritz on the decoder's span measures convergence
-        and restarts the weights at the minimum of L_sigma inside that span,
-        which keeps the k x k systems well conditioned whatever lam is.
-        Round lengths follow the measured rate of convergence."""
-        method, w, k = opts["method"], opts["width"], opts["k"]
-        tol, max_iter = opts["tol"], opts["max_iter"]
-        dtype = problem.dtype
-        top = (problem.eigenvalue_bound() if method in GD_METHODS
-               else problem.trace())
-        m_eu = problem.m if method == "exact-untied" else None
-        lam = self._lam(top, w, dtype, m_eu)
-        if opts["data_dtype"] == np.float32 and dtype == np.float64:
-            # C from float32 data carries float32 rounding (eigenvalues
-            # off by about eps32 ||C||, negative ones included) even when
-            # held in float64: 'auto' must cover that.
-            lam = max(lam, self._lam(top, w if m_eu else 1, np.float32,
-                                     m_eu))
-        W2 = np.ascontiguousarray(Q, dtype=dtype)
-        W1 = np.empty((w, problem.m), dtype=dtype)
-        floor = _zero_floor(lam, top, dtype)
-        V, theta, res = _rayleigh_ritz(problem, W2, k, floor)
-        n_iter, round_len, alpha, history = 0, _FIRST_ROUND, None, []
-        # At least one iteration, even when the start already spans the
-        # answer (k + p = m): the weights are trained.
-        while n_iter < max_iter and (n_iter == 0 or res > tol):
-            _restart(W1, W2, V, theta, lam)
-            if method in GD_METHODS:
-                # default_alpha's step for the current weights.
-                alpha = (float(self.alpha) if not isinstance(self.alpha, str)
-                         else step_for_bound(top, lam, W1, W2))
-            steps = min(round_len, max_iter - n_iter)
-            run_kernel(problem, W1, W2, method, lam, alpha, NEVER_STOP, steps,
-                       opts["n_threads"])
-            n_iter += steps
-            V, theta, res = _rayleigh_ritz(problem, W2, k, floor)
-            progress.report(n_iter, residual=res)
-            history.append((n_iter, res))
-            round_len = _next_round(history, tol, round_len)
-        return V, theta, res, n_iter, lam, alpha
-
-    def _attributes(self, problem, V, theta, lam, k, n_samples, dtype):
-        """The fitted attributes from the Ritz pairs (V, theta) of C."""
-        top = max(theta[0], 0.0) if len(theta) else 0.0
-        components = flip_signs(np.ascontiguousarray(V[:, :k].T))
-        eig = np.maximum(theta[:k], 0.0)
-        # Eigenvalues that lam switched off (or that the dtype cannot tell
-        # from 0) carry no direction: report them as 0.
-        collapsed = eig <= _zero_floor(lam, top, problem.dtype)
-        if collapsed.any() and not isinstance(self.lam, str):
-            warnings.warn(
-                f"components {np.flatnonzero(collapsed).tolist()} collapsed: "
-                f"lam = {lam:g} is at or above their eigenvalue of C = Xc^T "
-                "Xc; their variances are reported as 0.",
-                CollapsedComponentWarning, stacklevel=caller_stacklevel())
-        eig = np.where(collapsed, 0.0, eig)
-        # The minimum of L_sigma on span(V): W2 = V (I - lam / eig)^(1/2).
-        scale = np.sqrt(np.clip(1.0 - lam / np.where(eig > 0, eig, 1.0),
-                                0.0, None)) * (eig > 0)
-        W2 = (components.T * scale).astype(dtype)
-        ddof_n = max(n_samples - 1, 1)
-        total_var = problem.trace() / ddof_n
-        explained = eig / ddof_n
-        rest = min(n_samples, problem.m) - k
-        noise = (max(total_var - explained.sum(), 0.0) / rest
-                 if rest > 0 else 0.0)
-        return {
-            "components_": components.astype(dtype),
-            "explained_variance_": explained.astype(dtype),
-            "explained_variance_ratio_": (explained / total_var
-                                          if total_var > 0 else
-                                          np.zeros(k)).astype(dtype),
-            "singular_values_": np.sqrt(eig).astype(dtype),
-            "noise_variance_": float(noise),
-            "n_components_": k,
-            "W1_": np.ascontiguousarray(W2.T),
-            "W2_": W2,
-            "lam_": lam,
-        }
+        """Train the LAE on `problem` (laefast._driver: iteration, read-out,
+        attributes): a PCAFit."""
+        return solve_pca(problem, self._settings(problem, n_samples,
+                                                 data_dtype),
+                         n_samples, warm)
 
     # -- using the fit ------------------------------------------------------
 
@@ -943,8 +691,7 @@ class LAEPCA(*ESTIMATOR_BASES):
 
     def _project_slabs(self, X):
         """_project of an out-of-core X, batch_size rows at a time."""
-        batch = _check_positive_int(self.batch_size or X.shape[0],
-                                    "batch_size")
+        batch = int(self.batch_size or X.shape[0])
         dtype = self.components_.dtype
         return np.concatenate([
             self._project(np.asarray(X[i:i + batch]).astype(dtype,
@@ -972,100 +719,63 @@ class LAEPCA(*ESTIMATOR_BASES):
     def _validate(self, X, reset):
         """X as a float32/float64 2-D array, copied only if needed.
 
-        Finiteness is read off the first pass over X that follows (the Gram
-        pass, the mean, the projection): no pass of its own.  With
-        scikit-learn, its validate_data checks the shape, the feature count
-        and the feature names (ensure_all_finite=False: no pass, no copy of
-        a float array); with reset, the names are applied by _set_fitted,
-        so that a fit that fails keeps the previous names.
+        laefast._validation's check_array (one message per fault, with or
+        without scikit-learn); finiteness is read off the first pass over X
+        that follows (the Gram pass, the mean, the projection): no pass of
+        its own.  Out-of-core X (with batch_size: a memmap of integers,
+        h5py, zarr) is checked as a chunk, for shape and dtype only, and
+        read slab by slab.  The feature count, and with scikit-learn the
+        feature names, are checked against the fit; with reset, the names
+        are applied by _set_fitted, so that a fit that fails keeps the
+        previous names.
         """
-        if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
-            raise TypeError(
-                "LAEPCA does not support sparse input (it would have to "
-                "densify X to center it): pass a dense array (X.toarray()), "
-                "feed dense blocks of rows to partial_fit, or use "
-                "sklearn.decomposition.TruncatedSVD, which does not center.")
+        reject_sparse(X)
         if (reset and self.batch_size is not None and hasattr(X, "shape")
                 and hasattr(X, "dtype") and hasattr(X, "__getitem__")
                 and (not isinstance(X, np.ndarray)
                      or np.dtype(X.dtype).kind in "biu")):
-            # Out of core (memmap of integers, h5py, zarr): checked here
-            # for shape and dtype only, read and converted slab by slab.
-            shape, dtype = tuple(X.shape), np.dtype(X.dtype)
-            if dtype.kind not in "biuf":
-                raise ValueError(f"X must be numeric, got dtype {dtype}")
-            if len(shape) != 2 or 0 in shape:
-                raise ValueError(f"X must be a non-empty 2-D array, got "
-                                 f"shape {shape}")
+            X_arr = check_chunk(X, "X", min_rows=1)[0]
             self._pending_names = None
-            return X
-        dtype = getattr(X, "dtype", None)
-        if isinstance(dtype, np.dtype) and dtype.kind in "USV":
-            raise ValueError(f"X must be numeric, got dtype {dtype}")
+            return X_arr
+        X_arr = check_array(X, finite=False)
         if _SKLEARN:
-            return self._validate_sklearn(X, reset)
-        X_arr = np.asarray(X)
-        if X_arr.dtype.kind == "c":
-            raise ValueError("Complex data not supported")
-        if X_arr.dtype == object:
-            # Numbers stored as objects are converted; anything else makes
-            # NumPy raise TypeError naming the offending value.
-            X_arr = X_arr.astype(np.float64)
-        elif X_arr.dtype.kind not in "biuf":
-            raise ValueError(f"X must be numeric, got dtype {X_arr.dtype}")
-        if X_arr.ndim != 2:
-            raise ValueError(
-                f"Expected 2D array, got {X_arr.ndim}D array instead. "
-                "Reshape your data either using array.reshape(-1, 1) if your "
-                "data has a single feature or array.reshape(1, -1) if it "
-                "contains a single sample.")
-        n, m = X_arr.shape
-        if m == 0:
-            raise ValueError(f"Found array with 0 feature(s) (shape={X_arr.shape})"
-                             " while a minimum of 1 is required.")
-        if n == 0:
-            raise ValueError(f"Found array with 0 sample(s) (shape={X_arr.shape})"
-                             " while a minimum of 1 is required.")
-        if X_arr.dtype not in (np.float32, np.float64):
-            X_arr = X_arr.astype(np.float64)
-        if not reset:
-            expected = getattr(self, "n_features_in_", None)
-            if expected is not None and m != expected:
-                raise ValueError(
-                    f"X has {m} features, but LAEPCA is expecting {expected} "
-                    "features as input.")
+            self._check_names(X, reset)
+        elif not reset:
+            check_n_features(X_arr.shape[1],
+                             getattr(self, "n_features_in_", None), "LAEPCA")
         return X_arr
 
-    def _validate_sklearn(self, X, reset):
-        kwargs = dict(accept_sparse=False, dtype=[np.float64, np.float32],
-                      ensure_all_finite=False, copy=False)
+    def _check_names(self, X, reset):
+        """scikit-learn's feature-name and feature-count bookkeeping
+        (validate_data without its array checks, done by check_array)."""
+        kwargs = dict(skip_check_array=True)
         if not reset:
             self.__dict__.pop("_pending_names", None)   # a failed fit's
-            return _sk_validate_data(self, X, reset=False, **kwargs)
+            _sk_validate_data(self, X, reset=False, **kwargs)
+            return
         state = self.__dict__
         saved = {name: state[name] for name in ("n_features_in_",
                                                   "feature_names_in_")
                  if name in state}
         try:
-            X_arr = _sk_validate_data(self, X, reset=True, **kwargs)
+            _sk_validate_data(self, X, reset=True, **kwargs)
             names = state.get("feature_names_in_")
         finally:
             state.pop("n_features_in_", None)
             state.pop("feature_names_in_", None)
             state.update(saved)
         self._pending_names = names
-        return X_arr
 
 
 def _keep_first(fitted, k, n_samples, problem, limit):
     """The fitted attributes cut to their first k components."""
-    if k == fitted["n_components_"]:
+    if k == fitted.attributes["n_components_"]:
         return fitted
-    out = dict(fitted)
+    out = dict(fitted.attributes)
     for name in ("components_", "explained_variance_",
                  "explained_variance_ratio_", "singular_values_"):
-        out[name] = np.ascontiguousarray(fitted[name][:k])
-    out["W2_"] = np.ascontiguousarray(fitted["W2_"][:, :k])
+        out[name] = np.ascontiguousarray(out[name][:k])
+    out["W2_"] = np.ascontiguousarray(out["W2_"][:, :k])
     out["W1_"] = np.ascontiguousarray(out["W2_"].T)
     out["n_components_"] = k
     ddof_n = max(n_samples - 1, 1)
@@ -1074,7 +784,7 @@ def _keep_first(fitted, k, n_samples, problem, limit):
     kept = float(np.sum(out["explained_variance_"], dtype=np.float64))
     out["noise_variance_"] = (max(total_var - kept, 0.0) / rest
                               if rest > 0 else 0.0)
-    return out
+    return PCAFit(out, fitted.warm)
 
 
 def infer_dimension(spectrum, n_samples):
@@ -1123,110 +833,18 @@ def _is_dask(X):
             and hasattr(X, "__dask_graph__"))
 
 
+# The constructor's parameters, checked by _check_params.
+_PARAMETERS = tuple(name for name in
+                    inspect.signature(LAEPCA.__init__).parameters
+                    if name != "self")
+
 # scikit-learn generates set_partial_fit_request for the solve option; there
 # is no metadata to request, so it is removed (it would only be noise).
 if "set_partial_fit_request" in LAEPCA.__dict__:
     del LAEPCA.set_partial_fit_request
 
 
-def _check_positive_int(value, name):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) \
-            or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 _FIRST_COUNT = 16         # n_components as a float: the first count tried
-_FIRST_ROUND = 8          # kernel iterations before the first check
-_MAX_ROUND = 1024         # ... and at most this many between checks
-_MIN_RESTART_SCALE = 0.1  # see _restart
-# method='auto' without tol iterates until the residual stops falling or
-# reaches this (a few eps): as accurate as a dense eigensolver.
-_ROUNDING = 1e-15
-# Columns per product of 'auto''s block Lanczos: on the samples a pass
-# over X costs about the same for 1 to 4 columns.
-_LANCZOS_BLOCK = 4
-# scipy.linalg.eigh(C, subset_by_index) of the top few pairs costs about as
-# much as this many m^3 flops of GEMM (measured, m = 500 to 1000).
-_EIGH_FLOPS = 4.0
-
-
-def _dense_at_once(problem, opts):
-    """'auto' on C when the Krylov space would be a large part of C: the
-    dense eigensolver is then the cheaper way to the same minimum."""
-    return (opts["method"] == "auto" and not problem.on_data
-            and 10 * opts["width"] >= problem.m)
-
-
-def _lanczos_step_flops(m, columns):
-    """Flops of one block Lanczos step on C (m x m) with a space of
-    `columns`: the product, the orthogonalization against the space, and
-    the projected matrix's eigendecomposition (small, so slow per flop)."""
-    b = _LANCZOS_BLOCK
-    return 2.0 * m * m * b + 16.0 * m * columns * b + 20.0 * columns ** 3
-
-
-def _predicted_products(history, target):
-    """Products still needed to reach target at the rate of the last three
-    (inf if they did not gain; 0 before three are known)."""
-    if len(history) < 4 or history[-1] <= target:
-        return 0.0
-    if history[-4] <= 0 or history[-1] >= history[-4]:
-        return np.inf
-    rate = (history[-1] / history[-4]) ** (1.0 / 3.0)
-    return np.log(target / history[-1]) / np.log(rate)
-
-
-def _rounded(history, tol):
-    """Below tol, three products that did not halve the residual: rounding
-    has won."""
-    return (len(history) >= 4 and history[-1] <= tol
-            and history[-1] > 0.5 * history[-4])
-
-
-def _next_round(history, tol, current):
-    """The next round's length for the kernel methods: the iterations the
-    measured rate needs to reach tol (10% spare), between 8 and 1024."""
-    if len(history) < 2:
-        return min(2 * current, _MAX_ROUND)
-    (i0, r0), (i1, r1) = history[-2], history[-1]
-    if r1 <= 0 or r0 <= 0 or r1 >= r0:
-        return min(2 * current, _MAX_ROUND)
-    per_iter = np.log(r1 / r0) / (i1 - i0)
-    need = np.log(tol / r1) / per_iter
-    return int(np.clip(1.1 * need + 1, _FIRST_ROUND, _MAX_ROUND))
-
-
-def _start(warm, m, width, random_state):
-    """Orthonormal (m, width) float64 start: the previous fit's Ritz vectors
-    (partial_fit), or a random basis."""
-    if warm is not None and warm.shape == (m, width):
-        return np.asfortranarray(warm, dtype=np.float64)
-    rng = np.random.default_rng(random_state)
-    Q = scipy.linalg.qr(rng.standard_normal((m, width)), mode="economic",
-                        check_finite=False)[0]
-    return np.asfortranarray(Q)
-
-
-def _restart(W1, W2, V, theta, lam):
-    """W2 = V diag(s), W1 = W2^T, in place: the minimum of L_sigma on
-    span(V), s_i = sqrt(1 - lam / theta_i) (docs/theory.md), except that no
-    s_i goes below 0.1.  A latent zeroed here could never come back, and a
-    Ritz value below lam early on may belong to a direction the iterations
-    have not found yet; a genuinely collapsed latent decays again."""
-    # Ritz values of zero-variance directions come out as rounding, maybe
-    # negative: 1 - lam / theta must not blow up there.
-    s = np.zeros_like(theta)
-    positive = theta > lam
-    s[positive] = np.sqrt(1.0 - lam / theta[positive])
-    s = np.clip(s, _MIN_RESTART_SCALE, 1.0)
-    W2[...] = V * s
-    W1[...] = W2.T
-
-
-def _zero_floor(lam, top, dtype):
-    """Eigenvalues at or below this are collapsed or numerically 0."""
-    return max(lam, 10.0 * float(np.finfo(dtype).eps) * top)
 
 
 def _same(a, b):
@@ -1234,44 +852,3 @@ def _same(a, b):
         return bool(a is b or a == b)
     except Exception:
         return False
-
-
-def _rayleigh_ritz(problem, W2, k, floor):
-    """Ritz pairs of C on span(W2): (V, theta, residual), see
-    laefast._subspace.  Latents that collapsed leave W2 rank-deficient; the
-    SVD's orthonormal basis still spans width columns, and their Ritz
-    values say how much variance those directions hold."""
-    Q = scipy.linalg.svd(W2.astype(np.float64), full_matrices=False,
-                         check_finite=False)[0]
-    Q = np.asfortranarray(Q)
-    V, CV, theta = ritz_pairs(Q, np.asfortranarray(problem.times(Q)),
-                              Q.shape[1])
-    return V, theta, residual(V, CV, theta, k, floor)
-
-
-def l_sigma_at_readout(trace, theta, lam):
-    """L_sigma at W2 = V diag(sqrt(1 - lam / theta)), W1 = W2^T:
-    tr C - sum over theta_i > lam of (theta_i - lam)^2 / theta_i."""
-    live = theta[theta > lam]
-    # (theta - lam) ((theta - lam) / theta): no square that could overflow.
-    return float(trace - np.sum((live - lam) * ((live - lam) / live)))
-
-
-class _Progress:
-    """verbose=1: one line at most every second, and one at the end."""
-
-    def __init__(self, verbose):
-        self.verbose = verbose
-        self.start = self.last = time.perf_counter()
-
-    def report(self, n_iter, residual, objective=None, final=False):
-        if not self.verbose:
-            return
-        now = time.perf_counter()
-        if not final and now - self.last < 1.0:
-            return
-        self.last = now
-        tag = "done" if final else "iter"
-        obj = "" if objective is None else f"  L_sigma {objective:.6e}"
-        print(f"[LAEPCA] {tag} {n_iter:7d}{obj}  residual {residual:.3e}  "
-              f"{now - self.start:8.2f} s", file=sys.stderr, flush=True)

@@ -9,6 +9,9 @@ from the same builtins as scikit-learn's (ValueError and AttributeError;
 UserWarning).
 """
 
+import os
+import sys
+
 __all__ = ["ConvergenceWarning", "CollapsedComponentWarning",
            "DivergenceError", "NotFittedError"]
 
@@ -53,11 +56,16 @@ def caller_stacklevel():
     """The ``stacklevel`` for warnings.warn, called in the function that
     warns, that points at the first frame outside the laefast package: the
     user's line, however deep inside laefast the warning is raised."""
-    import os
-    import sys
-    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
     frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(
-            frame.f_code.co_filename).startswith(package):
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not name.startswith(_PACKAGE):
+            # laefast's own frames carry absolute paths; others may not.
+            if os.path.isabs(name) or not os.path.abspath(name).startswith(
+                    _PACKAGE):
+                break
         frame, level = frame.f_back, level + 1
     return level
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep

@@ -14,7 +14,8 @@ import numpy as np
 
 from . import _alignment
 from ._parallel import serial_blas
-from ._validation import as_float_array, assert_finite
+from ._params import check
+from ._validation import check_array
 
 __all__ = ["MLPResult", "train_mlp", "load_dataset", "DATASETS"]
 
@@ -122,14 +123,10 @@ class MLPResult:
 
 
 def _check_X(X, n_features, dtype):
-    X = as_float_array(X, "X", dtype)
-    if X.ndim != 2 or X.shape[0] < 1:
-        raise ValueError(f"X must be a non-empty 2-D (n_samples, n_features) "
-                         f"array, got shape {X.shape}")
+    X = check_array(X, "X", dtype=dtype)      # laefast's one array check
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(f"X has {X.shape[1]} features, the network expects "
                          f"{n_features}")
-    assert_finite(X, "X")
     return np.ascontiguousarray(X)
 
 
@@ -221,7 +218,7 @@ def train_mlp(X, y, rule="bp", *, hidden=(128, 64), epochs=50, batch_size=32,
     for h in hidden:
         _check_positive_int(h, "each hidden width")
     epochs = _check_positive_int(epochs, "epochs", 0)
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    batch_size = int(check("batch_size", batch_size, "train_mlp"))
     lr = _check_rate(lr, "lr")
     if lr == 0:
         raise ValueError("lr must be > 0, got 0.0")

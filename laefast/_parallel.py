@@ -2,7 +2,7 @@
 
 import contextlib
 import functools
-import numbers
+import math
 import os
 import threading
 import warnings
@@ -11,15 +11,20 @@ import weakref
 from threadpoolctl import ThreadpoolController
 
 from ._openmp import max_threads, openmp_enabled
+from ._params import check
 
-__all__ = ["resolve_threads", "serial_blas", "instance_lock", "serialized"]
+__all__ = ["resolve_threads", "available_cpus", "serial_blas", "instance_lock",
+           "serialized"]
 
 
 def resolve_threads(n_threads):
-    """The thread count to use: None means every core OpenMP offers.
+    """The thread count to use: None means every CPU this process may use.
 
-    None follows OMP_NUM_THREADS when it is set.  Without OpenMP in the
-    build the answer is always 1.
+    None follows OMP_NUM_THREADS when it is set; otherwise it is OpenMP's
+    count capped by :func:`available_cpus` (the CPU affinity mask and a
+    cgroup CPU quota, as scikit-learn's _openmp_effective_n_threads does):
+    in a container limited to 2 CPUs on a 64-core host, 2, not 64.
+    Without OpenMP in the build the answer is always 1.
 
     In a process forked from one that had already loaded laefast (for
     example a multiprocessing worker under Linux's default 'fork' start
@@ -30,14 +35,10 @@ def resolve_threads(n_threads):
     global _fork_warned
     if n_threads is None:
         n_threads = max_threads()
-    elif (not isinstance(n_threads, numbers.Integral)
-          or isinstance(n_threads, bool) or n_threads < 1):
-        raise ValueError(
-            f"n_threads must be a positive integer or None, got {n_threads!r}")
-    elif n_threads > _MAX_THREADS:
-        raise ValueError(
-            f"n_threads={n_threads} is more threads than OpenMP can start; "
-            "pass None (every core) or the number of cores")
+        if "OMP_NUM_THREADS" not in os.environ:
+            n_threads = min(n_threads, available_cpus())
+    else:
+        check("n_threads", n_threads)
     if not openmp_enabled():
         return 1
     if _forked and n_threads > 1:
@@ -51,11 +52,59 @@ def resolve_threads(n_threads):
                 "'forkserver' start method for parallel kernels in workers.",
                 RuntimeWarning, stacklevel=3)
         return 1
-    return int(n_threads)
+    return max(1, int(n_threads))
 
 
-# OpenMP thread counts are C ints; anything near that is a mistake.
-_MAX_THREADS = 1 << 16
+# cgroup CPU limits (as loky, which scikit-learn's thread count uses):
+# v2's "quota period" (or "max period"), v1's quota and period files.
+_CGROUP_V2_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+_CGROUP_V1_QUOTA = "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"
+_CGROUP_V1_PERIOD = "/sys/fs/cgroup/cpu/cpu.cfs_period_us"
+_available = None       # available_cpus(), read once
+
+
+def _cgroup_cpu_limit():
+    """The cgroup CPU quota in CPUs (a float), or None when unlimited."""
+    try:
+        if os.path.exists(_CGROUP_V2_CPU_MAX):
+            with open(_CGROUP_V2_CPU_MAX) as f:
+                quota, period = f.read().split()[:2]
+            if quota == "max":
+                return None
+        elif os.path.exists(_CGROUP_V1_QUOTA):
+            with open(_CGROUP_V1_QUOTA) as f:
+                quota = f.read().strip()
+            with open(_CGROUP_V1_PERIOD) as f:
+                period = f.read().strip()
+        else:
+            return None
+        quota, period = int(quota), int(period)
+    except (OSError, ValueError):
+        return None
+    if quota <= 0 or period <= 0:        # v1 writes -1 for no limit
+        return None
+    return quota / period
+
+
+def available_cpus(refresh=False):
+    """CPUs this process may use: os.cpu_count(), capped by the affinity
+    mask (os.sched_getaffinity) and by a cgroup v1/v2 CPU quota (rounded
+    up, at least 1).  Read once; refresh=True reads again."""
+    global _available
+    if _available is None or refresh:
+        n = os.cpu_count() or 1
+        if hasattr(os, "sched_getaffinity"):
+            try:
+                n = min(n, len(os.sched_getaffinity(0)))
+            except OSError:
+                pass
+        quota = _cgroup_cpu_limit()
+        if quota is not None:
+            n = min(n, math.ceil(quota))
+        _available = max(1, n)
+    return _available
+
+
 _forked = False
 _fork_warned = False
 

@@ -29,15 +29,112 @@ What a trained decoder identifies depends on the penalty (readout_kind):
 """
 
 import warnings
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
 
-from ._exceptions import CollapsedComponentWarning
+from ._exceptions import CollapsedComponentWarning, caller_stacklevel
 
-__all__ = ["readout", "readout_kind", "flip_signs"]
+__all__ = ["LAEResult", "readout", "readout_kind", "flip_signs",
+           "warn_collapsed", "RitzReadout", "ritz_readout", "pca_attributes"]
 
 READOUTS = ("svd", "columns", "subspace", "ritz")
+
+
+@dataclass
+class LAEResult:
+    """What a solver learned, and how it got there.
+
+    Attributes
+    ----------
+    W1, W2 : ndarray
+        Encoder (k x m) and decoder (m x k) at the end of the run.
+    components : ndarray (k x m)
+        Principal directions as rows, each row's largest-magnitude entry
+        positive.  How they are read depends on ``readout``: 'svd' (one lam,
+        sum regularizer): the left singular vectors of W2, by decreasing
+        variance; 'columns' (a vector lam): W2's columns, normalized,
+        ordered by increasing lam (the smallest lam's latent learns the top
+        direction); 'subspace' (product regularizer, untied): an
+        orthonormal basis of the learned principal subspace, which is all
+        L_pi determines for untied weights -- its rows are NOT the
+        individual directions.  The product regularizer with sync or tied
+        (W1 = W2^T) is 'svd' again: there W2 W2^T is L_pi's symmetric
+        product map, whose eigenvectors are the directions.  'ritz'
+        (lam = 0, from solve and fit): W2's singular values are then all 1
+        and its singular vectors any basis of the principal subspace, so the
+        directions and variances are the Ritz pairs of C on span(W2).
+    singular_values : ndarray (k,)
+        Singular values of X, sigma_i = sqrt(lam_i / (1 - s_i^2)) with s_i
+        the singular values of W2 ('svd') or its columns' norms ('columns');
+        sigma_i^2 = lam s_i^2 / (1 - s_i^2) under the product regularizer
+        (sync, tied); 0 for collapsed components; NaN for 'subspace', whose
+        W2 does not identify them.
+    eigenvalues : ndarray (k,)
+        Eigenvalues of C = X X^T (sigma_i^2); 0 for collapsed components,
+        NaN for 'subspace'.
+    collapsed : ndarray of bool (k,)
+        Components that lam switched off (lam >= sigma_i^2).
+    n_iter : int
+        Iterations run.
+    converged : bool
+        Whether the method's stopping rule held (else max_iter was reached).
+    stop : float
+        The last stopping quantity (the documentation's theory page defines
+        it per method).
+    method, lam, alpha, tol :
+        The settings used (alpha is None for the exact methods; lam a float,
+        or a float64 array for a per-latent penalty).
+    history : dict or None
+        With history=True: ``{"stop": ..., "objective": ...}``, one entry per
+        iteration, recorded inside the kernel (objective is the run's loss:
+        L_sigma, or L_pi with the product regularizer).  history='weights'
+        adds "W1" (n_iter, k, m) and "W2" (n_iter, m, k), the weights after
+        each iteration.
+    mean : ndarray or None
+        The feature means subtracted by :func:`fit` (None from :func:`solve`).
+    regularizer : str
+        'sum' or 'product'.
+    readout : str
+        'svd', 'columns', 'subspace' or 'ritz', as described under ``components``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import laefast
+    >>> X = np.random.default_rng(0).standard_normal((500, 6)) * [5, 4, 3, 1, 1, 1]
+    >>> res = laefast.fit(X, 2, lam=10.0)
+    >>> res.components.shape, res.W1.shape, res.W2.shape
+    ((2, 6), (2, 6), (6, 2))
+    >>> bool(res.converged), bool(res.collapsed.any())
+    (True, False)
+    """
+
+    W1: np.ndarray
+    W2: np.ndarray
+    components: np.ndarray
+    singular_values: np.ndarray
+    eigenvalues: np.ndarray
+    collapsed: np.ndarray
+    n_iter: int
+    converged: bool
+    stop: float
+    method: str
+    lam: float
+    alpha: float | None
+    tol: float
+    history: dict | None = None
+    mean: np.ndarray | None = field(default=None, repr=False)
+    regularizer: str = "sum"
+    readout: str = "svd"
+
+    @property
+    def directions_identified(self):
+        """Whether ``components`` are the individual principal directions
+        (False under the product regularizer: only their span is learned)."""
+        return self.readout != "subspace"
 
 
 def readout_kind(lam, regularizer="sum", method=None, ritz=False):
@@ -59,8 +156,7 @@ def flip_signs(components):
     return components
 
 
-def readout(W2, lam, tol=0.0, stacklevel=2, regularizer="sum", method=None,
-            times=None):
+def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None):
     """Return (components k x m, singular_values, eigenvalues, collapsed mask).
 
     times(Q) -> C Q (float64), when C is at hand, makes two read-outs
@@ -130,7 +226,7 @@ def readout(W2, lam, tol=0.0, stacklevel=2, regularizer="sum", method=None,
         warnings.warn(
             f"decoder singular values >= 1 for components {bad.tolist()}: the "
             "run is not at a minimum, so their variances cannot be read out "
-            "(reported as inf)", RuntimeWarning, stacklevel=stacklevel + 1)
+            "(reported as inf)", RuntimeWarning, stacklevel=caller_stacklevel())
     with np.errstate(divide="ignore"):
         eigenvalues = np.where(one_minus > 0,
                                lam / np.where(one_minus > 0, one_minus, 1),
@@ -140,22 +236,25 @@ def readout(W2, lam, tol=0.0, stacklevel=2, regularizer="sum", method=None,
         live = ~collapsed & np.isfinite(variance)
         eigenvalues[live] = variance[live]
     if collapsed.any():
-        idx = np.flatnonzero(collapsed).tolist()
-        warnings.warn(
-            f"components {idx} collapsed: lam = {_lam_text(lam, idx)} is "
-            "at or above their "
-            "eigenvalue of C = X X^T, so their directions are arbitrary and "
-            "their variances are reported as 0. Lower lam below the "
-            "k-th eigenvalue of C to learn them.",
-            CollapsedComponentWarning, stacklevel=stacklevel + 1)
+        warn_collapsed(np.flatnonzero(collapsed), lam)
     singular_values = np.sqrt(eigenvalues)
     return components, singular_values, eigenvalues, collapsed
 
 
-def _lam_text(lam, idx):
+def warn_collapsed(idx, lam):
+    """The one CollapsedComponentWarning: components idx (positions in the
+    result) collapsed under lam (one value, or one per component)."""
+    idx = [int(i) for i in idx]
     if np.ndim(lam) == 0:
-        return f"{lam:g}"
-    return "[" + ", ".join(f"{lam[i]:g}" for i in idx) + "]"
+        text = f"{float(lam):g}"
+    else:
+        text = "[" + ", ".join(f"{lam[i]:g}" for i in idx) + "]"
+    warnings.warn(
+        f"components {idx} collapsed: lam = {text} is at or above their "
+        "eigenvalue of C (the centered Gram matrix, no 1/n), so their "
+        "directions are arbitrary and their variances are reported as 0. "
+        "Lower lam below the k-th eigenvalue of C to learn them.",
+        CollapsedComponentWarning, stacklevel=caller_stacklevel())
 
 
 def _ritz_readout(W2, times):
@@ -170,3 +269,59 @@ def _ritz_readout(W2, times):
     eigenvalues = np.maximum(theta, 0.0)
     return (components, np.sqrt(eigenvalues), eigenvalues,
             np.zeros(k, dtype=bool))
+
+
+class RitzReadout(NamedTuple):
+    """The read-out of Ritz pairs: components (k, m) float64 by decreasing
+    variance, eigenvalues of C (k,) float64 (0 where collapsed), the
+    collapsed mask, and the decoder W2 (m, k) at the minimum of L_sigma on
+    their span."""
+
+    components: np.ndarray
+    eigenvalues: np.ndarray
+    collapsed: np.ndarray
+    W2: np.ndarray
+
+
+def ritz_readout(V, theta, lam, k, floor, warn=True):
+    """The estimators' read-out from the Ritz pairs (V, theta) of C on the
+    trained span (decreasing theta): the first k, exact whatever lam is.
+    Eigenvalues at or below floor (lam, or what the dtype cannot tell from
+    0) carry no direction and are reported as 0; with warn, a collapse
+    under the user's lam warns."""
+    components = flip_signs(np.ascontiguousarray(V[:, :k].T))
+    eig = np.maximum(theta[:k], 0.0)
+    collapsed = eig <= floor
+    if collapsed.any() and warn:
+        warn_collapsed(np.flatnonzero(collapsed), lam)
+    eig = np.where(collapsed, 0.0, eig)
+    # The minimum of L_sigma on span(V): W2 = V (I - lam / eig)^(1/2).
+    scale = np.sqrt(np.clip(1.0 - lam / np.where(eig > 0, eig, 1.0),
+                            0.0, None)) * (eig > 0)
+    return RitzReadout(components, eig, collapsed, components.T * scale)
+
+
+def pca_attributes(out, lam, trace, m, n_samples, dtype):
+    """scikit-learn PCA's fitted attributes (and the LAE's weights) from a
+    RitzReadout of C over n_samples samples, in dtype."""
+    k = out.eigenvalues.shape[0]
+    W2 = out.W2.astype(dtype)
+    ddof_n = max(n_samples - 1, 1)
+    total_var = trace / ddof_n
+    explained = out.eigenvalues / ddof_n
+    rest = min(n_samples, m) - k
+    noise = (max(total_var - explained.sum(), 0.0) / rest
+             if rest > 0 else 0.0)
+    return {
+        "components_": out.components.astype(dtype),
+        "explained_variance_": explained.astype(dtype),
+        "explained_variance_ratio_": (explained / total_var
+                                      if total_var > 0 else
+                                      np.zeros(k)).astype(dtype),
+        "singular_values_": np.sqrt(out.eigenvalues).astype(dtype),
+        "noise_variance_": float(noise),
+        "n_components_": k,
+        "W1_": np.ascontiguousarray(W2.T),
+        "W2_": W2,
+        "lam_": lam,
+    }

@@ -18,19 +18,16 @@ import numbers
 import numpy as np
 
 from ._methods import GD_METHODS
-from ._validation import check_scalar
+from ._params import REGULARIZERS, check
 
 __all__ = ["REGULARIZERS", "check_regularizer", "check_lam", "lam_summary",
            "loss", "loss_gradient"]
 
-REGULARIZERS = ("sum", "product")
-
-
-def check_regularizer(regularizer, method=None):
-    """'sum' or 'product'; the exact methods take only 'sum'."""
-    if regularizer not in REGULARIZERS:
-        raise ValueError(
-            f"regularizer must be 'sum' or 'product', got {regularizer!r}")
+def check_regularizer(regularizer, method=None, owner=None):
+    """'sum' or 'product' (laefast._params' rule); the exact methods take
+    only 'sum'."""
+    if type(regularizer) is not str or regularizer not in REGULARIZERS:
+        check("regularizer", regularizer, owner)
     if (regularizer == "product" and method is not None
             and method not in GD_METHODS):
         raise ValueError(
@@ -40,20 +37,26 @@ def check_regularizer(regularizer, method=None):
     return regularizer
 
 
-def check_lam(lam, k, regularizer="sum"):
-    """A float >= 0, or a float64 array of k positive values (sum only)."""
-    if isinstance(lam, numbers.Real) and not isinstance(lam, bool):
-        return check_scalar(lam, "lam")
-    if isinstance(lam, (str, bytes, bool)) or lam is None:
-        raise ValueError(f"lam must be a real number or a length-k vector, "
-                         f"got {lam!r}")
-    try:
-        vec = np.array(lam, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"lam must be a real number or a length-k vector, "
-                         f"got {lam!r}") from None
+_LAM_VECTOR = "an array-like of shape (n_components,) of finite floats > 0"
+
+
+def check_lam(lam, k, regularizer="sum", owner=None):
+    """A float >= 0 (laefast._params' rule for lam), or a float64 array of
+    k positive values (sum regularizer only)."""
+    if type(lam) is float or (isinstance(lam, numbers.Real)
+                              and not isinstance(lam, bool)):
+        return float(check("lam", lam, owner, also=_LAM_ALSO))
+    vec = None
+    if not isinstance(lam, (str, bytes, bool)) and lam is not None:
+        try:
+            vec = np.array(lam, dtype=np.float64)
+        except (TypeError, ValueError):
+            vec = None
+    if vec is None:
+        check("lam", lam, owner, also=_LAM_ALSO)
     if vec.ndim == 0:
-        return check_scalar(float(vec), "lam")
+        return float(check("lam", float(vec), owner,
+                           also=_LAM_ALSO))
     if regularizer == "product":
         raise ValueError("a vector lam goes with regularizer='sum' (one "
                          "penalty per latent); the product regularizer "
@@ -65,6 +68,13 @@ def check_lam(lam, k, regularizer="sum"):
         raise ValueError(f"a vector lam must hold finite values > 0, "
                          f"got {vec.tolist()}")
     return vec
+
+
+def _never(value):
+    return False
+
+
+_LAM_ALSO = (_LAM_VECTOR, _never)
 
 
 def lam_summary(lam):
@@ -89,12 +99,10 @@ def _parts(C, W1, W2):
 
 
 def _penalty_lam(lam, regularizer, k):
+    check("regularizer", regularizer, "loss")
     if regularizer is None:
         return 0.0
-    if regularizer not in REGULARIZERS:
-        raise ValueError(f"regularizer must be 'sum', 'product' or None, "
-                         f"got {regularizer!r}")
-    return check_lam(lam, k, regularizer)
+    return check_lam(lam, k, regularizer, "loss")
 
 
 def loss(C, W1, W2, lam, regularizer="sum"):

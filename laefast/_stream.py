@@ -1,21 +1,24 @@
 """LAEStream: a scikit-learn estimator fitted from chunks of samples."""
 
 import copy
-import numbers
+import inspect
 
 import numpy as np
 import scipy.linalg
 
 from . import _sgd
-from ._api import LAEResult, initial_weights, solve
+from ._api import solve
 from ._accumulator import GramAccumulator
-from ._estimator import ESTIMATOR_BASES, LAEPCA
+from ._driver import initial_weights, pca_settings, solve_pca
+from ._estimator import ESTIMATOR_BASES
 from ._exceptions import DivergenceError, NotFittedError
+from ._params import check_params, sklearn_constraints
 from ._parallel import resolve_threads, serial_blas, serialized
 from ._problem import GramProblem
-from ._readout import flip_signs
+from ._readout import LAEResult, flip_signs
 from ._subspace import ritz_pairs
-from ._validation import METHODS, as_float_array, assert_finite, check_scalar
+from ._validation import (as_float_array, assert_finite, check_chunk,
+                          reject_sparse)
 
 __all__ = ["LAEStream"]
 
@@ -32,13 +35,6 @@ _SGD_TOL = 1e-4
 # 1 / (1 + _DECAY_PER_PASS * passes).
 _ETA = 0.5
 _DECAY_PER_PASS = 0.1
-
-
-def _positive_int(value, name):
-    if (not isinstance(value, numbers.Integral) or isinstance(value, bool)
-            or value < 1):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class LAEStream(*ESTIMATOR_BASES):
@@ -178,6 +174,9 @@ class LAEStream(*ESTIMATOR_BASES):
         self.random_state = random_state
 
     # -- scikit-learn's protocol -----------------------------------------------
+    # scikit-learn's declaration of the parameters, generated from
+    # laefast._params' rules, which _settings applies.
+    _parameter_constraints = sklearn_constraints("LAEStream")
     # partial_fit's solve is an option, not metadata to route.
     __metadata_request__partial_fit = {"solve": "$UNUSED$"}
 
@@ -200,46 +199,16 @@ class LAEStream(*ESTIMATOR_BASES):
                 "'partial_fit' before using this estimator.")
 
     def _settings(self):
-        """Every parameter checked (at fit time, as scikit-learn wants)."""
-        if self.mode not in _MODES:
-            raise ValueError(
-                f"mode must be 'gram' or 'sgd', got {self.mode!r}")
+        """Every parameter checked (at fit time, as scikit-learn wants)
+        against laefast._params' rules."""
+        check_params("LAEStream", {name: getattr(self, name)
+                                   for name in _PARAMETERS})
         method = self.method
         if self.mode == "sgd":
             method = "untied" if method is None else method
             if method not in ("untied", "tied"):
                 raise ValueError(
                     f"sgd mode runs 'untied' or 'tied', got {method!r}")
-        elif method not in (None, "auto") and method not in METHODS:
-            raise ValueError(
-                f"method must be None, 'auto' or one of {', '.join(METHODS)},"
-                f" got {method!r}")
-        if (not isinstance(self.oversample, numbers.Integral)
-                or isinstance(self.oversample, bool) or self.oversample < 0):
-            raise ValueError("oversample must be a non-negative integer, got "
-                             f"{self.oversample!r}")
-        if self.n_components is not None:
-            _positive_int(self.n_components, "n_components")
-        if not (isinstance(self.lam, str) and self.lam == "auto"):
-            check_scalar(self.lam, "lam")
-        if self.alpha is not None:
-            check_scalar(self.alpha, "alpha", allow_zero=False)
-        if self.decay is not None:
-            check_scalar(self.decay, "decay")
-        _positive_int(self.batch_size, "batch_size")
-        if self.n_samples_total is not None:
-            _positive_int(self.n_samples_total, "n_samples_total")
-        if self.block_rows is not None:
-            _positive_int(self.block_rows, "block_rows")
-        _positive_int(self.max_memory, "max_memory")
-        if self.tol is not None:
-            check_scalar(self.tol, "tol")
-        if self.max_iter is not None and (
-                not isinstance(self.max_iter, numbers.Integral)
-                or isinstance(self.max_iter, bool) or self.max_iter < 0):
-            raise ValueError(
-                f"max_iter must be a non-negative integer, got "
-                f"{self.max_iter!r}")
         return {"method": method, "n_threads": resolve_threads(self.n_threads)}
 
     # -- fitting ---------------------------------------------------------------
@@ -249,12 +218,9 @@ class LAEStream(*ESTIMATOR_BASES):
         """Fit on X from scratch ('sgd': passes over X, as n_samples_total
         samples, until converged_ or max_iter passes).  y is ignored."""
         self._settings()
-        _reject_sparse(X)
-        shape = tuple(getattr(_one_array(X), "shape", ()))
-        if len(shape) == 2 and shape[0] == 0:
-            raise ValueError(
-                f"Found array with 0 sample(s) (shape={shape}) "
-                "while a minimum of 1 is required.")
+        reject_sparse(X)
+        if _is_one_chunk(X):
+            check_chunk(X, "X", min_rows=1)
         fresh = copy.copy(self)
         for name in list(fresh.__dict__):
             if name.endswith("_") or name in _STATE:
@@ -296,7 +262,7 @@ class LAEStream(*ESTIMATOR_BASES):
                     "solve=False ('gram' mode), and none were added")
             self._update_fit(opts, None, None)
             return self
-        _reject_sparse(X)
+        reject_sparse(X)
         chunks = [X] if _is_one_chunk(X) else X
         before = getattr(self, "W2_", None)
         taken, last = 0, None
@@ -311,37 +277,16 @@ class LAEStream(*ESTIMATOR_BASES):
         return self
 
     def _check_chunk(self, chunk):
-        _reject_sparse(chunk)
-        X = _one_array(chunk)
-        if X.dtype == object:
-            X = X.astype(np.float64)        # numbers stored as objects
-        if np.iscomplexobj(X):
-            raise ValueError("Complex data not supported")
-        if len(X.shape) != 2:
-            raise ValueError(
-                f"a chunk must be 2-D (b, m), got {len(X.shape)}-D. Reshape "
-                "your data with array.reshape(-1, 1) (one feature) or "
-                "array.reshape(1, -1) (one sample).")
-        if X.shape[1] == 0:
-            raise ValueError(f"Found array with 0 feature(s) (shape={X.shape})"
-                             " while a minimum of 1 is required.")
-        expected = getattr(self, "n_features_in_", None)
-        if expected is not None and X.shape[1] != expected:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but LAEStream is expecting "
-                f"{expected} features as input (the chunks so far had "
-                f"{expected}).")
+        """(X, the stream's dtype): laefast._validation's chunk check, and
+        what the stream adds (enough features, a dtype it can cast)."""
+        X, own = check_chunk(chunk, "X",
+                             n_features=getattr(self, "n_features_in_", None),
+                             owner="LAEStream")
         if self.n_components is not None and X.shape[1] < self.n_components:
             raise ValueError(
                 f"n_components={self.n_components} exceeds the "
                 f"{X.shape[1]} features")
-        if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool) \
-                or np.iscomplexobj(X):
-            raise ValueError(f"chunk dtype {X.dtype} is not a real number type")
-        dtype = getattr(self, "dtype_", None)
-        if dtype is None:
-            dtype = X.dtype if X.dtype in (np.float32, np.float64) \
-                else np.dtype(np.float64)
+        dtype = getattr(self, "dtype_", None) or own
         if not np.can_cast(X.dtype, dtype, casting="safe"):
             raise ValueError(
                 f"chunk dtype {X.dtype} cannot be cast safely to the stream's "
@@ -576,16 +521,16 @@ class LAEStream(*ESTIMATOR_BASES):
         if self.mode == "gram":
             if self.n_samples_seen_ < max(2, k):
                 return          # too few samples to solve for k components
-            solver = LAEPCA(k, method=opts["method"] or "auto", lam=self.lam,
-                            tol=self.tol, max_iter=self.max_iter,
-                            oversample=self.oversample,
-                            n_threads=self.n_threads,
-                            random_state=self.random_state)
             problem = GramProblem.from_accumulator(self._acc)
-            fitted = solver._solve(problem, self.n_samples_seen_, self.dtype_,
-                                   warm=getattr(self, "_warm", None))
-            self._warm = fitted.pop("_warm_start")
-            self.__dict__.update(fitted)
+            settings = pca_settings(
+                problem, k, self.dtype_, method=opts["method"] or "auto",
+                lam=self.lam, alpha="auto", tol=self.tol,
+                max_iter=self.max_iter, oversample=self.oversample,
+                n_threads=self.n_threads, random_state=self.random_state)
+            fitted = solve_pca(problem, settings, self.n_samples_seen_,
+                               warm=getattr(self, "_warm", None))
+            self._warm = fitted.warm
+            self.__dict__.update(fitted.attributes)
             self.mean_ = self._acc.mean_
             return
         Q = scipy.linalg.qr(self.W2_.astype(np.float64), mode="economic",
@@ -673,17 +618,17 @@ class LAEStream(*ESTIMATOR_BASES):
             regularizer="sum", readout="svd")
 
 
+# The constructor's parameters, checked by _settings.
+_PARAMETERS = tuple(name for name in
+                    inspect.signature(LAEStream.__init__).parameters
+                    if name != "self")
+
 # scikit-learn generates set_partial_fit_request for the solve option; there
 # is no metadata to request, so it is removed (it would only be noise).
 if "set_partial_fit_request" in LAEStream.__dict__:
     del LAEStream.set_partial_fit_request
 
 
-def _reject_sparse(X):
-    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
-        raise TypeError(
-            "LAEStream does not support sparse input: pass dense chunks "
-            "(X.toarray() on each block of rows).")
 
 
 def _one_array(chunk):

@@ -4,8 +4,6 @@ Arrays are accepted without a copy whenever their dtype (float32/float64)
 and layout already fit; anything else is converted once, here.
 """
 
-import numbers
-
 import numpy as np
 
 from ._checks import gram_stats
@@ -15,67 +13,186 @@ from ._parallel import resolve_threads
 __all__ = [
     "METHODS",
     "as_float_array",
+    "assert_finite",
     "raise_nonfinite",
     "raise_if_squares_vanish",
+    "reject_sparse",
+    "check_array",
+    "check_chunk",
+    "check_layout",
+    "check_n_features",
     "check_gram",
     "check_data",
     "check_matrix",
     "check_weights",
-    "check_scalar",
-    "check_n_components",
-    "check_method",
 ]
 
+# One message per fault, for every array laefast takes: the samples of
+# fit / LAEPCA / gram_matrix (check_array), the chunks of LAEStream,
+# GramAccumulator and LAEPCA's out-of-core batches (check_chunk), and the
+# matrices C, W1, W2 (check_gram, check_matrix).
 
 
 def _float_dtype(a):
     return a.dtype if a.dtype in (np.float32, np.float64) else np.dtype(np.float64)
 
 
+def reject_sparse(X, name="X"):
+    """TypeError for a SciPy sparse matrix or array."""
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"{name}: laefast does not support sparse input "
+            f"({type(X).__name__}): centering the samples would densify "
+            "them. Pass a dense array (X.toarray()), feed dense blocks of "
+            "rows (X[i:j].toarray()) to partial_fit or GramAccumulator.add, "
+            "or use sklearn.decomposition.TruncatedSVD, which does not "
+            "center.")
+
+
+def _check_kind(dtype, name):
+    """ValueError unless dtype holds real numbers (bool, int, float)."""
+    if not isinstance(dtype, np.dtype):
+        dtype = np.dtype(dtype)
+    if dtype.kind not in "biuf":
+        extra = " (Complex data not supported)" if dtype.kind == "c" else ""
+        raise ValueError(f"{name} must be numeric: real numbers, got dtype "
+                         f"{dtype}{extra}")
+
+
+def _check_shape(shape, name, min_rows=1):
+    shape = tuple(shape)
+    if len(shape) != 2:
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features), got {len(shape)}-D "
+            f"(shape {shape}). Reshape your data either using "
+            "array.reshape(-1, 1) if it has a single feature or "
+            "array.reshape(1, -1) if it holds a single sample.")
+    if shape[1] < 1:
+        raise ValueError(f"{name} has no columns: found array with 0 "
+                         f"feature(s) (shape={shape}) while a minimum of 1 is "
+                         "required.")
+    if shape[0] < min_rows:
+        raise ValueError(f"{name} has no rows: found array with 0 sample(s) "
+                         f"(shape={shape}) while a minimum of 1 is required.")
+
+
+def check_n_features(m, expected, owner):
+    """ValueError when a later batch's feature count differs."""
+    if expected is not None and m != expected:
+        raise ValueError(f"X has {m} features, but {owner} is expecting "
+                         f"{expected} features as input.")
+
+
 def as_float_array(a, name, dtype=None):
-    """An ndarray of float32/float64 (other numeric types become float64)."""
+    """An ndarray of float32/float64 (other numeric types become float64;
+    objects holding numbers are converted, anything else makes NumPy raise
+    TypeError naming the value)."""
+    reject_sparse(a, name)
     arr = np.asarray(a)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
-                                   or arr.dtype == bool):
-        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
-        raise ValueError(f"{name} must be real, got dtype {arr.dtype}")
+    if arr.dtype == object:
+        arr = arr.astype(np.float64)
+    _check_kind(arr.dtype, name)
     if dtype is None:
         dtype = _float_dtype(arr)
     return arr.astype(dtype, copy=False)
 
 
 def assert_finite(arr, name):
-    # Summing first is cheap and allocation-free; the element-wise test only
-    # runs when the sum says something is wrong (it also catches overflow).
+    """ValueError naming the first NaN or infinity of arr (or the overflow
+    of its sum).  Summing first is cheap and allocation-free; the
+    element-wise search only runs when the sum says something is wrong."""
     with np.errstate(over="ignore", invalid="ignore"):
         total = arr.sum(dtype=np.float64)
     if not np.isfinite(total):
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{name} contains NaN or infinity")
+        _raise_first_nonfinite(arr, name)
         raise ValueError(f"{name} has values too large to sum in float64")
 
 
-def raise_nonfinite(X):
-    """Raise ValueError naming the first NaN or infinity in X (by blocks of
-    rows, no copy of X), or else the overflow: for callers whose own pass
-    over X came out non-finite."""
-    rows = max(1, (64 << 20) // max(1, 8 * X.shape[1]))
-    for start in range(0, X.shape[0], rows):
-        block = np.asarray(X[start:start + rows])
+def _raise_first_nonfinite(X, name):
+    """ValueError naming X's first NaN or infinity, by blocks of rows (no
+    copy of X); returns if there is none."""
+    X2 = X.reshape(X.shape[0], -1) if X.ndim > 1 else X.reshape(-1, 1)
+    rows = max(1, (64 << 20) // max(1, 8 * X2.shape[1]))
+    for start in range(0, X2.shape[0], rows):
+        block = np.asarray(X2[start:start + rows])
         for test, what in ((np.isnan, "NaN"), (np.isinf, "infinity")):
             bad = test(block)
             if bad.any():
                 row = start + int(np.flatnonzero(bad.any(axis=1))[0])
-                raise ValueError(
-                    f"Input X contains {what} (first at row {row}); remove "
-                    "or impute those rows")
+                raise ValueError(f"{name} contains {what} (first at row "
+                                 f"{row}); remove or impute those values")
+
+
+def raise_nonfinite(X, name="X"):
+    """Raise ValueError naming the first NaN or infinity in X, or else the
+    overflow: for callers whose own pass over X came out non-finite."""
+    _raise_first_nonfinite(X, name)
     big = float(np.abs(X).max())
     raise ValueError(
-        f"Input X has values whose squares overflow {X.dtype.name} when "
+        f"Input {name} has values whose squares overflow {X.dtype.name} when "
         f"summed over the samples (largest magnitude {big:.3g}): rescale "
         f"the data, e.g. divide it by {2.0 ** np.floor(np.log2(big)):.3g} "
         "(a power of two: exact)")
+
+
+def check_array(X, name="X", *, finite=True, dtype=None):
+    """Samples (n_samples, n_features) as a float32/float64 ndarray, no
+    copy when X already is one (any layout).
+
+    The faults, each with its one message: sparse (TypeError), not numeric
+    (strings, objects that are not numbers, complex), not 2-D, no
+    features, no samples, NaN, infinity.  finite=False leaves finiteness
+    to the caller's own pass over X (the Gram pass, the mean).
+    """
+    X = as_float_array(X, name, dtype)
+    _check_shape(X.shape, name)
+    if finite:
+        assert_finite(X, name)
+    return X
+
+
+def check_chunk(chunk, name="chunk", *, n_features=None, owner=None,
+                min_rows=0):
+    """One piece of a stream of rows: (X, float dtype).
+
+    NumPy arrays, memmaps and array-likes with shape, dtype and row
+    slicing (h5py, zarr) are returned as they are, to be read slab by slab;
+    anything else goes through np.asarray.  Faults as check_array's, with
+    the same messages, except that a chunk may have 0 rows (min_rows) and
+    that its
+    finiteness is read off the pass that consumes it.  n_features: the
+    count the earlier chunks had (owner names who expects it).
+    """
+    X = chunk
+    if type(X) is not np.ndarray:
+        reject_sparse(X, name)
+        if not (isinstance(X, np.ndarray) or (
+                hasattr(X, "shape") and hasattr(X, "dtype")
+                and hasattr(X, "__getitem__") and len(X.shape) == 2)):
+            if hasattr(X, "__next__"):
+                raise TypeError(
+                    f"{name} must be one 2-D array of rows, got an iterator "
+                    f"({type(X).__name__}): pass its chunks one at a time "
+                    "(for chunk in chunks: ...)")
+            X = np.asarray(X)
+    dtype = np.dtype(X.dtype)
+    if dtype.kind == "O":
+        X = X.astype(np.float64)            # numbers stored as objects
+        dtype = X.dtype
+    check_layout(X.shape, dtype, name, min_rows=min_rows,
+                 n_features=n_features, owner=owner)
+    if dtype.kind == "f" and dtype.itemsize in (4, 8):
+        return X, dtype
+    return X, np.dtype(np.float64)
+
+
+def check_layout(shape, dtype, name="X", *, min_rows=1, n_features=None,
+                 owner=None):
+    """check_chunk's faults read off shape and dtype alone, for data that
+    are read later (a Dask array, an out-of-core slab source)."""
+    _check_kind(dtype, name)
+    _check_shape(shape, name, min_rows=min_rows)
+    check_n_features(shape[1], n_features, owner)
 
 
 def raise_if_squares_vanish(X, center=True):
@@ -101,6 +218,7 @@ def check_gram(C, with_stats=False):
     One tiled pass over C (compiled, no temporaries) checks finiteness and
     symmetry.  with_stats=True also returns {'trace', 'row_abs_max'}.
     """
+    reject_sparse(C, "C")
     C = as_float_array(C, "C")
     if C.ndim != 2 or C.shape[0] != C.shape[1]:
         raise ValueError(f"C must be a square 2-D matrix, got shape {C.shape}")
@@ -114,8 +232,7 @@ def check_gram(C, with_stats=False):
     if not np.isfinite(total):
         # NaN or infinity, or finite entries whose sum overflows: the
         # solvers only need the trace (they run on C scaled by ~1 / tr C).
-        if not np.isfinite(C).all():
-            raise ValueError("C contains NaN or infinity")
+        _raise_first_nonfinite(C, "C")
         if not np.isfinite(trace):
             raise ValueError(
                 f"C is too large for {C.dtype.name}: its trace overflows "
@@ -144,50 +261,8 @@ def check_gram(C, with_stats=False):
 
 
 def check_data(X, finite=True):
-    """Data of shape (n_samples, n_features), float; no copy if it fits.
-
-    finite=False leaves finiteness to the caller's own pass over X.
-    """
-    X = as_float_array(X, "X")
-    if X.ndim != 2:
-        raise ValueError(
-            f"X must be 2-D (n_samples, n_features), got {X.ndim}-D")
-    if X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(f"X must be non-empty, got shape {X.shape}")
-    if finite:
-        assert_finite(X, "X")
-    return X
-
-
-def check_n_components(n_components, m):
-    if (not isinstance(n_components, numbers.Integral)
-            or isinstance(n_components, bool)):
-        raise ValueError(
-            f"n_components must be an integer, got {n_components!r}")
-    if not 1 <= n_components <= m:
-        raise ValueError(
-            f"n_components must be in [1, {m}] (the number of features), "
-            f"got {n_components}")
-    return int(n_components)
-
-
-def check_scalar(value, name, *, allow_zero=True):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-    return value
-
-
-def check_method(method):
-    if method not in METHODS:
-        raise ValueError(
-            f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    return method
+    """check_array under its former name (laefast._problem calls it)."""
+    return check_array(X, finite=finite)
 
 
 def check_matrix(W, name, shape, dtype):

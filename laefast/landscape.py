@@ -16,29 +16,25 @@ exist while lam < sigma2 and merge into the origin as lam crosses sigma2.
 :func:`laefast.solve` on the 1 x 1 problem C = [[sigma2]].
 """
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._api import GD_METHODS, default_alpha, run_kernel
+from ._api import default_alpha
+from ._driver import run_kernel
+from ._methods import GD_METHODS
+from ._params import check, check_params
 from ._problem import GramProblem
 from ._solvers import NEVER_STOP
 from ._regularizer import check_regularizer
-from ._validation import check_method, check_scalar
 
 __all__ = ["CriticalPoint", "scalar_loss", "scalar_gradient",
            "scalar_hessian", "scalar_critical_points", "scalar_trajectory",
            "shrinkage"]
 
-_LANDSCAPES = ("sum", "product", None)
-
-
 def _check_landscape(regularizer):
-    if regularizer not in _LANDSCAPES:
-        raise ValueError(f"regularizer must be 'sum', 'product' or None, "
-                         f"got {regularizer!r}")
-    return regularizer
+    """'sum', 'product' or None (the unregularized L)."""
+    return check("regularizer", regularizer, "landscape")
 
 
 def scalar_loss(w1, w2, sigma2, lam, regularizer="sum"):
@@ -264,8 +260,8 @@ def scalar_critical_points(sigma2, lam, regularizer="sum"):
     >>> c.kind, c.product
     ('curve', 0.5)
     """
-    sigma2 = check_scalar(sigma2, "sigma2", allow_zero=False)
-    lam = check_scalar(lam, "lam")
+    check_params("scalar_critical_points", {"sigma2": sigma2, "lam": lam})
+    sigma2, lam = float(sigma2), float(lam)
     _check_landscape(regularizer)
     if regularizer is None or lam == 0.0:
         return [
@@ -299,21 +295,6 @@ def scalar_critical_points(sigma2, lam, regularizer="sum"):
                    "origin: the only critical point, a minimum (lam >= "
                    "sigma2: the direction collapses)"
                    + (", degenerate at lam = sigma2" if lam == sigma2 else ""))]
-
-
-def _check_iterations(n_iter):
-    if (not isinstance(n_iter, numbers.Integral) or isinstance(n_iter, bool)
-            or n_iter < 0):
-        raise ValueError(
-            f"n_iter must be a non-negative integer, got {n_iter!r}")
-    return int(n_iter)
-
-
-def _check_weight(value, name):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) \
-            or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}")
-    return float(value)
 
 
 def scalar_trajectory(method, w1, w2, sigma2, lam, alpha=None, n_iter=100,
@@ -362,25 +343,21 @@ def scalar_trajectory(method, w1, w2, sigma2, lam, alpha=None, n_iter=100,
     >>> path.shape, [round(float(v), 8) for v in path[-1]]
     ((61, 2), [0.70710678, 0.70710678])
     """
-    method = check_method(method)
-    regularizer = check_regularizer(regularizer, method)
-    w1 = _check_weight(w1, "w1")
-    w2 = _check_weight(w2, "w2")
-    sigma2 = check_scalar(sigma2, "sigma2", allow_zero=False)
-    lam = check_scalar(lam, "lam")
-    n_iter = _check_iterations(n_iter)
+    check_params("scalar_trajectory", {
+        "method": method, "regularizer": regularizer, "w1": w1, "w2": w2,
+        "sigma2": sigma2, "lam": lam, "alpha": alpha, "n_iter": n_iter})
+    check_regularizer(regularizer, method)
+    w1, w2, sigma2, lam = float(w1), float(w2), float(sigma2), float(lam)
+    n_iter = int(n_iter)
     problem = GramProblem.from_gram(np.array([[sigma2]]))
     W1 = np.array([[w1]])
     W2 = np.array([[w2]])
-    if method in GD_METHODS:
-        if alpha is None:
-            alpha = default_alpha(problem, lam, W1, W2, regularizer)
-        else:
-            alpha = check_scalar(alpha, "alpha", allow_zero=False)
-    else:
-        if alpha is not None:
-            check_scalar(alpha, "alpha", allow_zero=False)
+    if method not in GD_METHODS:
         alpha = None
+    elif alpha is None:
+        alpha = default_alpha(problem, lam, W1, W2, regularizer)
+    else:
+        alpha = float(alpha)
     path = np.empty((n_iter + 1, 2))
     path[0] = (w2, w2) if method in ("sync", "exact-sync", "tied") else (w1, w2)
     hist_w1 = np.empty(n_iter)

@@ -115,11 +115,14 @@ def test_pickles_and_keeps_adding():
     ("nan", r"NaN \(first at row 77\)"),
     ("inf", r"infinity \(first at row 2999\)"),
     ("overflow", "squares overflow float64"),
-    ("features", "X has 13 features, but the accumulator has 12"),
-    ("strings", "real numbers, got dtype <U1"),
-    ("complex", "real numbers, got dtype complex128"),
-    ("1-D", r"2-D \(n_samples, n_features\), got shape \(12,\)"),
-    ("sparse", "dense data; got a sparse matrix"),
+    ("features", "X has 13 features, but GramAccumulator is expecting 12 "
+                 "features as input"),
+    ("strings", "X must be numeric: real numbers, got dtype <U1"),
+    ("complex", "real numbers, got dtype complex128 \\(Complex data not "
+                "supported\\)"),
+    ("1-D", r"X must be 2-D \(n_samples, n_features\), got 1-D \(shape "
+            r"\(12,\)\)"),
+    ("sparse", r"X: laefast does not support sparse input \(csr_matrix\)"),
 ])
 def test_bad_pieces_leave_the_state_untouched(bad, match):
     X = _data(n=3000, m=12)

@@ -62,7 +62,8 @@ def test_every_gallery_example_is_in_the_build():
 
 
 @pytest.mark.parametrize("module", ["laefast._api", "laefast.metrics",
-                                    "laefast._estimator", "laefast._stream"])
+                                    "laefast._estimator", "laefast._stream",
+                                    "laefast._readout"])
 def test_docstring_examples_run(module):
     # The Examples sections shown on the API pages are doctests.
     result = doctest.testmod(importlib.import_module(module),

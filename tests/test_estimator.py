@@ -199,7 +199,7 @@ def _state(est):
     ("inf", "infinity"),
     ("empty", "0 sample"),
     ("nofeat", "0 feature"),
-    ("1d", "Expected 2D array"),
+    ("1d", r"must be 2-D \(n_samples, n_features\), got 1-D.*Reshape"),
     ("strings", "numeric"),
     ("complex", "Complex"),
     ("one_sample", "n_samples = 1"),
@@ -496,3 +496,29 @@ def test_partial_fit_width_is_fixed_by_the_first_batch():
     # Here the three batches hold every sample: the top 3 of all of X.
     _, w, _ = eigh_pca(X, 3)
     np.testing.assert_allclose(est.explained_variance_, w, rtol=1e-10)
+
+
+def test_one_collapse_warning_from_solve_and_the_estimators():
+    """solve, LAEPCA and LAEStream read out through the same code: a lam
+    above the third eigenvalue of C collapses that component, with one
+    and the same warning."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((1000, 5)) * [10.0, 8.0, 1.0, 0.5, 0.2]
+    Xc = X - X.mean(axis=0)
+    C = Xc.T @ Xc
+    eig = np.linalg.eigvalsh(C)[::-1]
+    lam = 5000.0
+    assert eig[2] < lam < eig[1]
+    messages = []
+    for call in (lambda: laefast.solve(C, 3, lam, method="exact-tied"),
+                 lambda: LAEPCA(3, lam=lam, random_state=0).fit(X),
+                 lambda: laefast.LAEStream(3, lam=lam,
+                                           random_state=0).partial_fit(X)):
+        with pytest.warns(laefast.CollapsedComponentWarning,
+                          match=r"components \[2\] collapsed: lam = 5000 is "
+                                r"at or above their eigenvalue of C") as rec:
+            call()
+        messages.append({str(w.message) for w in rec
+                         if w.category is laefast.CollapsedComponentWarning})
+    assert messages[0] == messages[1] == messages[2]
+    assert len(messages[0]) == 1

@@ -104,7 +104,8 @@ def test_bad_gram(gram):
     for value in (np.nan, np.inf):
         bad = C.copy()
         bad[1, 1] = value
-        with pytest.raises(ValueError, match="NaN or infinity"):
+        with pytest.raises(ValueError, match=r"C contains (NaN|infinity) "
+                                             r"\(first at row 1\)"):
             laefast.solve(bad, 2, 1.0)
     with pytest.raises(ValueError, match="numeric"):
         laefast.solve(np.array([["a", "b"], ["b", "a"]]), 1, 1.0)
@@ -113,7 +114,7 @@ def test_bad_gram(gram):
 def test_bad_data():
     with pytest.raises(ValueError, match="2-D"):
         laefast.fit(np.ones(5), 1, 1.0)
-    with pytest.raises(ValueError, match="non-empty"):
+    with pytest.raises(ValueError, match=r"X has no rows: found array with 0 sample\(s\)"):
         laefast.fit(np.ones((0, 3)), 1, 1.0)
     X = np.random.default_rng(0).standard_normal((20, 3))
     X[4, 1] = np.nan
@@ -139,7 +140,9 @@ def test_bad_scalars(gram, name, value):
 
 
 def test_unknown_method(gram):
-    with pytest.raises(ValueError, match="unknown method 'newton'"):
+    with pytest.raises(ValueError, match=r"The 'method' parameter of solve must "
+                                         r"be a str among .*'exact-tied'\}\. "
+                                         r"Got 'newton' instead"):
         laefast.solve(gram[1], 2, 1.0, method="newton")
 
 
@@ -154,7 +157,7 @@ def test_bad_init(gram):
         laefast.solve(C, 2, 1.0, init=good1)
     bad = good2.copy()
     bad[0, 0] = np.inf
-    with pytest.raises(ValueError, match="W2 contains NaN"):
+    with pytest.raises(ValueError, match=r"W2 contains infinity \(first at row 0\)"):
         laefast.solve(C, 2, 1.0, init=(good1, bad))
 
 

@@ -97,7 +97,9 @@ def test_critical_points_closed_forms():
     assert ls.scalar_critical_points(sigma2, lam, None)[1].product == 1.0
     with pytest.raises(ValueError, match="curve\\(\\) is for critical curves"):
         saddle.curve(1.0)
-    with pytest.raises(ValueError, match="sigma2 must be > 0"):
+    with pytest.raises(ValueError, match=r"The 'sigma2' parameter of "
+                                         r"scalar_critical_points must be a "
+                                         r"finite float in the range \(0, inf\)"):
         ls.scalar_critical_points(0.0, 1.0)
 
 
@@ -174,9 +176,13 @@ def test_trajectory_errors():
                                          "the gradient methods"):
         ls.scalar_trajectory("exact-tied", 1.0, 1.0, 1.0, 0.5,
                              regularizer="product")
-    with pytest.raises(ValueError, match="n_iter must be a non-negative"):
+    with pytest.raises(ValueError, match=r"The 'n_iter' parameter of "
+                                         r"scalar_trajectory must be an int in "
+                                         r"the range \[0, inf\)"):
         ls.scalar_trajectory("tied", 1.0, 1.0, 1.0, 0.5, n_iter=-1)
-    with pytest.raises(ValueError, match="w1 must be a finite real number"):
+    with pytest.raises(ValueError, match=r"The 'w1' parameter of scalar_trajectory "
+                                         r"must be a finite float in the range "
+                                         r"\(-inf, inf\)\. Got inf instead"):
         ls.scalar_trajectory("tied", np.inf, 1.0, 1.0, 0.5)
     with pytest.raises(laefast.DivergenceError, match="diverged"):
         ls.scalar_trajectory("untied", 3.0, 3.0, 1.0, 0.5, alpha=5.0,

@@ -237,8 +237,9 @@ def test_product_rejected_by_exact_methods():
     ([1.0, 2.0], r"one value per latent: shape \(3,\)"),
     ([1.0, 0.0, 2.0], "finite values > 0"),
     ([1.0, np.nan, 2.0], "finite values > 0"),
-    ("a", "real number or a length-k vector"),
-    (-1.0, "lam must be >= 0"),
+    ("a", r"The 'lam' parameter of solve must be a finite float in the "
+           r"range \[0, inf\) or an array-like of shape \(n_components,\)"),
+    (-1.0, r"lam' parameter of solve must be .*Got -1.0 instead"),
 ])
 def test_bad_lam(lam, message):
     X, C, U, s = make_problem()
@@ -248,16 +249,19 @@ def test_bad_lam(lam, message):
 
 def test_bad_regularizer_and_vector_product():
     X, C, U, s = make_problem()
-    with pytest.raises(ValueError, match="regularizer must be 'sum' or "
-                                         "'product', got 'l1'"):
+    with pytest.raises(ValueError, match=r"The 'regularizer' parameter of solve "
+                                         r"must be a str among \{'sum', "
+                                         r"'product'\}\. Got 'l1' instead"):
         laefast.solve(C, 2, 1.0, regularizer="l1")
     with pytest.raises(ValueError, match="a vector lam goes with "
                                          "regularizer='sum'"):
         laefast.solve(C, 2, [1.0, 2.0], method="untied",
                       regularizer="product")
-    with pytest.raises(ValueError, match="history must be True, False or "
-                                         "'weights'"):
+    with pytest.raises(ValueError, match=r"The 'history' parameter of solve must "
+                                         r"be an instance of 'bool' or a str "
+                                         r"among \{'weights'\}\. Got 'all'"):
         laefast.solve(C, 2, 1.0, history="all")
-    with pytest.raises(ValueError, match="regularizer must be 'sum', "
-                                         "'product' or None"):
+    with pytest.raises(ValueError, match=r"The 'regularizer' parameter of loss "
+                                         r"must be None or a str among "
+                                         r"\{'sum', 'product'\}\. Got 'l2'"):
         laefast.loss(C, np.ones((1, 8)), np.ones((8, 1)), 1.0, "l2")

@@ -147,9 +147,9 @@ def test_bad_chunk_leaves_state_untouched(mode):
     before = _state(stream)
     expected = {"nan": "NaN", "inf-late": "infinity",
                 "features": "X has 41 features, but LAEStream is expecting 40",
-                "dtype": "dtype <U1 is not a real number type",
+                "dtype": "X must be numeric: real numbers, got dtype <U1",
                 "complex": "Complex data not supported",
-                "1-D": r"must be 2-D \(b, m\), got 1-D"}
+                "1-D": r"X must be 2-D \(n_samples, n_features\), got 1-D"}
     for name, chunk in _bad_chunks(X.shape[1]).items():
         with pytest.raises(ValueError, match=expected[name]):
             stream.partial_fit(chunk)
