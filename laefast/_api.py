@@ -18,8 +18,7 @@ from ._regularizer import check_lam, check_regularizer
 from ._validation import check_array, check_gram, check_matrix
 
 __all__ = ["LAEResult", "solve", "fit", "step", "exact_w1", "exact_w2",
-           "default_alpha", "gram_matrix", "DEFAULT_MAX_ITER",
-           "initial_weights", "step_for_bound"]
+           "default_alpha", "gram_matrix"]
 
 # Methods that stop when ||W1 - W2^T|| <= tol (the sum regularizer's).
 _TIE_RULE = ("untied", "exact-untied", "exact-tied")

@@ -566,6 +566,6 @@ def test_cli_align_plot(tmp_path, capsys):
     (["align", "--seed", "-1"], "--seed must be >= 0"),
 ])
 def test_cli_align_validates_before_work(argv, message, capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^2$"):
         main(argv)
     assert message in capsys.readouterr().err

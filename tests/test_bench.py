@@ -136,10 +136,20 @@ def test_bench_command_json(tmp_path, capsys):
     for row in problem["rows"]:
         assert set(row) >= {"solver", "name", "n_iter", "seconds", "u_error",
                             "error_per_second", "vs_reference", "vs_peers"}
-        assert row["seconds"] > 0
+        # error/s is the error removed from the common start over the time.
+        assert row["error_per_second"] == pytest.approx(
+            (problem["problem"]["start_u_error"] - row["u_error"])
+            / row["seconds"])
     (lae,) = [r for r in problem["rows"]
               if r["solver"] == "laefast" and r["name"] == "exact-tied"]
-    assert lae["vs_reference"] > 0 and lae["vs_peers"] > 0
+    (ref,) = [r for r in problem["rows"]
+              if r["solver"] == "reference" and r["name"] == "exact-tied"]
+    assert lae["vs_reference"] == pytest.approx(
+        lae["error_per_second"] / ref["error_per_second"])
+    # vs peers: over the fastest peer that starts from the same input.
+    best = max(r["error_per_second"] for r in problem["rows"]
+               if r["solver"] == "peer" and r["input"] == lae["input"])
+    assert lae["vs_peers"] == pytest.approx(lae["error_per_second"] / best)
 
 
 def test_bench_json_to_stdout(capsys):
