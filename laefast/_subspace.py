@@ -119,7 +119,9 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
     computed from C V, not from the recurrence.
     """
     m, w = Q.shape
-    b = min(block, w)
+    # A block wide enough that max_products products reach w columns (a
+    # short max_iter still trains every latent).
+    b = min(w, max(block, -(-w // max(int(max_products), 1))))
     if max_columns is None:
         max_columns = max(2 * w + 2 * b, min(128, (256 << 20) // (16 * m)))
     # The space, its image and the projected matrix live in preallocated

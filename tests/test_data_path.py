@@ -153,3 +153,21 @@ def test_wide_data_of_rank_below_the_width():
     s = np.linalg.svd(X - X.mean(axis=0), compute_uv=False)[:5]
     np.testing.assert_allclose(est.explained_variance_, s ** 2 / 11,
                                rtol=1e-10)
+
+
+@pytest.mark.parametrize("max_iter", [1, 2, 3])
+def test_a_short_max_iter_still_trains_every_component(max_iter):
+    # The samples path's Krylov block starts narrow; with too few products
+    # to reach k + p columns it must widen, not return fewer components.
+    X = np.random.default_rng(0).standard_normal((100, 400))
+    with pytest.warns(laefast.ConvergenceWarning,
+                      match=f"stopped at max_iter={max_iter} "):
+        est = laefast.LAEPCA(10, max_iter=max_iter, random_state=0).fit(X)
+    assert est.components_.shape == (10, 400)
+    np.testing.assert_allclose(est.components_ @ est.components_.T,
+                               np.eye(10), atol=1e-12)
+    # Each component's variance is its Rayleigh quotient on the data.
+    Xc = X - X.mean(axis=0)
+    q = np.einsum("ij,ij->i", est.components_ @ Xc.T @ Xc,
+                  est.components_) / 99
+    np.testing.assert_allclose(est.explained_variance_, q, rtol=1e-10)
