@@ -204,12 +204,17 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
 
 
 def _next_block(Z, K, drop):
-    """The next Lanczos block from Z, already projected off K once: a
-    second sweep (twice is enough, as in CGS2), then two normalizations
-    through the block's small Gram matrix; directions whose remainder is
-    below drop are dropped."""
-    Z = Z - _mm(K, _mm(K, Z, trans_a=True))
+    """The next Lanczos block from Z, already projected off K once:
+    normalize (through the block's small Gram matrix), project off K again
+    and normalize again.  Directions whose remainder is below drop are
+    dropped.  The second projection comes after the first normalization:
+    a direction with a tiny remainder is scaled up by it, and so is the
+    rounding that still ties it to K, which the second projection removes
+    (without it, the space lost orthogonality where X's rank ran out, and
+    the Ritz residuals read off the recurrence were wrong)."""
     for sweep in range(2):
+        if sweep == 1:
+            Z = Z - _mm(K, _mm(K, Z, trans_a=True))
         d, U = small_eigh(_mm(Z, Z, trans_a=True))
         keep = d > (drop * drop if sweep == 0 else 0.25)
         if not keep.any():

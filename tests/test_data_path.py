@@ -171,3 +171,21 @@ def test_a_short_max_iter_still_trains_every_component(max_iter):
     q = np.einsum("ij,ij->i", est.components_ @ Xc.T @ Xc,
                   est.components_) / 99
     np.testing.assert_allclose(est.explained_variance_, q, rtol=1e-10)
+
+
+@pytest.mark.parametrize("k", [5, 40])
+def test_wide_data_whose_row_space_the_krylov_space_exhausts(k):
+    # 50 samples span 49 centered directions: after a dozen products of 4
+    # columns the Krylov space holds all of them, and the remainders of
+    # the last blocks are rounding.  The space must stay orthonormal and
+    # the iteration converge (once it silently stalled at a residual of
+    # 1e-9 and warned).
+    X = np.random.default_rng(0).standard_normal((50, 300))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = laefast.LAEPCA(k, random_state=0).fit(X)
+    assert est.converged_
+    s = np.linalg.svd(X - X.mean(axis=0), compute_uv=False)[:k]
+    np.testing.assert_allclose(est.explained_variance_, s ** 2 / 49,
+                               rtol=1e-12)
+    assert _top_subspace_sine(est.components_, X, min(k, 20)) < 1e-9
