@@ -56,6 +56,7 @@ cdef enum Status:
     S_NOT_PD_W1     # d_i C + lam I is not positive definite (m x m)
     S_EIGH_FAILED   # syev did not converge on W2^T W2
     S_INTERRUPTED   # a signal handler raised (Ctrl-C): the error is set
+    S_RUNNING = -1  # loop_head: no reason to stop yet
 
 UNTIED, SYNC, TIED = M_UNTIED, M_SYNC, M_TIED
 EXACT_UNTIED, EXACT_SYNC, EXACT_TIED = M_EXACT_UNTIED, M_EXACT_SYNC, M_EXACT_TIED
@@ -515,6 +516,21 @@ cdef inline bint end_iteration(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     return not isfinite(stop)
 
 
+cdef inline int loop_head(LoopOut* out, Py_ssize_t it, double stop,
+                          double tol, Py_ssize_t max_iter) noexcept nogil:
+    """The start of every loop's iteration: S_RUNNING, or why it stops.
+    The stopping rule is tested only after a first step: a start that
+    already meets it (a tied init) is still improved, never returned as
+    is."""
+    if it > 0 and stop <= tol:
+        return S_CONVERGED
+    if it >= max_iter:
+        return S_MAX_ITER
+    if interrupted(out, out.iter_work):
+        return S_INTERRUPTED
+    return S_RUNNING
+
+
 cdef inline int loop_exit(LoopOut* out, Py_ssize_t it, double stop,
                           int status) noexcept nogil:
     """A loop's last lines: its iteration count and last stopping quantity
@@ -553,16 +569,8 @@ cdef int untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
         shrink[i] = 1 - alpha * lr[i]
     times_gram(op, k, W1, False, P, False)
     while True:
-        # At least one step before the stopping rule: a start that already
-        # meets it (a tied init) is still improved, never returned as is.
-        if it > 0 and stop <= tol:
-            status = S_CONVERGED
-            break
-        if it >= max_iter:
-            status = S_MAX_ITER
-            break
-        if interrupted(out, out.iter_work):
-            status = S_INTERRUPTED
+        status = loop_head(out, it, stop, tol, max_iter)
+        if status != S_RUNNING:
             break
         # W1 -= alpha ((W2^T W2) W1 C - W2^T C + Lambda W1); the product
         # regularizer's lam (W2^T W2) W1 joins the first term: P += lam W1.
@@ -619,16 +627,8 @@ cdef int sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     cdef int status
     transpose_into(m, k, W2, W1)
     while True:
-        # At least one step before the stopping rule: a start that already
-        # meets it (a tied init) is still improved, never returned as is.
-        if it > 0 and stop <= tol:
-            status = S_CONVERGED
-            break
-        if it >= max_iter:
-            status = S_MAX_ITER
-            break
-        if interrupted(out, out.iter_work):
-            status = S_INTERRUPTED
+        status = loop_head(out, it, stop, tol, max_iter)
+        if status != S_RUNNING:
             break
         times_gram(op, k, W1, False, P, False)
         gemm(NO_TRANS, TRANS, k, k, m, 1, W1, m, W1, m, 0, A, k)
@@ -678,16 +678,8 @@ cdef int tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     cdef floating u
     cdef int status
     while True:
-        # At least one step before the stopping rule: a start that already
-        # meets it (a tied init) is still improved, never returned as is.
-        if it > 0 and stop <= tol:
-            status = S_CONVERGED
-            break
-        if it >= max_iter:
-            status = S_MAX_ITER
-            break
-        if interrupted(out, out.iter_work):
-            status = S_INTERRUPTED
+        status = loop_head(out, it, stop, tol, max_iter)
+        if status != S_RUNNING:
             break
         times_gram(op, k, W2, True, Q, True)
         gemm(TRANS, NO_TRANS, k, k, m, 1, W2, k, Q, k, 0, B, k)
@@ -725,16 +717,8 @@ cdef int exact_untied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     cdef double stop = tie_gap(m, k, W1, W2)
     cdef int status
     while True:
-        # At least one step before the stopping rule: a start that already
-        # meets it (a tied init) is still improved, never returned as is.
-        if it > 0 and stop <= tol:
-            status = S_CONVERGED
-            break
-        if it >= max_iter:
-            status = S_MAX_ITER
-            break
-        if interrupted(out, out.iter_work):
-            status = S_INTERRUPTED
+        status = loop_head(out, it, stop, tol, max_iter)
+        if status != S_RUNNING:
             break
         status = exact_w1(m, k, <const floating*> op.C, W1, W2, lr,
                           rg.uniform, w1_ws, n_threads, &out.which, out,
@@ -767,16 +751,8 @@ cdef int exact_sync_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     cdef int status
     transpose_into(m, k, W2, W1)
     while True:
-        # At least one step before the stopping rule: a start that already
-        # meets it (a tied init) is still improved, never returned as is.
-        if it > 0 and stop <= tol:
-            status = S_CONVERGED
-            break
-        if it >= max_iter:
-            status = S_MAX_ITER
-            break
-        if interrupted(out, out.iter_work):
-            status = S_INTERRUPTED
+        status = loop_head(out, it, stop, tol, max_iter)
+        if status != S_RUNNING:
             break
         memcpy(W1_prev, W1, k * m * sizeof(floating))
         # While tied (W1 == W2^T), (W2^T C W2 + Lambda)^-1 W2^T C is the
@@ -815,11 +791,9 @@ cdef int exact_tied_loop(const GramOp* op, Py_ssize_t m, Py_ssize_t k,
     cdef double stop = INFINITY
     cdef int status
     while True:
-        if it >= max_iter:
-            status = S_MAX_ITER
-            break
-        if interrupted(out, out.iter_work):
-            status = S_INTERRUPTED
+        # stop > tol here: the loop ends below once it reaches tol.
+        status = loop_head(out, it, stop, tol, max_iter)
+        if status != S_RUNNING:
             break
         if exact_w2(op, m, k, W1, W2, lr, S) != 0:
             status = S_NOT_PD_W2
