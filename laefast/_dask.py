@@ -238,12 +238,7 @@ def fit(est, X):
 
 
 def partial_fit(est, X, solve):
-    acc = getattr(est, "_acc", None)
-    if acc is None and hasattr(est, "components_"):
-        raise ValueError(
-            "this LAEPCA was fitted on the samples without forming the "
-            "Gram matrix (too large to keep), so partial_fit cannot add "
-            "to it; refit, or use partial_fit from the start")
+    acc = est._accumulator_to_extend()
     X = _check(X, acc.n_features_in_ if acc is not None else None)
     batch = accumulate(X, _worker_threads(est))
     dtype = (est.components_.dtype if hasattr(est, "components_")

@@ -399,6 +399,18 @@ class LAEPCA(*ESTIMATOR_BASES):
         self._set_fitted(fitted, acc.mean_, acc.n_samples_seen_,
                          acc.n_features_in_)
 
+    def _accumulator_to_extend(self):
+        """The GramAccumulator partial_fit adds to (None before the first
+        batch).  A fit on the samples kept none: there is nothing to add
+        to."""
+        acc = getattr(self, "_acc", None)
+        if acc is None and hasattr(self, "components_"):
+            raise ValueError(
+                "this LAEPCA was fitted on the samples without forming the "
+                "Gram matrix (too large to keep), so partial_fit cannot add "
+                "to it; refit, or use partial_fit from the start")
+        return acc
+
     @serialized
     def partial_fit(self, X, y=None, solve=True):
         """Add a batch of samples and refit on everything seen so far.
@@ -440,12 +452,7 @@ class LAEPCA(*ESTIMATOR_BASES):
                 "it once per batch (for batch in batches: "
                 "est.partial_fit(batch)), or use laefast.LAEStream, whose "
                 "partial_fit also takes an iterable of batches")
-        acc = getattr(self, "_acc", None)
-        if acc is None and hasattr(self, "components_"):
-            raise ValueError(
-                "this LAEPCA was fitted on the samples without forming the "
-                "Gram matrix (too large to keep), so partial_fit cannot add "
-                "to it; refit, or use partial_fit from the start")
+        acc = self._accumulator_to_extend()
         X = self._validate(X, reset=acc is None)
         dtype = (self.components_.dtype if hasattr(self, "components_")
                  else acc.dtype_ if acc is not None
