@@ -38,19 +38,25 @@ def small_eigh(S):
     return w, V
 
 
-def _orthonormal_against(Z, K, drop):
+def _orthonormal_against(Z, K, drop, projected=False):
     """An orthonormal basis of Z's columns orthogonal to K's (K may be
     None); directions whose remainder is below `drop` are dropped (the
-    Krylov space is exhausted there).
+    Krylov space is exhausted there).  projected=True: Z is already
+    projected off K once (the caller had K^T Z), and the first projection
+    is skipped.
 
     Projection then Cholesky-QR through the w x w Gram matrix's
     eigendecomposition, twice (CholQR2: the second pass restores
     orthogonality to rounding): GEMMs and a tiny eigh, where a QR or SVD
     of the tall block would run LAPACK's panel code at a fraction of the
-    BLAS speed.
+    BLAS speed.  The second projection comes after the first
+    normalization: a direction with a tiny remainder is scaled up by it,
+    and so is the rounding that still ties it to K, which the second
+    projection removes (without it, block_lanczos's space lost
+    orthogonality where X's rank ran out).
     """
     for sweep in range(2):
-        if K is not None:
+        if K is not None and not (projected and sweep == 0):
             Z = Z - _mm(K, _mm(K, Z, trans_a=True))
         G = _mm(Z, Z, trans_a=True)
         d, U = small_eigh(G)
@@ -162,7 +168,7 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
         elif products >= max_products:
             break
         unit = max(float(np.abs(H).max()), np.finfo(float).tiny)
-        B = _next_block(Z / unit, K, 1e-13)
+        B = _orthonormal_against(Z / unit, K, 1e-13, projected=True)
         if B.shape[1] == 0 and D < w:
             # The start spans an invariant subspace smaller than w: fill the
             # rest at random.
@@ -201,26 +207,6 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
     if stopped in (None, "invariant"):
         stopped = "tol" if res <= tol else "max_iter"
     return V, theta[:w], res, products, stopped
-
-
-def _next_block(Z, K, drop):
-    """The next Lanczos block from Z, already projected off K once:
-    normalize (through the block's small Gram matrix), project off K again
-    and normalize again.  Directions whose remainder is below drop are
-    dropped.  The second projection comes after the first normalization:
-    a direction with a tiny remainder is scaled up by it, and so is the
-    rounding that still ties it to K, which the second projection removes
-    (without it, the space lost orthogonality where X's rank ran out, and
-    the Ritz residuals read off the recurrence were wrong)."""
-    for sweep in range(2):
-        if sweep == 1:
-            Z = Z - _mm(K, _mm(K, Z, trans_a=True))
-        d, U = small_eigh(_mm(Z, Z, trans_a=True))
-        keep = d > (drop * drop if sweep == 0 else 0.25)
-        if not keep.any():
-            return np.empty((Z.shape[0], 0), order="F")
-        Z = _mm(Z, np.asfortranarray(U[:, keep] / np.sqrt(d[keep])))
-    return Z
 
 
 def _recurrence_residual(Z, Y_last, theta, floor):
