@@ -40,8 +40,6 @@ from ._exceptions import CollapsedComponentWarning, caller_stacklevel
 __all__ = ["LAEResult", "readout", "readout_kind", "flip_signs",
            "warn_collapsed", "RitzReadout", "ritz_readout", "pca_attributes"]
 
-READOUTS = ("svd", "columns", "subspace", "ritz")
-
 
 @dataclass
 class LAEResult:

@@ -12,6 +12,7 @@ from ._accumulator import GramAccumulator
 from ._driver import initial_weights, pca_settings, solve_pca
 from ._estimator import ESTIMATOR_BASES
 from ._exceptions import DivergenceError, NotFittedError
+from .metrics import max_principal_sine
 from ._params import check_params, sklearn_constraints
 from ._parallel import resolve_threads, serial_blas, serialized
 from ._problem import GramProblem
@@ -22,7 +23,6 @@ from ._validation import (as_float_array, assert_finite, check_chunk,
 
 __all__ = ["LAEStream"]
 
-_MODES = ("gram", "sgd")
 # What partial_fit keeps besides the fitted attributes (fit drops it).
 _STATE = ("_acc", "_warm", "_trace", "_scale")
 # SGD: rows looked at for the step's scale, and the default cap on passes.
@@ -557,7 +557,7 @@ class LAEStream(*ESTIMATOR_BASES):
         self.noise_variance_ = (max(total - explained.sum(), 0.0) / rest
                                 if rest > 0 else 0.0)
         self.stop_ = (np.inf if before is None else
-                      float(_max_sine(before, self.W2_)))
+                      max_principal_sine(self.W2_, before))
         tol = _SGD_TOL if self.tol is None else float(self.tol)
         self.converged_ = bool(self.stop_ <= tol)
         self.n_iter_ = self.n_steps_
@@ -640,18 +640,6 @@ def _one_array(chunk):
             and hasattr(chunk, "__getitem__") and len(chunk.shape) == 2):
         return chunk
     return np.asarray(chunk)
-
-
-def _norm2(W):
-    return float(np.linalg.norm(W.astype(np.float64), 2)) if W.size else 0.0
-
-
-def _max_sine(A, B):
-    """Largest principal sine between span(A) and span(B)."""
-    Qa = scipy.linalg.qr(A.astype(np.float64), mode="economic")[0]
-    Qb = scipy.linalg.qr(B.astype(np.float64), mode="economic")[0]
-    s = scipy.linalg.svdvals(Qb - Qa @ (Qa.T @ Qb))
-    return float(s.max()) if s.size else 0.0
 
 
 def _is_one_chunk(obj):
