@@ -185,6 +185,12 @@ class DaskProblem:
             _merge_moments))[0]
         self.n_products = 0
 
+    def lanczos_block(self):
+        """Columns per product: 4.  Each product is a round of Dask tasks
+        whose scheduling costs far more than the columns, so fewer, wider
+        products win."""
+        return 4
+
     def times(self, Q):
         """C @ Q, Q (m, r): one round of block tasks."""
         Q = np.ascontiguousarray(Q, dtype=np.float64)

@@ -382,9 +382,6 @@ _MIN_RESTART_SCALE = 0.1  # see _restart
 # method='auto' without tol iterates until the residual stops falling or
 # reaches this (a few eps): as accurate as a dense eigensolver.
 _ROUNDING = 1e-15
-# Columns per product of 'auto''s block Lanczos: on the samples a pass over
-# X costs about the same for 1 to 4 columns.
-_LANCZOS_BLOCK = 4
 # scipy.linalg.eigh(C, subset_by_index) of the top few pairs costs about as
 # much as this many m^3 flops of GEMM (measured, m = 500 to 1000).
 _EIGH_FLOPS = 4.0
@@ -461,7 +458,7 @@ def _run_krylov(problem, Q, settings, progress):
         V, theta, res, n_iter, stopped = block_lanczos(
             problem.times, Q, k,
             _ROUNDING if settings.to_rounding else settings.tol,
-            settings.max_iter, floor, _LANCZOS_BLOCK,
+            settings.max_iter, floor, problem.lanczos_block(),
             on_round=lambda p, r: progress.report(p, residual=r),
             stop_early=_lanczos_stop(problem, settings))
     if stopped == "eigh":
@@ -485,18 +482,19 @@ def _lanczos_stop(problem, settings):
             return "stalled"
         if not problem.on_data and (
                 _predicted_products(history, target)
-                * _lanczos_step_flops(m, columns) > _EIGH_FLOPS * m ** 3):
+                * _lanczos_step_flops(m, columns, problem.lanczos_block())
+                > _EIGH_FLOPS * m ** 3):
             return "eigh"
         return None
 
     return stop
 
 
-def _lanczos_step_flops(m, columns):
+def _lanczos_step_flops(m, columns, b):
     """Flops of one block Lanczos step on C (m x m) with a space of
-    `columns`: the product, the orthogonalization against the space, and
-    the projected matrix's eigendecomposition (small, so slow per flop)."""
-    b = _LANCZOS_BLOCK
+    `columns` and blocks of b: the product, the orthogonalization against
+    the space, and the projected matrix's eigendecomposition (small, so
+    slow per flop)."""
     return 2.0 * m * m * b + 16.0 * m * columns * b + 20.0 * columns ** 3
 
 

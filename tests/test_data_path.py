@@ -1,4 +1,9 @@
-"""Iterations on raw data (C never formed) against the Gram-matrix kernels."""
+"""Iterations on raw data (C never formed) against the Gram-matrix kernels.
+
+The product kernel's tests switch laefast._passes between its two ways of
+multiplying by the centered samples (the AVX2 kernel and BLAS on centered
+blocks) through its private ``simd_product``: nothing public chooses.
+"""
 
 import tracemalloc
 import warnings
@@ -7,8 +12,21 @@ import numpy as np
 import pytest
 
 import laefast
+from laefast import _passes
 
 from _helpers import scaled_gaussian
+
+_AVX2 = _passes.simd_product()
+
+
+@pytest.fixture(params=["avx2", "blas"])
+def product_kernel(request):
+    """Runs a test with each product kernel this CPU has."""
+    if request.param == "avx2" and not _AVX2:
+        pytest.skip("this CPU has no AVX2 and FMA")
+    _passes.simd_product(request.param == "avx2")
+    yield request.param
+    _passes.simd_product(_AVX2)
 
 METHODS_ON_DATA = ("untied", "sync", "tied", "exact-sync", "exact-tied")
 
@@ -118,7 +136,7 @@ def _top_subspace_sine(components, X, k):
     return laefast.metrics.max_principal_sine(components[:k].T, Vt[:k].T)
 
 
-def test_wide_data_with_a_double_eigenvalue():
+def test_wide_data_with_a_double_eigenvalue(product_kernel):
     # Directions 3 and 4 have exactly the same variance, above noise that
     # makes X full rank: the samples path's Krylov iteration must return
     # the whole top-k subspace and both equal variances.
@@ -174,7 +192,8 @@ def test_a_short_max_iter_still_trains_every_component(max_iter):
 
 
 @pytest.mark.parametrize("k", [5, 40])
-def test_wide_data_whose_row_space_the_krylov_space_exhausts(k):
+def test_wide_data_whose_row_space_the_krylov_space_exhausts(
+        k, product_kernel):
     # 50 samples span 49 centered directions: after a dozen products of 4
     # columns the Krylov space holds all of them, and the remainders of
     # the last blocks are rounding.  The space must stay orthonormal and
@@ -189,3 +208,60 @@ def test_wide_data_whose_row_space_the_krylov_space_exhausts(k):
     np.testing.assert_allclose(est.explained_variance_, s ** 2 / 49,
                                rtol=1e-12)
     assert _top_subspace_sine(est.components_, X, min(k, 20)) < 1e-9
+
+
+def _views(X, layout):
+    if layout == "C":
+        return X
+    if layout == "reversed":
+        return X[::-1]
+    wide = np.zeros((X.shape[0], X.shape[1] + 3), dtype=X.dtype)
+    wide[:, :X.shape[1]] = X
+    return wide[:, :X.shape[1]]          # rows of stride m + 3
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("layout", ["C", "rows", "reversed"])
+def test_centered_product_against_numpy(product_kernel, layout, dtype,
+                                        n_threads):
+    # Odd sizes: a single row, an odd row count (the AVX2 kernel takes
+    # rows in pairs), m not a multiple of 4 (its vectors), and column
+    # counts 1 to 9 (its groups of 4, 2 and 1, padded at 3).  A mean of
+    # 1e3 over a spread of 2 tests the fused centering.
+    rng = np.random.default_rng(3)
+    for n, m, r in [(1, 1, 1), (2, 3, 2), (3, 5, 3), (17, 37, 5),
+                    (64, 130, 9), (101, 64, 4), (33, 8, 6), (9, 70, 7)]:
+        X = _views((2 * rng.standard_normal((n, m)) + 1e3).astype(dtype),
+                   layout)
+        X64 = X.astype(np.float64)
+        mean = X64.mean(axis=0)
+        Q = rng.standard_normal((m, r))
+        Xc = X64 - mean
+        expected = Xc.T @ (Xc @ Q)
+        out = np.full((m, r), np.nan)
+        trace = _passes.centered_product(X, mean, Q, out, n_threads,
+                                         want_trace=True)
+        assert (np.abs(out - expected).max()
+                <= 1e-12 * np.abs(expected).max()), (n, m, r)
+        assert abs(trace - np.sum(Xc ** 2)) <= 1e-12 * np.sum(Xc ** 2)
+        # The trace is optional: the product must not change without it.
+        again = np.full((m, r), np.nan)
+        assert _passes.centered_product(X, mean, Q, again, n_threads) == 0.0
+        np.testing.assert_array_equal(again, out)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_wide_fit_with_each_product_kernel(product_kernel, dtype):
+    X = scaled_gaussian(60, 203, np.linspace(6, 1, 203), offset=50.0)
+    X = X.astype(dtype)
+    est = laefast.LAEPCA(5, random_state=0).fit(X)
+    assert est.converged_
+    # The products are exact in float64 for float32 data too; the results
+    # are then stored in X's dtype, so float32 ones hold ~1e-7.
+    tol = 1e-9 if dtype == np.float64 else 1e-6
+    X64 = X.astype(np.float64)
+    assert _top_subspace_sine(est.components_, X64, 5) < tol
+    s = np.linalg.svd(X64 - X64.mean(axis=0), compute_uv=False)[:5]
+    np.testing.assert_allclose(est.explained_variance_, s ** 2 / 59,
+                               rtol=tol)

@@ -25,6 +25,43 @@ from laefast._constants cimport (
 )
 from laefast._threads cimport threads_for_work
 
+cdef extern from "_simd_product.h" nogil:
+    int laefast_simd_product_available()
+    Py_ssize_t laefast_product_width(Py_ssize_t r)
+    double laefast_product_block_f64(
+        const double* X, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t ahead,
+        Py_ssize_t m,
+        const double* mean, const double* Qt, Py_ssize_t r, double* Pt,
+        int want_sq)
+    double laefast_product_block_f32(
+        const float* X, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t ahead,
+        Py_ssize_t m,
+        const double* mean, const double* Qt, Py_ssize_t r, double* Pt,
+        int want_sq)
+
+# centered_product's AVX2 kernel, when the CPU has AVX2 and FMA.
+cdef bint SIMD_PRODUCT = laefast_simd_product_available() != 0
+
+
+def simd_product(enable=None):
+    """Whether centered_product uses its AVX2 kernel on row-contiguous X;
+    `enable` (a bool) switches it, for the tests of both paths.  It stays
+    off on CPUs without AVX2 and FMA."""
+    global SIMD_PRODUCT
+    if enable is not None:
+        SIMD_PRODUCT = bool(enable) and laefast_simd_product_available() != 0
+    return bool(SIMD_PRODUCT)
+
+
+def centered_product_cost_grows(X):
+    """True when centered_product on X costs in proportion to Q's columns
+    (its AVX2 kernel on rows of unit stride), False when a pass costs about
+    the same for 1 to 4 columns (BLAS on centered blocks)."""
+    return bool(SIMD_PRODUCT and X.ndim == 2
+                and X.strides[1] == X.itemsize
+                and X.strides[0] % X.itemsize == 0)
+
+
 cdef extern from "Python.h":
     # No exception value: a raising signal handler's error stays set until
     # the parallel region ends and raise_pending() raises it.
@@ -277,11 +314,14 @@ def centered_product_block_rows(Py_ssize_t m):
 
 def centered_product_workspace(Py_ssize_t n, Py_ssize_t m, Py_ssize_t r,
                                int n_threads):
-    """Doubles of workspace centered_product needs: one block and its
-    product per thread, and an m x r partial for every thread but one."""
+    """Doubles of workspace centered_product needs, whichever path it takes:
+    with BLAS, one block and its product per thread and an m x r partial
+    for every thread but one; with the AVX2 kernel, Q^T and one partial per
+    thread, r padded to whole column groups."""
     cdef int nt = centered_product_threads(n, m, r, n_threads)
     cdef Py_ssize_t B = centered_product_block_rows(m)
-    return nt * B * (m + r) + (nt - 1) * m * r
+    cdef Py_ssize_t r4 = laefast_product_width(r)
+    return max(nt * B * (m + r) + (nt - 1) * m * r, (nt + 1) * r4 * m)
 
 
 cdef inline double center_row_f64(const floating[:, :] X, Py_ssize_t row,
@@ -347,6 +387,9 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
         raise ValueError("X's column stride is not a multiple of its itemsize")
     if work is None or work.shape[0] < need:
         work = np.empty(max(need, 1))
+    if (SIMD_PRODUCT and X.strides[1] == sizeof(floating)
+            and X.strides[0] % sizeof(floating) == 0):
+        return simd_centered_product(X, mean, Q, out, nt, want_trace, work)
     ws = &work[0]
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static",
                     chunksize=1):
@@ -387,6 +430,69 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
         v = 0.0
         for t in range(nt):
             v += sq[t]
+    return v
+
+
+cdef double simd_centered_product(const floating[:, :] X,
+                                  const double[::1] mean,
+                                  const double[:, ::1] Q, double[:, ::1] out,
+                                  int nt, bint want_trace,
+                                  double[::1] work) except? -1.0:
+    """centered_product on rows of unit stride, by the AVX2 kernel of
+    _simd_product.h: each thread adds its contiguous range of rows into its
+    own transposed partial; the partials are summed in thread order."""
+    cdef Py_ssize_t n = X.shape[0], m = X.shape[1], r = Q.shape[1]
+    cdef Py_ssize_t r4 = laefast_product_width(r)
+    cdef Py_ssize_t B = centered_product_block_rows(m)
+    cdef Py_ssize_t ldx = X.strides[0] // <Py_ssize_t> sizeof(floating)
+    cdef Py_ssize_t t, r0, r1, start, rows, i, j, c
+    cdef double v, cwork
+    cdef double* Qt = &work[0]
+    cdef double* Pt
+    cdef double[::1] sq = np.zeros(nt)
+    cdef int[::1] flag = np.zeros(1, dtype=np.intc)
+    with nogil:
+        for c in range(r4):
+            for j in range(m):
+                Qt[c * m + j] = Q[j, c] if c < r else 0.0
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static",
+                    chunksize=1):
+        r0 = n * t // nt
+        r1 = n * (t + 1) // nt
+        Pt = Qt + (t + 1) * r4 * m
+        for i in range(r4 * m):
+            Pt[i] = 0.0
+        v = 0.0
+        cwork = 0.0
+        start = r0
+        while start < r1:
+            rows = min(B, r1 - start)
+            if floating is double:
+                v = v + laefast_product_block_f64(
+                    &X[start, 0], ldx, rows, r1 - start - rows, m, &mean[0],
+                    Qt, r4, Pt,
+                    want_trace)
+            else:
+                v = v + laefast_product_block_f32(
+                    &X[start, 0], ldx, rows, r1 - start - rows, m, &mean[0],
+                    Qt, r4, Pt,
+                    want_trace)
+            start = start + rows
+            if master_check(&cwork, 4.0 * rows * m * r4, &flag[0]):
+                break
+        sq[t] = v
+    if flag[0]:
+        raise_pending()
+    with nogil:
+        for j in range(m):
+            for c in range(r):
+                v = 0.0
+                for t in range(nt):
+                    v = v + Qt[(t + 1) * r4 * m + c * m + j]
+                out[j, c] = v
+        v = 0.0
+        for t in range(nt):
+            v = v + sq[t]
     return v
 
 
