@@ -282,27 +282,20 @@ static ptrdiff_t laefast_product_width(ptrdiff_t r)
     return r;
 }
 
-static double laefast_product_block_f64(const double* X, ptrdiff_t ldx,
-                                        ptrdiff_t rows, ptrdiff_t ahead,
-                                        ptrdiff_t m, const double* mean,
-                                        const double* Qt, ptrdiff_t r,
-                                        double* Pt, int want_sq)
-{
-    (void)X; (void)ldx; (void)rows; (void)ahead; (void)m; (void)mean; (void)Qt; (void)r;
-    (void)Pt; (void)want_sq;
-    return 0.0;
+/* Stubs with the AVX2 versions' signatures, so the caller compiles. */
+#define LF_DEFINE_STUB(SUFFIX, T)                                              \
+static double laefast_product_block_##SUFFIX(                                  \
+    const T* X, ptrdiff_t ldx, ptrdiff_t rows, ptrdiff_t ahead, ptrdiff_t m,   \
+    const double* mean, const double* Qt, ptrdiff_t r, double* Pt,             \
+    int want_sq)                                                               \
+{                                                                              \
+    (void)X; (void)ldx; (void)rows; (void)ahead; (void)m; (void)mean;          \
+    (void)Qt; (void)r; (void)Pt; (void)want_sq;                                \
+    return 0.0;                                                                \
 }
 
-static double laefast_product_block_f32(const float* X, ptrdiff_t ldx,
-                                        ptrdiff_t rows, ptrdiff_t ahead,
-                                        ptrdiff_t m, const double* mean,
-                                        const double* Qt, ptrdiff_t r,
-                                        double* Pt, int want_sq)
-{
-    (void)X; (void)ldx; (void)rows; (void)ahead; (void)m; (void)mean; (void)Qt; (void)r;
-    (void)Pt; (void)want_sq;
-    return 0.0;
-}
+LF_DEFINE_STUB(f64, double)
+LF_DEFINE_STUB(f32, float)
 
 #endif  /* LAEFAST_HAVE_AVX2 */
 
