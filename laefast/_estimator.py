@@ -77,10 +77,29 @@ class _FallbackBase:
                           dtype=object)
 
 
+class _LAEProtocol:
+    """What laefast's estimators (LAEPCA, LAEStream) tell scikit-learn
+    alike: float32 and float64 are kept, fitted means components_, and
+    partial_fit's `solve` is an option, not metadata to route.  First in
+    the bases, ahead of scikit-learn's mixins, as its MRO wants."""
+
+    __metadata_request__partial_fit = {"solve": "$UNUSED$"}
+
+    def __sklearn_tags__(self):
+        # Only reached when scikit-learn itself asks.
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "components_")
+
+
 # The bases of laefast's estimators (LAEPCA, LAEStream): scikit-learn's
 # when it is installed, else a small stand-in with the same protocol.
-ESTIMATOR_BASES = ((ClassNamePrefixFeaturesOutMixin, TransformerMixin,
-                    BaseEstimator) if _SKLEARN else (_FallbackBase,))
+ESTIMATOR_BASES = (_LAEProtocol,) + (
+    (ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
+    if _SKLEARN else (_FallbackBase,))
 
 
 class LAEPCA(*ESTIMATOR_BASES):
@@ -246,17 +265,6 @@ class LAEPCA(*ESTIMATOR_BASES):
     # generated from laefast._params' rules, which _check_params applies
     # (with or without scikit-learn).
     _parameter_constraints = sklearn_constraints("LAEPCA")
-    # partial_fit's solve is an option, not metadata to route.
-    __metadata_request__partial_fit = {"solve": "$UNUSED$"}
-
-    def __sklearn_tags__(self):
-        # Only reached when scikit-learn itself asks.
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
-
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "components_")
 
     @property
     def _n_features_out(self):

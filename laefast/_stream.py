@@ -177,16 +177,6 @@ class LAEStream(*ESTIMATOR_BASES):
     # scikit-learn's declaration of the parameters, generated from
     # laefast._params' rules, which _settings applies.
     _parameter_constraints = sklearn_constraints("LAEStream")
-    # partial_fit's solve is an option, not metadata to route.
-    __metadata_request__partial_fit = {"solve": "$UNUSED$"}
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
-
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "components_")
 
     @property
     def _n_features_out(self):
