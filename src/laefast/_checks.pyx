@@ -13,6 +13,37 @@ from cython.parallel cimport prange
 from laefast._constants cimport CHECK_TILE
 
 
+cdef inline void row_sums(const floating* c, Py_ssize_t m, double* row,
+                          double* tot) noexcept nogil:
+    """row = sum |c_j| and tot = sum c_j over one row, in float64.  Four
+    running sums each: one would chain every add to the last (1.8 ms of
+    the checks of a 1000 x 1000 C, against 0.5 ms)."""
+    cdef double r0 = 0.0, r1 = 0.0, r2 = 0.0, r3 = 0.0
+    cdef double t0 = 0.0, t1 = 0.0, t2 = 0.0, t3 = 0.0
+    cdef double a0, a1, a2, a3
+    cdef Py_ssize_t j = 0
+    while j + 4 <= m:
+        a0 = c[j]
+        a1 = c[j + 1]
+        a2 = c[j + 2]
+        a3 = c[j + 3]
+        r0 += fabs(a0)
+        r1 += fabs(a1)
+        r2 += fabs(a2)
+        r3 += fabs(a3)
+        t0 += a0
+        t1 += a1
+        t2 += a2
+        t3 += a3
+        j += 4
+    while j < m:
+        r0 += fabs(c[j])
+        t0 += c[j]
+        j += 1
+    row[0] = (r0 + r1) + (r2 + r3)
+    tot[0] = (t0 + t1) + (t2 + t3)
+
+
 def gram_stats(const floating[:, ::1] C, int n_threads=1):
     """(max |C - C^T|, max |diag|, max row sum of |C_ij|, trace, total).
 
@@ -26,7 +57,7 @@ def gram_stats(const floating[:, ::1] C, int n_threads=1):
     cdef Py_ssize_t m = C.shape[0]
     cdef Py_ssize_t n_tiles = (m + CHECK_TILE - 1) // CHECK_TILE
     cdef Py_ssize_t ti, tj, bi, bj, i, j
-    cdef double a, d, row, tot
+    cdef double d, tot
     cdef double asym = 0.0, diag = 0.0, trace = 0.0, total = 0.0
     cdef double row_max = 0.0
     # Per band: asym, diag, row_max, trace, total.
@@ -38,13 +69,7 @@ def gram_stats(const floating[:, ::1] C, int n_threads=1):
         bi = ti * CHECK_TILE
         for i in range(bi, min(bi + CHECK_TILE, m)):
             # Whole rows: the row sums and the total, in one read.
-            row = 0.0
-            tot = 0.0
-            for j in range(m):
-                a = C[i, j]
-                row = row + fabs(a)
-                tot = tot + a
-            rows[i] = row
+            row_sums(&C[i, 0], m, &rows[i], &tot)
             band[ti, 4] += tot
             band[ti, 3] += C[i, i]
             if fabs(C[i, i]) > band[ti, 1]:
