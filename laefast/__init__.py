@@ -26,7 +26,20 @@ The public surface:
 # installed copy), and the source folder has no compiled modules: say how to
 # install instead of failing later on some missing name.
 import importlib as _importlib
+import os as _os
 
+# GNU libgomp's threads spin for about 300,000 pauses (several ms) after
+# each parallel region before they sleep, and meanwhile take the cores that
+# OpenBLAS's threads need for the GEMMs and eigensolvers that follow a pass:
+# 50 `laefast.step` calls (each checks C in a parallel region) ran 2.6-10x
+# slower on 2 cores.  libgomp reads GOMP_SPINCOUNT once, when it loads with
+# laefast's first compiled module; 10,000 (a fraction of a millisecond)
+# still keeps a team hot between back-to-back regions.  The variable is set
+# only for that load, and only when the user has set neither it nor
+# OMP_WAIT_POLICY.
+_SPIN = not {"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"} & set(_os.environ)
+if _SPIN:
+    _os.environ["GOMP_SPINCOUNT"] = "10000"
 try:
     _importlib.import_module(__name__ + "._solvers")
 except ModuleNotFoundError as _exc:
@@ -42,7 +55,10 @@ except ModuleNotFoundError as _exc:
         "(see README.md), or run Python from outside the repository root to "
         "use an installed laefast."
     ) from None
-del _importlib
+finally:
+    if _SPIN:
+        del _os.environ["GOMP_SPINCOUNT"]
+del _importlib, _os, _SPIN
 
 from . import landscape, metrics, reference
 from ._accumulator import GramAccumulator

@@ -435,3 +435,23 @@ def test_laepca_partial_fit_of_an_iterator_says_what_to_do():
                                         r"\(generator\).*once per batch"):
         est.partial_fit(row for row in [X])
     assert not hasattr(est, "components_")
+
+
+@pytest.mark.parametrize("preset", [{}, {"GOMP_SPINCOUNT": "300000"},
+                                    {"OMP_WAIT_POLICY": "active"}])
+def test_import_leaves_the_openmp_environment_as_it_found_it(preset):
+    """laefast sets GOMP_SPINCOUNT only while its OpenMP runtime loads, and
+    only when the user chose neither it nor OMP_WAIT_POLICY: afterwards the
+    environment (which child processes and other libraries read) is the
+    user's own."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    env.update(preset)
+    code = ("import os, json, laefast\n"
+            "print(json.dumps({k: os.environ.get(k) for k in "
+            "('GOMP_SPINCOUNT', 'OMP_WAIT_POLICY')}))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    expected = {"GOMP_SPINCOUNT": None, "OMP_WAIT_POLICY": None}
+    expected.update(preset)
+    assert json.loads(out.strip().splitlines()[-1]) == expected
