@@ -25,7 +25,7 @@
 
 #include <stddef.h>
 
-#if (defined(__GNUC__) || defined(__clang__)) && \
+#if (defined(__GNUC__) || defined(__clang__)) &&                               \
     (defined(__x86_64__) || defined(__i386__)) && !defined(LAEFAST_NO_SIMD)
 #define LAEFAST_HAVE_AVX2 1
 #include <immintrin.h>
@@ -93,7 +93,7 @@ static ptrdiff_t laefast_product_width(ptrdiff_t r)
  * (na, nb) into L2: out of cache, the loop's own loads keep too few misses
  * in flight (one pass over 98 MB took 1.3-2x longer without). */
 #define LF_DEFINE_PHASES(SUFFIX, T, LOAD4)                                     \
-static LF_AVX2 LF_INLINE double lf_y_##SUFFIX(                                    \
+static LF_AVX2 LF_INLINE double lf_y_##SUFFIX(                                 \
     const T* xa, const T* xb, const int TWO, const int NC, const int SQ,       \
     ptrdiff_t j0, ptrdiff_t j1, ptrdiff_t m, const double* mean,               \
     const double* Qt, double* ya, double* yb, const T* na, const T* nb)        \
@@ -163,7 +163,7 @@ static LF_AVX2 LF_INLINE double lf_y_##SUFFIX(                                  
 }                                                                              \
                                                                                \
 /* Phase 2 on columns [j0, j1): P[c, j] += xa_j ya[c] (+ xb_j yb[c]). */       \
-static LF_AVX2 LF_INLINE void lf_p_##SUFFIX(                                      \
+static LF_AVX2 LF_INLINE void lf_p_##SUFFIX(                                   \
     const T* xa, const T* xb, const int TWO, const int NC, ptrdiff_t j0,       \
     ptrdiff_t j1, ptrdiff_t m, const double* mean, const double* ya,           \
     const double* yb, double* Pt)                                              \
@@ -182,7 +182,7 @@ static LF_AVX2 LF_INLINE void lf_p_##SUFFIX(                                    
         LF_REG(mu);                                                            \
         va = _mm256_sub_pd(LOAD4(xa + j), mu);                                 \
         vb = TWO ? _mm256_sub_pd(LOAD4(xb + j), mu) : mu;                      \
-        p = _mm256_fmadd_pd(va, ua[0], _mm256_loadu_pd(p0 + j));       \
+        p = _mm256_fmadd_pd(va, ua[0], _mm256_loadu_pd(p0 + j));               \
         if (TWO) p = _mm256_fmadd_pd(vb, ub[0], p);                            \
         _mm256_storeu_pd(p0 + j, p);                                           \
         if (NC > 1) {                                                          \
@@ -207,9 +207,9 @@ static LF_AVX2 LF_INLINE void lf_p_##SUFFIX(                                    
     }                                                                          \
 }                                                                              \
                                                                                \
-/* Both phases for rows xa (and xb when TWO) and NC columns; returns the      \
- * rows' sum of squares when SQ. */                                           \
-static LF_AVX2 LF_INLINE double lf_rows_##SUFFIX(                                 \
+/* Both phases for rows xa (and xb when TWO) and NC columns; returns the       \
+ * rows' sum of squares when SQ. */                                            \
+static LF_AVX2 LF_INLINE double lf_rows_##SUFFIX(                              \
     const T* xa, const T* xb, const int TWO, const int NC, const int SQ,       \
     ptrdiff_t m, const double* mean, const double* Qc, double* Pc,             \
     const T* na, const T* nb)                                                  \
@@ -221,18 +221,20 @@ static LF_AVX2 LF_INLINE double lf_rows_##SUFFIX(                               
     return sq;                                                                 \
 }                                                                              \
                                                                                \
-/* One column group (NC = 4, 2 or 1) of a pair of rows, or of one row. */     \
+/* One column group (NC = 4, 2 or 1) of a pair of rows, or of one row. */      \
 static LF_AVX2 inline double lf_group_##SUFFIX(                                \
     const T* xa, const T* xb, const int TWO, int nc, int sq, ptrdiff_t m,      \
     const double* mean, const double* Qc, double* Pc, const T* na,             \
     const T* nb)                                                               \
 {                                                                              \
     if (nc == 4)                                                               \
-        return sq ? lf_rows_##SUFFIX(xa, xb, TWO, 4, 1, m, mean, Qc, Pc, na, nb)\
-                  : lf_rows_##SUFFIX(xa, xb, TWO, 4, 0, m, mean, Qc, Pc, na, nb);\
+        return sq                                                              \
+            ? lf_rows_##SUFFIX(xa, xb, TWO, 4, 1, m, mean, Qc, Pc, na, nb)     \
+            : lf_rows_##SUFFIX(xa, xb, TWO, 4, 0, m, mean, Qc, Pc, na, nb);    \
     if (nc == 2)                                                               \
-        return sq ? lf_rows_##SUFFIX(xa, xb, TWO, 2, 1, m, mean, Qc, Pc, na, nb)\
-                  : lf_rows_##SUFFIX(xa, xb, TWO, 2, 0, m, mean, Qc, Pc, na, nb);\
+        return sq                                                              \
+            ? lf_rows_##SUFFIX(xa, xb, TWO, 2, 1, m, mean, Qc, Pc, na, nb)     \
+            : lf_rows_##SUFFIX(xa, xb, TWO, 2, 0, m, mean, Qc, Pc, na, nb);    \
     return sq ? lf_rows_##SUFFIX(xa, xb, TWO, 1, 1, m, mean, Qc, Pc, na, nb)   \
               : lf_rows_##SUFFIX(xa, xb, TWO, 1, 0, m, mean, Qc, Pc, na, nb);  \
 }                                                                              \
@@ -240,7 +242,7 @@ static LF_AVX2 inline double lf_group_##SUFFIX(                                \
 /* P += Xc^T (Xc Q) over `rows` rows, two at a time; Q and P are r columns     \
  * wide (r from laefast_product_width).  The `ahead` rows after the block      \
  * (the caller's next block) may be prefetched.  Returns sum ||xc_i||^2 when   \
- * want_sq (else 0). */                                                       \
+ * want_sq (else 0). */                                                        \
 static LF_AVX2 double laefast_product_block_##SUFFIX(                          \
     const T* X, ptrdiff_t ldx, ptrdiff_t rows, ptrdiff_t ahead, ptrdiff_t m,   \
     const double* mean, const double* Qt, ptrdiff_t r, double* Pt,             \
@@ -252,7 +254,7 @@ static LF_AVX2 double laefast_product_block_##SUFFIX(                          \
     for (i = 0; i < rows; i += 2) {                                            \
         const T* xa = X + i * ldx;                                             \
         const int two = i + 1 < rows;                                          \
-        /* the next pair, where it exists (else these rows again) */          \
+        /* the next pair, where it exists (else these rows again) */           \
         const T* na = i + 2 < rows + ahead ? xa + 2 * ldx : xa;                \
         const T* nb = i + 3 < rows + ahead ? xa + 3 * ldx : na;                \
         for (c = 0; c < r; c += nc) {                                          \
