@@ -422,10 +422,20 @@ def _iterate(problem, settings, warm, progress):
 
 
 def _dense_at_once(problem, settings):
-    """'auto' on C when the Krylov space would be a large part of C: the
-    dense eigensolver is then the cheaper way to the same minimum."""
-    return (settings.method == "auto" and not problem.on_data
-            and 10 * settings.width >= problem.m)
+    """'auto' on C when a Krylov space would be a large part of C: the
+    dense eigensolver is then the cheaper way to the same minimum.  That
+    is so when the k + p columns kept are a tenth of m or more, and when
+    C's spectrum is nearly flat: its effective rank tr(C)^2 / ||C||_F^2
+    (m for equal eigenvalues, 1 for one direction) at least m / 2, as for
+    white noise, where no gap separates the top k and the measured rate
+    would only send the iteration there after a dozen products."""
+    if settings.method != "auto" or problem.on_data:
+        return False
+    if 10 * settings.width >= problem.m:
+        return True
+    C = problem.C
+    squares = float(np.vdot(C, C))
+    return squares > 0 and problem.trace() ** 2 >= 0.5 * problem.m * squares
 
 
 def _next_round(history, tol, current):
@@ -451,8 +461,8 @@ def _run_krylov(problem, Q, settings, progress):
         # Needs the trace: on the samples a by-product of the first product.
         return zero_floor(0.0, problem.trace(), problem.dtype)
 
-    if _dense_at_once(problem, settings):
-        stopped = "eigh"             # the Krylov space would be most of C
+    if Q is None:
+        stopped = "eigh"             # _dense_at_once: no start was drawn
         V, theta, res, n_iter = Q, None, np.inf, 0
     else:
         V, theta, res, n_iter, stopped = block_lanczos(

@@ -266,6 +266,25 @@ def test_lam_that_collapses_components_warns_with_their_indices():
     np.testing.assert_allclose(est.explained_variance_[:3], w[:3], rtol=1e-6)
 
 
+def test_white_noise_takes_the_dense_solve_and_spikes_the_krylov_space():
+    # White noise has no gap at k: 'auto' takes the closed-form minimum
+    # from the dense eigensolver at once (one "iteration"); spikes above
+    # the same noise make the Krylov iteration converge in a few products.
+    rng = np.random.default_rng(5)
+    noise = rng.standard_normal((4000, 200))
+    spikes = noise.copy()
+    spikes[:, :5] *= 10
+    for X, dense in ((noise, True), (spikes, False)):
+        est = LAEPCA(5, random_state=0).fit(X)
+        Xc = X - X.mean(axis=0)
+        _, s, Vt = np.linalg.svd(Xc, full_matrices=False)
+        assert max_principal_sine(est.components_.T, Vt[:5].T) < 1e-11
+        np.testing.assert_allclose(est.explained_variance_,
+                                   s[:5] ** 2 / 3999, rtol=1e-12)
+        assert est.converged_
+        assert (est.n_iter_ == 1) == dense, est.n_iter_
+
+
 def test_max_iter_warns_with_the_residual_reached():
     X = spiked(n=400, m=30, k=3, seed=1)
     with pytest.warns(laefast.ConvergenceWarning,
