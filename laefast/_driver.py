@@ -434,7 +434,9 @@ def _dense_at_once(problem, settings):
     if 10 * settings.width >= problem.m:
         return True
     C = problem.C
-    squares = float(np.vdot(C, C))
+    # Not np.vdot: NumPy's BLAS would wake its own thread pool, which then
+    # spins on the cores SciPy's eigensolver needs next.
+    squares = float(np.einsum("ij,ij->", C, C))
     return squares > 0 and problem.trace() ** 2 >= 0.5 * problem.m * squares
 
 
