@@ -51,6 +51,29 @@ from libc.string cimport memcpy, memset
 
 from laefast._blas cimport NO_TRANS, TRANS, gemm
 
+cdef extern from "laefast/_align_simd.h" nogil:
+    # AVX2+FMA versions of finish_t, used where the CPU has them (see the
+    # header); la_simd_wanted = 0 forces the portable loops below.
+    int la_simd_wanted
+    void la_simd_init()
+    bint la_simd_ok()
+    void la_tie_d(Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t j0,
+                  Py_ssize_t r, double s, const double* buf, Py_ssize_t ldb,
+                  double d, double* P, double* out, double* vel, double lr,
+                  double mu)
+    void la_rows_d(Py_ssize_t r, Py_ssize_t n, const double* g,
+                   Py_ssize_t ldg, double d, const double* q, double* qout,
+                   Py_ssize_t ldq)
+    void la_rows_f(Py_ssize_t r, Py_ssize_t n, const float* g,
+                   Py_ssize_t ldg, float d, const float* q, float* qout,
+                   Py_ssize_t ldq)
+    void la_tie_f(Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t j0,
+                  Py_ssize_t r, float s, const float* buf, Py_ssize_t ldb,
+                  float d, float* P, float* out, float* vel, float lr,
+                  float mu)
+
+la_simd_init()
+
 
 cdef enum RuleCode:
     R_BP, R_FA, R_SA, R_AA, R_WM, R_IA, R_KP
@@ -70,10 +93,21 @@ BP, FA, SA, AA, WM, IA, KP = R_BP, R_FA, R_SA, R_AA, R_WM, R_IA, R_KP
 # that is read transposed gets its rows padded: rows 4 KiB apart (512
 # float64) all fall in one L1 set, and reading a column of them would evict
 # itself.
+#
+# Where the CPU has AVX2 and FMA, the transposed pass (finish_t) and KP's
+# row pass take the versions in _align_simd.h (register-tiled transposes;
+# the SSE2 baseline build vectorizes the strided reads only partly).
 
 cdef enum:
     PANEL_ENTRIES = 32768   # entries of one panel: 256 KiB of float64
     PANEL_PAD = 16          # extra entries per row of a panel read transposed
+    # Columns of one of KP's tiles of G.  The transposed pass writes each
+    # of a tile's rows of gB (and reads B) in runs as long as the tile has
+    # rows; whole rows of G (512 columns: 56-row panels) left those runs 7
+    # cache lines long, too short for the prefetchers.  256 columns give
+    # 120-row tiles and measured best of 64 .. 512 at b = 32 and b = 256
+    # (512 x 512): narrower tiles repack x more often.
+    KP_COLS = 256
 
 
 cdef inline Py_ssize_t panel_rows(Py_ssize_t rows,
@@ -111,10 +145,19 @@ cdef void finish_t(Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t j0,
     """Columns j0:j1 of the n_in x n_out matrix s buf^T + d P, where buf
     holds rows j0..j1-1 of the transposed operand (n_in entries each, ldb
     apart): into out, or the momentum step on P as in finish().  Two rows
-    of the result at a time: each pair of buf entries is one 16-byte load."""
+    of the result at a time: each pair of buf entries is one 16-byte load.
+    Each step loads before it stores: rows of P and out 4 KiB apart (512
+    float64) share their low address bits, and a load issued after a store
+    that matches them in those bits waits for it."""
     cdef Py_ssize_t i, j, k, k1, r = j1 - j0
     cdef const floating* g
-    cdef floating v, v1
+    cdef floating v, v1, p, p1, w, w1
+    if la_simd_ok():
+        if floating is double:
+            la_tie_d(n_in, n_out, j0, r, s, buf, ldb, d, P, out, vel, lr, mu)
+        else:
+            la_tie_f(n_in, n_out, j0, r, s, buf, ldb, d, P, out, vel, lr, mu)
+        return
     i = 0
     while i < n_in:
         k = i * n_out + j0
@@ -123,17 +166,23 @@ cdef void finish_t(Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t j0,
             if vel == NULL:
                 for j in range(r):
                     g = buf + j * ldb + i
-                    out[k + j] = s * g[0] + d * P[k + j]
-                    out[k1 + j] = s * g[1] + d * P[k1 + j]
+                    p = P[k + j]
+                    p1 = P[k1 + j]
+                    out[k + j] = s * g[0] + d * p
+                    out[k1 + j] = s * g[1] + d * p1
             else:
                 for j in range(r):
                     g = buf + j * ldb + i
-                    v = mu * vel[k + j] + (s * g[0] + d * P[k + j])
-                    v1 = mu * vel[k1 + j] + (s * g[1] + d * P[k1 + j])
+                    p = P[k + j]
+                    p1 = P[k1 + j]
+                    w = vel[k + j]
+                    w1 = vel[k1 + j]
+                    v = mu * w + (s * g[0] + d * p)
+                    v1 = mu * w1 + (s * g[1] + d * p1)
                     vel[k + j] = v
                     vel[k1 + j] = v1
-                    P[k + j] = P[k + j] - lr * v
-                    P[k1 + j] = P[k1 + j] - lr * v1
+                    P[k + j] = p - lr * v
+                    P[k1 + j] = p1 - lr * v1
             i += 2
         else:
             for j in range(r):
@@ -215,6 +264,11 @@ cdef void sa_layer(Py_ssize_t n_in, Py_ssize_t n_out, floating a,
         j0 += r
 
 
+cdef inline Py_ssize_t kp_cols(Py_ssize_t n_in) noexcept nogil:
+    """Columns of G in one of kp_layer's tiles."""
+    return min(n_in, KP_COLS)
+
+
 cdef void kp_layer(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
                    floating d, const floating* W, floating* B,
                    const floating* x, const floating* delta, floating* gW,
@@ -222,18 +276,34 @@ cdef void kp_layer(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
                    floating* panel) noexcept nogil:
     """Kolen-Pollack: with G = delta^T x (n_out x n_in), gW = G + d W and
     gB = G^T + d B (into gB, or the momentum step on B).  G is formed one
-    padded row panel at a time and used for both while in cache."""
-    cdef Py_ssize_t R = panel_rows(n_out, n_in), ldb = n_in + PANEL_PAD
-    cdef Py_ssize_t j0 = 0, j, r
+    padded tile (up to KP_COLS columns) at a time and used for both while
+    in cache."""
+    cdef Py_ssize_t C = kp_cols(n_in), ldb = C + PANEL_PAD
+    cdef Py_ssize_t R = panel_rows(n_out, C)
+    cdef Py_ssize_t j0 = 0, i0, j, r, c
     while j0 < n_out:
         r = min(R, n_out - j0)
-        gemm(TRANS, NO_TRANS, r, n_in, b, 1, delta + j0, n_out, x, n_in, 0,
-             panel, ldb)
-        finish_t(n_in, n_out, j0, j0 + r, 1, panel, ldb, d, B, gB, vel, lr,
-                 mu)
-        for j in range(r):
-            finish(n_in, panel + j * ldb, d, <floating*> W + (j0 + j) * n_in,
-                   gW + (j0 + j) * n_in, NULL, 0, 0)
+        i0 = 0
+        while i0 < n_in:
+            c = min(C, n_in - i0)
+            gemm(TRANS, NO_TRANS, r, c, b, 1, delta + j0, n_out, x + i0, n_in,
+                 0, panel, ldb)
+            finish_t(c, n_out, j0, j0 + r, 1, panel, ldb, d, B + i0 * n_out,
+                     gB + i0 * n_out if gB != NULL else NULL,
+                     vel + i0 * n_out if vel != NULL else NULL, lr, mu)
+            if la_simd_ok():
+                if floating is double:
+                    la_rows_d(r, c, panel, ldb, d, W + j0 * n_in + i0,
+                              gW + j0 * n_in + i0, n_in)
+                else:
+                    la_rows_f(r, c, panel, ldb, d, W + j0 * n_in + i0,
+                              gW + j0 * n_in + i0, n_in)
+            else:
+                for j in range(r):
+                    finish(c, panel + j * ldb, d,
+                           <floating*> W + (j0 + j) * n_in + i0,
+                           gW + (j0 + j) * n_in + i0, NULL, 0, 0)
+            i0 += c
         j0 += r
 
 
@@ -279,7 +349,9 @@ cdef Py_ssize_t rule_scratch(int rule, Py_ssize_t b, Py_ssize_t n_in,
 cdef Py_ssize_t rule_panel(int rule, Py_ssize_t n_in,
                            Py_ssize_t n_out) noexcept nogil:
     """Entries of the panel rule_b (or kp_layer) needs."""
-    if rule == R_SA or rule == R_KP or rule == R_AA:
+    if rule == R_KP:
+        return panel_size(n_out, kp_cols(n_in))
+    if rule == R_SA or rule == R_AA:
         return panel_size(n_out, n_in)
     return 0
 
@@ -379,6 +451,16 @@ cdef void layer_grad(int rule, Py_ssize_t b, Py_ssize_t n_in,
     else:
         rule_b(rule, b, n_in, n_out, W, <floating*> B, x, NULL, NULL, c0, c1,
                c2, gB, NULL, 0, 0, 0, work, panel)
+
+
+def simd(enabled=None):
+    """Whether the transposed passes (KP's tie, SA's W^T) take their AVX2
+    path; enabled=False forces the portable loops, True restores the AVX2
+    path where the CPU has it (tests compare the two)."""
+    global la_simd_wanted
+    if enabled is not None:
+        la_simd_wanted = 1 if enabled else 0
+    return bool(la_simd_ok())
 
 
 def layer_workspace(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out):
