@@ -101,13 +101,14 @@ BP, FA, SA, AA, WM, IA, KP = R_BP, R_FA, R_SA, R_AA, R_WM, R_IA, R_KP
 cdef enum:
     PANEL_ENTRIES = 32768   # entries of one panel: 256 KiB of float64
     PANEL_PAD = 16          # extra entries per row of a panel read transposed
-    # Columns of one of KP's tiles of G.  The transposed pass writes each
-    # of a tile's rows of gB (and reads B) in runs as long as the tile has
-    # rows; whole rows of G (512 columns: 56-row panels) left those runs 7
-    # cache lines long, too short for the prefetchers.  256 columns give
-    # 120-row tiles and measured best of 64 .. 512 at b = 32 and b = 256
-    # (512 x 512): narrower tiles repack x more often.
-    KP_COLS = 256
+    # Columns of one tile of a panel read transposed (KP's G, SA's W).  The
+    # transposed pass writes each of a tile's columns as a run of the
+    # result's row as long as the tile has rows; whole rows of 512 columns
+    # (56-row panels) left those runs 7 cache lines long, too short for the
+    # prefetchers.  256 columns give 120-row tiles and measured best of
+    # 64 .. 512 for KP at b = 32 and b = 256 (512 x 512): narrower tiles
+    # repack x more often.
+    TILE_COLS = 256
 
 
 cdef inline Py_ssize_t panel_rows(Py_ssize_t rows,
@@ -246,27 +247,34 @@ cdef void gemm_t_finish(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
             P[k] = P[k] - lr * vel[k]
 
 
+cdef inline Py_ssize_t tile_cols(Py_ssize_t n_in) noexcept nogil:
+    """Columns of one tile of sa_layer's or kp_layer's panels."""
+    return min(n_in, TILE_COLS)
+
+
 cdef void sa_layer(Py_ssize_t n_in, Py_ssize_t n_out, floating a,
                    floating c, const floating* W, floating* B, floating* out,
                    floating* vel, floating lr, floating mu,
                    floating* panel) noexcept nogil:
-    """a B - c W^T into out (or the momentum step on B): W's rows are
-    copied into a padded panel, then read transposed from it."""
-    cdef Py_ssize_t R = panel_rows(n_out, n_in), ldb = n_in + PANEL_PAD
-    cdef Py_ssize_t j0 = 0, j, r
+    """a B - c W^T into out (or the momentum step on B): tiles of W (up to
+    TILE_COLS columns) are copied into a padded panel, then read
+    transposed from it."""
+    cdef Py_ssize_t C = tile_cols(n_in), ldb = C + PANEL_PAD
+    cdef Py_ssize_t R = panel_rows(n_out, C)
+    cdef Py_ssize_t j0 = 0, i0, j, r, k
     while j0 < n_out:
         r = min(R, n_out - j0)
-        for j in range(r):
-            memcpy(panel + j * ldb, W + (j0 + j) * n_in,
-                   sizeof(floating) * n_in)
-        finish_t(n_in, n_out, j0, j0 + r, -c, panel, ldb, a, B, out, vel, lr,
-                 mu)
+        i0 = 0
+        while i0 < n_in:
+            k = min(C, n_in - i0)
+            for j in range(r):
+                memcpy(panel + j * ldb, W + (j0 + j) * n_in + i0,
+                       sizeof(floating) * k)
+            finish_t(k, n_out, j0, j0 + r, -c, panel, ldb, a, B + i0 * n_out,
+                     out + i0 * n_out if out != NULL else NULL,
+                     vel + i0 * n_out if vel != NULL else NULL, lr, mu)
+            i0 += k
         j0 += r
-
-
-cdef inline Py_ssize_t kp_cols(Py_ssize_t n_in) noexcept nogil:
-    """Columns of G in one of kp_layer's tiles."""
-    return min(n_in, KP_COLS)
 
 
 cdef void kp_layer(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
@@ -276,9 +284,9 @@ cdef void kp_layer(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
                    floating* panel) noexcept nogil:
     """Kolen-Pollack: with G = delta^T x (n_out x n_in), gW = G + d W and
     gB = G^T + d B (into gB, or the momentum step on B).  G is formed one
-    padded tile (up to KP_COLS columns) at a time and used for both while
+    padded tile (up to TILE_COLS columns) at a time and used for both while
     in cache."""
-    cdef Py_ssize_t C = kp_cols(n_in), ldb = C + PANEL_PAD
+    cdef Py_ssize_t C = tile_cols(n_in), ldb = C + PANEL_PAD
     cdef Py_ssize_t R = panel_rows(n_out, C)
     cdef Py_ssize_t j0 = 0, i0, j, r, c
     while j0 < n_out:
@@ -349,10 +357,8 @@ cdef Py_ssize_t rule_scratch(int rule, Py_ssize_t b, Py_ssize_t n_in,
 cdef Py_ssize_t rule_panel(int rule, Py_ssize_t n_in,
                            Py_ssize_t n_out) noexcept nogil:
     """Entries of the panel rule_b (or kp_layer) needs."""
-    if rule == R_KP:
-        return panel_size(n_out, kp_cols(n_in))
-    if rule == R_SA or rule == R_AA:
-        return panel_size(n_out, n_in)
+    if rule == R_SA or rule == R_KP or rule == R_AA:
+        return panel_size(n_out, tile_cols(n_in))
     return 0
 
 
