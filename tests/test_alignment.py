@@ -229,6 +229,34 @@ def test_simd_and_portable_float32_trainers_agree(rule):
     assert not np.array_equal(fast, theta)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_simd_and_portable_wm_noise_are_the_same_draws(dtype):
+    # WM's noise, four draws at a time on the AVX2 path, must be the
+    # documented stream bit for bit: counts of 7 x 9 and 7 x 13 draws leave
+    # a tail of three and three.
+    layout, theta, X, y = _net(sizes=(6, 9, 13, 3), b=7, seed=9)
+    rule = al.WM(alpha=0.2, beta=0.9, noise_std=0.7)
+    theta, X = theta.astype(dtype), X.astype(dtype)
+
+    def grad():
+        g = np.zeros_like(theta)
+        _alignment.batch_gradient(rule.code, theta, *layout.args(), X, y,
+                                  *rule._kernel_coefficients(),
+                                  rule.noise_std, 2 ** 64 - 5, g)
+        return g
+
+    fast, slow = _both_paths(grad)
+    np.testing.assert_array_equal(fast, slow)
+    noise, _ = _wm_noise(layout, len(y), 2 ** 64 - 5, rule.noise_std)
+    Ws, _, Bs = layout.views(theta.astype(np.float64))
+    _, _, gBs = layout.views(fast.astype(np.float64))
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for l, N in noise.items():
+        ref = _formula(rule, Ws[l], Bs[l], N.astype(dtype).astype(np.float64),
+                       None)[0]
+        np.testing.assert_allclose(gBs[l], ref, rtol=tol, atol=tol)
+
+
 def test_simd_switch_reports_the_path_in_use():
     default = _alignment.simd()
     try:

@@ -1,5 +1,6 @@
-/* AVX2+FMA versions of laefast._alignment's transposed pass (finish_t)
- * and Kolen-Pollack's row pass, chosen at run time.
+/* AVX2+FMA versions of laefast._alignment's transposed pass (finish_t),
+ * Kolen-Pollack's row pass and WM's noise (uniform_noise), chosen at run
+ * time.
  *
  * The build targets baseline x86-64 (SSE2), where the compiler vectorizes
  * the transposed pass's strided reads only partly.  Here each small tile of
@@ -30,6 +31,7 @@
 #define LAEFAST_ALIGN_SIMD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Set once at import (la_simd_init), then only read; la_simd_wanted is the
  * tests' switch. */
@@ -212,6 +214,106 @@ static LA_TARGET void la_rows_f(ptrdiff_t r, ptrdiff_t n, const float* g,
             qout[k] = la_fma_f(d, q[k], g[k]);
 }
 
+/* WM's noise: n draws of splitmix64 from *state (draw k mixes
+ * *state + k gamma), each mapped to a (2 u - 1), u = (z >> 11) 2^-53, as
+ * uniform_noise does; *state advances by n gamma.  Four draws at a time:
+ * AVX2 has no 64-bit multiply or int64 -> double conversion, so the
+ * multiplies are built from 32-bit ones and z >> 11 (53 bits) converts
+ * as its high 21 and low 32 bits, each exact.  Every step is exact up to
+ * the final product with a (t - 1 and the scalings are exact), so the
+ * draws equal the portable loop's bit for bit. */
+static inline LA_TARGET __m256i la_mul64(__m256i x, __m256i c_lo,
+                                         __m256i c_hi)
+{
+    __m256i lo = _mm256_mul_epu32(x, c_lo);
+    __m256i cross = _mm256_add_epi64(
+        _mm256_mul_epu32(_mm256_srli_epi64(x, 32), c_lo),
+        _mm256_mul_epu32(x, c_hi));
+    return _mm256_add_epi64(lo, _mm256_slli_epi64(cross, 32));
+}
+
+static inline LA_TARGET __m256d la_noise4(__m256i z, __m256d va)
+{
+    const __m256i m1_lo = _mm256_set1_epi64x(0x1CE4E5B9LL);
+    const __m256i m1_hi = _mm256_set1_epi64x(0xBF58476DLL);
+    const __m256i m2_lo = _mm256_set1_epi64x(0x133111EBLL);
+    const __m256i m2_hi = _mm256_set1_epi64x(0x94D049BBLL);
+    __m256i v, hi, lo;
+    __m256d d;
+    z = la_mul64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), m1_lo, m1_hi);
+    z = la_mul64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), m2_lo, m2_hi);
+    z = _mm256_xor_si256(z, _mm256_srli_epi64(z, 31));
+    v = _mm256_srli_epi64(z, 11);
+    /* 2^84 + hi 2^32 and 2^52 + lo as doubles, less their offsets. */
+    hi = _mm256_or_si256(_mm256_srli_epi64(v, 32),
+                         _mm256_set1_epi64x(0x4530000000000000LL));
+    lo = _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi64x(0xFFFFFFFFLL)),
+                         _mm256_set1_epi64x(0x4330000000000000LL));
+    d = _mm256_add_pd(
+        _mm256_sub_pd(_mm256_castsi256_pd(hi),
+                      _mm256_set1_pd(19342813113834066795298816.0)), /* 2^84 */
+        _mm256_sub_pd(_mm256_castsi256_pd(lo),
+                      _mm256_set1_pd(4503599627370496.0)));          /* 2^52 */
+    /* a (2 (v 2^-53) - 1) = a (v 2^-52 - 1). */
+    d = _mm256_sub_pd(_mm256_mul_pd(d, _mm256_set1_pd(1.0 / 4503599627370496.0)),
+                      _mm256_set1_pd(1.0));
+    return _mm256_mul_pd(va, d);
+}
+
+#define LA_GAMMA UINT64_C(0x9E3779B97F4A7C15)
+
+static inline double la_noise1(uint64_t* s, double a)
+{
+    uint64_t z = (*s += LA_GAMMA);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    return a * (2.0 * ((double) (int64_t) (z >> 11)
+                       * (1.0 / 9007199254740992.0)) - 1.0);
+}
+
+static LA_TARGET void la_noise_d(ptrdiff_t n, double a,
+                                 uint64_t* state, double* out)
+{
+    uint64_t s = *state;
+    const __m256d va = _mm256_set1_pd(a);
+    const __m256i step = _mm256_set1_epi64x((long long) (4 * LA_GAMMA));
+    __m256i z = _mm256_set_epi64x((long long) (s + 4 * LA_GAMMA),
+                                  (long long) (s + 3 * LA_GAMMA),
+                                  (long long) (s + 2 * LA_GAMMA),
+                                  (long long) (s + LA_GAMMA));
+    ptrdiff_t i;
+    for (i = 0; i + 4 <= n; i += 4) {
+        _mm256_storeu_pd(out + i, la_noise4(z, va));
+        z = _mm256_add_epi64(z, step);
+    }
+    s += (uint64_t) i * LA_GAMMA;
+    for (; i < n; i++)
+        out[i] = la_noise1(&s, a);
+    *state = s;
+}
+
+static LA_TARGET void la_noise_f(ptrdiff_t n, double a,
+                                 uint64_t* state, float* out)
+{
+    uint64_t s = *state;
+    const __m256d va = _mm256_set1_pd(a);
+    const __m256i step = _mm256_set1_epi64x((long long) (4 * LA_GAMMA));
+    __m256i z = _mm256_set_epi64x((long long) (s + 4 * LA_GAMMA),
+                                  (long long) (s + 3 * LA_GAMMA),
+                                  (long long) (s + 2 * LA_GAMMA),
+                                  (long long) (s + LA_GAMMA));
+    ptrdiff_t i;
+    for (i = 0; i + 4 <= n; i += 4) {
+        _mm_storeu_ps(out + i, _mm256_cvtpd_ps(la_noise4(z, va)));
+        z = _mm256_add_epi64(z, step);
+    }
+    s += (uint64_t) i * LA_GAMMA;
+    for (; i < n; i++)
+        out[i] = (float) la_noise1(&s, a);
+    *state = s;
+}
+
 #else   /* no AVX2 build: la_simd_ok() stays 0 and these are never called */
 #define LA_SIMD_BUILT 0
 
@@ -250,6 +352,18 @@ static void la_rows_f(ptrdiff_t r, ptrdiff_t n, const float* g,
 {
     (void) r; (void) n; (void) g; (void) ldg; (void) d; (void) q;
     (void) qout; (void) ldq;
+}
+
+static void la_noise_d(ptrdiff_t n, double a, uint64_t* state,
+                       double* out)
+{
+    (void) n; (void) a; (void) state; (void) out;
+}
+
+static void la_noise_f(ptrdiff_t n, double a, uint64_t* state,
+                       float* out)
+{
+    (void) n; (void) a; (void) state; (void) out;
 }
 #endif
 
