@@ -52,8 +52,9 @@ from libc.string cimport memcpy, memset
 from laefast._blas cimport NO_TRANS, TRANS, gemm
 
 cdef extern from "laefast/_align_simd.h" nogil:
-    # AVX2+FMA versions of finish_t, used where the CPU has them (see the
-    # header); la_simd_wanted = 0 forces the portable loops below.
+    # AVX2+FMA versions of finish_t, KP's row pass and uniform_noise, used
+    # where the CPU has them (see the header); la_simd_wanted = 0 forces
+    # the portable loops below.
     int la_simd_wanted
     void la_simd_init()
     bint la_simd_ok()
@@ -462,9 +463,10 @@ cdef void layer_grad(int rule, Py_ssize_t b, Py_ssize_t n_in,
 
 
 def simd(enabled=None):
-    """Whether the transposed passes (KP's tie, SA's W^T) take their AVX2
-    path; enabled=False forces the portable loops, True restores the AVX2
-    path where the CPU has it (tests compare the two)."""
+    """Whether the kernels take their AVX2 paths (the transposed passes of
+    KP's tie and SA's and AA's W^T, KP's row pass, WM's noise);
+    enabled=False forces the portable loops, True restores the AVX2 paths
+    where the CPU has them (tests compare the two)."""
     global la_simd_wanted
     if enabled is not None:
         la_simd_wanted = 1 if enabled else 0
