@@ -142,9 +142,11 @@ def test_update_matches_numpy_formula_across_several_panels(rule, dtype, tol,
 # The transposed passes (KP's tie, SA's and AA's W^T) have an AVX2+FMA path
 # (laefast/_align_simd.h) chosen at run time, and portable loops that
 # _alignment.simd(False) forces.  Sizes: n_in and the tile's rows not
-# multiples of 4 or 8 (the tiles' edges), n_in above KP's 256-column tiles,
-# several panels of rows.
-_SIMD_SHAPES = [(75, 1001, 70), (600, 41, 66), (11, 13, 65), (9, 8, 3)]
+# multiples of 4 or 8 (the tiles' edges), n_in above the 256-column tiles
+# (KP's are 512 columns at b = 65: 1001 = 512 + 489, and 120 rows: 200 =
+# 120 + 80), several panels of rows.
+_SIMD_SHAPES = [(75, 1001, 70), (200, 1001, 65), (600, 41, 66), (11, 13, 65),
+                (9, 8, 3)]
 
 
 def _both_paths(fn):

@@ -109,8 +109,8 @@ cdef enum:
     # result's row as long as the tile has rows; whole rows of 512 columns
     # (56-row panels) left those runs 7 cache lines long, too short for the
     # prefetchers.  256 columns give 120-row tiles and measured best of
-    # 64 .. 512 for KP at b = 32 and b = 256 (512 x 512): narrower tiles
-    # repack x more often.
+    # 64 .. 512 for SA and for KP at b = 32 (512 x 512).  KP scales its
+    # tiles with the batch (kp_scale).
     TILE_COLS = 256
 
 
@@ -280,6 +280,31 @@ cdef void sa_layer(Py_ssize_t n_in, Py_ssize_t n_out, floating a,
         j0 += r
 
 
+cdef inline Py_ssize_t kp_scale(Py_ssize_t b) noexcept nogil:
+    """How many times TILE_COLS and PANEL_ENTRIES one of KP's tiles of G
+    spans.  Every tile's GEMM packs its own slices of delta and x, so the
+    tiles repack the batch about (1/rows + 1/cols) n_in n_out / (n_in +
+    n_out) times over, which costs in proportion to b, while what a tile
+    in cache saves (G not going to memory and back) does not grow with b.
+    Measured at 512 x 512 (update / its GEMM; 256 columns and 256 KiB
+    against twice as many and twice as large): b = 32 1.35 vs 1.42, b = 64
+    1.39 vs 1.26, b = 128 1.42 vs 1.24; at b = 256 a 2 MiB panel of whole
+    rows 1.12, 256 KiB tiles 1.23."""
+    return min(8, max(1, b // 32))
+
+
+cdef inline Py_ssize_t kp_tile_cols(Py_ssize_t b,
+                                    Py_ssize_t n_in) noexcept nogil:
+    return min(n_in, TILE_COLS * kp_scale(b))
+
+
+cdef inline Py_ssize_t kp_tile_rows(Py_ssize_t b, Py_ssize_t n_in,
+                                    Py_ssize_t n_out) noexcept nogil:
+    # A multiple of 8 rows, as in panel_rows.
+    return min(n_out, max(8, PANEL_ENTRIES * kp_scale(b)
+                          // (kp_tile_cols(b, n_in) + PANEL_PAD) // 8 * 8))
+
+
 cdef void kp_layer(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
                    floating d, const floating* W, floating* B,
                    const floating* x, const floating* delta, floating* gW,
@@ -287,10 +312,10 @@ cdef void kp_layer(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
                    floating* panel) noexcept nogil:
     """Kolen-Pollack: with G = delta^T x (n_out x n_in), gW = G + d W and
     gB = G^T + d B (into gB, or the momentum step on B).  G is formed one
-    padded tile (up to TILE_COLS columns) at a time and used for both while
-    in cache."""
-    cdef Py_ssize_t C = tile_cols(n_in), ldb = C + PANEL_PAD
-    cdef Py_ssize_t R = panel_rows(n_out, C)
+    padded tile (see kp_scale) at a time and used for both while in
+    cache."""
+    cdef Py_ssize_t C = kp_tile_cols(b, n_in), ldb = C + PANEL_PAD
+    cdef Py_ssize_t R = kp_tile_rows(b, n_in, n_out)
     cdef Py_ssize_t j0 = 0, i0, j, r, c
     while j0 < n_out:
         r = min(R, n_out - j0)
@@ -357,10 +382,13 @@ cdef Py_ssize_t rule_scratch(int rule, Py_ssize_t b, Py_ssize_t n_in,
     return 0
 
 
-cdef Py_ssize_t rule_panel(int rule, Py_ssize_t n_in,
+cdef Py_ssize_t rule_panel(int rule, Py_ssize_t b, Py_ssize_t n_in,
                            Py_ssize_t n_out) noexcept nogil:
-    """Entries of the panel rule_b (or kp_layer) needs."""
-    if rule == R_SA or rule == R_KP or rule == R_AA:
+    """Entries of the panel rule_b (or kp_layer, batches of up to b) needs."""
+    if rule == R_KP:
+        return (kp_tile_rows(b, n_in, n_out)
+                * (kp_tile_cols(b, n_in) + PANEL_PAD))
+    if rule == R_SA or rule == R_AA:
         return panel_size(n_out, tile_cols(n_in))
     return 0
 
@@ -368,7 +396,8 @@ cdef Py_ssize_t rule_panel(int rule, Py_ssize_t n_in,
 cdef Py_ssize_t rule_workspace(int rule, Py_ssize_t b, Py_ssize_t n_in,
                                Py_ssize_t n_out) noexcept nogil:
     """Entries of workspace layer_grad needs."""
-    return rule_scratch(rule, b, n_in, n_out) + rule_panel(rule, n_in, n_out)
+    return (rule_scratch(rule, b, n_in, n_out)
+            + rule_panel(rule, b, n_in, n_out))
 
 
 cdef void rule_b(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
@@ -632,7 +661,7 @@ cdef Py_ssize_t net_workspace(const Net* net, Py_ssize_t b) noexcept nogil:
     cdef Py_ssize_t l, w = 0, p = 0, n = max_width(net)
     for l in range(1, net.L):
         w = max(w, rule_scratch(net.rule, b, net.sizes[l], net.sizes[l + 1]))
-        p = max(p, rule_panel(net.rule, net.sizes[l], net.sizes[l + 1]))
+        p = max(p, rule_panel(net.rule, b, net.sizes[l], net.sizes[l + 1]))
     return (acts_size(net, act_rows(net, b)) + 2 * err_rows(net, b) * n + w
             + slots_size(net, b) + p)
 
