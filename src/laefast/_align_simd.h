@@ -24,8 +24,9 @@
  * la_simd_ok(): whether to call them -- only where the compiler can build
  * them (GCC or Clang on x86), the CPU (and OS) supports AVX2 and FMA, and
  * la_simd_wanted has not been cleared (_alignment.simd(False): tests force
- * the portable loops that way).  Elsewhere (MSVC, ARM) la_simd_ok() is 0
- * and the stubs at the end are never called.
+ * the portable loops that way).  Elsewhere (MSVC, ARM, or a build with
+ * LAEFAST_NO_SIMD defined) la_simd_ok() is 0 and the stubs at the end are
+ * never called.
  */
 #ifndef LAEFAST_ALIGN_SIMD_H
 #define LAEFAST_ALIGN_SIMD_H
@@ -39,7 +40,7 @@ static int la_simd_have = 0;
 static int la_simd_wanted = 1;
 
 #if (defined(__GNUC__) || defined(__clang__)) && \
-    (defined(__x86_64__) || defined(__i386__))
+    (defined(__x86_64__) || defined(__i386__)) && !defined(LAEFAST_NO_SIMD)
 #define LA_SIMD_BUILT 1
 #include <immintrin.h>
 
@@ -101,7 +102,8 @@ static LA_TARGET void la_tie_d(ptrdiff_t n_in, ptrdiff_t n_out, ptrdiff_t j0,
                 _mm256_castpd128_pd256(_mm_loadu_pd(g + ldb)),
                 _mm_loadu_pd(g + 3 * ldb), 1);
             /* Loads before stores (see the top of this file). */
-            __m256d p0 = _mm256_loadu_pd(q0 + j), p1 = _mm256_loadu_pd(q1 + j);
+            __m256d p0 = _mm256_loadu_pd(q0 + j);
+            __m256d p1 = _mm256_loadu_pd(q1 + j);
             __m256d g0 = _mm256_fmadd_pd(vs, _mm256_unpacklo_pd(a, b),
                                          _mm256_mul_pd(vd, p0));
             __m256d g1 = _mm256_fmadd_pd(vs, _mm256_unpackhi_pd(a, b),
@@ -111,7 +113,8 @@ static LA_TARGET void la_tie_d(ptrdiff_t n_in, ptrdiff_t n_out, ptrdiff_t j0,
                 _mm256_storeu_pd(out + k, g0);
                 _mm256_storeu_pd(out + k + n_out, g1);
             } else {
-                __m256d v0 = _mm256_fmadd_pd(vmu, _mm256_loadu_pd(vel + k), g0);
+                __m256d v0 = _mm256_fmadd_pd(vmu, _mm256_loadu_pd(vel + k),
+                                             g0);
                 __m256d v1 = _mm256_fmadd_pd(
                     vmu, _mm256_loadu_pd(vel + k + n_out), g1);
                 _mm256_storeu_pd(vel + k, v0);
@@ -255,8 +258,9 @@ static inline LA_TARGET __m256d la_noise4(__m256i z, __m256d va)
         _mm256_sub_pd(_mm256_castsi256_pd(lo),
                       _mm256_set1_pd(4503599627370496.0)));          /* 2^52 */
     /* a (2 (v 2^-53) - 1) = a (v 2^-52 - 1). */
-    d = _mm256_sub_pd(_mm256_mul_pd(d, _mm256_set1_pd(1.0 / 4503599627370496.0)),
-                      _mm256_set1_pd(1.0));
+    d = _mm256_sub_pd(
+        _mm256_mul_pd(d, _mm256_set1_pd(1.0 / 4503599627370496.0)),
+        _mm256_set1_pd(1.0));
     return _mm256_mul_pd(va, d);
 }
 
