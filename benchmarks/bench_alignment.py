@@ -20,6 +20,13 @@ Run:  python benchmarks/bench_alignment.py [--quick] [--repeats N]
 2. Epoch.  One epoch of laefast.alignment's MLP trainer (the compiled
    train_epoch the trainer calls) with each rule, against the BP epoch, on
    the digits-sized network and on a wider one.  Target: rule / BP <= 1.5.
+   On the wide network, for BP, AA, WM and IA, it also times one batch's
+   GEMMs alone (every GEMM the trainer calls for that rule, same shapes,
+   transposes and betas, through the same SciPy BLAS, each call at its
+   best) and prints their ratio to BP's and the epoch ratio the rule would
+   reach if it added nothing but those GEMMs to the BP epoch.  The rules send the error back
+   through B (d B^T, a transposed operand), which OpenBLAS runs slower than
+   BP's d W: that difference counts as the rule's GEMMs.
 
 3. With --accuracy (no timings): every rule against BP on scikit-learn's
    digits (50 epochs) and breast_cancer (100 epochs: it has a quarter of
@@ -47,6 +54,7 @@ from laefast import _alignment
 from laefast import alignment as al
 from laefast._mlp import _Layout
 from laefast._parallel import serial_blas
+from scipy.linalg import blas as _blas
 
 import laefast_bench as harness  # benchmarks/laefast_bench
 
@@ -163,6 +171,71 @@ def bench_epoch(sizes, n, batch, repeats, dtype=np.float64):
             for name in best]
 
 
+def _rm_gemm(ta, tb, A, Bm, C, beta=0.0):
+    """Row-major C = op(A) op(B) + beta C through SciPy's BLAS (the library
+    the compiled trainer calls), as laefast._blas does: in column-major
+    terms C^T = op(B)^T op(A)^T, and a C-ordered array is its own
+    transpose in Fortran order."""
+    gemm = _blas.dgemm if C.dtype == np.float64 else _blas.sgemm
+    gemm(1.0, Bm.T, A.T, beta=beta, c=C.T, trans_a=int(tb), trans_b=int(ta),
+         overwrite_c=1)
+
+
+def _epoch_gemm_calls(name, sizes, b, rng):
+    """Every GEMM one training batch of the compiled trainer runs for this
+    rule: same shapes, transposes and betas, on random operands (list of
+    thunks).  Only the GEMMs: no bias, ReLU, softmax or momentum passes."""
+    L = len(sizes) - 1
+    f = lambda *shape: rng.standard_normal(shape)
+    calls = []
+    wm, ia, aa = name == "wm", name == "ia", name == "aa"
+    for l in range(L):   # forward: Z = A W^T; WM stacks its noise under A
+        n_in, n_out = sizes[l], sizes[l + 1]
+        m = 2 * b if wm and l > 0 else b
+        A, W, Z = f(m, n_in), f(n_out, n_in), np.empty((m, n_out))
+        calls.append(lambda A=A, W=W, Z=Z: _rm_gemm(0, 1, A, W, Z))
+        if aa and l > 0:   # AA's T = 2 a x B - b H: x B
+            Bm, T = f(n_in, n_out), np.empty((b, n_out))
+            calls.append(lambda A=A, Bm=Bm, T=T: _rm_gemm(0, 0, A, Bm, T))
+    for l in range(L - 1, -1, -1):
+        n_in, n_out = sizes[l], sizes[l + 1]
+        d, A, gW = f(b, n_out), f(b, n_in), np.empty((n_out, n_in))
+        calls.append(lambda d=d, A=A, gW=gW: _rm_gemm(1, 0, d, A, gW))
+        if l == 0:
+            break
+        if name == "bp":   # the error through W: d W
+            W, dn = f(n_out, n_in), np.empty((b, n_in))
+            calls.append(lambda d=d, W=W, dn=dn: _rm_gemm(0, 0, d, W, dn))
+        else:              # through B: d B^T (IA: [d; H] B^T)
+            m = 2 * b if ia else b
+            D, Bm, dn = f(m, n_out), f(n_in, n_out), np.empty((m, n_in))
+            calls.append(lambda D=D, Bm=Bm, dn=dn: _rm_gemm(0, 1, D, Bm, dn))
+        if name in ("aa", "wm", "ia"):   # the B-gradient: x^T T onto vel
+            X, T, V = f(b, n_in), f(b, n_out), f(n_in, n_out)
+            calls.append(lambda X=X, T=T, V=V: _rm_gemm(1, 0, X, T, V, 1.0))
+    return calls
+
+
+def bench_epoch_gemms(sizes, batch, repeats, names=("bp", "aa", "wm", "ia")):
+    """{rule: seconds of one batch's GEMMs (see _epoch_gemm_calls)}: each
+    call timed on its own (best of the interleaved rounds), then summed --
+    the GEMM time an epoch of that rule cannot go below in this trainer."""
+    rng = np.random.default_rng(2)
+    fns = {}
+    for name in names:
+        for i, call in enumerate(_epoch_gemm_calls(name, sizes, batch, rng)):
+
+            def run(call=call):
+                for _ in range(4):
+                    call()
+
+            fns[(name, i)] = run
+    with serial_blas():
+        best = _best_interleaved(fns, repeats)
+    return {name: sum(t for (nm, _), t in best.items() if nm == name) / 4
+            for name in names}
+
+
 def accuracy_table(seeds, out=sys.stdout):
     rows = []
     for dataset, epochs in (("digits", 50), ("breast_cancer", 100)):
@@ -260,13 +333,39 @@ def main(argv=None):
     for sizes, n, batch in nets:
         sys.stderr.write(f"epoch {sizes}\n")
         rows = bench_epoch(sizes, n, batch, repeats)
+        # Only on the wide network: on the digits network one GEMM takes a
+        # few microseconds, as long as the Python call that times it.
+        gemms = (bench_epoch_gemms(sizes, batch, repeats)
+                 if max(sizes) >= 256 else {})
+        n_batches = -(-n // batch)
+        bp_s = next(r["epoch_s"] for r in rows if r["rule"] == "bp")
+        for row in rows:
+            g = gemms.get(row["rule"])
+            row["batch_gemms_s"] = g
+            row["gemms_ratio_to_bp"] = None if g is None else g / gemms["bp"]
+            # The epoch ratio if the rule added nothing but its GEMMs.
+            row["gemm_bound"] = (None if g is None else
+                                 1 + (g - gemms["bp"]) * n_batches / bp_s)
         epoch_rows += rows
         print(f"network {' -> '.join(map(str, sizes))}, {n} samples, "
               f"batch {batch}")
+        if gemms:
+            print(f"  {'rule':<4} {'epoch':>12}  {'ratio':>8}       "
+                  f"{'GEMMs/batch':>11} {'vs BP':>6} {'bound':>6}")
         for row in rows:
+            extra = ""
+            if row["batch_gemms_s"] is not None:
+                extra = (f"{1e6 * row['batch_gemms_s']:9.0f}us "
+                         f"{row['gemms_ratio_to_bp']:5.2f}x "
+                         f"{row['gemm_bound']:6.2f}")
             print(f"  {row['rule']:<4} {1e3 * row['epoch_s']:9.2f} ms  "
                   f"{row['ratio_to_bp']:5.2f}x BP "
-                  f"{'' if row['rule'] == 'bp' else ('PASS' if row['pass'] else 'FAIL')}")
+                  f"{'    ' if row['rule'] == 'bp' else ('PASS' if row['pass'] else 'FAIL')}"
+                  f" {extra}")
+    if any(row.get("batch_gemms_s") for row in epoch_rows):
+        print("(GEMMs/batch: one batch's GEMMs alone, as the trainer calls "
+              "them, each at its best;\n bound: the epoch ratio if the rule "
+              "added nothing but its GEMMs)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"environment": harness.environment(),

@@ -139,6 +139,136 @@ def test_update_matches_numpy_formula_across_several_panels(rule, dtype, tol,
         assert np.abs(out.grad_W - gW).max() <= tol * max(np.abs(gW).max(), 1)
 
 
+# The transposed passes (KP's tie, SA's and AA's W^T) have an AVX2+FMA path
+# (laefast/_align_simd.h) chosen at run time, and portable loops that
+# _alignment.simd(False) forces.  Sizes: n_in and the tile's rows not
+# multiples of 4 or 8 (the tiles' edges), n_in above the 256-column tiles
+# (KP's are 512 columns at b = 65: 1001 = 512 + 489, and 120 rows: 200 =
+# 120 + 80), several panels of rows.
+_SIMD_SHAPES = [(75, 1001, 70), (200, 1001, 65), (600, 41, 66), (11, 13, 65),
+                (9, 8, 3)]
+
+
+def _both_paths(fn):
+    """fn() with the AVX2 path, then with the portable loops forced."""
+    if not _alignment.simd():
+        pytest.skip("no AVX2+FMA path on this CPU or compiler")
+    try:
+        fast = fn()
+        assert _alignment.simd(False) is False
+        slow = fn()
+    finally:
+        assert _alignment.simd(True) is True
+    return fast, slow
+
+
+@pytest.mark.parametrize("shape", _SIMD_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("rule", [_RULES[2], _RULES[3], _RULES[6]],
+                         ids=lambda r: r.name)
+def test_simd_and_portable_updates_agree_and_match_numpy(rule, dtype, tol,
+                                                         shape):
+    n_out, n_in, b = shape   # AA takes the W^T pass for b > 64
+    W, B, x, delta = _layer(n_out=n_out, n_in=n_in, b=b, seed=5, dtype=dtype)
+    fast, slow = _both_paths(lambda: al.update(rule, W, B, x, delta))
+    gB, gW = _formula(rule, *[a.astype(np.float64) for a in (W, B, x, delta)])
+    for out in (fast, slow):
+        assert np.abs(out.grad_B - gB).max() <= tol * max(np.abs(gB).max(), 1)
+    assert np.abs(fast.grad_B - slow.grad_B).max() <= tol * max(
+        np.abs(slow.grad_B).max(), 1)
+    if rule.name == "kp":
+        for out in (fast, slow):
+            assert np.abs(out.grad_W - gW).max() <= tol * max(
+                np.abs(gW).max(), 1)
+
+
+@pytest.mark.parametrize("rule", ["sa", "kp", "aa"])
+def test_simd_and_portable_trainer_steps_match_numpy(rule):
+    # The momentum step on B taken inside the transposed pass, both paths:
+    # 300 -> 37 is wider than KP's tiles; batches of 70 send AA through
+    # its W^T pass.
+    rule = al.get_rule(rule, **({"alpha": 0.05} if rule == "kp" else {}))
+    layout, theta, X, y = _net(sizes=(7, 300, 37, 3), b=140, seed=6)
+    theta *= 0.3
+    order = np.random.default_rng(1).permutation(140).astype(np.intp)
+
+    def epochs():
+        t, v = theta.copy(), np.zeros_like(theta)
+        for _ in range(2):
+            _alignment.train_epoch(rule.code, t, v, *layout.args(), X, y,
+                                   order, 70, 0.05, 0.9,
+                                   *rule._kernel_coefficients(), 0.0, 3)
+        return t, v
+
+    (t1, v1), (t0, v0) = _both_paths(epochs)
+    tr, vr = theta.copy(), np.zeros_like(theta)
+    for _ in range(2):
+        _np_epoch(rule, layout, tr, vr, X, y, order, 70, 0.05, 0.9)
+    for t, v in ((t1, v1), (t0, v0)):
+        np.testing.assert_allclose(t, tr, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(v, vr, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(t1, t0, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("rule", ["sa", "kp"])
+def test_simd_and_portable_float32_trainers_agree(rule):
+    rule = al.get_rule(rule, **({"alpha": 0.05} if rule == "kp" else {}))
+    layout, theta, X, y = _net(sizes=(7, 300, 37, 3), b=60, seed=7)
+    theta = (0.3 * theta).astype(np.float32)
+    X = X.astype(np.float32)
+    order = np.arange(60, dtype=np.intp)
+
+    def epoch():
+        t, v = theta.copy(), np.zeros_like(theta)
+        _alignment.train_epoch(rule.code, t, v, *layout.args(), X, y, order,
+                               20, 0.05, 0.9, *rule._kernel_coefficients(),
+                               0.0, 3)
+        return t
+
+    fast, slow = _both_paths(epoch)
+    assert fast.dtype == np.float32
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(fast, theta)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_simd_and_portable_wm_noise_are_the_same_draws(dtype):
+    # WM's noise, four draws at a time on the AVX2 path, must be the
+    # documented stream bit for bit: counts of 7 x 9 and 7 x 13 draws leave
+    # a tail of three and three.
+    layout, theta, X, y = _net(sizes=(6, 9, 13, 3), b=7, seed=9)
+    rule = al.WM(alpha=0.2, beta=0.9, noise_std=0.7)
+    theta, X = theta.astype(dtype), X.astype(dtype)
+
+    def grad():
+        g = np.zeros_like(theta)
+        _alignment.batch_gradient(rule.code, theta, *layout.args(), X, y,
+                                  *rule._kernel_coefficients(),
+                                  rule.noise_std, 2 ** 64 - 5, g)
+        return g
+
+    fast, slow = _both_paths(grad)
+    np.testing.assert_array_equal(fast, slow)
+    noise, _ = _wm_noise(layout, len(y), 2 ** 64 - 5, rule.noise_std)
+    Ws, _, Bs = layout.views(theta.astype(np.float64))
+    _, _, gBs = layout.views(fast.astype(np.float64))
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for l, N in noise.items():
+        ref = _formula(rule, Ws[l], Bs[l], N.astype(dtype).astype(np.float64),
+                       None)[0]
+        np.testing.assert_allclose(gBs[l], ref, rtol=tol, atol=tol)
+
+
+def test_simd_switch_reports_the_path_in_use():
+    default = _alignment.simd()
+    try:
+        assert _alignment.simd(False) is False
+        assert _alignment.simd() is False
+    finally:
+        # True restores the AVX2 path exactly where the CPU has it.
+        assert _alignment.simd(True) is default
+
+
 @pytest.mark.parametrize("rule", _RULES[2:6], ids=lambda r: r.name)
 def test_update_is_the_gradient_of_the_rules_regularizer(rule):
     # The compiled update equals dR/dB of R summed from the primitives.

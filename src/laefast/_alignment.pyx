@@ -51,6 +51,32 @@ from libc.string cimport memcpy, memset
 
 from laefast._blas cimport NO_TRANS, TRANS, gemm
 
+cdef extern from "laefast/_align_simd.h" nogil:
+    # AVX2+FMA versions of finish_t, KP's row pass and uniform_noise, used
+    # where the CPU has them (see the header); la_simd_wanted = 0 forces
+    # the portable loops below.
+    int la_simd_wanted
+    void la_simd_init()
+    bint la_simd_ok()
+    void la_tie_d(Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t j0,
+                  Py_ssize_t r, double s, const double* buf, Py_ssize_t ldb,
+                  double d, double* P, double* out, double* vel, double lr,
+                  double mu)
+    void la_rows_d(Py_ssize_t r, Py_ssize_t n, const double* g,
+                   Py_ssize_t ldg, double d, const double* q, double* qout,
+                   Py_ssize_t ldq)
+    void la_rows_f(Py_ssize_t r, Py_ssize_t n, const float* g,
+                   Py_ssize_t ldg, float d, const float* q, float* qout,
+                   Py_ssize_t ldq)
+    void la_noise_d(Py_ssize_t n, double a, uint64_t* state, double* out)
+    void la_noise_f(Py_ssize_t n, double a, uint64_t* state, float* out)
+    void la_tie_f(Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t j0,
+                  Py_ssize_t r, float s, const float* buf, Py_ssize_t ldb,
+                  float d, float* P, float* out, float* vel, float lr,
+                  float mu)
+
+la_simd_init()
+
 
 cdef enum RuleCode:
     R_BP, R_FA, R_SA, R_AA, R_WM, R_IA, R_KP
@@ -70,10 +96,22 @@ BP, FA, SA, AA, WM, IA, KP = R_BP, R_FA, R_SA, R_AA, R_WM, R_IA, R_KP
 # that is read transposed gets its rows padded: rows 4 KiB apart (512
 # float64) all fall in one L1 set, and reading a column of them would evict
 # itself.
+#
+# Where the CPU has AVX2 and FMA, the transposed pass (finish_t) and KP's
+# row pass take the versions in _align_simd.h (register-tiled transposes;
+# the SSE2 baseline build vectorizes the strided reads only partly).
 
 cdef enum:
     PANEL_ENTRIES = 32768   # entries of one panel: 256 KiB of float64
     PANEL_PAD = 16          # extra entries per row of a panel read transposed
+    # Columns of one tile of a panel read transposed (KP's G, SA's W).  The
+    # transposed pass writes each of a tile's columns as a run of the
+    # result's row as long as the tile has rows; whole rows of 512 columns
+    # (56-row panels) left those runs 7 cache lines long, too short for the
+    # prefetchers.  256 columns give 120-row tiles and measured best of
+    # 64 .. 512 for SA and for KP at b = 32 (512 x 512).  KP scales its
+    # tiles with the batch (kp_scale).
+    TILE_COLS = 256
 
 
 cdef inline Py_ssize_t panel_rows(Py_ssize_t rows,
@@ -111,10 +149,19 @@ cdef void finish_t(Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t j0,
     """Columns j0:j1 of the n_in x n_out matrix s buf^T + d P, where buf
     holds rows j0..j1-1 of the transposed operand (n_in entries each, ldb
     apart): into out, or the momentum step on P as in finish().  Two rows
-    of the result at a time: each pair of buf entries is one 16-byte load."""
+    of the result at a time: each pair of buf entries is one 16-byte load.
+    Each step loads before it stores: rows of P and out 4 KiB apart (512
+    float64) share their low address bits, and a load issued after a store
+    that matches them in those bits waits for it."""
     cdef Py_ssize_t i, j, k, k1, r = j1 - j0
     cdef const floating* g
-    cdef floating v, v1
+    cdef floating v, v1, p, p1, w, w1
+    if la_simd_ok():
+        if floating is double:
+            la_tie_d(n_in, n_out, j0, r, s, buf, ldb, d, P, out, vel, lr, mu)
+        else:
+            la_tie_f(n_in, n_out, j0, r, s, buf, ldb, d, P, out, vel, lr, mu)
+        return
     i = 0
     while i < n_in:
         k = i * n_out + j0
@@ -123,17 +170,23 @@ cdef void finish_t(Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t j0,
             if vel == NULL:
                 for j in range(r):
                     g = buf + j * ldb + i
-                    out[k + j] = s * g[0] + d * P[k + j]
-                    out[k1 + j] = s * g[1] + d * P[k1 + j]
+                    p = P[k + j]
+                    p1 = P[k1 + j]
+                    out[k + j] = s * g[0] + d * p
+                    out[k1 + j] = s * g[1] + d * p1
             else:
                 for j in range(r):
                     g = buf + j * ldb + i
-                    v = mu * vel[k + j] + (s * g[0] + d * P[k + j])
-                    v1 = mu * vel[k1 + j] + (s * g[1] + d * P[k1 + j])
+                    p = P[k + j]
+                    p1 = P[k1 + j]
+                    w = vel[k + j]
+                    w1 = vel[k1 + j]
+                    v = mu * w + (s * g[0] + d * p)
+                    v1 = mu * w1 + (s * g[1] + d * p1)
                     vel[k + j] = v
                     vel[k1 + j] = v1
-                    P[k + j] = P[k + j] - lr * v
-                    P[k1 + j] = P[k1 + j] - lr * v1
+                    P[k + j] = p - lr * v
+                    P[k1 + j] = p1 - lr * v1
             i += 2
         else:
             for j in range(r):
@@ -197,22 +250,59 @@ cdef void gemm_t_finish(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
             P[k] = P[k] - lr * vel[k]
 
 
+cdef inline Py_ssize_t tile_cols(Py_ssize_t n_in) noexcept nogil:
+    """Columns of one tile of sa_layer's or kp_layer's panels."""
+    return min(n_in, TILE_COLS)
+
+
 cdef void sa_layer(Py_ssize_t n_in, Py_ssize_t n_out, floating a,
                    floating c, const floating* W, floating* B, floating* out,
                    floating* vel, floating lr, floating mu,
                    floating* panel) noexcept nogil:
-    """a B - c W^T into out (or the momentum step on B): W's rows are
-    copied into a padded panel, then read transposed from it."""
-    cdef Py_ssize_t R = panel_rows(n_out, n_in), ldb = n_in + PANEL_PAD
-    cdef Py_ssize_t j0 = 0, j, r
+    """a B - c W^T into out (or the momentum step on B): tiles of W (up to
+    TILE_COLS columns) are copied into a padded panel, then read
+    transposed from it."""
+    cdef Py_ssize_t C = tile_cols(n_in), ldb = C + PANEL_PAD
+    cdef Py_ssize_t R = panel_rows(n_out, C)
+    cdef Py_ssize_t j0 = 0, i0, j, r, k
     while j0 < n_out:
         r = min(R, n_out - j0)
-        for j in range(r):
-            memcpy(panel + j * ldb, W + (j0 + j) * n_in,
-                   sizeof(floating) * n_in)
-        finish_t(n_in, n_out, j0, j0 + r, -c, panel, ldb, a, B, out, vel, lr,
-                 mu)
+        i0 = 0
+        while i0 < n_in:
+            k = min(C, n_in - i0)
+            for j in range(r):
+                memcpy(panel + j * ldb, W + (j0 + j) * n_in + i0,
+                       sizeof(floating) * k)
+            finish_t(k, n_out, j0, j0 + r, -c, panel, ldb, a, B + i0 * n_out,
+                     out + i0 * n_out if out != NULL else NULL,
+                     vel + i0 * n_out if vel != NULL else NULL, lr, mu)
+            i0 += k
         j0 += r
+
+
+cdef inline Py_ssize_t kp_scale(Py_ssize_t b) noexcept nogil:
+    """How many times TILE_COLS and PANEL_ENTRIES one of KP's tiles of G
+    spans.  Every tile's GEMM packs its own slices of delta and x, so the
+    tiles repack the batch about (1/rows + 1/cols) n_in n_out / (n_in +
+    n_out) times over, which costs in proportion to b, while what a tile
+    in cache saves (G not going to memory and back) does not grow with b.
+    Measured at 512 x 512 (update / its GEMM; 256 columns and 256 KiB
+    against twice as many and twice as large): b = 32 1.35 vs 1.42, b = 64
+    1.39 vs 1.26, b = 128 1.42 vs 1.24; at b = 256 a 2 MiB panel of whole
+    rows 1.12, 256 KiB tiles 1.23."""
+    return min(8, max(1, b // 32))
+
+
+cdef inline Py_ssize_t kp_tile_cols(Py_ssize_t b,
+                                    Py_ssize_t n_in) noexcept nogil:
+    return min(n_in, TILE_COLS * kp_scale(b))
+
+
+cdef inline Py_ssize_t kp_tile_rows(Py_ssize_t b, Py_ssize_t n_in,
+                                    Py_ssize_t n_out) noexcept nogil:
+    # A multiple of 8 rows, as in panel_rows.
+    return min(n_out, max(8, PANEL_ENTRIES * kp_scale(b)
+                          // (kp_tile_cols(b, n_in) + PANEL_PAD) // 8 * 8))
 
 
 cdef void kp_layer(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
@@ -222,18 +312,34 @@ cdef void kp_layer(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
                    floating* panel) noexcept nogil:
     """Kolen-Pollack: with G = delta^T x (n_out x n_in), gW = G + d W and
     gB = G^T + d B (into gB, or the momentum step on B).  G is formed one
-    padded row panel at a time and used for both while in cache."""
-    cdef Py_ssize_t R = panel_rows(n_out, n_in), ldb = n_in + PANEL_PAD
-    cdef Py_ssize_t j0 = 0, j, r
+    padded tile (see kp_scale) at a time and used for both while in
+    cache."""
+    cdef Py_ssize_t C = kp_tile_cols(b, n_in), ldb = C + PANEL_PAD
+    cdef Py_ssize_t R = kp_tile_rows(b, n_in, n_out)
+    cdef Py_ssize_t j0 = 0, i0, j, r, c
     while j0 < n_out:
         r = min(R, n_out - j0)
-        gemm(TRANS, NO_TRANS, r, n_in, b, 1, delta + j0, n_out, x, n_in, 0,
-             panel, ldb)
-        finish_t(n_in, n_out, j0, j0 + r, 1, panel, ldb, d, B, gB, vel, lr,
-                 mu)
-        for j in range(r):
-            finish(n_in, panel + j * ldb, d, <floating*> W + (j0 + j) * n_in,
-                   gW + (j0 + j) * n_in, NULL, 0, 0)
+        i0 = 0
+        while i0 < n_in:
+            c = min(C, n_in - i0)
+            gemm(TRANS, NO_TRANS, r, c, b, 1, delta + j0, n_out, x + i0, n_in,
+                 0, panel, ldb)
+            finish_t(c, n_out, j0, j0 + r, 1, panel, ldb, d, B + i0 * n_out,
+                     gB + i0 * n_out if gB != NULL else NULL,
+                     vel + i0 * n_out if vel != NULL else NULL, lr, mu)
+            if la_simd_ok():
+                if floating is double:
+                    la_rows_d(r, c, panel, ldb, d, W + j0 * n_in + i0,
+                              gW + j0 * n_in + i0, n_in)
+                else:
+                    la_rows_f(r, c, panel, ldb, d, W + j0 * n_in + i0,
+                              gW + j0 * n_in + i0, n_in)
+            else:
+                for j in range(r):
+                    finish(c, panel + j * ldb, d,
+                           <floating*> W + (j0 + j) * n_in + i0,
+                           gW + (j0 + j) * n_in + i0, NULL, 0, 0)
+            i0 += c
         j0 += r
 
 
@@ -276,18 +382,22 @@ cdef Py_ssize_t rule_scratch(int rule, Py_ssize_t b, Py_ssize_t n_in,
     return 0
 
 
-cdef Py_ssize_t rule_panel(int rule, Py_ssize_t n_in,
+cdef Py_ssize_t rule_panel(int rule, Py_ssize_t b, Py_ssize_t n_in,
                            Py_ssize_t n_out) noexcept nogil:
-    """Entries of the panel rule_b (or kp_layer) needs."""
-    if rule == R_SA or rule == R_KP or rule == R_AA:
-        return panel_size(n_out, n_in)
+    """Entries of the panel rule_b (or kp_layer, batches of up to b) needs."""
+    if rule == R_KP:
+        return (kp_tile_rows(b, n_in, n_out)
+                * (kp_tile_cols(b, n_in) + PANEL_PAD))
+    if rule == R_SA or rule == R_AA:
+        return panel_size(n_out, tile_cols(n_in))
     return 0
 
 
 cdef Py_ssize_t rule_workspace(int rule, Py_ssize_t b, Py_ssize_t n_in,
                                Py_ssize_t n_out) noexcept nogil:
     """Entries of workspace layer_grad needs."""
-    return rule_scratch(rule, b, n_in, n_out) + rule_panel(rule, n_in, n_out)
+    return (rule_scratch(rule, b, n_in, n_out)
+            + rule_panel(rule, b, n_in, n_out))
 
 
 cdef void rule_b(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
@@ -379,6 +489,17 @@ cdef void layer_grad(int rule, Py_ssize_t b, Py_ssize_t n_in,
     else:
         rule_b(rule, b, n_in, n_out, W, <floating*> B, x, NULL, NULL, c0, c1,
                c2, gB, NULL, 0, 0, 0, work, panel)
+
+
+def simd(enabled=None):
+    """Whether the kernels take their AVX2 paths (the transposed passes of
+    KP's tie and SA's and AA's W^T, KP's row pass, WM's noise);
+    enabled=False forces the portable loops, True restores the AVX2 paths
+    where the CPU has them (tests compare the two)."""
+    global la_simd_wanted
+    if enabled is not None:
+        la_simd_wanted = 1 if enabled else 0
+    return bool(la_simd_ok())
 
 
 def layer_workspace(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out):
@@ -478,6 +599,13 @@ cdef void uniform_noise(Py_ssize_t n, double std, uint64_t* state,
     """n draws from U(-a, a), a = sqrt(3) std (variance std^2)."""
     cdef Py_ssize_t i
     cdef double a = sqrt(3.0) * std
+    if la_simd_ok():
+        # Four draws at a time, the same numbers bit for bit.
+        if floating is double:
+            la_noise_d(n, a, state, out)
+        else:
+            la_noise_f(n, a, state, out)
+        return
     # z >> 11 < 2^53 converts exactly through int64, which, unlike uint64,
     # has one x86-64 instruction for it.
     for i in range(n):
@@ -533,7 +661,7 @@ cdef Py_ssize_t net_workspace(const Net* net, Py_ssize_t b) noexcept nogil:
     cdef Py_ssize_t l, w = 0, p = 0, n = max_width(net)
     for l in range(1, net.L):
         w = max(w, rule_scratch(net.rule, b, net.sizes[l], net.sizes[l + 1]))
-        p = max(p, rule_panel(net.rule, net.sizes[l], net.sizes[l + 1]))
+        p = max(p, rule_panel(net.rule, b, net.sizes[l], net.sizes[l + 1]))
     return (acts_size(net, act_rows(net, b)) + 2 * err_rows(net, b) * n + w
             + slots_size(net, b) + p)
 
@@ -705,9 +833,11 @@ cdef double batch_grad(const Net* net, floating* theta, floating* grad,
             # After the error has gone through B: the step may change it.
             kp_layer(b, n_in, n_out, <floating> (2 * net.c0), W, B, A_prev, d,
                      gW, gB, vB, lr, mu, panel)
+        # The ReLU's derivative as a select, not a branch: half the
+        # activations are zero, in no pattern the branch predictor could
+        # learn, and the branch cost about 10 cycles an entry.
         for i in range(b * n_in):
-            if not A_prev[i] > 0:
-                dn[i] = 0
+            dn[i] = dn[i] if A_prev[i] > 0 else 0
         if net.rule == R_SA:
             rule_b(R_SA, b, n_in, n_out, W, B, A_prev, NULL, NULL, net.c0,
                    net.c1, net.c2, gB, vB, lr, mu, phase, work, panel)
