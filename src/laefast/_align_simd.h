@@ -276,47 +276,32 @@ static inline double la_noise1(uint64_t* s, double a)
                        * (1.0 / 9007199254740992.0)) - 1.0);
 }
 
-static LA_TARGET void la_noise_d(ptrdiff_t n, double a,
-                                 uint64_t* state, double* out)
-{
-    uint64_t s = *state;
-    const __m256d va = _mm256_set1_pd(a);
-    const __m256i step = _mm256_set1_epi64x((long long) (4 * LA_GAMMA));
-    __m256i z = _mm256_set_epi64x((long long) (s + 4 * LA_GAMMA),
-                                  (long long) (s + 3 * LA_GAMMA),
-                                  (long long) (s + 2 * LA_GAMMA),
-                                  (long long) (s + LA_GAMMA));
-    ptrdiff_t i;
-    for (i = 0; i + 4 <= n; i += 4) {
-        _mm256_storeu_pd(out + i, la_noise4(z, va));
-        z = _mm256_add_epi64(z, step);
-    }
-    s += (uint64_t) i * LA_GAMMA;
-    for (; i < n; i++)
-        out[i] = la_noise1(&s, a);
-    *state = s;
+/* la_noise_d / la_noise_f: n draws into out, four at a time. */
+#define LA_DEFINE_NOISE(NAME, T, STORE4)                                     \
+static LA_TARGET void NAME(ptrdiff_t n, double a, uint64_t* state, T* out)   \
+{                                                                            \
+    uint64_t s = *state;                                                     \
+    const __m256d va = _mm256_set1_pd(a);                                    \
+    const __m256i step = _mm256_set1_epi64x((long long) (4 * LA_GAMMA));     \
+    __m256i z = _mm256_set_epi64x((long long) (s + 4 * LA_GAMMA),            \
+                                  (long long) (s + 3 * LA_GAMMA),            \
+                                  (long long) (s + 2 * LA_GAMMA),            \
+                                  (long long) (s + LA_GAMMA));               \
+    ptrdiff_t i;                                                             \
+    for (i = 0; i + 4 <= n; i += 4) {                                        \
+        STORE4(out + i, la_noise4(z, va));                                   \
+        z = _mm256_add_epi64(z, step);                                       \
+    }                                                                        \
+    s += (uint64_t) i * LA_GAMMA;                                            \
+    for (; i < n; i++)                                                       \
+        out[i] = (T) la_noise1(&s, a);                                       \
+    *state = s;                                                              \
 }
 
-static LA_TARGET void la_noise_f(ptrdiff_t n, double a,
-                                 uint64_t* state, float* out)
-{
-    uint64_t s = *state;
-    const __m256d va = _mm256_set1_pd(a);
-    const __m256i step = _mm256_set1_epi64x((long long) (4 * LA_GAMMA));
-    __m256i z = _mm256_set_epi64x((long long) (s + 4 * LA_GAMMA),
-                                  (long long) (s + 3 * LA_GAMMA),
-                                  (long long) (s + 2 * LA_GAMMA),
-                                  (long long) (s + LA_GAMMA));
-    ptrdiff_t i;
-    for (i = 0; i + 4 <= n; i += 4) {
-        _mm_storeu_ps(out + i, _mm256_cvtpd_ps(la_noise4(z, va)));
-        z = _mm256_add_epi64(z, step);
-    }
-    s += (uint64_t) i * LA_GAMMA;
-    for (; i < n; i++)
-        out[i] = (float) la_noise1(&s, a);
-    *state = s;
-}
+#define LA_STORE4_D(p, v) _mm256_storeu_pd((p), (v))
+#define LA_STORE4_F(p, v) _mm_storeu_ps((p), _mm256_cvtpd_ps(v))
+LA_DEFINE_NOISE(la_noise_d, double, LA_STORE4_D)
+LA_DEFINE_NOISE(la_noise_f, float, LA_STORE4_F)
 
 #else   /* no AVX2 build: la_simd_ok() stays 0 and these are never called */
 #define LA_SIMD_BUILT 0
