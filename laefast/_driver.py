@@ -433,11 +433,18 @@ def _dense_at_once(problem, settings):
         return False
     if 10 * settings.width >= problem.m:
         return True
-    C = problem.C
-    # Not np.vdot: NumPy's BLAS would wake its own thread pool, which then
-    # spins on the cores SciPy's eigensolver needs next.
-    squares = float(np.einsum("ij,ij->", C, C))
-    return squares > 0 and problem.trace() ** 2 >= 0.5 * problem.m * squares
+    trace = problem.trace()
+    if not trace > 0:
+        return False
+    # ||C / tr C||_F^2 <= 2 / m, C scaled before squaring (C near 1e150
+    # would overflow), 256 rows at a time (no m x m temporary), by einsum:
+    # np.vdot would wake NumPy's BLAS threads, which then spin on the
+    # cores SciPy's eigensolver needs next.
+    C, scale, squares = problem.C, 1.0 / trace, 0.0
+    for start in range(0, problem.m, 256):
+        rows = C[start:start + 256] * scale
+        squares += float(np.einsum("ij,ij->", rows, rows))
+    return squares <= 2.0 / problem.m
 
 
 def _next_round(history, tol, current):
