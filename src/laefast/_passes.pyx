@@ -30,14 +30,12 @@ cdef extern from "_simd_product.h" nogil:
     Py_ssize_t laefast_product_width(Py_ssize_t r)
     double laefast_product_block_f64(
         const double* X, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t ahead,
-        Py_ssize_t m,
-        const double* mean, const double* Qt, Py_ssize_t r, double* Pt,
-        int want_sq)
+        Py_ssize_t m, const double* mean, const double* Qt, Py_ssize_t r,
+        double* Pt, int want_sq)
     double laefast_product_block_f32(
         const float* X, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t ahead,
-        Py_ssize_t m,
-        const double* mean, const double* Qt, Py_ssize_t r, double* Pt,
-        int want_sq)
+        Py_ssize_t m, const double* mean, const double* Qt, Py_ssize_t r,
+        double* Pt, int want_sq)
 
 # centered_product's AVX2 kernel, when the CPU has AVX2 and FMA.
 cdef bint SIMD_PRODUCT = laefast_simd_product_available() != 0
@@ -53,13 +51,19 @@ def simd_product(enable=None):
     return bool(SIMD_PRODUCT)
 
 
+cdef inline bint simd_rows(Py_ssize_t row_stride, Py_ssize_t column_stride,
+                           Py_ssize_t itemsize) noexcept:
+    """Whether centered_product takes the AVX2 kernel for these strides
+    (in bytes): rows of unit stride, whole items apart."""
+    return (SIMD_PRODUCT and column_stride == itemsize
+            and row_stride % itemsize == 0)
+
+
 def centered_product_cost_grows(X):
     """True when centered_product on X costs in proportion to Q's columns
-    (its AVX2 kernel on rows of unit stride), False when a pass costs about
-    the same for 1 to 4 columns (BLAS on centered blocks)."""
-    return bool(SIMD_PRODUCT and X.ndim == 2
-                and X.strides[1] == X.itemsize
-                and X.strides[0] % X.itemsize == 0)
+    (its AVX2 kernel), False when a pass costs about the same for 1 to 4
+    columns (BLAS on centered blocks)."""
+    return X.ndim == 2 and simd_rows(X.strides[0], X.strides[1], X.itemsize)
 
 
 cdef extern from "Python.h":
@@ -387,8 +391,7 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
         raise ValueError("X's column stride is not a multiple of its itemsize")
     if work is None or work.shape[0] < need:
         work = np.empty(max(need, 1))
-    if (SIMD_PRODUCT and X.strides[1] == sizeof(floating)
-            and X.strides[0] % sizeof(floating) == 0):
+    if simd_rows(X.strides[0], X.strides[1], sizeof(floating)):
         return simd_centered_product(X, mean, Q, out, nt, want_trace, work)
     ws = &work[0]
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static",
@@ -467,16 +470,16 @@ cdef double simd_centered_product(const floating[:, :] X,
         start = r0
         while start < r1:
             rows = min(B, r1 - start)
+            # The rows after this block (r1 - start - rows) may be
+            # prefetched: they are this thread's next block.
             if floating is double:
                 v = v + laefast_product_block_f64(
-                    &X[start, 0], ldx, rows, r1 - start - rows, m, &mean[0],
-                    Qt, r4, Pt,
-                    want_trace)
+                    &X[start, 0], ldx, rows, r1 - start - rows, m,
+                    &mean[0], Qt, r4, Pt, want_trace)
             else:
                 v = v + laefast_product_block_f32(
-                    &X[start, 0], ldx, rows, r1 - start - rows, m, &mean[0],
-                    Qt, r4, Pt,
-                    want_trace)
+                    &X[start, 0], ldx, rows, r1 - start - rows, m,
+                    &mean[0], Qt, r4, Pt, want_trace)
             start = start + rows
             if master_check(&cwork, 4.0 * rows * m * r4, &flag[0]):
                 break
