@@ -25,7 +25,7 @@ from laefast._constants cimport (
 )
 from laefast._threads cimport threads_for_work
 
-cdef extern from "_simd_product.h" nogil:
+cdef extern from "laefast/_simd_product.h" nogil:
     int laefast_simd_product_available()
     Py_ssize_t laefast_product_width(Py_ssize_t r)
     double laefast_product_block_f64(

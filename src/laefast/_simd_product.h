@@ -85,7 +85,7 @@ static ptrdiff_t laefast_product_width(ptrdiff_t r)
     return r - rem + (rem == 3 ? 4 : rem);
 }
 
-/* Phase 1 on columns [j0, j1) of rows xa (and xb when TWO):
+/* Phase 1 on rows xa (and xb when TWO):
  * ya[c] (yb[c]) += sum_j xc_j Q[c, j] for c < NC; returns the rows' sum of
  * squares when SQ (else 0).  The loop is unrolled 4 / NC times, so that
  * there are always 4 (or 8) independent sums: fewer would leave it waiting
@@ -95,18 +95,17 @@ static ptrdiff_t laefast_product_width(ptrdiff_t r)
 #define LF_DEFINE_PHASES(SUFFIX, T, LOAD4)                                     \
 static LF_AVX2 LF_INLINE double lf_y_##SUFFIX(                                 \
     const T* xa, const T* xb, const int TWO, const int NC, const int SQ,       \
-    ptrdiff_t j0, ptrdiff_t j1, ptrdiff_t m, const double* mean,               \
-    const double* Qt, double* ya, double* yb, const T* na, const T* nb)        \
+    ptrdiff_t m, const double* mean, const double* Qt, double* ya, double* yb, \
+    const T* na, const T* nb)                                                  \
 {                                                                              \
     const int U = 4 / NC;                                                      \
     __m256d a[4], b[4], sa2 = _mm256_setzero_pd(), sb2 = sa2;                  \
-    ptrdiff_t j, jU = j0 + ((j1 - j0) / (4 * U)) * (4 * U);                    \
-    ptrdiff_t j4 = j0 + ((j1 - j0) & ~(ptrdiff_t)3);                           \
+    ptrdiff_t j, jU = (m / (4 * U)) * (4 * U), j4 = m & ~(ptrdiff_t)3;         \
     double sq;                                                                 \
     int c, u;                                                                  \
     for (c = 0; c < 4; c++)                                                    \
         a[c] = b[c] = _mm256_setzero_pd();                                     \
-    for (j = j0; j < j4; j += 4 * U) {                                         \
+    for (j = 0; j < j4; j += 4 * U) {                                          \
         /* whole unrolled steps, then single vectors up to j4 */               \
         const int nu = j < jU ? U : 1;                                         \
         for (u = 0; u < U; u++) {                                              \
@@ -148,7 +147,7 @@ static LF_AVX2 LF_INLINE double lf_y_##SUFFIX(                                 \
             yb[c] += lf_hsum(b[c]);                                            \
     }                                                                          \
     sq = SQ ? lf_hsum(_mm256_add_pd(sa2, sb2)) : 0.0;                          \
-    for (j = j4; j < j1; j++) {                                                \
+    for (j = j4; j < m; j++) {                                                 \
         double sa = (double)xa[j] - mean[j];                                   \
         double sb = TWO ? (double)xb[j] - mean[j] : 0.0;                       \
         if (SQ)                                                                \
@@ -162,21 +161,20 @@ static LF_AVX2 LF_INLINE double lf_y_##SUFFIX(                                 \
     return sq;                                                                 \
 }                                                                              \
                                                                                \
-/* Phase 2 on columns [j0, j1): P[c, j] += xa_j ya[c] (+ xb_j yb[c]). */       \
+/* Phase 2: P[c, j] += xa_j ya[c] (+ xb_j yb[c]). */                          \
 static LF_AVX2 LF_INLINE void lf_p_##SUFFIX(                                   \
-    const T* xa, const T* xb, const int TWO, const int NC, ptrdiff_t j0,       \
-    ptrdiff_t j1, ptrdiff_t m, const double* mean, const double* ya,           \
-    const double* yb, double* Pt)                                              \
+    const T* xa, const T* xb, const int TWO, const int NC, ptrdiff_t m,        \
+    const double* mean, const double* ya, const double* yb, double* Pt)        \
 {                                                                              \
     double *p0 = Pt, *p1 = Pt + m, *p2 = Pt + 2 * m, *p3 = Pt + 3 * m;         \
     __m256d ua[4], ub[4];                                                      \
-    ptrdiff_t j, j4 = j0 + ((j1 - j0) & ~(ptrdiff_t)3);                        \
+    ptrdiff_t j, j4 = m & ~(ptrdiff_t)3;                                       \
     int c;                                                                     \
     for (c = 0; c < NC; c++) {                                                 \
         ua[c] = _mm256_set1_pd(ya[c]);                                         \
         ub[c] = _mm256_set1_pd(TWO ? yb[c] : 0.0);                             \
     }                                                                          \
-    for (j = j0; j < j4; j += 4) {                                             \
+    for (j = 0; j < j4; j += 4) {                                              \
         __m256d mu = _mm256_loadu_pd(mean + j);                                \
         __m256d va, vb, p;                                                     \
         LF_REG(mu);                                                            \
@@ -199,7 +197,7 @@ static LF_AVX2 LF_INLINE void lf_p_##SUFFIX(                                   \
             _mm256_storeu_pd(p3 + j, p);                                       \
         }                                                                      \
     }                                                                          \
-    for (j = j4; j < j1; j++) {                                                \
+    for (j = j4; j < m; j++) {                                                 \
         double sa = (double)xa[j] - mean[j];                                   \
         double sb = TWO ? (double)xb[j] - mean[j] : 0.0;                       \
         for (c = 0; c < NC; c++)                                               \
@@ -215,9 +213,9 @@ static LF_AVX2 LF_INLINE double lf_rows_##SUFFIX(                              \
     const T* na, const T* nb)                                                  \
 {                                                                              \
     double ya[4] = {0.0, 0.0, 0.0, 0.0}, yb[4] = {0.0, 0.0, 0.0, 0.0};         \
-    double sq = lf_y_##SUFFIX(xa, xb, TWO, NC, SQ, 0, m, m, mean, Qc, ya, yb,  \
-                              na, nb);                                         \
-    lf_p_##SUFFIX(xa, xb, TWO, NC, 0, m, m, mean, ya, yb, Pc);                 \
+    double sq = lf_y_##SUFFIX(xa, xb, TWO, NC, SQ, m, mean, Qc, ya, yb, na,    \
+                              nb);                                             \
+    lf_p_##SUFFIX(xa, xb, TWO, NC, m, mean, ya, yb, Pc);                       \
     return sq;                                                                 \
 }                                                                              \
                                                                                \
