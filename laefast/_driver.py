@@ -474,12 +474,13 @@ def _run_krylov(problem, Q, settings, progress):
         stopped = "eigh"             # _dense_at_once: no start was drawn
         V, theta, res, n_iter = Q, None, np.inf, 0
     else:
+        block = problem.lanczos_block()
         V, theta, res, n_iter, stopped = block_lanczos(
             problem.times, Q, k,
             _ROUNDING if settings.to_rounding else settings.tol,
-            settings.max_iter, floor, problem.lanczos_block(),
+            settings.max_iter, floor, block,
             on_round=lambda p, r: progress.report(p, residual=r),
-            stop_early=_lanczos_stop(problem, settings))
+            stop_early=_lanczos_stop(problem, settings, block))
     if stopped == "eigh":
         theta, V = _dense_pairs(problem, w)
         res = residual(V, problem.times(V), theta, k, floor())
@@ -488,7 +489,7 @@ def _run_krylov(problem, Q, settings, progress):
     return Iterate(V, theta, res, n_iter, lam, None)
 
 
-def _lanczos_stop(problem, settings):
+def _lanczos_stop(problem, settings, block):
     """block_lanczos's stop_early: rounding reached (below tol, three
     products that did not halve the residual); or, on C, the dense solve
     as soon as the products the measured rate still needs cost more."""
@@ -501,7 +502,7 @@ def _lanczos_stop(problem, settings):
             return "stalled"
         if not problem.on_data and (
                 _predicted_products(history, target)
-                * _lanczos_step_flops(m, columns, problem.lanczos_block())
+                * _lanczos_step_flops(m, columns, block)
                 > _EIGH_FLOPS * m ** 3):
             return "eigh"
         return None
