@@ -197,25 +197,19 @@ static LA_TARGET void la_tie_f(ptrdiff_t n_in, ptrdiff_t n_out, ptrdiff_t j0,
 
 /* qout = g + d q for r rows of n entries (g rows ldg apart, q and qout
  * rows ldq apart): KP's gW = G + d W. */
-static LA_TARGET void la_rows_d(ptrdiff_t r, ptrdiff_t n, const double* g,
-                                ptrdiff_t ldg, double d, const double* q,
-                                double* qout, ptrdiff_t ldq)
-{
-    ptrdiff_t j, k;
-    for (j = 0; j < r; j++, g += ldg, q += ldq, qout += ldq)
-        for (k = 0; k < n; k++)
-            qout[k] = la_fma_d(d, q[k], g[k]);
+#define LA_DEFINE_ROWS(NAME, T, FMA)                                         \
+static LA_TARGET void NAME(ptrdiff_t r, ptrdiff_t n, const T* g,             \
+                           ptrdiff_t ldg, T d, const T* q, T* qout,          \
+                           ptrdiff_t ldq)                                    \
+{                                                                            \
+    ptrdiff_t j, k;                                                          \
+    for (j = 0; j < r; j++, g += ldg, q += ldq, qout += ldq)                 \
+        for (k = 0; k < n; k++)                                              \
+            qout[k] = FMA(d, q[k], g[k]);                                    \
 }
 
-static LA_TARGET void la_rows_f(ptrdiff_t r, ptrdiff_t n, const float* g,
-                                ptrdiff_t ldg, float d, const float* q,
-                                float* qout, ptrdiff_t ldq)
-{
-    ptrdiff_t j, k;
-    for (j = 0; j < r; j++, g += ldg, q += ldq, qout += ldq)
-        for (k = 0; k < n; k++)
-            qout[k] = la_fma_f(d, q[k], g[k]);
-}
+LA_DEFINE_ROWS(la_rows_d, double, la_fma_d)
+LA_DEFINE_ROWS(la_rows_f, float, la_fma_f)
 
 /* WM's noise: n draws of splitmix64 from *state (draw k mixes
  * *state + k gamma), each mapped to a (2 u - 1), u = (z >> 11) 2^-53, as
