@@ -58,7 +58,7 @@ def products(n, m, threads, repeats):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n, m)) + 3.0
     mean = X.mean(axis=0)
-    if not _passes.simd_product():
+    if not _passes.simd():
         print("  this CPU has no AVX2 and FMA: only the BLAS path exists")
         return
     print(f"\n== one pass Xc^T (Xc Q), X {n} x {m} float64 ==")
@@ -69,13 +69,13 @@ def products(n, m, threads, repeats):
             work = np.empty(_passes.centered_product_workspace(n, m, r, t))
 
             def run(simd):
-                _passes.simd_product(simd)
+                _passes.simd(simd)
                 _passes.centered_product(X, mean, Q, out, t, work=work)
 
             with threadpool_limits(1):
                 best = best_of({"avx2": lambda: run(True),
                                 "blas": lambda: run(False)}, repeats)
-            _passes.simd_product(True)
+            _passes.simd(True)
             print(f"  {t} thread(s), {r} column(s): AVX2 "
                   f"{best['avx2'] * 1e3:7.2f} ms, BLAS path "
                   f"{best['blas'] * 1e3:7.2f} ms, "

@@ -2,7 +2,7 @@
 
 The product kernel's tests switch laefast._passes between its two ways of
 multiplying by the centered samples (the AVX2 kernel and BLAS on centered
-blocks) through its private ``simd_product``: nothing public chooses.
+blocks) through its private ``simd``: nothing public chooses.
 """
 
 import tracemalloc
@@ -16,7 +16,7 @@ from laefast import _passes
 
 from _helpers import scaled_gaussian
 
-_AVX2 = _passes.simd_product()
+_AVX2 = _passes.simd()
 
 
 @pytest.fixture(params=["avx2", "blas"])
@@ -24,9 +24,9 @@ def product_kernel(request):
     """Runs a test with each product kernel this CPU has."""
     if request.param == "avx2" and not _AVX2:
         pytest.skip("this CPU has no AVX2 and FMA")
-    _passes.simd_product(request.param == "avx2")
+    _passes.simd(request.param == "avx2")
     yield request.param
-    _passes.simd_product(_AVX2)
+    _passes.simd(_AVX2)
 
 METHODS_ON_DATA = ("untied", "sync", "tied", "exact-sync", "exact-tied")
 

@@ -34,23 +34,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "_cpu.h"
+
 /* Set once at import (la_simd_init), then only read; la_simd_wanted is the
  * tests' switch. */
 static int la_simd_have = 0;
 static int la_simd_wanted = 1;
 
-#if (defined(__GNUC__) || defined(__clang__)) && \
-    (defined(__x86_64__) || defined(__i386__)) && !defined(LAEFAST_NO_SIMD)
-#define LA_SIMD_BUILT 1
-#include <immintrin.h>
-
 static void la_simd_init(void)
 {
-    __builtin_cpu_init();
-    /* GCC and Clang report avx2 only where the OS saves the YMM state. */
-    la_simd_have = __builtin_cpu_supports("avx2")
-                   && __builtin_cpu_supports("fma");
+    la_simd_have = laefast_cpu_has_avx2_fma();
 }
+
+#if LAEFAST_SIMD_BUILT
+#include <immintrin.h>
 
 #define LA_TARGET __attribute__((target("avx2,fma")))
 
@@ -298,9 +295,6 @@ LA_DEFINE_NOISE(la_noise_d, double, LA_STORE4_D)
 LA_DEFINE_NOISE(la_noise_f, float, LA_STORE4_F)
 
 #else   /* no AVX2 build: la_simd_ok() stays 0 and these are never called */
-#define LA_SIMD_BUILT 0
-
-static void la_simd_init(void) { la_simd_have = 0; }
 
 static void la_tie_d(ptrdiff_t n_in, ptrdiff_t n_out, ptrdiff_t j0,
                      ptrdiff_t r, double s, const double* buf, ptrdiff_t ldb,

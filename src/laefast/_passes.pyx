@@ -26,7 +26,7 @@ from laefast._constants cimport (
 from laefast._threads cimport threads_for_work
 
 cdef extern from "laefast/_simd_product.h" nogil:
-    int laefast_simd_product_available()
+    int laefast_cpu_has_avx2_fma()
     Py_ssize_t laefast_product_width(Py_ssize_t r)
     double laefast_product_block_f64(
         const double* X, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t ahead,
@@ -38,16 +38,16 @@ cdef extern from "laefast/_simd_product.h" nogil:
         double* Pt, int want_sq)
 
 # centered_product's AVX2 kernel, when the CPU has AVX2 and FMA.
-cdef bint SIMD_PRODUCT = laefast_simd_product_available() != 0
+cdef bint SIMD_PRODUCT = laefast_cpu_has_avx2_fma() != 0
 
 
-def simd_product(enable=None):
-    """Whether centered_product uses its AVX2 kernel on row-contiguous X;
-    `enable` (a bool) switches it, for the tests of both paths.  It stays
-    off on CPUs without AVX2 and FMA."""
+def simd(enabled=None):
+    """Whether centered_product takes its AVX2 kernel on row-contiguous X;
+    enabled=False forces the BLAS path, True restores the kernel where the
+    CPU has it (tests compare the two), as laefast._alignment.simd does."""
     global SIMD_PRODUCT
-    if enable is not None:
-        SIMD_PRODUCT = bool(enable) and laefast_simd_product_available() != 0
+    if enabled is not None:
+        SIMD_PRODUCT = bool(enabled) and laefast_cpu_has_avx2_fma() != 0
     return bool(SIMD_PRODUCT)
 
 

@@ -17,7 +17,7 @@
  * exactly, so the result matches the BLAS path's to rounding.
  *
  * The code is compiled for AVX2 + FMA through a function attribute and used
- * only when the CPU has both (laefast_simd_product_available); elsewhere,
+ * only when the CPU has both (laefast_cpu_has_avx2_fma, _cpu.h); elsewhere,
  * and on compilers without the attribute, the caller keeps its BLAS path.
  */
 #ifndef LAEFAST_SIMD_PRODUCT_H
@@ -25,28 +25,16 @@
 
 #include <stddef.h>
 
-#if (defined(__GNUC__) || defined(__clang__)) &&                               \
-    (defined(__x86_64__) || defined(__i386__)) && !defined(LAEFAST_NO_SIMD)
-#define LAEFAST_HAVE_AVX2 1
+#include "_cpu.h"
+
+#if LAEFAST_SIMD_BUILT
 #include <immintrin.h>
 #define LF_AVX2 __attribute__((target("avx2,fma")))
 /* the column count and the flags must be constants in the loops */
 #define LF_INLINE inline __attribute__((always_inline))
-#else
-#define LAEFAST_HAVE_AVX2 0
 #endif
 
-static int laefast_simd_product_available(void)
-{
-#if LAEFAST_HAVE_AVX2
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
-}
-
-#if LAEFAST_HAVE_AVX2
+#if LAEFAST_SIMD_BUILT
 
 /* Keeps a loaded vector in a register.  Without it GCC folds the load into
  * each FMA that uses the vector, and loads it again for every row: the
@@ -275,7 +263,7 @@ static LF_AVX2 double laefast_product_block_##SUFFIX(                          \
 LF_DEFINE_PHASES(f64, double, lf_load4_f64)
 LF_DEFINE_PHASES(f32, float, lf_load4_f32)
 
-#else  /* no AVX2 path: never called (laefast_simd_product_available is 0) */
+#else  /* no AVX2 build: never called (laefast_cpu_has_avx2_fma is 0) */
 
 static ptrdiff_t laefast_product_width(ptrdiff_t r)
 {
@@ -297,6 +285,6 @@ static double laefast_product_block_##SUFFIX(                                  \
 LF_DEFINE_STUB(f64, double)
 LF_DEFINE_STUB(f32, float)
 
-#endif  /* LAEFAST_HAVE_AVX2 */
+#endif  /* LAEFAST_SIMD_BUILT */
 
 #endif  /* LAEFAST_SIMD_PRODUCT_H */
