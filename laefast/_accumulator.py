@@ -1,7 +1,6 @@
 """GramAccumulator: the sample count, mean and centered Gram matrix of data
 seen in pieces, built by one parallel pass over each piece."""
 
-import numbers
 import threading
 
 import numpy as np

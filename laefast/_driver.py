@@ -464,7 +464,7 @@ def _run_krylov(problem, Q, settings, progress):
     """method='auto': exact-tied accelerated by block Lanczos
     (laefast._subspace), or, on C, the dense eigensolver when the measured
     convergence says it is cheaper."""
-    m, w, k = problem.m, settings.width, settings.k
+    w, k = settings.width, settings.k
 
     def floor():
         # Needs the trace: on the samples a by-product of the first product.

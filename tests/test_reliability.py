@@ -7,14 +7,13 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import warnings
 
 import numpy as np
 import pytest
 
 import laefast
-from laefast import ConvergenceWarning, LAEPCA, LAEStream, fit, solve, step
+from laefast import LAEPCA, LAEStream, fit, solve, step
 
 from _helpers import random_spd as _spd
 from _helpers import scaled_gaussian
