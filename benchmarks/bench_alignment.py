@@ -78,13 +78,16 @@ def _best_interleaved(fns, repeats):
     return best
 
 
-def bench_layer(b, n_in, n_out, repeats, dtype=np.float64):
+def bench_layer(b, n_in, n_out, repeats, bt=True, dtype=np.float64):
+    """bt: B held as B^T in W's layout (the trainer's; Fortran order for
+    laefast.alignment.update), else B itself in C order."""
     rng = np.random.default_rng(0)
     W = rng.standard_normal((n_out, n_in)).astype(dtype)
-    B = rng.standard_normal((n_in, n_out)).astype(dtype)
+    shape_b = (n_out, n_in) if bt else (n_in, n_out)
+    B = rng.standard_normal(shape_b).astype(dtype)
     x = rng.standard_normal((b, n_in)).astype(dtype)
     delta = (rng.standard_normal((b, n_out)) / b).astype(dtype)
-    gB = np.empty((n_in, n_out), dtype)
+    gB = np.empty(shape_b, dtype)
     gW = np.empty((n_out, n_in), dtype)
     # Enough inner repeats for about 5 ms per timing: short timings, many
     # rounds, so that the best one is free of other jobs on a shared machine.
@@ -96,7 +99,7 @@ def bench_layer(b, n_in, n_out, repeats, dtype=np.float64):
         work = np.empty(max(1, _alignment.layer_workspace(
             rule.code, b, n_in, n_out)), dtype)
         args = (rule.code, W, B, x, delta, *rule._kernel_coefficients(), gB,
-                gW, work, inner)
+                gW, work, bt, inner)
 
         def full(args=args):
             _alignment.layer_update(*args, gemms_only=False)
@@ -130,7 +133,8 @@ def bench_layer(b, n_in, n_out, repeats, dtype=np.float64):
         # Only KP's tie is a pass of its own (the others fold their decay
         # into what the GEMM accumulates onto).
         floor = (gem + triad_s) / gem if name == "kp" else None
-        rows.append({"rule": name, "b": b, "n_in": n_in, "n_out": n_out,
+        rows.append({"rule": name, "layout": "B^T" if bt else "B",
+                     "b": b, "n_in": n_in, "n_out": n_out,
                      "gemms": n_gemms, "update_s": upd, "gemms_s": gem,
                      "one_gemm_s": one_gemm, "triad_s": triad_s,
                      "ratio": ratio, "floor": floor,
@@ -194,9 +198,9 @@ def _epoch_gemm_calls(name, sizes, b, rng):
         m = 2 * b if wm and l > 0 else b
         A, W, Z = f(m, n_in), f(n_out, n_in), np.empty((m, n_out))
         calls.append(lambda A=A, W=W, Z=Z: _rm_gemm(0, 1, A, W, Z))
-        if aa and l > 0:   # AA's T = 2 a x B - b H: x B
-            Bm, T = f(n_in, n_out), np.empty((b, n_out))
-            calls.append(lambda A=A, Bm=Bm, T=T: _rm_gemm(0, 0, A, Bm, T))
+        if aa and l > 0:   # AA's T = 2 a x B - b H: x B, B held as B^T
+            Bt, T = f(n_out, n_in), np.empty((b, n_out))
+            calls.append(lambda A=A, Bt=Bt, T=T: _rm_gemm(0, 1, A, Bt, T))
     for l in range(L - 1, -1, -1):
         n_in, n_out = sizes[l], sizes[l + 1]
         d, A, gW = f(b, n_out), f(b, n_in), np.empty((n_out, n_in))
@@ -206,13 +210,13 @@ def _epoch_gemm_calls(name, sizes, b, rng):
         if name == "bp":   # the error through W: d W
             W, dn = f(n_out, n_in), np.empty((b, n_in))
             calls.append(lambda d=d, W=W, dn=dn: _rm_gemm(0, 0, d, W, dn))
-        else:              # through B: d B^T (IA: [d; H] B^T)
+        else:              # through B, held as B^T: d B^T (IA: [d; H] B^T)
             m = 2 * b if ia else b
-            D, Bm, dn = f(m, n_out), f(n_in, n_out), np.empty((m, n_in))
-            calls.append(lambda D=D, Bm=Bm, dn=dn: _rm_gemm(0, 1, D, Bm, dn))
-        if name in ("aa", "wm", "ia"):   # the B-gradient: x^T T onto vel
-            X, T, V = f(b, n_in), f(b, n_out), f(n_in, n_out)
-            calls.append(lambda X=X, T=T, V=V: _rm_gemm(1, 0, X, T, V, 1.0))
+            D, Bt, dn = f(m, n_out), f(n_out, n_in), np.empty((m, n_in))
+            calls.append(lambda D=D, Bt=Bt, dn=dn: _rm_gemm(0, 0, D, Bt, dn))
+        if name in ("aa", "wm", "ia"):   # B^T's gradient: T^T x onto vel
+            X, T, V = f(b, n_in), f(b, n_out), f(n_out, n_in)
+            calls.append(lambda X=X, T=T, V=V: _rm_gemm(1, 0, T, X, V, 1.0))
     return calls
 
 
@@ -309,20 +313,26 @@ def main(argv=None):
     layer_rows = []
     print("1. per-layer update against the GEMMs it needs "
           "(target: ratio <= 1.3)")
-    print(f"{'rule':<5} {'b':>4} {'n_in':>5} {'n_out':>5} {'GEMMs':>5} "
-          f"{'update us':>10} {'GEMMs us':>10} {'ratio':>6} {'floor':>6}")
+    print(f"{'rule':<5} {'held':>4} {'b':>4} {'n_in':>5} {'n_out':>5} "
+          f"{'GEMMs':>5} {'update us':>10} {'GEMMs us':>10} {'ratio':>6} "
+          f"{'floor':>6}")
     for b, n_in, n_out in shapes:
-        sys.stderr.write(f"layer b={b} {n_in}x{n_out}\n")
-        for row in bench_layer(b, n_in, n_out, repeats):
-            layer_rows.append(row)
-            gem = (f"{1e6 * row['gemms_s']:10.2f}" if row["gemms"] else
-                   f"{'(1 GEMM ' + format(1e6 * row['one_gemm_s'], '.1f') + ')':>10}")
-            floor = "" if row["floor"] is None else f"{row['floor']:.2f}"
-            print(f"{row['rule']:<5} {b:4d} {n_in:5d} {n_out:5d} "
-                  f"{row['gemms']:5d} {1e6 * row['update_s']:10.2f} {gem} "
-                  f"{row['ratio']:6.2f} {floor:>6} "
-                  f"{'PASS' if row['pass'] else 'FAIL'}")
-    print("(SA needs no GEMM: its ratio is to one GEMM of the layer)")
+        for bt in (True, False):
+            sys.stderr.write(f"layer b={b} {n_in}x{n_out} "
+                             f"{'B^T' if bt else 'B'}\n")
+            for row in bench_layer(b, n_in, n_out, repeats, bt):
+                layer_rows.append(row)
+                gem = (f"{1e6 * row['gemms_s']:10.2f}" if row["gemms"] else
+                       f"{'(1 GEMM ' + format(1e6 * row['one_gemm_s'], '.1f') + ')':>10}")
+                floor = "" if row["floor"] is None else f"{row['floor']:.2f}"
+                print(f"{row['rule']:<5} {row['layout']:>4} {b:4d} "
+                      f"{n_in:5d} {n_out:5d} "
+                      f"{row['gemms']:5d} {1e6 * row['update_s']:10.2f} "
+                      f"{gem} {row['ratio']:6.2f} {floor:>6} "
+                      f"{'PASS' if row['pass'] else 'FAIL'}")
+    print("(held: B^T, B kept in W's layout as the trainer keeps it, which\n"
+          " update() takes from a Fortran-ordered B; B: B in C order.\n"
+          " SA needs no GEMM: its ratio is to one GEMM of the layer)")
     print()
 
     nets = [((64, 128, 64, 10), 1438, 32), ((256, 512, 512, 10), 4096, 64)]

@@ -60,8 +60,10 @@ class _Layout:
             o = self.offc[l]
             cs.append(theta[o:o + s[l + 1]])
             o = self.offB[l]
+            # B_l is kept as B_l^T, laid out as W_l is (see
+            # laefast._alignment): the view is B_l, in Fortran order.
             Bs.append(None if o < 0 else
-                      theta[o:o + s[l] * s[l + 1]].reshape(s[l], s[l + 1]))
+                      theta[o:o + s[l] * s[l + 1]].reshape(s[l + 1], s[l]).T)
         return Ws, cs, Bs
 
 
@@ -78,8 +80,8 @@ class MLPResult:
         W_l (n_l x n_{l-1}) and the biases, per layer.
     backward : list of ndarray or None
         B_l (n_{l-1} x n_l) for every layer after the first (None for the
-        first, whose backward matrix nothing reads).  For BP, a copy of
-        W_l^T.
+        first, whose backward matrix nothing reads), in Fortran order: the
+        trainer keeps B_l^T laid out as W_l is.  For BP, a copy of W_l^T.
     classes : ndarray
         The labels, in the order of the output units.
     history : dict of lists

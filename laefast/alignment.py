@@ -112,8 +112,9 @@ RuleUpdate.__doc__ = ("A rule's gradient for B, and for KP the tied gradient "
 # Primitives (NumPy: the readable definitions the compiled kernel follows)
 
 def _check_layer(W, B, x=None, delta=None, *, dtype=None):
-    """W, B, x, delta as finite C-contiguous arrays of one float dtype, with
-    shapes that fit one layer."""
+    """W, B, x, delta as finite arrays of one float dtype, with shapes that
+    fit one layer: C-contiguous, except that a Fortran-ordered B stays as it
+    is (B^T in W's layout, the layout the kernels take without a copy)."""
     W = as_float_array(W, "W", dtype)
     dtype = W.dtype
     if W.ndim != 2 or 0 in W.shape:
@@ -124,7 +125,9 @@ def _check_layer(W, B, x=None, delta=None, *, dtype=None):
     if B.shape != (n_in, n_out):
         raise ValueError(f"B must have shape (n_in, n_out) = {(n_in, n_out)} "
                          f"to match W {W.shape}, got {B.shape}")
-    out = [np.ascontiguousarray(W), np.ascontiguousarray(B)]
+    if not B.flags.f_contiguous:
+        B = np.ascontiguousarray(B)
+    out = [np.ascontiguousarray(W), B]
     if x is not None:
         x = as_float_array(x, "x", dtype)
         if x.ndim != 2 or x.shape[1] != n_in or x.shape[0] < 1:
@@ -431,6 +434,9 @@ def update(rule, W, B, x, delta=None):
     rule : str or Rule
     W : array_like (n_out, n_in)
     B : array_like (n_in, n_out)
+        In C or Fortran order, neither copied.  Fortran order is B^T laid
+        out as W is, which is how :func:`train_mlp` keeps B: then SA's and
+        KP's terms in W^T are elementwise, with no transposed pass.
     x : array_like (b, n_in)
         The layer's input batch (for WM: the noise batch that replaces it).
     delta : array_like (b, n_out) or None
@@ -441,7 +447,8 @@ def update(rule, W, B, x, delta=None):
     -------
     RuleUpdate
         ``grad_B`` (n_in, n_out): the gradient to subtract from B (zero for
-        BP and FA, which leave B alone).  ``grad_W``: for KP the tied
+        BP and FA, which leave B alone), in B's order.  ``grad_W``: for KP
+        the tied
         gradient ``delta^T x + 2 alpha W`` (with ``grad_B`` equal to its
         transpose plus ``2 alpha (B - W^T)``), None otherwise.  Arrays are in
         W's dtype (float32 or float64; other types become float64).
@@ -469,13 +476,17 @@ def update(rule, W, B, x, delta=None):
     W, B, x = arrays[:3]
     delta = arrays[3] if delta is not None else np.empty((0, 0), W.dtype)
     n_out, n_in = W.shape
-    gB = np.empty((n_in, n_out), W.dtype)
+    # A B that is not C-contiguous is Fortran-ordered (see _check_layer):
+    # the kernel takes B^T, C-contiguous, and writes grad_B transposed too.
+    bt = not B.flags.c_contiguous
+    gB = np.empty((n_out, n_in) if bt else (n_in, n_out), W.dtype)
     gW = np.empty((n_out, n_in) if rule.name == "kp" else (1, 1), W.dtype)
     work = np.empty(_alignment.layer_workspace(rule.code, x.shape[0], n_in,
                                                n_out), W.dtype)
-    _alignment.layer_update(rule.code, W, B, x, delta,
-                            *rule._kernel_coefficients(), gB, gW, work)
-    return RuleUpdate(gB, gW if rule.name == "kp" else None)
+    _alignment.layer_update(rule.code, W, B.T if bt else B, x, delta,
+                            *rule._kernel_coefficients(), gB, gW, work, bt)
+    return RuleUpdate(gB.T if bt else gB,
+                      gW if rule.name == "kp" else None)
 
 
 def angle(B, W):

@@ -8,16 +8,15 @@
  * a row at a time and transposed in registers, so every access to the
  * n_in x n_out matrices is a full 256-bit vector.
  *
- * Every tile loads P (and vel) for all its result rows before it stores
+ * Every tile loads P for all its result rows before it stores
  * any: with result rows 4 KiB apart (n_out = 512 float64) a load that
  * follows a store at the same address modulo 4 KiB waits for that store
  * (the CPU matches loads against earlier stores on the low address bits),
  * and storing a row before loading the next one slowed the pass by half.
  *
  * la_tie_d / la_tie_f: columns j0 .. j0 + r - 1 of the n_in x n_out matrix
- * s buf^T + d P, where buf holds r rows of n_in entries, ldb apart; into
- * out, or, with vel set, the momentum step vel = mu vel + (s buf^T + d P),
- * P -= lr vel (out unused).  la_rows_d / la_rows_f: r rows of
+ * s buf^T + d P, where buf holds r rows of n_in entries, ldb apart, into
+ * out.  la_rows_d / la_rows_f: r rows of
  * g + d q.  The same arithmetic as finish_t and finish, with fused
  * multiply-adds (so equal up to rounding).
  *
@@ -56,13 +55,7 @@ static void la_simd_init(void)
     do {                                                                     \
         T g_ = buf[j * ldb + i];                                             \
         ptrdiff_t k_ = i * n_out + j0 + j;                                   \
-        if (vel == NULL) {                                                   \
-            out[k_] = FMA(s, g_, d * P[k_]);                                 \
-        } else {                                                             \
-            T v_ = FMA(mu, vel[k_], FMA(s, g_, d * P[k_]));                  \
-            vel[k_] = v_;                                                    \
-            P[k_] = FMA(-lr, v_, P[k_]);                                     \
-        }                                                                    \
+        out[k_] = FMA(s, g_, d * P[k_]);                                     \
     } while (0)
 
 static inline LA_TARGET double la_fma_d(double a, double b, double c)
@@ -77,19 +70,17 @@ static inline LA_TARGET float la_fma_f(float a, float b, float c)
 
 static LA_TARGET void la_tie_d(ptrdiff_t n_in, ptrdiff_t n_out, ptrdiff_t j0,
                                ptrdiff_t r, double s, const double* buf,
-                               ptrdiff_t ldb, double d, double* P,
-                               double* out, double* vel, double lr,
-                               double mu)
+                               ptrdiff_t ldb, double d, const double* P,
+                               double* out)
 {
     const __m256d vs = _mm256_set1_pd(s), vd = _mm256_set1_pd(d);
-    const __m256d vnlr = _mm256_set1_pd(-lr), vmu = _mm256_set1_pd(mu);
     ptrdiff_t i, j, i2 = n_in & ~(ptrdiff_t) 1, r4 = r & ~(ptrdiff_t) 3;
     /* Two rows of the result at a time (four rows at once -- four more
      * streams to and from memory -- measured slower at 512 x 512): a 4 x 2
      * tile of buf, transposed in registers, gives four entries of each. */
     for (i = 0; i < i2; i += 2) {
-        double* q0 = P + i * n_out + j0;
-        double* q1 = q0 + n_out;
+        const double* q0 = P + i * n_out + j0;
+        const double* q1 = q0 + n_out;
         for (j = 0; j < r4; j += 4) {
             const double* g = buf + j * ldb + i;
             __m256d a = _mm256_insertf128_pd(
@@ -106,19 +97,8 @@ static LA_TARGET void la_tie_d(ptrdiff_t n_in, ptrdiff_t n_out, ptrdiff_t j0,
             __m256d g1 = _mm256_fmadd_pd(vs, _mm256_unpackhi_pd(a, b),
                                          _mm256_mul_pd(vd, p1));
             ptrdiff_t k = i * n_out + j0 + j;
-            if (vel == NULL) {
-                _mm256_storeu_pd(out + k, g0);
-                _mm256_storeu_pd(out + k + n_out, g1);
-            } else {
-                __m256d v0 = _mm256_fmadd_pd(vmu, _mm256_loadu_pd(vel + k),
-                                             g0);
-                __m256d v1 = _mm256_fmadd_pd(
-                    vmu, _mm256_loadu_pd(vel + k + n_out), g1);
-                _mm256_storeu_pd(vel + k, v0);
-                _mm256_storeu_pd(vel + k + n_out, v1);
-                _mm256_storeu_pd(q0 + j, _mm256_fmadd_pd(vnlr, v0, p0));
-                _mm256_storeu_pd(q1 + j, _mm256_fmadd_pd(vnlr, v1, p1));
-            }
+            _mm256_storeu_pd(out + k, g0);
+            _mm256_storeu_pd(out + k + n_out, g1);
         }
         for (; j < r; j++) {
             LA_TIE_ONE(double, la_fma_d);
@@ -134,11 +114,10 @@ static LA_TARGET void la_tie_d(ptrdiff_t n_in, ptrdiff_t n_out, ptrdiff_t j0,
 
 static LA_TARGET void la_tie_f(ptrdiff_t n_in, ptrdiff_t n_out, ptrdiff_t j0,
                                ptrdiff_t r, float s, const float* buf,
-                               ptrdiff_t ldb, float d, float* P, float* out,
-                               float* vel, float lr, float mu)
+                               ptrdiff_t ldb, float d, const float* P,
+                               float* out)
 {
     const __m256 vs = _mm256_set1_ps(s), vd = _mm256_set1_ps(d);
-    const __m256 vnlr = _mm256_set1_ps(-lr), vmu = _mm256_set1_ps(mu);
     ptrdiff_t i, j, i4 = n_in & ~(ptrdiff_t) 3, r8 = r & ~(ptrdiff_t) 7;
     int c;
     /* Four rows of the result at a time: an 8 x 4 tile of buf (rows c and
@@ -147,7 +126,7 @@ static LA_TARGET void la_tie_f(ptrdiff_t n_in, ptrdiff_t n_out, ptrdiff_t j0,
     for (i = 0; i < i4; i += 4) {
         for (j = 0; j < r8; j += 8) {
             const float* g = buf + j * ldb + i;
-            __m256 a[4], t[4], col[4], p[4], v;
+            __m256 a[4], t[4], col[4], p[4];
             ptrdiff_t k = i * n_out + j0 + j;
             for (c = 0; c < 4; c++)
                 a[c] = _mm256_insertf128_ps(
@@ -166,19 +145,8 @@ static LA_TARGET void la_tie_f(ptrdiff_t n_in, ptrdiff_t n_out, ptrdiff_t j0,
                 p[c] = _mm256_loadu_ps(P + k + c * n_out);
             for (c = 0; c < 4; c++)
                 col[c] = _mm256_fmadd_ps(vs, col[c], _mm256_mul_ps(vd, p[c]));
-            if (vel == NULL) {
-                for (c = 0; c < 4; c++)
-                    _mm256_storeu_ps(out + k + c * n_out, col[c]);
-                continue;
-            }
             for (c = 0; c < 4; c++)
-                a[c] = _mm256_loadu_ps(vel + k + c * n_out);
-            for (c = 0; c < 4; c++) {
-                v = _mm256_fmadd_ps(vmu, a[c], col[c]);
-                _mm256_storeu_ps(vel + k + c * n_out, v);
-                _mm256_storeu_ps(P + k + c * n_out,
-                                 _mm256_fmadd_ps(vnlr, v, p[c]));
-            }
+                _mm256_storeu_ps(out + k + c * n_out, col[c]);
         }
         for (; j < r; j++) {
             ptrdiff_t i0 = i;
@@ -298,22 +266,18 @@ LA_DEFINE_NOISE(la_noise_f, float, LA_STORE4_F)
 
 static void la_tie_d(ptrdiff_t n_in, ptrdiff_t n_out, ptrdiff_t j0,
                      ptrdiff_t r, double s, const double* buf, ptrdiff_t ldb,
-                     double d, double* P, double* out, double* vel,
-                     double lr, double mu)
+                     double d, const double* P, double* out)
 {
     (void) n_in; (void) n_out; (void) j0; (void) r; (void) s; (void) buf;
-    (void) ldb; (void) d; (void) P; (void) out; (void) vel; (void) lr;
-    (void) mu;
+    (void) ldb; (void) d; (void) P; (void) out;
 }
 
 static void la_tie_f(ptrdiff_t n_in, ptrdiff_t n_out, ptrdiff_t j0,
                      ptrdiff_t r, float s, const float* buf, ptrdiff_t ldb,
-                     float d, float* P, float* out, float* vel, float lr,
-                     float mu)
+                     float d, const float* P, float* out)
 {
     (void) n_in; (void) n_out; (void) j0; (void) r; (void) s; (void) buf;
-    (void) ldb; (void) d; (void) P; (void) out; (void) vel; (void) lr;
-    (void) mu;
+    (void) ldb; (void) d; (void) P; (void) out;
 }
 static void la_rows_d(ptrdiff_t r, ptrdiff_t n, const double* g,
                       ptrdiff_t ldg, double d, const double* q, double* qout,

@@ -29,6 +29,7 @@ def layer_update(
     gB: NDArray[_Float],
     gW: NDArray[_Float],
     work: NDArray[_Float],
+    bt: bool = False,
     repeats: int = 1,
     gemms_only: bool = False,
 ) -> None: ...

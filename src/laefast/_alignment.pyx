@@ -4,6 +4,8 @@ One layer has forward weights W (n_out x n_in), backward weights B
 (n_in x n_out) and an input batch x (b x n_in), all row-major.  The forward
 projection is H = x W^T (b x n_out); BP would send an output error delta
 (b x n_out) back as delta W, an alignment rule sends delta B^T instead.
+The kernels take B as it is or, with `bt`, held transposed: B^T laid out
+as W is (see times_b), which is how the trainer keeps every B.
 
 ``layer_update`` computes one rule's gradient of its layer-local regularizer
 R(W, B) with respect to B (the descent direction: B <- B - lr * grad_B), and
@@ -20,7 +22,7 @@ average over the b samples, so with Cb = x^T x / b
 
 (a, b, g here are the rule's coefficients alpha, beta, gamma.)  Each rule is
 one fused pass over the batch: its GEMMs plus O(n_in n_out + b n) work, the
-decay terms folded into what the GEMM accumulates onto, KP's transpose taken
+decay terms folded into what the GEMM accumulates onto, KP's tie finished
 from cache one row panel at a time.
 
 ``train_epoch`` runs one epoch of minibatch SGD with momentum on a ReLU MLP
@@ -60,8 +62,10 @@ cdef extern from "laefast/_align_simd.h" nogil:
     bint la_simd_ok()
     void la_tie_d(Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t j0,
                   Py_ssize_t r, double s, const double* buf, Py_ssize_t ldb,
-                  double d, double* P, double* out, double* vel, double lr,
-                  double mu)
+                  double d, const double* P, double* out)
+    void la_tie_f(Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t j0,
+                  Py_ssize_t r, float s, const float* buf, Py_ssize_t ldb,
+                  float d, const float* P, float* out)
     void la_rows_d(Py_ssize_t r, Py_ssize_t n, const double* g,
                    Py_ssize_t ldg, double d, const double* q, double* qout,
                    Py_ssize_t ldq)
@@ -70,10 +74,6 @@ cdef extern from "laefast/_align_simd.h" nogil:
                    Py_ssize_t ldq)
     void la_noise_d(Py_ssize_t n, double a, uint64_t* state, double* out)
     void la_noise_f(Py_ssize_t n, double a, uint64_t* state, float* out)
-    void la_tie_f(Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t j0,
-                  Py_ssize_t r, float s, const float* buf, Py_ssize_t ldb,
-                  float d, float* P, float* out, float* vel, float lr,
-                  float mu)
 
 la_simd_init()
 
@@ -89,7 +89,9 @@ BP, FA, SA, AA, WM, IA, KP = R_BP, R_FA, R_SA, R_AA, R_WM, R_IA, R_KP
 #
 # Every rule's B-gradient is a GEMM whose output is n_in x n_out (or, for
 # KP, n_out x n_in) plus a term in B (and W) that needs one pass over
-# n_in x n_out matrices.  Written out whole, that output goes to memory and
+# n_in x n_out matrices.  With B held as itself, SA's and KP's terms read
+# W^T or G^T, a transposed pass; with B held transposed (bt) they are
+# elementwise.  Written out whole, that output goes to memory and
 # the pass reads it back; so the GEMM runs in row panels of about 256 KiB,
 # and each panel is finished -- decay added, transposed (KP), or the
 # trainer's momentum step applied -- while it is still in cache.  A panel
@@ -125,78 +127,59 @@ cdef inline Py_ssize_t panel_size(Py_ssize_t rows,
     return panel_rows(rows, row_len) * (row_len + PANEL_PAD)
 
 
-cdef void finish(Py_ssize_t n, const floating* g, floating d, floating* P,
-                 floating* out, floating* vel, floating lr,
+cdef void finish(Py_ssize_t n, floating s, const floating* g, floating d,
+                 floating* P, floating* out, floating* vel, floating lr,
                  floating mu) noexcept nogil:
-    """n entries of g + d P: into out, or, with vel set, the momentum step
-    vel = mu vel + (g + d P), P -= lr vel (out unused)."""
+    """n entries of s g + d P: into out (which may be g), or, with vel set,
+    the momentum step vel = mu vel + (s g + d P), P -= lr vel (out
+    unused)."""
     cdef Py_ssize_t k
     cdef floating v
     if vel == NULL:
         for k in range(n):
-            out[k] = g[k] + d * P[k]
+            out[k] = s * g[k] + d * P[k]
     else:
         for k in range(n):
-            v = mu * vel[k] + (g[k] + d * P[k])
+            v = mu * vel[k] + (s * g[k] + d * P[k])
             vel[k] = v
             P[k] = P[k] - lr * v
 
 
 cdef void finish_t(Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t j0,
                    Py_ssize_t j1, floating s, const floating* buf,
-                   Py_ssize_t ldb, floating d, floating* P, floating* out,
-                   floating* vel, floating lr, floating mu) noexcept nogil:
+                   Py_ssize_t ldb, floating d, const floating* P,
+                   floating* out) noexcept nogil:
     """Columns j0:j1 of the n_in x n_out matrix s buf^T + d P, where buf
     holds rows j0..j1-1 of the transposed operand (n_in entries each, ldb
-    apart): into out, or the momentum step on P as in finish().  Two rows
+    apart), into out.  Two rows
     of the result at a time: each pair of buf entries is one 16-byte load.
     Each step loads before it stores: rows of P and out 4 KiB apart (512
     float64) share their low address bits, and a load issued after a store
     that matches them in those bits waits for it."""
     cdef Py_ssize_t i, j, k, k1, r = j1 - j0
     cdef const floating* g
-    cdef floating v, v1, p, p1, w, w1
+    cdef floating p, p1
     if la_simd_ok():
         if floating is double:
-            la_tie_d(n_in, n_out, j0, r, s, buf, ldb, d, P, out, vel, lr, mu)
+            la_tie_d(n_in, n_out, j0, r, s, buf, ldb, d, P, out)
         else:
-            la_tie_f(n_in, n_out, j0, r, s, buf, ldb, d, P, out, vel, lr, mu)
+            la_tie_f(n_in, n_out, j0, r, s, buf, ldb, d, P, out)
         return
     i = 0
     while i < n_in:
         k = i * n_out + j0
         if i + 1 < n_in:
             k1 = k + n_out
-            if vel == NULL:
-                for j in range(r):
-                    g = buf + j * ldb + i
-                    p = P[k + j]
-                    p1 = P[k1 + j]
-                    out[k + j] = s * g[0] + d * p
-                    out[k1 + j] = s * g[1] + d * p1
-            else:
-                for j in range(r):
-                    g = buf + j * ldb + i
-                    p = P[k + j]
-                    p1 = P[k1 + j]
-                    w = vel[k + j]
-                    w1 = vel[k1 + j]
-                    v = mu * w + (s * g[0] + d * p)
-                    v1 = mu * w1 + (s * g[1] + d * p1)
-                    vel[k + j] = v
-                    vel[k1 + j] = v1
-                    P[k + j] = p - lr * v
-                    P[k1 + j] = p1 - lr * v1
+            for j in range(r):
+                g = buf + j * ldb + i
+                p = P[k + j]
+                p1 = P[k1 + j]
+                out[k + j] = s * g[0] + d * p
+                out[k1 + j] = s * g[1] + d * p1
             i += 2
         else:
             for j in range(r):
-                v = s * buf[j * ldb + i] + d * P[k + j]
-                if vel == NULL:
-                    out[k + j] = v
-                else:
-                    v = mu * vel[k + j] + v
-                    vel[k + j] = v
-                    P[k + j] = P[k + j] - lr * v
+                out[k + j] = s * buf[j * ldb + i] + d * P[k + j]
             i += 1
 
 
@@ -250,16 +233,63 @@ cdef void gemm_t_finish(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
             P[k] = P[k] - lr * vel[k]
 
 
+# B in either layout.  A caller holds B as itself (n_in x n_out) or, with
+# bt set, as B^T in W's layout (n_out x n_in), which is how the trainer
+# keeps it: there the error goes back through B with the GEMM BP uses to
+# send it through W (d B^T in the other layout is a transposed operand,
+# which OpenBLAS runs about 15% slower), and SA's and KP's terms in W^T
+# become elementwise, with no transposed pass at all.
+
+cdef inline void times_b(bint bt, Py_ssize_t rows, Py_ssize_t n_in,
+                         Py_ssize_t n_out, floating alpha, const floating* x,
+                         const floating* B, floating* out) noexcept nogil:
+    """out = alpha x B (rows x n_out), x rows x n_in."""
+    if bt:
+        gemm(NO_TRANS, TRANS, rows, n_out, n_in, alpha, x, n_in, B, n_in, 0,
+             out, n_out)
+    else:
+        gemm(NO_TRANS, NO_TRANS, rows, n_out, n_in, alpha, x, n_in, B, n_out,
+             0, out, n_out)
+
+
+cdef inline void times_b_t(bint bt, Py_ssize_t rows, Py_ssize_t n_in,
+                           Py_ssize_t n_out, floating alpha, const floating* e,
+                           const floating* B, floating beta,
+                           floating* out) noexcept nogil:
+    """out = alpha e B^T + beta out (rows x n_in), e rows x n_out."""
+    if bt:
+        gemm(NO_TRANS, NO_TRANS, rows, n_in, n_out, alpha, e, n_out, B, n_in,
+             beta, out, n_in)
+    else:
+        gemm(NO_TRANS, TRANS, rows, n_in, n_out, alpha, e, n_out, B, n_out,
+             beta, out, n_in)
+
+
+cdef inline void b_grad_finish(bint bt, Py_ssize_t b, Py_ssize_t n_in,
+                               Py_ssize_t n_out, floating alpha,
+                               const floating* A, const floating* H,
+                               floating d, floating* B, floating* out,
+                               floating* vel, floating lr, floating mu,
+                               int phase) noexcept nogil:
+    """gemm_t_finish of the B-gradient alpha A^T H + d B (A b x n_in, H
+    b x n_out), in B's layout."""
+    if bt:
+        gemm_t_finish(b, n_out, n_in, alpha, H, A, d, B, out, vel, lr, mu,
+                      phase)
+    else:
+        gemm_t_finish(b, n_in, n_out, alpha, A, H, d, B, out, vel, lr, mu,
+                      phase)
+
+
 cdef inline Py_ssize_t tile_cols(Py_ssize_t n_in) noexcept nogil:
     """Columns of one tile of sa_layer's or kp_layer's panels."""
     return min(n_in, TILE_COLS)
 
 
 cdef void sa_layer(Py_ssize_t n_in, Py_ssize_t n_out, floating a,
-                   floating c, const floating* W, floating* B, floating* out,
-                   floating* vel, floating lr, floating mu,
-                   floating* panel) noexcept nogil:
-    """a B - c W^T into out (or the momentum step on B): tiles of W (up to
+                   floating c, const floating* W, const floating* B,
+                   floating* out, floating* panel) noexcept nogil:
+    """a B - c W^T into out, B held as itself: tiles of W (up to
     TILE_COLS columns) are copied into a padded panel, then read
     transposed from it."""
     cdef Py_ssize_t C = tile_cols(n_in), ldb = C + PANEL_PAD
@@ -274,8 +304,7 @@ cdef void sa_layer(Py_ssize_t n_in, Py_ssize_t n_out, floating a,
                 memcpy(panel + j * ldb, W + (j0 + j) * n_in + i0,
                        sizeof(floating) * k)
             finish_t(k, n_out, j0, j0 + r, -c, panel, ldb, a, B + i0 * n_out,
-                     out + i0 * n_out if out != NULL else NULL,
-                     vel + i0 * n_out if vel != NULL else NULL, lr, mu)
+                     out + i0 * n_out)
             i0 += k
         j0 += r
 
@@ -306,14 +335,12 @@ cdef inline Py_ssize_t kp_tile_rows(Py_ssize_t b, Py_ssize_t n_in,
 
 
 cdef void kp_layer(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
-                   floating d, const floating* W, floating* B,
+                   floating d, const floating* W, const floating* B,
                    const floating* x, const floating* delta, floating* gW,
-                   floating* gB, floating* vel, floating lr, floating mu,
-                   floating* panel) noexcept nogil:
-    """Kolen-Pollack: with G = delta^T x (n_out x n_in), gW = G + d W and
-    gB = G^T + d B (into gB, or the momentum step on B).  G is formed one
-    padded tile (see kp_scale) at a time and used for both while in
-    cache."""
+                   floating* gB, floating* panel) noexcept nogil:
+    """Kolen-Pollack with B held as itself: with G = delta^T x (n_out x
+    n_in), gW = G + d W and gB = G^T + d B.  G is formed one padded tile
+    (see kp_scale) at a time and used for both while in cache."""
     cdef Py_ssize_t C = kp_tile_cols(b, n_in), ldb = C + PANEL_PAD
     cdef Py_ssize_t R = kp_tile_rows(b, n_in, n_out)
     cdef Py_ssize_t j0 = 0, i0, j, r, c
@@ -325,8 +352,7 @@ cdef void kp_layer(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
             gemm(TRANS, NO_TRANS, r, c, b, 1, delta + j0, n_out, x + i0, n_in,
                  0, panel, ldb)
             finish_t(c, n_out, j0, j0 + r, 1, panel, ldb, d, B + i0 * n_out,
-                     gB + i0 * n_out if gB != NULL else NULL,
-                     vel + i0 * n_out if vel != NULL else NULL, lr, mu)
+                     gB + i0 * n_out)
             if la_simd_ok():
                 if floating is double:
                     la_rows_d(r, c, panel, ldb, d, W + j0 * n_in + i0,
@@ -336,7 +362,7 @@ cdef void kp_layer(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
                               gW + j0 * n_in + i0, n_in)
             else:
                 for j in range(r):
-                    finish(c, panel + j * ldb, d,
+                    finish(c, 1, panel + j * ldb, d,
                            <floating*> W + (j0 + j) * n_in + i0,
                            gW + (j0 + j) * n_in + i0, NULL, 0, 0)
             i0 += c
@@ -363,12 +389,11 @@ cdef inline bint aa_via_h(Py_ssize_t b) noexcept nogil:
     return b <= 64
 
 
-cdef void aa_t(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out, double c0,
-               double c1, const floating* x, const floating* B,
+cdef void aa_t(bint bt, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
+               double c0, double c1, const floating* x, const floating* B,
                const floating* H, floating* T) noexcept nogil:
     """AA's T = 2 a x B - b H (b x n_out): its B-gradient is x^T T / b."""
-    gemm(NO_TRANS, NO_TRANS, b, n_out, n_in, <floating> (2 * c0), x, n_in, B,
-         n_out, 0, T, n_out)
+    times_b(bt, b, n_in, n_out, <floating> (2 * c0), x, B, T)
     axpy(b * n_out, <floating> (-c1), H, T)
 
 
@@ -400,16 +425,17 @@ cdef Py_ssize_t rule_workspace(int rule, Py_ssize_t b, Py_ssize_t n_in,
             + rule_panel(rule, b, n_in, n_out))
 
 
-cdef void rule_b(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
-                 const floating* W, floating* B, const floating* x,
-                 const floating* H, const floating* T, double c0, double c1,
+cdef void rule_b(int rule, bint bt, Py_ssize_t b, Py_ssize_t n_in,
+                 Py_ssize_t n_out, const floating* W, floating* B,
+                 const floating* x, const floating* H, const floating* T, double c0, double c1,
                  double c2, floating* gB, floating* vel, floating lr,
                  floating mu, int phase, floating* work,
                  floating* panel) noexcept nogil:
     """dR/dB of SA, AA, WM or IA for the batch x (b x n_in), into gB, or
     (vel set) the momentum step on B with it.
 
-    phase: see gemm_t_finish (0 unless a trainer steps).
+    bt: B (and gB, vel) held transposed, see times_b; a trainer (vel set)
+    holds it so.  phase: see gemm_t_finish (0 unless a trainer steps).
     H = x W^T (b x n_out) for WM and IA, or NULL to form it in work.  T,
     if the caller has it, else NULL: for AA its T (see aa_t), for IA
     H B^T (b x n_in).
@@ -420,8 +446,12 @@ cdef void rule_b(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
     cdef floating* E
     cdef floating* S
     if rule == R_SA:
-        sa_layer(n_in, n_out, <floating> (2 * c0), <floating> c1, W, B, gB,
-                 vel, lr, mu, panel)
+        if bt:
+            finish(n_in * n_out, <floating> (-c1), W, <floating> (2 * c0), B,
+                   gB, vel, lr, mu)
+        else:
+            sa_layer(n_in, n_out, <floating> (2 * c0), <floating> c1, W, B,
+                     gB, panel)
     elif rule == R_AA:
         if T == NULL and (H != NULL or aa_via_h(b)):
             # Cb (2 a B - b W^T) = x^T (2 a x B - b H) / b: one GEMM more
@@ -434,18 +464,21 @@ cdef void rule_b(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
                      S, n_out)
                 H = S
                 S = work + b * n_out
-            aa_t(b, n_in, n_out, c0, c1, x, B, H, S)
+            aa_t(bt, b, n_in, n_out, c0, c1, x, B, H, S)
             T = S
         elif T == NULL:
             # T = x M with M = 2 a B - b W^T.
             M = work
             S = work + n_in * n_out
-            sa_layer(n_in, n_out, <floating> (2 * c0), <floating> c1, W, B, M,
-                     NULL, 0, 0, panel)
-            gemm(NO_TRANS, NO_TRANS, b, n_out, n_in, 1, x, n_in, M, n_out, 0,
-                 S, n_out)
+            if bt:
+                finish(n_in * n_out, <floating> (-c1), W, <floating> (2 * c0),
+                       B, M, NULL, 0, 0)
+            else:
+                sa_layer(n_in, n_out, <floating> (2 * c0), <floating> c1, W,
+                         B, M, panel)
+            times_b(bt, b, n_in, n_out, 1, x, M, S)
             T = S
-        gemm_t_finish(b, n_in, n_out, inv_b, x, T, 0, B, gB, vel, lr, mu,
+        b_grad_finish(bt, b, n_in, n_out, inv_b, x, T, 0, B, gB, vel, lr, mu,
                       phase)
     elif rule == R_WM or rule == R_IA:
         if H == NULL:
@@ -453,7 +486,7 @@ cdef void rule_b(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
                  work, n_out)
             H = work
         if rule == R_WM:
-            gemm_t_finish(b, n_in, n_out, <floating> (-c1 / b), x, H,
+            b_grad_finish(bt, b, n_in, n_out, <floating> (-c1 / b), x, H,
                           <floating> (2 * c0), B, gB, vel, lr, mu, phase)
         else:
             # E = 2 beta H B^T - alpha x: the reconstruction error of the
@@ -463,16 +496,65 @@ cdef void rule_b(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
             E = work + b * n_out
             if T == NULL:
                 scaled_copy(b * n_in, <floating> (-c0), x, E)
-                gemm(NO_TRANS, TRANS, b, n_in, n_out, <floating> (2 * c1), H,
-                     n_out, B, n_out, 1, E, n_in)
+                times_b_t(bt, b, n_in, n_out, <floating> (2 * c1), H, B, 1, E)
             else:
                 for i in range(b * n_in):
                     E[i] = <floating> (2 * c1) * T[i] - <floating> c0 * x[i]
-            gemm_t_finish(b, n_in, n_out, inv_b, E, H, <floating> (2 * c2), B,
-                          gB, vel, lr, mu, phase)
+            b_grad_finish(bt, b, n_in, n_out, inv_b, E, H, <floating> (2 * c2),
+                          B, gB, vel, lr, mu, phase)
 
 
-cdef void layer_grad(int rule, Py_ssize_t b, Py_ssize_t n_in,
+cdef inline Py_ssize_t kp_panel_rows(Py_ssize_t b, Py_ssize_t n_in,
+                                     Py_ssize_t n_out) noexcept nogil:
+    # Whole rows of G, as many entries as a tile of kp_layer's: G is read
+    # row-wise, so it needs no padding.  (Panels of 1/2 to 4 times that
+    # size measured the same within run-to-run noise at 512 x 512.)
+    return min(n_out, max(8, PANEL_ENTRIES * kp_scale(b) // n_in))
+
+
+cdef void kp_tie_bt(Py_ssize_t n, floating d, const floating* W,
+                    floating* Bt, floating* gW, floating* gB, floating* vel,
+                    floating lr, floating mu) noexcept nogil:
+    """n entries of KP's tie with B held transposed, G in gW: gB = G + d Bt
+    (or the momentum step on Bt with it) and gW = G + d W, in one pass."""
+    cdef Py_ssize_t k
+    cdef floating g, v
+    if vel == NULL:
+        for k in range(n):
+            g = gW[k]
+            gB[k] = g + d * Bt[k]
+            gW[k] = g + d * W[k]
+    else:
+        for k in range(n):
+            g = gW[k]
+            v = mu * vel[k] + (g + d * Bt[k])
+            vel[k] = v
+            Bt[k] = Bt[k] - lr * v
+            gW[k] = g + d * W[k]
+
+
+cdef void kp_layer_bt(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
+                      floating d, const floating* W, floating* Bt,
+                      const floating* x, const floating* delta, floating* gW,
+                      floating* gB, floating* vel, floating lr,
+                      floating mu) noexcept nogil:
+    """kp_layer with B held transposed (Bt, W's layout), where the tie needs
+    no transpose: G = delta^T x goes into gW one panel of whole rows at a
+    time, and while the panel is in cache gB = G + d Bt (or the momentum
+    step on Bt) and gW = G + d W are finished from it."""
+    cdef Py_ssize_t R = kp_panel_rows(b, n_in, n_out), j0 = 0, r, o
+    while j0 < n_out:
+        r = min(R, n_out - j0)
+        o = j0 * n_in
+        gemm(TRANS, NO_TRANS, r, n_in, b, 1, delta + j0, n_out, x, n_in, 0,
+             gW + o, n_in)
+        kp_tie_bt(r * n_in, d, W + o, Bt + o, gW + o,
+                  gB + o if gB != NULL else NULL,
+                  vel + o if vel != NULL else NULL, lr, mu)
+        j0 += r
+
+
+cdef void layer_grad(int rule, bint bt, Py_ssize_t b, Py_ssize_t n_in,
                      Py_ssize_t n_out, const floating* W, const floating* B,
                      const floating* x, const floating* delta, double c0,
                      double c1, double c2, floating* gB, floating* gW,
@@ -480,15 +562,18 @@ cdef void layer_grad(int rule, Py_ssize_t b, Py_ssize_t n_in,
     cdef Py_ssize_t i
     cdef floating* panel = work + rule_scratch(rule, b, n_in, n_out)
     # B is only read: with vel NULL the kernels write gB, never B.
-    if rule == R_KP:
-        kp_layer(b, n_in, n_out, <floating> (2 * c0), W, <floating*> B, x,
-                 delta, gW, gB, NULL, 0, 0, panel)
+    if rule == R_KP and bt:
+        kp_layer_bt(b, n_in, n_out, <floating> (2 * c0), W, <floating*> B, x,
+                    delta, gW, gB, NULL, 0, 0)
+    elif rule == R_KP:
+        kp_layer(b, n_in, n_out, <floating> (2 * c0), W, B, x, delta, gW, gB,
+                 panel)
     elif rule == R_BP or rule == R_FA:
         for i in range(n_in * n_out):
             gB[i] = 0
     else:
-        rule_b(rule, b, n_in, n_out, W, <floating*> B, x, NULL, NULL, c0, c1,
-               c2, gB, NULL, 0, 0, 0, work, panel)
+        rule_b(rule, bt, b, n_in, n_out, W, <floating*> B, x, NULL, NULL, c0,
+               c1, c2, gB, NULL, 0, 0, 0, work, panel)
 
 
 def simd(enabled=None):
@@ -515,10 +600,11 @@ def layer_gemm_count(int rule, Py_ssize_t b):
 def layer_update(int rule, const floating[:, ::1] W, const floating[:, ::1] B,
                  const floating[:, ::1] x, const floating[:, ::1] delta,
                  double c0, double c1, double c2, floating[:, ::1] gB,
-                 floating[:, ::1] gW, floating[::1] work, Py_ssize_t repeats=1,
-                 bint gemms_only=False):
+                 floating[:, ::1] gW, floating[::1] work, bint bt=False,
+                 Py_ssize_t repeats=1, bint gemms_only=False):
     """One rule's gradient for one layer into gB (and gW for KP).
 
+    bt: B and gB are B^T and its gradient (n_out x n_in, W's layout).
     Shapes are checked by laefast.alignment.  `repeats` and `gemms_only`
     serve the benchmark: the same call `repeats` times inside the kernel,
     or only the GEMMs the rule needs, on the same shapes and buffers.
@@ -530,14 +616,14 @@ def layer_update(int rule, const floating[:, ::1] W, const floating[:, ::1] B,
     with nogil:
         for r in range(repeats):
             if gemms_only:
-                layer_gemms(rule, b, n_in, n_out, &W[0, 0], &B[0, 0],
+                layer_gemms(rule, bt, b, n_in, n_out, &W[0, 0], &B[0, 0],
                             &x[0, 0], dp, &gB[0, 0], &gW[0, 0], ws)
             else:
-                layer_grad(rule, b, n_in, n_out, &W[0, 0], &B[0, 0], &x[0, 0],
-                           dp, c0, c1, c2, &gB[0, 0], &gW[0, 0], ws)
+                layer_grad(rule, bt, b, n_in, n_out, &W[0, 0], &B[0, 0],
+                           &x[0, 0], dp, c0, c1, c2, &gB[0, 0], &gW[0, 0], ws)
 
 
-cdef void layer_gemms(int rule, Py_ssize_t b, Py_ssize_t n_in,
+cdef void layer_gemms(int rule, bint bt, Py_ssize_t b, Py_ssize_t n_in,
                       Py_ssize_t n_out, const floating* W, const floating* B,
                       const floating* x, const floating* delta, floating* gB,
                       floating* gW, floating* work) noexcept nogil:
@@ -551,18 +637,17 @@ cdef void layer_gemms(int rule, Py_ssize_t b, Py_ssize_t n_in,
             T = work + b * n_out
             gemm(NO_TRANS, TRANS, b, n_out, n_in, 1, x, n_in, W, n_in, 0, work,
                  n_out)
-        gemm(NO_TRANS, NO_TRANS, b, n_out, n_in, 1, x, n_in, B, n_out, 0, T, n_out)
-        gemm(TRANS, NO_TRANS, n_in, n_out, b, 1, x, n_in, T, n_out, 0, gB, n_out)
+        times_b(bt, b, n_in, n_out, 1, x, B, T)
+        b_grad_finish(bt, b, n_in, n_out, 1, x, T, 0, NULL, gB, NULL, 0, 0, 0)
     elif rule == R_WM or rule == R_IA:
         gemm(NO_TRANS, TRANS, b, n_out, n_in, 1, x, n_in, W, n_in, 0, T, n_out)
         if rule == R_IA:
-            gemm(NO_TRANS, TRANS, b, n_in, n_out, 1, T, n_out, B, n_out, 0,
-                 work + b * n_out, n_in)
-            gemm(TRANS, NO_TRANS, n_in, n_out, b, 1, work + b * n_out, n_in, T,
-                 n_out, 0, gB, n_out)
+            times_b_t(bt, b, n_in, n_out, 1, T, B, 0, work + b * n_out)
+            b_grad_finish(bt, b, n_in, n_out, 1, work + b * n_out, T, 0, NULL,
+                          gB, NULL, 0, 0, 0)
         else:
-            gemm(TRANS, NO_TRANS, n_in, n_out, b, 1, x, n_in, T, n_out, 0, gB,
-                 n_out)
+            b_grad_finish(bt, b, n_in, n_out, 1, x, T, 0, NULL, gB, NULL, 0,
+                          0, 0)
 
 
 # ---------------------------------------------------------------------------
@@ -714,7 +799,7 @@ cdef void forward(const Net* net, const floating* theta, Py_ssize_t b,
             elif net.rule == R_WM:
                 memcpy(slots, Z + b * n_out, sizeof(floating) * b * n_out)
             else:
-                aa_t(b, n_in, n_out, net.c0, net.c1, a_in,
+                aa_t(True, b, n_in, n_out, net.c0, net.c1, a_in,
                      theta + net.offB[l], Z, slots)
             slots += b * n_out
         if l < net.L - 1:
@@ -825,32 +910,33 @@ cdef double batch_grad(const Net* net, floating* theta, floating* grad,
         elif net.rule == R_IA:
             # [d; H] B^T: the error for the layer below and IA's H B^T.
             memcpy(d + b * n_out, slot, sizeof(floating) * b * n_out)
-            gemm(NO_TRANS, TRANS, 2 * b, n_in, n_out, 1, d, n_out, B, n_out, 0,
-                 dn, n_in)
+            times_b_t(True, 2 * b, n_in, n_out, 1, d, B, 0, dn)
         else:
-            gemm(NO_TRANS, TRANS, b, n_in, n_out, 1, d, n_out, B, n_out, 0, dn, n_in)
+            times_b_t(True, b, n_in, n_out, 1, d, B, 0, dn)
         if net.rule == R_KP:
             # After the error has gone through B: the step may change it.
-            kp_layer(b, n_in, n_out, <floating> (2 * net.c0), W, B, A_prev, d,
-                     gW, gB, vB, lr, mu, panel)
+            kp_layer_bt(b, n_in, n_out, <floating> (2 * net.c0), W, B, A_prev,
+                        d, gW, gB, vB, lr, mu)
         # The ReLU's derivative as a select, not a branch: half the
         # activations are zero, in no pattern the branch predictor could
         # learn, and the branch cost about 10 cycles an entry.
         for i in range(b * n_in):
             dn[i] = dn[i] if A_prev[i] > 0 else 0
         if net.rule == R_SA:
-            rule_b(R_SA, b, n_in, n_out, W, B, A_prev, NULL, NULL, net.c0,
-                   net.c1, net.c2, gB, vB, lr, mu, phase, work, panel)
-        elif net.rule == R_AA:
-            rule_b(R_AA, b, n_in, n_out, W, B, A_prev, NULL, slot, net.c0,
-                   net.c1, net.c2, gB, vB, lr, mu, phase, work, panel)
-        elif net.rule == R_IA:
-            rule_b(R_IA, b, n_in, n_out, W, B, A_prev, slot, dn + b * n_in,
+            rule_b(R_SA, True, b, n_in, n_out, W, B, A_prev, NULL, NULL,
                    net.c0, net.c1, net.c2, gB, vB, lr, mu, phase, work, panel)
+        elif net.rule == R_AA:
+            rule_b(R_AA, True, b, n_in, n_out, W, B, A_prev, NULL, slot,
+                   net.c0, net.c1, net.c2, gB, vB, lr, mu, phase, work, panel)
+        elif net.rule == R_IA:
+            rule_b(R_IA, True, b, n_in, n_out, W, B, A_prev, slot,
+                   dn + b * n_in, net.c0, net.c1, net.c2, gB, vB, lr, mu,
+                   phase, work, panel)
         elif net.rule == R_WM:
             # The noise under A_prev, its H in the slot (see forward).
-            rule_b(R_WM, b, n_in, n_out, W, B, A_prev + b * n_in, slot, NULL,
-                   net.c0, net.c1, net.c2, gB, vB, lr, mu, phase, work, panel)
+            rule_b(R_WM, True, b, n_in, n_out, W, B, A_prev + b * n_in,
+                   slot, NULL, net.c0, net.c1, net.c2, gB, vB, lr, mu, phase,
+                   work, panel)
         tmp = d
         d = dn
         dn = tmp
