@@ -9,6 +9,9 @@ Run:  python benchmarks/bench_alignment.py [--quick] [--repeats N]
    n_in, B n_in x n_out, a batch of b inputs) against exactly the GEMMs that
    rule needs, same shapes, same transposes, same BLAS (SciPy's, called
    from the same compiled loop; `gemms_only=True` runs just those calls).
+   Each rule runs with B held both ways: "B^T" (B^T in W's layout, as the
+   trainer keeps it and as update() takes a Fortran-ordered B) and "B" (B
+   itself in C order).
    Both are repeated inside the kernel so per-call Python costs cancel.
    SA needs no GEMM at all: its row compares it with one GEMM of the layer
    (delta^T x, the weight gradient every rule computes anyway).
@@ -24,9 +27,7 @@ Run:  python benchmarks/bench_alignment.py [--quick] [--repeats N]
    GEMMs alone (every GEMM the trainer calls for that rule, same shapes,
    transposes and betas, through the same SciPy BLAS, each call at its
    best) and prints their ratio to BP's and the epoch ratio the rule would
-   reach if it added nothing but those GEMMs to the BP epoch.  The rules send the error back
-   through B (d B^T, a transposed operand), which OpenBLAS runs slower than
-   BP's d W: that difference counts as the rule's GEMMs.
+   reach if it added nothing but those GEMMs to the BP epoch.
 
 3. With --accuracy (no timings): every rule against BP on scikit-learn's
    digits (50 epochs) and breast_cancer (100 epochs: it has a quarter of
