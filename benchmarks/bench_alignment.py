@@ -98,7 +98,7 @@ def bench_layer(b, n_in, n_out, repeats, bt=True, dtype=np.float64):
     for name in RULES:
         rule = al.get_rule(name)
         work = np.empty(max(1, _alignment.layer_workspace(
-            rule.code, b, n_in, n_out)), dtype)
+            rule.code, b, n_in, n_out, bt)), dtype)
         args = (rule.code, W, B, x, delta, *rule._kernel_coefficients(), gB,
                 gW, work, bt, inner)
 

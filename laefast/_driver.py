@@ -534,15 +534,17 @@ def _dense_pairs(problem, w):
     the closed-form minimum of L_sigma, by the paper's theorem the LAE's
     global minimum."""
     m = problem.m
+    # In float64, as the Krylov iteration works (the accumulator's C is
+    # float64; a float32 one would otherwise get float32 pairs).
+    C = np.asarray(problem.C.T, dtype=np.float64)
     if m <= 200:
         # Small: all pairs by divide and conquer beat a subset (top 24 of
         # m, 2 threads: 1.0 against 1.3 ms at m = 128, even at 192 to 224,
         # 4.7 against 3.6 ms at 256).
-        theta, V = small_eigh(problem.C.T)
+        theta, V = small_eigh(C)
         theta, V = theta[m - w:], V[:, m - w:]
     else:
-        theta, V = scipy.linalg.eigh(problem.C.T,
-                                     subset_by_index=[m - w, m - 1],
+        theta, V = scipy.linalg.eigh(C, subset_by_index=[m - w, m - 1],
                                      check_finite=False)
     return theta[::-1], np.asfortranarray(V[:, ::-1])
 

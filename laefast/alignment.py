@@ -434,7 +434,8 @@ def update(rule, W, B, x, delta=None):
     rule : str or Rule
     W : array_like (n_out, n_in)
     B : array_like (n_in, n_out)
-        In C or Fortran order, neither copied.  Fortran order is B^T laid
+        In C or Fortran order: a contiguous B in W's dtype is not copied.
+        Fortran order is B^T laid
         out as W is, which is how :func:`train_mlp` keeps B: then SA's and
         KP's terms in W^T are elementwise, with no transposed pass.
     x : array_like (b, n_in)
@@ -482,7 +483,7 @@ def update(rule, W, B, x, delta=None):
     gB = np.empty((n_out, n_in) if bt else (n_in, n_out), W.dtype)
     gW = np.empty((n_out, n_in) if rule.name == "kp" else (1, 1), W.dtype)
     work = np.empty(_alignment.layer_workspace(rule.code, x.shape[0], n_in,
-                                               n_out), W.dtype)
+                                               n_out, bt), W.dtype)
     _alignment.layer_update(rule.code, W, B.T if bt else B, x, delta,
                             *rule._kernel_coefficients(), gB, gW, work, bt)
     return RuleUpdate(gB.T if bt else gB,

@@ -129,6 +129,46 @@ def test_update_matches_numpy_formula(rule, dtype, tol, b, order):
         assert out.grad_W is None
 
 
+def test_update_takes_b_in_either_order_without_a_copy(monkeypatch):
+    W, B, x, delta = _layer(n_out=9, n_in=40, b=20, seed=4)
+    rule = al.KP(alpha=0.25)
+    passed = []
+    kernel = _alignment.layer_update
+
+    def spy(code, W_, B_, *args):
+        passed.append(B_)
+        return kernel(code, W_, B_, *args)
+
+    monkeypatch.setattr(_alignment, "layer_update", spy)
+    gB, _ = _formula(rule, W, B, x, delta)
+    for given in (np.ascontiguousarray(B), np.asfortranarray(B)):
+        out = al.update(rule, W, given, x, delta)
+        assert np.shares_memory(passed[-1], given)
+        np.testing.assert_allclose(out.grad_B, gB, rtol=1e-12, atol=1e-12)
+    # Not contiguous (copied, to C order), or F-ordered in another dtype
+    # (converted once, keeping its order): the same values.
+    wide = np.asfortranarray(np.repeat(B, 2, axis=1))
+    for given in (wide[:, ::2], np.asfortranarray(B, dtype=np.float32)):
+        out = al.update(rule, W, given, x, delta)
+        assert out.grad_B.dtype == np.float64
+        tol = 1e-12 if given.dtype == np.float64 else 1e-6
+        np.testing.assert_allclose(out.grad_B, _formula(
+            rule, W, given.astype(np.float64), x, delta)[0], rtol=tol,
+            atol=tol)
+
+
+def test_update_with_one_output_unit():
+    # B of shape (n_in, 1) is both C- and F-contiguous: held as itself.
+    W, B, x, delta = _layer(n_out=1, n_in=7, b=5, seed=6)
+    for rule in _RULES:
+        out = al.update(rule, W, B, x, delta)
+        gB, gW = _formula(rule, W, B, x, delta)
+        np.testing.assert_allclose(out.grad_B, gB, rtol=1e-12, atol=1e-12)
+        if gW is not None:
+            np.testing.assert_allclose(out.grad_W, gW, rtol=1e-12,
+                                       atol=1e-12)
+
+
 @pytest.mark.parametrize("order", _ORDERS)
 @pytest.mark.parametrize("b", [5, 70])
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
@@ -136,12 +176,13 @@ def test_update_matches_numpy_formula(rule, dtype, tol, b, order):
                          ids=lambda r: r.name)
 def test_update_matches_numpy_formula_across_several_panels(rule, dtype, tol,
                                                             b, order):
-    # A wide, odd n_in: the kernels that read W or delta^T x transposed do
-    # it in row panels of about 32768 entries (here 32 rows of W: three
-    # panels, the last one short), two rows of the result at a time (an odd
-    # n_in leaves one over).  AA with b > 64 reads W^T the same way.  With
-    # B in Fortran order KP forms delta^T x in panels of whole rows (32 at
-    # b = 5, 65 at b = 70: the last one short).
+    # A wide, odd n_in.  With B in C order the kernels that read W or
+    # delta^T x transposed do it in tiles of 256 columns (1001 = 3 x 256 +
+    # 233: the last one short; KP's are 512 columns at b = 70), two rows of
+    # the result at a time (an odd n_in leaves one over); AA with b > 64
+    # reads W^T the same way.  With B in Fortran order KP forms delta^T x
+    # in panels of whole rows (32 at b = 5, 65 at b = 70: the last one
+    # short).
     W, B, x, delta = _layer(n_out=75, n_in=1001, b=b, seed=8, dtype=dtype)
     out = al.update(rule, W, np.asarray(B, order=order), x, delta)
     w64 = [a.astype(np.float64) for a in (W, B, x, delta)]
@@ -194,13 +235,13 @@ def test_simd_and_portable_updates_agree_and_match_numpy(rule, dtype, tol,
                 np.abs(gW).max(), 1)
 
 
-@pytest.mark.parametrize("rule", ["sa", "kp", "aa"])
+@pytest.mark.parametrize("rule", ["sa", "kp"])
 def test_trainer_steps_on_b_held_transposed_match_numpy(rule):
     # The trainer holds B as B^T: SA's and KP's momentum steps are
-    # elementwise passes fused with the tie; 300 -> 37 spans several of
-    # KP's panels; batches of 70 send AA through its M = 2aB - bW^T form.
+    # elementwise passes fused with the tie.  KP's on 3000 -> 37 at batches
+    # of 70 takes two panels of whole rows (21, then 16).
     rule = al.get_rule(rule, **({"alpha": 0.05} if rule == "kp" else {}))
-    layout, theta, X, y = _net(sizes=(7, 300, 37, 3), b=140, seed=6)
+    layout, theta, X, y = _net(sizes=(7, 3000, 37, 3), b=140, seed=6)
     theta *= 0.3
     order = np.random.default_rng(1).permutation(140).astype(np.intp)
 
@@ -477,8 +518,9 @@ def test_wm_batch_gradient_uses_the_documented_noise_stream():
                          ids=["small", "panels"])
 @pytest.mark.parametrize("rule", ["bp", "fa", "sa", "aa", "wm", "ia", "kp"])
 def test_training_epoch_matches_numpy_transcription(rule, sizes):
-    # "panels": the 41 -> 600 layer's B is 41 x 600, so KP's and SA's
-    # transposed passes take two panels, and n_in = 41 is odd.  Three
+    # "panels": a 41 -> 600 layer (odd n_in; B held as its 600 x 41
+    # transpose) and a 600 -> 3 one (SA's and KP's elementwise ties over
+    # matrices of 1800 and 24600 entries).  Three
     # epochs of five batches: the trainer folds each batch's last pass over
     # B's velocity into the next batch's first, and unfolds it at the end of
     # an epoch; the velocity must come out right too.
@@ -572,6 +614,10 @@ def test_result_predict_and_bp_backward_copy():
     assert res.backward[0] is None
     np.testing.assert_array_equal(res.backward[1], res.weights[1].T)
     assert res.angles() == [0.0, 0.0]
+    # B_l as a view of B_l^T, held in the parameter vector in W's layout.
+    for B in res.backward[1:]:
+        assert B.flags.f_contiguous and not B.flags.c_contiguous
+        assert np.shares_memory(B, res._theta)
 
 
 def test_angle():

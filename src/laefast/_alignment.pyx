@@ -39,8 +39,10 @@ and a layer's weight gradient is delta^T x with no further 1/b.
 
 Parameters live in one flat vector: every layer's W then its bias, in layer
 order, then the B of every layer after the first (the first layer's B would
-carry the error into the input, which nothing reads, so it does not exist).
-laefast.alignment builds the offsets and keeps views into the vector.
+carry the error into the input, which nothing reads, so it does not exist),
+each held transposed: B_l^T, n_out x n_in, laid out as W_l is.  Gradients
+(batch_gradient) and velocities use the same layout.  laefast.alignment
+builds the offsets and keeps views into the vector.
 """
 
 import numpy as np
@@ -91,13 +93,13 @@ BP, FA, SA, AA, WM, IA, KP = R_BP, R_FA, R_SA, R_AA, R_WM, R_IA, R_KP
 # KP, n_out x n_in) plus a term in B (and W) that needs one pass over
 # n_in x n_out matrices.  With B held as itself, SA's and KP's terms read
 # W^T or G^T, a transposed pass; with B held transposed (bt) they are
-# elementwise.  Written out whole, that output goes to memory and
-# the pass reads it back; so the GEMM runs in row panels of about 256 KiB,
-# and each panel is finished -- decay added, transposed (KP), or the
-# trainer's momentum step applied -- while it is still in cache.  A panel
-# that is read transposed gets its rows padded: rows 4 KiB apart (512
-# float64) all fall in one L1 set, and reading a column of them would evict
-# itself.
+# elementwise.  Written out whole, KP's G goes to memory and its pass
+# reads it back; so KP's GEMM runs in panels of about 256 KiB, each
+# finished (both gradients, or the trainer's momentum step) while it is
+# still in cache.  A panel that is read transposed (B held as itself) gets
+# its rows padded: rows 4 KiB apart (512 float64) all fall in one L1 set,
+# and reading a column of them would evict itself.  The other rules fold
+# their term in B into what their GEMM accumulates onto (gemm_t_finish).
 #
 # Where the CPU has AVX2 and FMA, the transposed pass (finish_t) and KP's
 # row pass take the versions in _align_simd.h (register-tiled transposes;
@@ -130,7 +132,7 @@ cdef inline Py_ssize_t panel_size(Py_ssize_t rows,
 cdef void finish(Py_ssize_t n, floating s, const floating* g, floating d,
                  floating* P, floating* out, floating* vel, floating lr,
                  floating mu) noexcept nogil:
-    """n entries of s g + d P: into out (which may be g), or, with vel set,
+    """n entries of s g + d P: into out, or, with vel set,
     the momentum step vel = mu vel + (s g + d P), P -= lr vel (out
     unused)."""
     cdef Py_ssize_t k
@@ -407,9 +409,12 @@ cdef Py_ssize_t rule_scratch(int rule, Py_ssize_t b, Py_ssize_t n_in,
     return 0
 
 
-cdef Py_ssize_t rule_panel(int rule, Py_ssize_t b, Py_ssize_t n_in,
+cdef Py_ssize_t rule_panel(int rule, bint bt, Py_ssize_t b, Py_ssize_t n_in,
                            Py_ssize_t n_out) noexcept nogil:
-    """Entries of the panel rule_b (or kp_layer, batches of up to b) needs."""
+    """Entries of the panel rule_b (or kp_layer, batches of up to b) needs:
+    none with B held transposed (bt)."""
+    if bt:
+        return 0
     if rule == R_KP:
         return (kp_tile_rows(b, n_in, n_out)
                 * (kp_tile_cols(b, n_in) + PANEL_PAD))
@@ -418,27 +423,29 @@ cdef Py_ssize_t rule_panel(int rule, Py_ssize_t b, Py_ssize_t n_in,
     return 0
 
 
-cdef Py_ssize_t rule_workspace(int rule, Py_ssize_t b, Py_ssize_t n_in,
+cdef Py_ssize_t rule_workspace(int rule, bint bt, Py_ssize_t b,
+                               Py_ssize_t n_in,
                                Py_ssize_t n_out) noexcept nogil:
     """Entries of workspace layer_grad needs."""
     return (rule_scratch(rule, b, n_in, n_out)
-            + rule_panel(rule, b, n_in, n_out))
+            + rule_panel(rule, bt, b, n_in, n_out))
 
 
 cdef void rule_b(int rule, bint bt, Py_ssize_t b, Py_ssize_t n_in,
                  Py_ssize_t n_out, const floating* W, floating* B,
-                 const floating* x, const floating* H, const floating* T, double c0, double c1,
-                 double c2, floating* gB, floating* vel, floating lr,
-                 floating mu, int phase, floating* work,
-                 floating* panel) noexcept nogil:
+                 const floating* x, const floating* H, const floating* T,
+                 double c0, double c1, double c2, floating* gB,
+                 floating* vel, floating lr, floating mu, int phase,
+                 floating* work, floating* panel) noexcept nogil:
     """dR/dB of SA, AA, WM or IA for the batch x (b x n_in), into gB, or
     (vel set) the momentum step on B with it.
 
-    bt: B (and gB, vel) held transposed, see times_b; a trainer (vel set)
-    holds it so.  phase: see gemm_t_finish (0 unless a trainer steps).
+    bt: B (and gB, vel) held transposed, see times_b.  vel is only for bt
+    (the trainer's layout): SA with B held as itself writes gB and ignores
+    it.  phase: see gemm_t_finish (0 unless a trainer steps).
     H = x W^T (b x n_out) for WM and IA, or NULL to form it in work.  T,
     if the caller has it, else NULL: for AA its T (see aa_t), for IA
-    H B^T (b x n_in).
+    H B^T (b x n_in).  panel: see rule_panel (NULL will do with bt).
     """
     cdef Py_ssize_t i
     cdef floating inv_b = <floating> (1.0 / b)
@@ -577,18 +584,20 @@ cdef void layer_grad(int rule, bint bt, Py_ssize_t b, Py_ssize_t n_in,
 
 
 def simd(enabled=None):
-    """Whether the kernels take their AVX2 paths (the transposed passes of
-    KP's tie and SA's and AA's W^T, KP's row pass, WM's noise);
-    enabled=False forces the portable loops, True restores the AVX2 paths
-    where the CPU has them (tests compare the two)."""
+    """Whether the kernels take their AVX2 paths (WM's noise, and, for B
+    held as itself, the transposed passes of KP's tie and SA's and AA's
+    W^T and KP's row pass: the trainer holds B transposed and uses only
+    the first); enabled=False forces the portable loops, True restores the
+    AVX2 paths where the CPU has them (tests compare the two)."""
     global la_simd_wanted
     if enabled is not None:
         la_simd_wanted = 1 if enabled else 0
     return bool(la_simd_ok())
 
 
-def layer_workspace(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out):
-    return rule_workspace(rule, b, n_in, n_out)
+def layer_workspace(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
+                    bint bt=False):
+    return rule_workspace(rule, bt, b, n_in, n_out)
 
 
 def layer_gemm_count(int rule, Py_ssize_t b):
@@ -741,14 +750,13 @@ cdef inline Py_ssize_t err_rows(const Net* net, Py_ssize_t b) noexcept nogil:
 
 
 cdef Py_ssize_t net_workspace(const Net* net, Py_ssize_t b) noexcept nogil:
-    """Activations, two error buffers, the rule's scratch, noise, the
-    forward pass's slots and one panel."""
-    cdef Py_ssize_t l, w = 0, p = 0, n = max_width(net)
+    """Activations, two error buffers, the rule's scratch, noise and the
+    forward pass's slots (B is held transposed: no rule needs a panel)."""
+    cdef Py_ssize_t l, w = 0, n = max_width(net)
     for l in range(1, net.L):
         w = max(w, rule_scratch(net.rule, b, net.sizes[l], net.sizes[l + 1]))
-        p = max(p, rule_panel(net.rule, b, net.sizes[l], net.sizes[l + 1]))
     return (acts_size(net, act_rows(net, b)) + 2 * err_rows(net, b) * n + w
-            + slots_size(net, b) + p)
+            + slots_size(net, b))
 
 
 cdef void forward(const Net* net, const floating* theta, Py_ssize_t b,
@@ -863,7 +871,6 @@ cdef double batch_grad(const Net* net, floating* theta, floating* grad,
     cdef floating* work = dn + err_rows(net, b) * n_max
     cdef floating* slots = work
     cdef floating* slot
-    cdef floating* panel
     cdef floating* A_prev
     cdef floating* tmp
     cdef floating* gW
@@ -878,8 +885,7 @@ cdef double batch_grad(const Net* net, floating* theta, floating* grad,
         i = rule_scratch(net.rule, b, net.sizes[l], net.sizes[l + 1])
         if work + i > slots:
             slots = work + i
-    panel = slots + slots_size(net, b)
-    slot = panel
+    slot = slots + slots_size(net, b)
     forward(net, theta, b, acts, slots, rng)
     loss = softmax_xent(b, net.sizes[L], acts + aoff, labels, correct, d)
     for l in range(L - 1, -1, -1):
@@ -924,19 +930,19 @@ cdef double batch_grad(const Net* net, floating* theta, floating* grad,
             dn[i] = dn[i] if A_prev[i] > 0 else 0
         if net.rule == R_SA:
             rule_b(R_SA, True, b, n_in, n_out, W, B, A_prev, NULL, NULL,
-                   net.c0, net.c1, net.c2, gB, vB, lr, mu, phase, work, panel)
+                   net.c0, net.c1, net.c2, gB, vB, lr, mu, phase, work, NULL)
         elif net.rule == R_AA:
             rule_b(R_AA, True, b, n_in, n_out, W, B, A_prev, NULL, slot,
-                   net.c0, net.c1, net.c2, gB, vB, lr, mu, phase, work, panel)
+                   net.c0, net.c1, net.c2, gB, vB, lr, mu, phase, work, NULL)
         elif net.rule == R_IA:
             rule_b(R_IA, True, b, n_in, n_out, W, B, A_prev, slot,
                    dn + b * n_in, net.c0, net.c1, net.c2, gB, vB, lr, mu,
-                   phase, work, panel)
+                   phase, work, NULL)
         elif net.rule == R_WM:
             # The noise under A_prev, its H in the slot (see forward).
             rule_b(R_WM, True, b, n_in, n_out, W, B, A_prev + b * n_in,
                    slot, NULL, net.c0, net.c1, net.c2, gB, vB, lr, mu, phase,
-                   work, panel)
+                   work, NULL)
         tmp = d
         d = dn
         dn = tmp
