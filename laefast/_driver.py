@@ -385,6 +385,13 @@ _ROUNDING = 1e-15
 # scipy.linalg.eigh(C, subset_by_index) of the top few pairs costs about as
 # much as this many m^3 flops of GEMM (measured, m = 500 to 1000).
 _EIGH_FLOPS = 4.0
+# Up to this m the dense eigensolver costs less than the Lanczos steps'
+# fixed costs (about 0.2-0.3 ms a step: the Python around it and the
+# projected matrix's eigendecomposition).  Fits on 12 m samples, 2 threads,
+# Lanczos against dense: m = 256, decaying spectrum (22 products) 16.1
+# against 14.2 ms; m = 384: decaying 32.4 against 26.3, but spiked (12
+# products) 25.3 against 29.1, and the Krylov space wins from there on.
+_DENSE_M = 256
 
 
 def iterate(problem, settings, warm=None, progress=None):
@@ -424,14 +431,15 @@ def _iterate(problem, settings, warm, progress):
 def _dense_at_once(problem, settings):
     """'auto' on C when a Krylov space would be a large part of C: the
     dense eigensolver is then the cheaper way to the same minimum.  That
-    is so when the k + p columns kept are a tenth of m or more, and when
+    is so for m up to _DENSE_M, when the k + p columns kept are a tenth of
+    m or more, and when
     C's spectrum is nearly flat: its effective rank tr(C)^2 / ||C||_F^2
     (m for equal eigenvalues, 1 for one direction) at least m / 2, as for
     white noise, where no gap separates the top k and the measured rate
     would only send the iteration there after a dozen products."""
     if settings.method != "auto" or problem.on_data:
         return False
-    if 10 * settings.width >= problem.m:
+    if 10 * settings.width >= problem.m or problem.m <= _DENSE_M:
         return True
     trace = problem.trace()
     if not trace > 0:

@@ -267,11 +267,12 @@ def test_lam_that_collapses_components_warns_with_their_indices():
 
 
 def test_white_noise_takes_the_dense_solve_and_spikes_the_krylov_space():
-    # White noise has no gap at k: 'auto' takes the closed-form minimum
+    # White noise (m = 300, above the size where every C goes to the dense
+    # solve) has no gap at k: 'auto' takes the closed-form minimum
     # from the dense eigensolver at once (one "iteration"); spikes above
     # the same noise make the Krylov iteration converge in a few products.
     rng = np.random.default_rng(5)
-    noise = rng.standard_normal((4000, 200))
+    noise = rng.standard_normal((4000, 300))
     spikes = noise.copy()
     spikes[:, :5] *= 10
     for X, dense in ((noise, True), (spikes, False)):
