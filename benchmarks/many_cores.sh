@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Every multi-core performance check in one command, for a machine with many
+# cores: LAEPCA against scikit-learn's solvers, the samples-path product, the
+# Gram pass's and SGD's scaling curve, and the small-call overheads.
+#
+#   bash benchmarks/many_cores.sh [THREADS] [OUTDIR]
+#
+# THREADS defaults to every CPU this process may use; OUTDIR (default
+# many_cores_out) receives one log and one JSON file per script, so that a
+# run cut short still leaves what it measured.  Each script is limited to
+# its own time budget (seconds, below) and the run goes on past one that
+# fails or times out.  Run it from the repository root, against an
+# installed laefast (the source folder laefast/ has no compiled modules).
+set -u
+threads=${1:-$(python -c "import os; print(len(os.sched_getaffinity(0)))")}
+out=${2:-many_cores_out}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+
+curve=""
+for t in 2 4 8 16 32 64; do
+    [ "$t" -lt "$threads" ] && curve="$curve $t"
+done
+curve="$curve $threads"
+quick=${QUICK:+--quick}   # QUICK=1: the scripts' small sizes, for a trial
+
+step() {   # step NAME SECONDS COMMAND...
+    local name=$1 budget=$2
+    shift 2
+    echo "== $name (at most ${budget} s): $*"
+    timeout "$budget" "$@" > "$out/$name.log" 2>&1
+    local rc=$?
+    tail -n 60 "$out/$name.log"
+    [ $rc -eq 0 ] || echo "== $name ended with status $rc (124: out of time)"
+}
+
+python -c "import laefast; print('laefast', laefast.__version__, \
+'OpenMP:', laefast.openmp_enabled())" || exit 1
+# shellcheck disable=SC2086  # $quick and $curve are lists of words
+step peers 300 python benchmarks/bench_peers.py --threads "$threads" $quick \
+    --json "$out/peers.json"
+step products 120 python benchmarks/bench_products.py --threads "$threads" \
+    $quick
+step stream 240 python benchmarks/bench_stream.py --threads $curve $quick \
+    --json "$out/stream.json"
+step foundation 120 python benchmarks/bench_foundation.py $quick \
+    --json "$out/foundation.json"
