@@ -432,11 +432,11 @@ def _dense_at_once(problem, settings):
     """'auto' on C when a Krylov space would be a large part of C: the
     dense eigensolver is then the cheaper way to the same minimum.  That
     is so for m up to _DENSE_M, when the k + p columns kept are a tenth of
-    m or more, and when
-    C's spectrum is nearly flat: its effective rank tr(C)^2 / ||C||_F^2
-    (m for equal eigenvalues, 1 for one direction) at least m / 2, as for
-    white noise, where no gap separates the top k and the measured rate
-    would only send the iteration there after a dozen products."""
+    m or more, and when C's spectrum is nearly flat: its effective rank
+    tr(C)^2 / ||C||_F^2 (m for equal eigenvalues, 1 for one direction) at
+    least m / 2, as for white noise, where no gap separates the top k and
+    the measured rate would only send the iteration there after a dozen
+    products."""
     if settings.method != "auto" or problem.on_data:
         return False
     if 10 * settings.width >= problem.m or problem.m <= _DENSE_M:

@@ -435,9 +435,9 @@ def update(rule, W, B, x, delta=None):
     W : array_like (n_out, n_in)
     B : array_like (n_in, n_out)
         In C or Fortran order: a contiguous B in W's dtype is not copied.
-        Fortran order is B^T laid
-        out as W is, which is how :func:`train_mlp` keeps B: then SA's and
-        KP's terms in W^T are elementwise, with no transposed pass.
+        Fortran order is B^T laid out as W is, which is how
+        :func:`train_mlp` keeps B: then SA's and KP's terms in W^T are
+        elementwise, with no transposed pass.
     x : array_like (b, n_in)
         The layer's input batch (for WM: the noise batch that replaces it).
     delta : array_like (b, n_out) or None
@@ -449,10 +449,10 @@ def update(rule, W, B, x, delta=None):
     RuleUpdate
         ``grad_B`` (n_in, n_out): the gradient to subtract from B (zero for
         BP and FA, which leave B alone), in B's order.  ``grad_W``: for KP
-        the tied
-        gradient ``delta^T x + 2 alpha W`` (with ``grad_B`` equal to its
-        transpose plus ``2 alpha (B - W^T)``), None otherwise.  Arrays are in
-        W's dtype (float32 or float64; other types become float64).
+        the tied gradient ``delta^T x + 2 alpha W`` (with ``grad_B`` equal
+        to its transpose plus ``2 alpha (B - W^T)``), None otherwise.
+        Arrays are in W's dtype (float32 or float64; other types become
+        float64).
 
     Raises
     ------
