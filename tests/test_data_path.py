@@ -225,13 +225,17 @@ def _views(X, layout):
 @pytest.mark.parametrize("layout", ["C", "rows", "reversed"])
 def test_centered_product_against_numpy(product_kernel, layout, dtype,
                                         n_threads):
-    # Odd sizes: a single row, an odd row count (the AVX2 kernel takes
-    # rows in pairs), m not a multiple of 4 (its vectors), and column
-    # counts 1 to 9 (its groups of 4, 2 and 1, padded at 3).  A mean of
+    # Odd sizes: a single row, row counts that leave 1, 2 or 3 rows after
+    # the AVX2 kernel's groups (4 rows for 1 or 2 columns, pairs for
+    # more), m not a multiple of 4 (its vectors), column counts 1 to 9
+    # (its groups of 4, 2 and 1, padded at 3), and more rows than one
+    # block of the pass (the next block's rows are prefetched).  A mean of
     # 1e3 over a spread of 2 tests the fused centering.
     rng = np.random.default_rng(3)
     for n, m, r in [(1, 1, 1), (2, 3, 2), (3, 5, 3), (17, 37, 5),
-                    (64, 130, 9), (101, 64, 4), (33, 8, 6), (9, 70, 7)]:
+                    (64, 130, 9), (101, 64, 4), (33, 8, 6), (9, 70, 7),
+                    (5, 9, 1), (6, 37, 2), (7, 12, 1), (11, 70, 2),
+                    (2003, 513, 2), (1999, 300, 1)]:
         X = _views((2 * rng.standard_normal((n, m)) + 1e3).astype(dtype),
                    layout)
         X64 = X.astype(np.float64)
