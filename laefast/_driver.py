@@ -505,8 +505,8 @@ def _lanczos_stop(problem, settings, block):
     target = _ROUNDING if settings.to_rounding else tol
 
     def stop(history, columns):
-        if (len(history) >= 4 and history[-1] <= tol
-                and history[-1] > 0.5 * history[-4]):
+        if (len(history) >= 4 and history[-1][1] <= tol
+                and history[-1][1] > 0.5 * history[-4][1]):
             return "stalled"
         if not problem.on_data and (
                 _predicted_products(history, target)
@@ -527,14 +527,16 @@ def _lanczos_step_flops(m, columns, b):
 
 
 def _predicted_products(history, target):
-    """Products still needed to reach target at the rate of the last three
-    (inf if they did not gain; 0 before three are known)."""
-    if len(history) < 4 or history[-1] <= target:
+    """Products still needed to reach target at the rate over the last
+    four checks, history's (products, residual) pairs (inf if they did not
+    gain; 0 before four are known)."""
+    if len(history) < 4 or history[-1][1] <= target:
         return 0.0
-    if history[-4] <= 0 or history[-1] >= history[-4]:
+    (p0, r0), (p1, r1) = history[-4], history[-1]
+    if r0 <= 0 or r1 >= r0:
         return np.inf
-    rate = (history[-1] / history[-4]) ** (1.0 / 3.0)
-    return np.log(target / history[-1]) / np.log(rate)
+    rate = (r1 / r0) ** (1.0 / (p1 - p0))
+    return np.log(target / r1) / np.log(rate)
 
 
 def _dense_pairs(problem, w):

@@ -1,0 +1,99 @@
+"""Block Lanczos (laefast._subspace.block_lanczos) on explicit matrices,
+against numpy.linalg.eigh: convergence, thick restarts, and the spacing of
+its convergence checks."""
+
+import numpy as np
+import pytest
+
+from laefast import _subspace
+from laefast._subspace import _MAX_CHECK_GAP, _check_gap, block_lanczos
+
+
+def _matrix(m, decay, seed=0):
+    rng = np.random.default_rng(seed)
+    U, _ = np.linalg.qr(rng.standard_normal((m, m)))
+    d = decay ** np.arange(m)
+    return (U * d) @ U.T, d
+
+
+def _start(m, w, seed=1):
+    Q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((m, w)))
+    return np.asfortranarray(Q)
+
+
+def _sine(V, U):
+    """Largest principal-angle sine between the spans of V and U."""
+    Qv, _ = np.linalg.qr(V)
+    return float(np.linalg.norm(Qv - U @ (U.T @ Qv), 2))
+
+
+@pytest.mark.parametrize("max_columns", [None, 24, 30])
+def test_reaches_eigh_with_and_without_thick_restarts(max_columns):
+    # max_columns 24 and 30 restart the space several times (the check
+    # before each restart supplies its Ritz vectors); None never does.
+    m, w, k = 300, 10, 6
+    C, d = _matrix(m, 0.93)
+    theta_ref, U = np.linalg.eigh(C)
+    calls = []
+    V, theta, res, products, stopped = block_lanczos(
+        lambda Q: C @ Q, _start(m, w), k, 1e-13, 500, 0.0, 2,
+        on_round=lambda p, r: calls.append(p), max_columns=max_columns)
+    assert stopped == "tol" and res <= 1e-12
+    np.testing.assert_allclose(theta[:k], theta_ref[::-1][:k], rtol=1e-12)
+    assert _sine(V[:, :k], U[:, ::-1][:, :k]) < 1e-10
+    # V is orthonormal, and theta its Rayleigh quotients.
+    np.testing.assert_allclose(V.T @ V, np.eye(w), atol=1e-12)
+    np.testing.assert_allclose(np.diag(V.T @ C @ V), theta, rtol=1e-12)
+    if max_columns is not None:
+        assert 2 * products > max_columns      # it did restart
+
+
+def test_checks_are_spaced_by_the_measured_rate(monkeypatch):
+    m, w, k = 400, 10, 10
+    C, _ = _matrix(m, 0.9, seed=2)
+    ritz = []
+    real = _subspace.small_eigh
+
+    def counting(S):
+        if S.shape[0] >= w:                 # the Rayleigh-Ritz solves
+            ritz.append(S.shape[0])
+        return real(S)
+
+    monkeypatch.setattr(_subspace, "small_eigh", counting)
+    history = []
+
+    def stop(hist, columns):
+        history[:] = hist
+        return None
+
+    V, theta, res, products, stopped = block_lanczos(
+        lambda Q: C @ Q, _start(m, w), k, 1e-14, 500, 0.0, 2,
+        stop_early=stop)
+    assert stopped == "tol"
+    # Fewer Rayleigh-Ritz solves than products once the space holds w
+    # columns, and the gaps between checks stay within the cap.
+    first = w // 2
+    assert len(ritz) < products - first + 1
+    seen = [p for p, _ in history]
+    assert seen == sorted(seen) and len(set(seen)) == len(seen)
+    assert max(np.diff(seen)) <= _MAX_CHECK_GAP
+    assert max(np.diff(seen)) > 1
+    np.testing.assert_allclose(theta, np.linalg.eigvalsh(C)[::-1][:w],
+                               rtol=1e-12)
+
+
+def test_check_gap():
+    tol = 1e-15
+    assert _check_gap([], tol) == 1
+    assert _check_gap([(10, 1e-3)], tol) == 1
+    # A slow rate (0.9 per product): every product is checked.
+    assert _check_gap([(10, 1e-3), (11, 0.9e-3)], tol) == 1
+    # No gain, or already below tol: the next product.
+    assert _check_gap([(10, 1e-3), (11, 2e-3)], tol) == 1
+    assert _check_gap([(10, 1e-3), (11, 1e-16)], tol) == 1
+    # A rate of 0.1 per product from 1e-5 needs 10 more: 5, half of them.
+    assert _check_gap([(10, 1e-4), (11, 1e-5)], tol) == 5
+    # Over two products at 0.1 each: the same rate.
+    assert _check_gap([(9, 1e-3), (11, 1e-5)], tol) == 5
+    # Far from tol, the gap is capped.
+    assert _check_gap([(10, 0.5), (11, 0.25)], tol) == _MAX_CHECK_GAP
