@@ -11,10 +11,16 @@
 # its own time budget (seconds, below) and the run goes on past one that
 # fails or times out; the budgets add up to 9 minutes, under a 10-minute
 # slot on a borrowed machine.  BUDGET_PCT=85 scales every budget to 85%
-# (to leave room for a build in the same slot).  Run it from the repository root, against an
-# installed laefast (the source folder laefast/ has no compiled modules).
+# (to leave room for a build in the same slot).  PYTHON names the
+# interpreter (default: python), for machines where the one with NumPy is
+# not first on PATH; call it by its own path (a symbolic link to a virtual
+# environment's python loses the environment).  Run it from the
+# repository root against an editable install, or from a copy of
+# benchmarks/ outside it against an installed laefast (the source folder
+# laefast/ has no compiled modules and would shadow the installed one).
 set -u
-threads=${1:-$(python -c "import os; print(len(os.sched_getaffinity(0)))")}
+py=${PYTHON:-python}
+threads=${1:-$("$py" -c "import os; print(len(os.sched_getaffinity(0)))")}
 out=${2:-many_cores_out}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
@@ -38,14 +44,14 @@ step() {   # step NAME SECONDS COMMAND...
     [ $rc -eq 0 ] || echo "== $name ended with status $rc (124: out of time)"
 }
 
-python -c "import laefast; print('laefast', laefast.__version__, \
+"$py" -c "import laefast; print('laefast', laefast.__version__, \
 'OpenMP:', laefast.openmp_enabled())" || exit 1
 # shellcheck disable=SC2086  # $quick and $curve are lists of words
-step peers 240 python benchmarks/bench_peers.py --threads "$threads" $quick \
+step peers 240 "$py" benchmarks/bench_peers.py --threads "$threads" $quick \
     --json "$out/peers.json"
-step products 60 python benchmarks/bench_products.py --threads "$threads" \
+step products 60 "$py" benchmarks/bench_products.py --threads "$threads" \
     $quick
-step stream 180 python benchmarks/bench_stream.py --threads $curve $quick \
+step stream 180 "$py" benchmarks/bench_stream.py --threads $curve $quick \
     --json "$out/stream.json"
-step foundation 60 python benchmarks/bench_foundation.py $quick \
+step foundation 60 "$py" benchmarks/bench_foundation.py $quick \
     --json "$out/foundation.json"
