@@ -488,7 +488,10 @@ def _run_krylov(problem, Q, settings, progress):
             _ROUNDING if settings.to_rounding else settings.tol,
             settings.max_iter, floor, block,
             on_round=lambda p, r: progress.report(p, residual=r),
-            stop_early=_lanczos_stop(problem, settings, block))
+            stop_early=_lanczos_stop(problem, settings, block),
+            # On C the switch to the dense solve reads the rate off the
+            # last four checks: spaced checks would delay it.
+            max_check_gap=None if problem.on_data else 1)
     if stopped == "eigh":
         theta, V = _dense_pairs(problem, w)
         res = residual(V, problem.times(V), theta, k, floor())
@@ -499,7 +502,7 @@ def _run_krylov(problem, Q, settings, progress):
 
 def _lanczos_stop(problem, settings, block):
     """block_lanczos's stop_early: rounding reached (below tol, three
-    products that did not halve the residual); or, on C, the dense solve
+    checks that did not halve the residual); or, on C, the dense solve
     as soon as the products the measured rate still needs cost more."""
     m, tol = problem.m, settings.tol
     target = _ROUNDING if settings.to_rounding else tol

@@ -94,7 +94,7 @@ def residual(V, CV, theta, k, floor):
 
 
 def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
-                  stop_early=None, max_columns=None):
+                  stop_early=None, max_columns=None, max_check_gap=None):
     """Exact-tied steps from span(Q[:, :block]) by block Lanczos with a
     narrow block: the samples path's iteration, where every product is a
     pass over X.
@@ -130,8 +130,10 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
     is slow per flop on small matrices: 0.3 ms at 62 x 62 against a 0.9 ms
     product on 1500 x 2048 data, 2 cores), so the checks are spaced by the
     measured rate: after two, the next comes after half the products that
-    rate still needs (at most _MAX_CHECK_GAP), which leaves room for the
-    rate to speed up, as Krylov methods' rates do.
+    rate still needs (at most max_check_gap, default _MAX_CHECK_GAP), which
+    leaves room for the rate to speed up, as Krylov methods' rates do.
+    max_check_gap=1 checks after every product (for a stop_early that
+    reads the rate off the last few checks).
     """
     m, w = Q.shape
     # A block wide enough that max_products products reach w columns (a
@@ -139,6 +141,10 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
     b = min(w, max(block, -(-w // max(int(max_products), 1))))
     if max_columns is None:
         max_columns = max(2 * w + 2 * b, min(128, (256 << 20) // (16 * m)))
+    # A thick restart keeps w Ritz vectors and adds a block.
+    max_columns = max(max_columns, w + b)
+    if max_check_gap is None:
+        max_check_gap = _MAX_CHECK_GAP
     # The space, its image and the projected matrix live in preallocated
     # buffers (K = basis[:, :D] is a view); a step appends a block in place.
     basis = np.empty((m, max_columns + b), order="F")
@@ -177,7 +183,7 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
                 stopped = stop_early(history, D)
             if stopped:
                 break
-            next_check = products + _check_gap(history, tol)
+            next_check = products + _check_gap(history, tol, max_check_gap)
         elif products >= max_products:
             break
         unit = max(float(np.abs(H).max()), np.finfo(float).tiny)
@@ -226,10 +232,11 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
 _MAX_CHECK_GAP = 8
 
 
-def _check_gap(history, tol):
+def _check_gap(history, tol, cap=_MAX_CHECK_GAP):
     """Products until block_lanczos's next check: half of those the rate
-    between the last two checks still needs to reach tol; 1 before two
-    checks, and while the rate is slow (a stall must be seen at once)."""
+    between the last two checks still needs to reach tol, at most cap; 1
+    before two checks, and while the rate is slow (a stall must be seen at
+    once)."""
     if len(history) < 2:
         return 1
     (p0, r0), (p1, r1) = history[-2], history[-1]
@@ -237,7 +244,7 @@ def _check_gap(history, tol):
         return 1
     rate = (r1 / r0) ** (1.0 / (p1 - p0))
     needed = np.log(tol / r1) / np.log(rate)
-    return int(min(_MAX_CHECK_GAP, max(1.0, needed // 2)))
+    return int(min(cap, max(1.0, needed // 2)))
 
 
 def _recurrence_residual(Z, Y_last, theta, floor):

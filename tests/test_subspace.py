@@ -97,3 +97,34 @@ def test_check_gap():
     assert _check_gap([(9, 1e-3), (11, 1e-5)], tol) == 5
     # Far from tol, the gap is capped.
     assert _check_gap([(10, 0.5), (11, 0.25)], tol) == _MAX_CHECK_GAP
+
+
+def test_max_check_gap_one_checks_every_product():
+    # The driver's setting on C, where the switch to the dense solve reads
+    # the rate off the last four checks.
+    m, w, k = 200, 10, 10
+    C, _ = _matrix(m, 0.9, seed=4)
+    history = []
+
+    def stop(hist, columns):
+        history[:] = hist
+        return None
+
+    *_, products, stopped = block_lanczos(
+        lambda Q: C @ Q, _start(m, w), k, 1e-14, 500, 0.0, 2,
+        stop_early=stop, max_check_gap=1)
+    seen = [p for p, _ in history]
+    assert seen == list(range(seen[0], seen[0] + len(seen)))
+    assert _check_gap([(10, 0.5), (11, 0.25)], 1e-15, cap=1) == 1
+
+
+def test_max_columns_below_a_restart_is_raised():
+    # A space capped below w + block columns would restart before it held
+    # w Ritz vectors; the cap is raised to w + block instead.
+    m, w, k = 13, 5, 1
+    C, _ = _matrix(m, 0.6, seed=5)
+    V, theta, res, products, stopped = block_lanczos(
+        lambda Q: C @ Q, _start(m, w), k, 1e-12, 2, 0.0, 4, max_columns=6)
+    assert products == 2 and V.shape == (m, w)
+    np.testing.assert_allclose(V.T @ V, np.eye(w), atol=1e-12)
+    np.testing.assert_allclose(np.diag(V.T @ C @ V), theta, rtol=1e-12)

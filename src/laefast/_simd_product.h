@@ -66,9 +66,10 @@ static LF_AVX2 inline double lf_hsum(__m256d v)
  * mean.  Groups of 4 rows cut those loads per element by a third against
  * pairs: 2 columns of float64 on one Zen 4 core ran 1.3x faster on 400 x
  * 2048 rows in cache and 1.1x on 6000 x 2048 from memory (1 column 1.25x
- * and 1.15x).  Every group keeps 8 running sums in phase 1
- * (the FMA latency times its two pipes); 4 rows of 4 columns would need 16,
- * all of AVX2's registers.  Columns go in groups of 4, 2 or 1
+ * and 1.15x; float32 rows 1.15-1.3x).  Every group keeps 8 running sums in
+ * phase 1, the FMA latency times its two pipes (4 for one row and one
+ * column); 4 rows of 4 columns would need 16, all of AVX2's registers.
+ * Columns go in groups of 4, 2 or 1
  * (laefast_product_width gives the padded count): fewer columns cost fewer
  * flops.
  */
