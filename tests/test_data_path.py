@@ -256,6 +256,26 @@ def test_centered_product_against_numpy(product_kernel, layout, dtype,
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_centered_product_split_over_threads(product_kernel, dtype):
+    # Enough work for two threads: each adds its rows into its own partial,
+    # and the partials are summed over the team.
+    n, m, r = 5001, 1000, 2
+    if _passes.centered_product_threads(n, m, r, 2) < 2:
+        pytest.skip("this build runs the pass on one thread")
+    rng = np.random.default_rng(8)
+    X = (rng.standard_normal((n, m)) + 10.0).astype(dtype)
+    X64 = X.astype(np.float64)
+    mean = X64.mean(axis=0)
+    Q = rng.standard_normal((m, r))
+    Xc = X64 - mean
+    expected = Xc.T @ (Xc @ Q)
+    out = np.full((m, r), np.nan)
+    trace = _passes.centered_product(X, mean, Q, out, 2, want_trace=True)
+    assert np.abs(out - expected).max() <= 1e-12 * np.abs(expected).max()
+    assert abs(trace - np.sum(Xc ** 2)) <= 1e-12 * np.sum(Xc ** 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_wide_fit_with_each_product_kernel(product_kernel, dtype):
     X = scaled_gaussian(60, 203, np.linspace(6, 1, 203), offset=50.0)
     X = X.astype(dtype)
