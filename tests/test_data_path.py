@@ -238,21 +238,28 @@ def test_centered_product_against_numpy(product_kernel, layout, dtype,
                     (2003, 513, 2), (1999, 300, 1)]:
         X = _views((2 * rng.standard_normal((n, m)) + 1e3).astype(dtype),
                    layout)
-        X64 = X.astype(np.float64)
-        mean = X64.mean(axis=0)
         Q = rng.standard_normal((m, r))
-        Xc = X64 - mean
-        expected = Xc.T @ (Xc @ Q)
-        out = np.full((m, r), np.nan)
-        trace = _passes.centered_product(X, mean, Q, out, n_threads,
-                                         want_trace=True)
-        assert (np.abs(out - expected).max()
-                <= 1e-12 * np.abs(expected).max()), (n, m, r)
-        assert abs(trace - np.sum(Xc ** 2)) <= 1e-12 * np.sum(Xc ** 2)
+        out, mean = _check_centered_product(X, Q, n_threads)
         # The trace is optional: the product must not change without it.
         again = np.full((m, r), np.nan)
         assert _passes.centered_product(X, mean, Q, again, n_threads) == 0.0
         np.testing.assert_array_equal(again, out)
+
+
+def _check_centered_product(X, Q, n_threads):
+    """centered_product of X and Q against NumPy in float64, with the
+    trace; returns (out, mean)."""
+    X64 = X.astype(np.float64)
+    mean = X64.mean(axis=0)
+    Xc = X64 - mean
+    expected = Xc.T @ (Xc @ Q)
+    out = np.full(Q.shape, np.nan)
+    trace = _passes.centered_product(X, mean, Q, out, n_threads,
+                                     want_trace=True)
+    assert (np.abs(out - expected).max()
+            <= 1e-12 * np.abs(expected).max()), (X.shape, Q.shape)
+    assert abs(trace - np.sum(Xc ** 2)) <= 1e-12 * np.sum(Xc ** 2)
+    return out, mean
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -264,15 +271,7 @@ def test_centered_product_split_over_threads(product_kernel, dtype):
         pytest.skip("this build runs the pass on one thread")
     rng = np.random.default_rng(8)
     X = (rng.standard_normal((n, m)) + 10.0).astype(dtype)
-    X64 = X.astype(np.float64)
-    mean = X64.mean(axis=0)
-    Q = rng.standard_normal((m, r))
-    Xc = X64 - mean
-    expected = Xc.T @ (Xc @ Q)
-    out = np.full((m, r), np.nan)
-    trace = _passes.centered_product(X, mean, Q, out, 2, want_trace=True)
-    assert np.abs(out - expected).max() <= 1e-12 * np.abs(expected).max()
-    assert abs(trace - np.sum(Xc ** 2)) <= 1e-12 * np.sum(Xc ** 2)
+    _check_centered_product(X, rng.standard_normal((m, r)), 2)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
