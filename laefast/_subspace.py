@@ -127,11 +127,12 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
 
     The Rayleigh-Ritz solve that checks convergence costs more than a
     product's bookkeeping once the space has a few dozen columns (LAPACK
-    is slow per flop on small matrices: 0.3 ms at 62 x 62 against a 0.9 ms
-    product on 1500 x 2048 data, 2 cores), so the checks are spaced by the
-    measured rate: after two, the next comes after half the products that
-    rate still needs (at most max_check_gap, default _MAX_CHECK_GAP), which
-    leaves room for the rate to speed up, as Krylov methods' rates do.
+    is slow per flop on small matrices: 0.3 ms at 62 x 62 against a
+    0.6-0.9 ms product on 1500 x 2048 data, 2 cores), so checks are spaced
+    by the measured rate: after two, the next comes after half the
+    products that rate still needs (at most max_check_gap, default
+    _MAX_CHECK_GAP), which leaves room for the rate to speed up, as Krylov
+    methods' rates do.
     max_check_gap=1 checks after every product (for a stop_early that
     reads the rate off the last few checks).
     """
