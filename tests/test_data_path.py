@@ -262,6 +262,27 @@ def _check_centered_product(X, Q, n_threads):
     return out, mean
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_column_sums_in_every_layout(dtype, n_threads):
+    # The samples path's mean pass: rows of unit stride, Fortran order
+    # (summed a column at a time), reversed and strided views, one row,
+    # one column, and enough rows for two threads.
+    rng = np.random.default_rng(9)
+    for n, m in [(1, 5), (7, 1), (3, 9), (70001, 40)]:
+        X = (rng.standard_normal((n, m)) + 1e3).astype(dtype)
+        for view in (X, np.asfortranarray(X), X[::-1], X[:, ::-1],
+                     np.asfortranarray(X)[::2], X[::3, ::2]):
+            expected = view.astype(np.float64).sum(axis=0)
+            got = _passes.column_sums(view, n_threads)
+            assert got.dtype == np.float64 and got.shape == expected.shape
+            np.testing.assert_allclose(got, expected, rtol=1e-12,
+                                       err_msg=str((n, m, view.strides)))
+    X = np.asfortranarray(rng.standard_normal((70001, 40)))
+    X[50000, 5] = np.nan          # in the second thread's rows
+    assert np.isnan(_passes.column_sums(X, n_threads)[5])
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_centered_product_split_over_threads(product_kernel, dtype):
     # Enough work for two threads: each adds its rows into its own partial,
