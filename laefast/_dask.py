@@ -172,6 +172,8 @@ class DaskProblem:
 
     C = None
     on_data = True
+    # Products are float64 whatever the blocks' dtype (see GramProblem).
+    product_dtype = np.dtype(np.float64)
 
     def __init__(self, X):
         self.X = X

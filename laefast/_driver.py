@@ -476,7 +476,7 @@ def _run_krylov(problem, Q, settings, progress):
 
     def floor():
         # Needs the trace: on the samples a by-product of the first product.
-        return zero_floor(0.0, problem.trace(), problem.dtype)
+        return zero_floor(0.0, problem.trace(), problem.product_dtype)
 
     if Q is None:
         stopped = "eigh"             # _dense_at_once: no start was drawn
@@ -496,7 +496,10 @@ def _run_krylov(problem, Q, settings, progress):
         theta, V = _dense_pairs(problem, w)
         res = residual(V, problem.times(V), theta, k, floor())
         n_iter = max(n_iter, 1)
-    lam = auto_lam(settings.lam, problem.trace(), w, problem.dtype)
+    # Every product here is in problem.product_dtype (float64 on float32
+    # samples): lam and the zero floor follow its rounding, not X's dtype,
+    # or components that float64 resolves would read out as 0.
+    lam = auto_lam(settings.lam, problem.trace(), w, problem.product_dtype)
     return Iterate(V, theta, res, n_iter, lam, None)
 
 
@@ -701,9 +704,11 @@ def solve_pca(problem, settings, n_samples, warm=None):
             f"{settings.max_iter} with relative Ritz residual "
             f"{it.residual:.3g} > tol={settings.tol:g}; raise max_iter or "
             "tol.", ConvergenceWarning, stacklevel=caller_stacklevel())
+    precision = (problem.product_dtype if settings.method == "auto"
+                 else problem.dtype)
     out = ritz_readout(it.V, it.theta, it.lam, settings.k,
                        zero_floor(it.lam, max(it.theta[0], 0.0)
-                                  if len(it.theta) else 0.0, problem.dtype),
+                                  if len(it.theta) else 0.0, precision),
                        warn=not isinstance(settings.lam, str))
     attributes = pca_attributes(out, it.lam, problem.trace(), problem.m,
                                 n_samples, settings.data_dtype)

@@ -160,9 +160,11 @@ class LAEPCA(*ESTIMATOR_BASES):
     lam : 'auto' or float >= 0
         L2 penalty, in units of the eigenvalues of C = Xc^T Xc (no 1/n).
         'auto': 10 (k + p) eps times an upper bound on the top eigenvalue
-        of C (eps of the solver's dtype, k + p latents): just enough to keep
-        the k x k systems positive definite, far below every component that
-        the dtype can resolve, so none collapses.  Directions and variances
+        of C (k + p latents; eps of the dtype the solver computes in:
+        float64 for method='auto', whose products are float64 even on
+        float32 data, X's dtype for the kernel methods on data): just
+        enough to keep the k x k systems positive definite, far below
+        every component that the dtype can resolve, so none collapses.  Directions and variances
         do not depend on lam (the read-out is exact); a lam at or above a
         kept component's eigenvalue collapses it (CollapsedComponentWarning,
         its variance reported as 0).

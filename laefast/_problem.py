@@ -71,6 +71,10 @@ class GramProblem:
         else:
             self.n, self.m = data.shape
             self.dtype = data.dtype
+        # The precision of times(): C's own, or float64 on the samples,
+        # which every product converts exactly.  The solver loops run in
+        # self.dtype; the Krylov iteration and its read-out in this one.
+        self.product_dtype = np.dtype(np.float64) if C is None else C.dtype
 
     @classmethod
     def from_gram(cls, C):

@@ -309,3 +309,39 @@ def test_wide_fit_with_each_product_kernel(product_kernel, dtype):
     s = np.linalg.svd(X64 - X64.mean(axis=0), compute_uv=False)[:5]
     np.testing.assert_allclose(est.explained_variance_, s ** 2 / 59,
                                rtol=tol)
+
+
+def test_float32_wide_data_keeps_small_resolvable_components():
+    # The samples path multiplies float32 data in float64, so lam and the
+    # zero floor follow float64's rounding: components holding 2e-5 of the
+    # variance (below float32's 10 (k + p) eps, above float64's) are read
+    # out, as scikit-learn's arpack and full solvers do, not set to 0.
+    rng = np.random.default_rng(15)
+    n, m, k = 50, 187, 14
+    U, _ = np.linalg.qr(rng.standard_normal((m, n)))
+    sv = 10.0 * 0.675 ** np.arange(n)
+    X = ((rng.standard_normal((n, n)) * sv) @ U.T
+         + rng.uniform(-100, 100, m)).astype(np.float32)
+    est = laefast.LAEPCA(k, random_state=0).fit(X)
+    X64 = X.astype(np.float64)
+    s = np.linalg.svd(X64 - X64.mean(axis=0), compute_uv=False)
+    truth = s[:k] ** 2 / (n - 1)
+    assert truth[-1] / truth.sum() < 1e-4           # a small component
+    np.testing.assert_allclose(est.explained_variance_, truth, rtol=1e-5)
+    assert _top_subspace_sine(est.components_, X64, k) < 1e-5
+
+
+def test_float32_wide_data_reads_zero_variance_as_zero():
+    # Rank 4 after centering: the other components hold no variance, and
+    # float64 products put them at rounding, below the zero floor.
+    rng = np.random.default_rng(16)
+    n, m, k = 40, 120, 8
+    X = (rng.standard_normal((n, 4)) @ rng.standard_normal((4, m))
+         + 5.0).astype(np.float32)
+    est = laefast.LAEPCA(k, random_state=0).fit(X)
+    X64 = X.astype(np.float64)
+    s = np.linalg.svd(X64 - X64.mean(axis=0), compute_uv=False)
+    np.testing.assert_allclose(est.explained_variance_[:4],
+                               s[:4] ** 2 / (n - 1), rtol=1e-5)
+    assert np.all(est.explained_variance_[4:]
+                  <= 1e-12 * est.explained_variance_[0])
