@@ -164,10 +164,10 @@ class LAEPCA(*ESTIMATOR_BASES):
         float64 for method='auto', whose products are float64 even on
         float32 data, X's dtype for the kernel methods on data): just
         enough to keep the k x k systems positive definite, far below
-        every component that the dtype can resolve, so none collapses.  Directions and variances
-        do not depend on lam (the read-out is exact); a lam at or above a
-        kept component's eigenvalue collapses it (CollapsedComponentWarning,
-        its variance reported as 0).
+        every component that the dtype can resolve, so none collapses.
+        Directions and variances do not depend on lam (the read-out is
+        exact); a lam at or above a kept component's eigenvalue collapses
+        it (CollapsedComponentWarning, its variance reported as 0).
     alpha : 'auto' or float > 0
         Step of the gradient methods.  'auto': laefast.default_alpha's step
         1 / (3 c r^2 + lam), re-derived before every round of iterations as
