@@ -514,7 +514,6 @@ def column_sums(const floating[:, :] X, int n_threads):
     cdef double[:, ::1] S_t = np.zeros((nt, m))
     cdef double[::1] out = np.zeros(m)
     cdef double work, acc
-    cdef const floating* x
     cdef int[::1] flag = np.zeros(1, dtype=np.intc)
     # A Fortran-ordered X is summed a column at a time, along its memory:
     # across its rows it took twice as long (1500 x 2048 float64: 2.5
@@ -526,16 +525,15 @@ def column_sums(const floating[:, :] X, int n_threads):
         r0 = n * t // nt
         r1 = n * (t + 1) // nt
         work = 0.0
-        if by_columns and r1 > r0:
+        if by_columns:
             for j in range(m):
-                x = &X[r0, j]
                 acc = 0.0
-                for i in range(r1 - r0):
-                    acc = acc + x[i]
+                for i in range(r0, r1):
+                    acc = acc + X[i, j]
                 S_t[t, j] = acc
                 if master_check(&work, 20.0 * (r1 - r0), &flag[0]):
                     break
-        elif not by_columns:
+        else:
             for i in range(r0, r1):
                 for j in range(m):
                     S_t[t, j] += X[i, j]
