@@ -216,7 +216,8 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
         Hbuf[D:D + nb, :D] = top[:D].T
         Z = CB - _mm(K, top)
         D += nb
-    if theta is None or stopped == "invariant" or Y.shape[0] != D:
+    if theta is None or stopped == "invariant":
+        # Every other exit follows a check on the current space.
         H = Hbuf[:D, :D]
         theta, Y = small_eigh((H + H.T) / 2)
         theta, Y = theta[::-1], np.asfortranarray(Y[:, ::-1])
@@ -233,7 +234,7 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
 _MAX_CHECK_GAP = 8
 
 
-def _check_gap(history, tol, cap=_MAX_CHECK_GAP):
+def _check_gap(history, tol, cap):
     """Products until block_lanczos's next check: half of those the rate
     between the last two checks still needs to reach tol, at most cap; 1
     before two checks, and while the rate is slow (a stall must be seen at

@@ -84,19 +84,20 @@ def test_checks_are_spaced_by_the_measured_rate(monkeypatch):
 
 def test_check_gap():
     tol = 1e-15
-    assert _check_gap([], tol) == 1
-    assert _check_gap([(10, 1e-3)], tol) == 1
+    cap = _MAX_CHECK_GAP
+    assert _check_gap([], tol, cap) == 1
+    assert _check_gap([(10, 1e-3)], tol, cap) == 1
     # A slow rate (0.9 per product): every product is checked.
-    assert _check_gap([(10, 1e-3), (11, 0.9e-3)], tol) == 1
+    assert _check_gap([(10, 1e-3), (11, 0.9e-3)], tol, cap) == 1
     # No gain, or already below tol: the next product.
-    assert _check_gap([(10, 1e-3), (11, 2e-3)], tol) == 1
-    assert _check_gap([(10, 1e-3), (11, 1e-16)], tol) == 1
+    assert _check_gap([(10, 1e-3), (11, 2e-3)], tol, cap) == 1
+    assert _check_gap([(10, 1e-3), (11, 1e-16)], tol, cap) == 1
     # A rate of 0.1 per product from 1e-5 needs 10 more: 5, half of them.
-    assert _check_gap([(10, 1e-4), (11, 1e-5)], tol) == 5
+    assert _check_gap([(10, 1e-4), (11, 1e-5)], tol, cap) == 5
     # Over two products at 0.1 each: the same rate.
-    assert _check_gap([(9, 1e-3), (11, 1e-5)], tol) == 5
+    assert _check_gap([(9, 1e-3), (11, 1e-5)], tol, cap) == 5
     # Far from tol, the gap is capped.
-    assert _check_gap([(10, 0.5), (11, 0.25)], tol) == _MAX_CHECK_GAP
+    assert _check_gap([(10, 0.5), (11, 0.25)], tol, cap) == cap
 
 
 def test_max_check_gap_one_checks_every_product():
