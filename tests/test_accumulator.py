@@ -8,7 +8,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 import laefast
-from laefast import GramAccumulator
+from laefast import GramAccumulator, _passes
 from laefast.metrics import max_principal_sine
 
 from _helpers import assert_unchanged, centered_gram, scaled_gaussian, snapshot
@@ -26,13 +26,18 @@ def _rel(a, b):
     return np.abs(a - b).max() / np.abs(b).max()
 
 
-@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("layout", ["C", "F", "strided", "rows strided",
+                                    "reversed"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("tiles", [False, True])
 def test_matches_the_wholecentered_gram(layout, threads, tiles):
     X = _data(n=6000, m=37)
+    # "rows strided" and "reversed" have unit-stride rows at a row stride
+    # other than m (the centering's unit-stride loop), "strided" neither.
     view = {"C": X, "F": np.asfortranarray(X),
-            "strided": np.asfortranarray(_data(n=12000, m=74))[::2, ::2]}[layout]
+            "strided": np.asfortranarray(_data(n=12000, m=74))[::2, ::2],
+            "rows strided": _data(n=12000, m=37)[::2],
+            "reversed": X[::-1]}[layout]
     # partials_memory=0 forces the shared-G layout whenever threads > 1.
     acc = GramAccumulator(n_threads=threads,
                           partials_memory=0 if tiles else 1 << 30)
@@ -45,6 +50,34 @@ def test_matches_the_wholecentered_gram(layout, threads, tiles):
     np.testing.assert_array_equal(acc.gram_, acc.gram_.T)
 
 
+@pytest.mark.skipif(not _passes.simd(), reason="this CPU has no AVX2")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m", [3, 37])
+@pytest.mark.parametrize("layout", ["C", "rows strided", "reversed"])
+@pytest.mark.parametrize("tiles", [False, True])
+def test_avx2_centering_gives_the_portable_loops_bits(dtype, m, layout,
+                                                      tiles):
+    # Both center in float64 and round once, and sum the rounded values:
+    # the Gram matrix and mean must agree to the last bit.  m = 3 is all
+    # tail, 37 is 9 vectors and a tail.
+    X = _data(n=5001, m=m, offset=7.0).astype(dtype)
+    view = {"C": X, "rows strided": np.repeat(X, 2, axis=0)[::2],
+            "reversed": X[::-1]}[layout]
+    fits = []
+    try:
+        for avx2 in (True, False):
+            _passes.simd(avx2)
+            acc = GramAccumulator(n_threads=2,
+                                  partials_memory=0 if tiles else 1 << 30)
+            fits.append(acc.add(view))
+    finally:
+        _passes.simd(True)
+    np.testing.assert_array_equal(fits[0].gram_, fits[1].gram_)
+    np.testing.assert_array_equal(fits[0].mean_, fits[1].mean_)
+    assert _rel(fits[0].gram_, centered_gram(view.astype(np.float64))) < (
+        1e-6 if dtype == np.float32 else 1e-12)
+
+
 def test_large_mean_offset_loses_nothing_to_cancellation():
     # sum x x^T - n mu mu^T would lose every digit at an offset of 1e6 over
     # unit spread; the pass centers on a shift near the mean.
@@ -54,9 +87,11 @@ def test_large_mean_offset_loses_nothing_to_cancellation():
     assert _rel(acc.gram_, Xc.T @ Xc) < 1e-9
 
 
-def test_float32_is_accumulated_in_float64():
+@pytest.mark.parametrize("layout", ["C", "F", "reversed"])
+def test_float32_is_accumulated_in_float64(layout):
     X64 = _data(n=200_000, m=16, offset=3.0)
     X32 = X64.astype(np.float32)
+    X32 = {"C": X32, "F": np.asfortranarray(X32), "reversed": X32[::-1]}[layout]
     acc = GramAccumulator().add(X32)
     exact = centered_gram(X32.astype(np.float64))
     # Only the rounding of the centered values (and of products inside a

@@ -37,14 +37,24 @@ cdef extern from "laefast/_simd_product.h" nogil:
         Py_ssize_t m, const double* mean, const double* Qt, Py_ssize_t r,
         double* Pt, int want_sq)
 
-# centered_product's AVX2 kernel, when the CPU has AVX2 and FMA.
+cdef extern from "laefast/_simd_center.h" nogil:
+    void laefast_center_rows_f64(
+        const double* X, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t m,
+        const double* shift, double* buf, double* s)
+    void laefast_center_rows_f32(
+        const float* X, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t m,
+        const double* shift, float* buf, double* s)
+
+# The AVX2 kernels (centered_product's, and the Gram pass's centering), when
+# the CPU has AVX2 and FMA.
 cdef bint SIMD_PRODUCT = laefast_cpu_has_avx2_fma() != 0
 
 
 def simd(enabled=None):
-    """Whether centered_product takes its AVX2 kernel on row-contiguous X;
-    enabled=False forces the BLAS path, True restores the kernel where the
-    CPU has it (tests compare the two), as laefast._alignment.simd does."""
+    """Whether centered_product and the Gram pass's centering take their
+    AVX2 code on row-contiguous X; enabled=False forces the portable paths
+    (BLAS for the product), True restores the AVX2 code where the CPU has
+    it (tests compare the two), as laefast._alignment.simd does."""
     global SIMD_PRODUCT
     if enabled is not None:
         SIMD_PRODUCT = bool(enabled) and laefast_cpu_has_avx2_fma() != 0
@@ -52,7 +62,7 @@ def simd(enabled=None):
 
 
 cdef inline bint simd_rows(Py_ssize_t row_stride, Py_ssize_t column_stride,
-                           Py_ssize_t itemsize) noexcept:
+                           Py_ssize_t itemsize) noexcept nogil:
     """Whether centered_product takes the AVX2 kernel for these strides
     (in bytes): rows of unit stride, whole items apart."""
     return (SIMD_PRODUCT and column_stride == itemsize
@@ -122,6 +132,27 @@ cdef inline void center_block(const floating[:, :] X, Py_ssize_t start,
     column sums (of the rounded values, so that s matches G)."""
     cdef Py_ssize_t i, j, m = X.shape[1]
     cdef floating v
+    cdef const floating* row
+    cdef floating* out
+    if rows > 0 and simd_rows(X.strides[0], X.strides[1], sizeof(floating)):
+        if floating is double:
+            laefast_center_rows_f64(&X[start, 0], X.strides[0] // sizeof(double),
+                                    rows, m, shift, buf, s)
+        else:
+            laefast_center_rows_f32(&X[start, 0], X.strides[0] // sizeof(float),
+                                    rows, m, shift, buf, s)
+        return
+    if X.strides[1] == sizeof(floating):
+        # Unit-stride rows: a loop the compiler vectorizes (the strided
+        # one below multiplies by a stride it cannot know).
+        for i in range(rows):
+            row = &X[start + i, 0]
+            out = buf + i * m
+            for j in range(m):
+                v = <floating> (row[j] - shift[j])
+                out[j] = v
+                s[j] += v
+        return
     for i in range(rows):
         for j in range(m):
             v = <floating> (X[start + i, j] - shift[j])
