@@ -111,6 +111,45 @@ def test_bad_gram(gram):
         laefast.solve(np.array([["a", "b"], ["b", "a"]]), 1, 1.0)
 
 
+@pytest.mark.parametrize("m", [1, 3, 4, 5, 63, 64, 65, 71, 130, 257])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("avx2", [True, False])
+def test_gram_stats_against_numpy(m, dtype, avx2):
+    # Both sweeps (AVX2 and portable) on sizes that leave every edge of the
+    # 64-row bands and the 4 x 4 blocks, with a planted asymmetry on each
+    # side of the diagonal, near the corners and inside.
+    from laefast import _checks
+    if avx2 and not _checks.simd():
+        pytest.skip("this CPU has no AVX2")
+    rng = np.random.default_rng(m)
+    A = rng.standard_normal((m, m))
+    C = ((A + A.T) / 2).astype(dtype)
+    spots = {(0, m - 1), (m - 1, 0), (m // 2, m // 3), (m // 3, m // 2),
+             (m - 1, m - 2)}
+    default = _checks.simd()
+    try:
+        _checks.simd(avx2)
+        for threads in (1, 2):
+            assert _checks.gram_stats(C, threads)[0] == 0.0
+            for i, j in spots:
+                bad = C.copy()
+                bad[i, j] += dtype(0.25) * (1 + (i + j) % 3)
+                asym, diag, row_max, trace, total = _checks.gram_stats(
+                    bad, threads)
+                wide = bad.astype(np.float64)
+                # the differences are formed in the matrix's dtype
+                assert asym == np.abs(bad - bad.T).max()
+                assert diag == np.abs(np.diagonal(wide)).max()
+                assert trace == pytest.approx(np.trace(wide), rel=1e-12,
+                                              abs=1e-12)
+                assert row_max == pytest.approx(
+                    np.abs(wide).sum(axis=1).max(), rel=1e-12)
+                assert total == pytest.approx(wide.sum(), rel=1e-12,
+                                              abs=1e-9)
+    finally:
+        _checks.simd(default)
+
+
 def test_bad_data():
     with pytest.raises(ValueError, match="2-D"):
         laefast.fit(np.ones(5), 1, 1.0)

@@ -11,6 +11,33 @@ from libc.math cimport fabs
 from cython.parallel cimport prange
 
 from laefast._constants cimport CHECK_TILE
+from laefast._threads cimport threads_for_work
+
+cdef extern from "laefast/_cpu.h" nogil:
+    int laefast_cpu_has_avx2_fma()
+
+cdef extern from "laefast/_simd_checks.h" nogil:
+    double laefast_tile_asym_f64(const double* A, const double* B,
+                                 Py_ssize_t ld, Py_ssize_t h, Py_ssize_t w)
+    double laefast_tile_asym_f32(const float* A, const float* B,
+                                 Py_ssize_t ld, Py_ssize_t h, Py_ssize_t w)
+    void laefast_row_sums_f64(const double* c, Py_ssize_t m, double* abs_sum,
+                              double* sum)
+    void laefast_row_sums_f32(const float* c, Py_ssize_t m, double* abs_sum,
+                              double* sum)
+
+# The AVX2 sweeps of _simd_checks.h, when the CPU has AVX2.
+cdef bint SIMD_CHECKS = laefast_cpu_has_avx2_fma() != 0
+
+
+def simd(enabled=None):
+    """Whether gram_stats takes its AVX2 sweeps; enabled=False forces the
+    portable loops, True restores the AVX2 ones where the CPU has them
+    (tests compare the two), as laefast._passes.simd does."""
+    global SIMD_CHECKS
+    if enabled is not None:
+        SIMD_CHECKS = bool(enabled) and laefast_cpu_has_avx2_fma() != 0
+    return bool(SIMD_CHECKS)
 
 
 cdef inline void row_sums(const floating* c, Py_ssize_t m, double* row,
@@ -18,6 +45,12 @@ cdef inline void row_sums(const floating* c, Py_ssize_t m, double* row,
     """row = sum |c_j| and tot = sum c_j over one row, in float64.  Four
     running sums each: one would chain every add to the last (1.8 ms of
     the checks of a 1000 x 1000 C, against 0.5 ms)."""
+    if SIMD_CHECKS:
+        if floating is double:
+            laefast_row_sums_f64(c, m, row, tot)
+        else:
+            laefast_row_sums_f32(c, m, row, tot)
+        return
     cdef double r0 = 0.0, r1 = 0.0, r2 = 0.0, r3 = 0.0
     cdef double t0 = 0.0, t1 = 0.0, t2 = 0.0, t3 = 0.0
     cdef double a0, a1, a2, a3
@@ -44,26 +77,50 @@ cdef inline void row_sums(const floating* c, Py_ssize_t m, double* row,
     tot[0] = (t0 + t1) + (t2 + t3)
 
 
+cdef inline double tile_asym(const floating[:, ::1] C, Py_ssize_t ti,
+                             Py_ssize_t tj, Py_ssize_t m) noexcept nogil:
+    """max |C[i, j] - C[j, i]| over the tile (ti, tj) (tj >= ti)."""
+    cdef Py_ssize_t bi = ti * CHECK_TILE, bj = tj * CHECK_TILE, i, j
+    cdef Py_ssize_t h = min(CHECK_TILE, m - bi), w = min(CHECK_TILE, m - bj)
+    cdef double d, asym = 0.0
+    if SIMD_CHECKS:
+        if floating is double:
+            return laefast_tile_asym_f64(&C[bi, bj], &C[bj, bi], m, h, w)
+        else:
+            return laefast_tile_asym_f32(&C[bi, bj], &C[bj, bi], m, h, w)
+    for i in range(bi, bi + h):
+        for j in range(max(bj, i + 1), bj + w):
+            d = fabs(C[i, j] - C[j, i])
+            if d > asym:
+                asym = d
+    return asym
+
+
 def gram_stats(const floating[:, ::1] C, int n_threads=1):
     """(max |C - C^T|, max |diag|, max row sum of |C_ij|, trace, total).
 
     `total` is the sum of every entry: not finite when C holds NaN or inf
     (or values too large to sum), which the caller then looks into.
-    Parallel over bands of CHECK_TILE rows: each band reads its own rows whole
-    (row sums need no merging) and the transposed tiles beside its
-    diagonal for the symmetry test; per-band results are merged in band
-    order, so any thread count gives the same numbers.
+    Parallel (for large C) over bands of CHECK_TILE rows: each band reads
+    its own rows whole (row sums need no merging) and the transposed tiles
+    beside its diagonal for the symmetry test; per-band results are merged
+    in band order, so any thread count gives the same numbers.
     """
     cdef Py_ssize_t m = C.shape[0]
     cdef Py_ssize_t n_tiles = (m + CHECK_TILE - 1) // CHECK_TILE
-    cdef Py_ssize_t ti, tj, bi, bj, i, j
-    cdef double d, tot
+    cdef Py_ssize_t ti, tj, bi, i
+    cdef double tot
     cdef double asym = 0.0, diag = 0.0, trace = 0.0, total = 0.0
     cdef double row_max = 0.0
     # Per band: asym, diag, row_max, trace, total.
     cdef double[:, ::1] band = np.zeros((n_tiles, 5), dtype=np.float64)
     cdef double[::1] rows = np.zeros(m, dtype=np.float64)
-    cdef int nt = n_threads if m * m > 1 << 18 else 1
+    # Each thread gets about a millisecond of the sweep at least: right
+    # after a BLAS call (solve, step) BLAS's own workers still spin, and a
+    # team member that waits for a core costs a scheduler slice.  Measured
+    # on 2 cores at m = 1000 (a 0.3 ms sweep): solve(max_iter=1) took
+    # 3.2-3.9 ms with one thread, 4.0-4.7 ms with two.
+    cdef int nt = threads_for_work(n_tiles, n_threads, <double> m * m)
     for ti in prange(n_tiles, nogil=True, num_threads=max(nt, 1),
                      schedule="dynamic"):
         bi = ti * CHECK_TILE
@@ -77,12 +134,7 @@ def gram_stats(const floating[:, ::1] C, int n_threads=1):
         # Symmetry: each tile right of the diagonal against its transpose,
         # which stays in cache a tile at a time.
         for tj in range(ti, n_tiles):
-            bj = tj * CHECK_TILE
-            for i in range(bi, min(bi + CHECK_TILE, m)):
-                for j in range(max(bj, i + 1), min(bj + CHECK_TILE, m)):
-                    d = fabs(C[i, j] - C[j, i])
-                    if d > band[ti, 0]:
-                        band[ti, 0] = d
+            band[ti, 0] = max(band[ti, 0], tile_asym(C, ti, tj, m))
     with nogil:
         for ti in range(n_tiles):
             asym = max(asym, band[ti, 0])
