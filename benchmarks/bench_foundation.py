@@ -14,7 +14,9 @@ script always exits 0 (it is a report, not a test).
    / 180 so that per-call fixed costs (input checks, read-out) cancel, against
    the two (k x m)(m x m) GEMMs a step needs, timed with SciPy's BLAS (the
    library the kernel calls).  Targets: step / GEMMs <= 1.3, and the
-   reference's per-step time >= 15x laefast's.
+   reference's per-step time >= 15x laefast's.  Also printed: one
+   laefast.step call (its input check included) against the three GEMMs of
+   a lone step, and the check alone.
 3. Exact W1 given W2 at m=200, k=10: laefast.exact_w1 against the reference's
    (mk x mk) Kronecker solve (target >= 50x), plus a plain NumPy/SciPy
    separable version for context; the three results are checked to agree.
@@ -44,6 +46,7 @@ from scipy.linalg.lapack import dpotrf
 
 import laefast
 from laefast import reference
+from laefast._validation import check_gram
 
 import laefast_bench as harness  # benchmarks/laefast_bench
 from laefast_bench import time_once
@@ -237,6 +240,26 @@ def bench_step(repeats, ref_steps, n_long, n_short):
     t_ref_step = t_ref_loop / ref_steps
     settle()
 
+    # laefast.step, one call at a time as another library's loop makes
+    # them: its input check (a pass over C) against the three GEMMs of a
+    # lone step, back to back.
+    Ws = (W1.copy(), W2.copy())
+    n_calls = 20
+
+    def step_calls():
+        for _ in range(n_calls):
+            laefast.step(Ws[0], Ws[1], C, lam, method="untied", alpha=alpha)
+
+    def checks():
+        for _ in range(n_calls):
+            check_gram(C)
+
+    t_calls = t_checks = t_gemms3 = np.inf
+    for _ in range(repeats):
+        t_calls = min(t_calls, time_once(step_calls)[0] / n_calls)
+        t_checks = min(t_checks, time_once(checks)[0] / n_calls)
+        t_gemms3 = min(t_gemms3, 1.5 * time_once(gemms)[0] / n_gemm)
+
     ratio = t_step / t_gemm_pair
     speedup = t_ref_step / t_step
     res = {
@@ -252,6 +275,8 @@ def bench_step(repeats, ref_steps, n_long, n_short):
         "t_reference_step": t_ref_step, "reference_steps": ref_steps,
         "step_over_gemms": ratio, "pass_gemm": bool(ratio <= 1.3),
         "speedup_vs_reference": speedup, "pass_reference": bool(speedup >= 15.0),
+        "t_step_call": t_calls, "t_check_gram": t_checks,
+        "t_three_gemms": t_gemms3,
     }
     print(f"   solve N={n_long:<4d}            : {fmt_t(t_long)}   "
           f"N={n_short}: {fmt_t(t_short)}   (best of {repeats}, idle pools)")
@@ -268,6 +293,9 @@ def bench_step(repeats, ref_steps, n_long, n_short):
           f"(C-ordered inputs: f2py copies C each call; context only)")
     print(f"   step / GEMMs             : {ratio:6.3f}   target <= 1.3   "
           f"{verdict(res['pass_gemm'])}")
+    print(f"   laefast.step, one call   : {fmt_t(t_calls)}  "
+          f"({t_calls / t_gemms3:.2f}x its 3 GEMMs, {fmt_t(t_gemms3)}; its "
+          f"input check {fmt_t(t_checks)}, back to back)")
     print(f"   reference per step       : {fmt_t(t_ref_step)}  "
           f"(best of {ref_repeats} x {ref_steps} steps)")
     print(f"   speedup vs reference     : {speedup:6.1f}x  target >= 15x    "
