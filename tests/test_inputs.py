@@ -150,6 +150,32 @@ def test_gram_stats_against_numpy(m, dtype, avx2):
         _checks.simd(default)
 
 
+@pytest.mark.skipif(not laefast.openmp_enabled(), reason="built without OpenMP")
+def test_gram_stats_in_parallel_matches_one_thread_and_numpy():
+    # Large enough (m = 4600: 1e7 entries a thread) that two threads run:
+    # each band writes only its own results, merged in band order, so the
+    # numbers are the one-thread ones to the last bit.
+    from laefast import _checks
+    m = 4600
+    rng = np.random.default_rng(7)
+    C = rng.standard_normal((m, m)).astype(np.float32)
+    C = (C + C.T) / 2
+    C[10, 4500] += np.float32(0.5)
+    one = _checks.gram_stats(C, 1)
+    for _ in range(6):              # a race shows in some runs, not all
+        assert _checks.gram_stats(C, 2) == one
+    wide = C.astype(np.float64)
+    assert one[0] == np.abs(C - C.T).max()
+    assert one[3] == pytest.approx(np.trace(wide), rel=1e-12)
+    assert one[4] == pytest.approx(wide.sum(), rel=1e-10, abs=1e-6)
+    # An off-diagonal NaN reaches only the total (the max and the trace do
+    # not see it), whichever thread's band holds it.
+    for row in (5, 2000, 4599):
+        bad = C.copy()
+        bad[row, (row * 7) % m or 1] = np.nan
+        assert np.isnan(_checks.gram_stats(bad, 2)[4])
+
+
 def test_bad_data():
     with pytest.raises(ValueError, match="2-D"):
         laefast.fit(np.ones(5), 1, 1.0)

@@ -42,9 +42,10 @@ def simd(enabled=None):
 
 cdef inline void row_sums(const floating* c, Py_ssize_t m, double* row,
                           double* tot) noexcept nogil:
-    """row = sum |c_j| and tot = sum c_j over one row, in float64.  Four
-    running sums each: one would chain every add to the last (1.8 ms of
-    the checks of a 1000 x 1000 C, against 0.5 ms)."""
+    """row = sum |c_j| and tot = sum c_j over one row, in float64: 8 AVX2
+    lanes where the CPU has them, else four running sums each (one would
+    chain every add to the last: 1.8 ms of the checks of a 1000 x 1000 C,
+    against 0.5 ms).  The two orders differ in the last bits."""
     if SIMD_CHECKS:
         if floating is double:
             laefast_row_sums_f64(c, m, row, tot)
@@ -115,17 +116,23 @@ def gram_stats(const floating[:, ::1] C, int n_threads=1):
     # Per band: asym, diag, row_max, trace, total.
     cdef double[:, ::1] band = np.zeros((n_tiles, 5), dtype=np.float64)
     cdef double[::1] rows = np.zeros(m, dtype=np.float64)
-    # Each thread gets about a millisecond of the sweep at least: right
-    # after a BLAS call (solve, step) BLAS's own workers still spin, and a
-    # team member that waits for a core costs a scheduler slice.  Measured
-    # on 2 cores at m = 1000 (a 0.3 ms sweep): solve(max_iter=1) took
-    # 3.2-3.9 ms with one thread, 4.0-4.7 ms with two.
+    # Each thread gets 1e7 entries at least (about 3 ms of the sweep):
+    # right after a BLAS call (solve, step) BLAS's own workers still spin,
+    # and a team member that waits for a core costs a scheduler slice.
+    # Measured on 2 cores at m = 1000 (a 0.3 ms sweep), interleaved:
+    # solve(max_iter=1) took 3.4 ms (median 4.8) with one thread, 3.9
+    # (median 6.1) with two; a laefast.step call 2.2 (3.1) against 2.8
+    # (4.2) ms.
     cdef int nt = threads_for_work(n_tiles, n_threads, <double> m * m)
     for ti in prange(n_tiles, nogil=True, num_threads=max(nt, 1),
                      schedule="dynamic"):
         bi = ti * CHECK_TILE
         for i in range(bi, min(bi + CHECK_TILE, m)):
-            # Whole rows: the row sums and the total, in one read.
+            # Whole rows: the row sums and the total, in one read.  (tot is
+            # assigned here so that Cython makes it private to the thread:
+            # written only through its address it would be shared, and the
+            # threads would race on it.)
+            tot = 0.0
             row_sums(&C[i, 0], m, &rows[i], &tot)
             band[ti, 4] += tot
             band[ti, 3] += C[i, i]

@@ -1,6 +1,7 @@
 /*
  * Whether laefast's AVX2 + FMA kernels are built, and whether this CPU runs
- * them: one test for _simd_product.h and _align_simd.h.
+ * them: one test for _simd_product.h, _simd_center.h, _simd_checks.h and
+ * _align_simd.h.
  *
  * LAEFAST_SIMD_BUILT is 1 where the compiler can build them (GCC or Clang
  * on x86, unless LAEFAST_NO_SIMD is defined); laefast_cpu_has_avx2_fma()

@@ -63,8 +63,9 @@ def simd(enabled=None):
 
 cdef inline bint simd_rows(Py_ssize_t row_stride, Py_ssize_t column_stride,
                            Py_ssize_t itemsize) noexcept nogil:
-    """Whether centered_product takes the AVX2 kernel for these strides
-    (in bytes): rows of unit stride, whole items apart."""
+    """Whether centered_product and the Gram pass's centering take their
+    AVX2 code for these strides (in bytes): rows of unit stride, whole
+    items apart."""
     return (SIMD_PRODUCT and column_stride == itemsize
             and row_stride % itemsize == 0)
 
@@ -136,10 +137,13 @@ cdef inline void center_block(const floating[:, :] X, Py_ssize_t start,
     cdef floating* out
     if rows > 0 and simd_rows(X.strides[0], X.strides[1], sizeof(floating)):
         if floating is double:
-            laefast_center_rows_f64(&X[start, 0], X.strides[0] // sizeof(double),
+            # A signed division: X.strides[0] is negative for X[::-1].
+            laefast_center_rows_f64(&X[start, 0],
+                                    X.strides[0] // <Py_ssize_t> sizeof(double),
                                     rows, m, shift, buf, s)
         else:
-            laefast_center_rows_f32(&X[start, 0], X.strides[0] // sizeof(float),
+            laefast_center_rows_f32(&X[start, 0],
+                                    X.strides[0] // <Py_ssize_t> sizeof(float),
                                     rows, m, shift, buf, s)
         return
     if X.strides[1] == sizeof(floating):
