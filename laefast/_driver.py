@@ -394,7 +394,7 @@ _EIGH_FLOPS = 4.0
 _DENSE_M = 256
 # Up to this m _dense_pairs takes every eigenpair by divide and conquer;
 # above it, the top ones alone by MRRR.
-_SMALL_EIGH_M = 96
+_SMALL_EIGH_M = 128
 
 
 def iterate(problem, settings, warm=None, progress=None):
@@ -557,14 +557,15 @@ def _dense_pairs(problem, w):
     # float64; a float32 one would otherwise get float32 pairs).
     C = np.asarray(problem.C.T, dtype=np.float64)
     if m <= _SMALL_EIGH_M:
-        # Small: every pair by divide and conquer costs less (m = 64,
-        # w = 18, 2 threads: 0.34 against 0.41 ms for the top pairs alone).
+        # Small: every pair by divide and conquer costs less (2 threads:
+        # m = 100, w = 20, 0.63 against 0.81 ms for the top pairs alone;
+        # even at m = 128).
         theta, V = small_eigh(C)
         return theta[m - w:][::-1], np.asfortranarray(V[:, m - w:][:, ::-1])
     try:
-        # Only the w pairs (laefast._solvers.top_eigenpairs): m = 128,
-        # w = 24: 1.2 against 1.3 ms for every pair; m = 500: 8.5 against
-        # 10.5 ms for scipy.linalg.eigh's subset.
+        # Only the w pairs (laefast._solvers.top_eigenpairs): m = 160,
+        # w = 24: 1.27 against 1.52 ms for every pair; m = 500: 7.9
+        # against 10.1 ms for scipy.linalg.eigh's subset.
         # (C itself: C-ordered, as the kernel wants; C.T is its mirror.)
         return _solvers.top_eigenpairs(
             np.ascontiguousarray(problem.C, dtype=np.float64), w)

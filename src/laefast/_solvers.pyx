@@ -1061,8 +1061,8 @@ def top_eigenpairs(const double[:, ::1] C, Py_ssize_t w):
     reflectors applied to those w vectors: no work on the m - w others,
     which LAPACK's syevr (bisection and inverse iteration for a subset) and
     syevd (every pair) both spend.  Measured on 2 cores: m = 500, w = 28:
-    8.5 ms against 10.5 (scipy.linalg.eigh with subset_by_index) and 16.5
-    (every pair); m = 1024, w = 40: 47 against 61 and 143 ms.  Raises
+    7.9 ms against 10.1 (scipy.linalg.eigh with subset_by_index) and 16.0
+    (every pair); m = 1024, w = 40: 41 against 51 and 118 ms.  Raises
     numpy.linalg.LinAlgError when LAPACK reports a failure (MRRR's rare
     one included); the caller may fall back to another solver.
     """
