@@ -38,15 +38,12 @@ cdef extern from "laefast/_simd_product.h" nogil:
         double* Pt, int want_sq)
 
 cdef extern from "laefast/_simd_center.h" nogil:
-    void laefast_center_rows_f64(
-        const double* X, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t m,
-        const double* shift, double* buf, double* s)
     void laefast_center_rows_f32(
         const float* X, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t m,
         const double* shift, float* buf, double* s)
 
-# The AVX2 kernels (centered_product's, and the Gram pass's centering), when
-# the CPU has AVX2 and FMA.
+# The AVX2 kernels (centered_product's, and the Gram pass's centering of
+# float32 rows), when the CPU has AVX2 and FMA.
 cdef bint SIMD_PRODUCT = laefast_cpu_has_avx2_fma() != 0
 
 
@@ -135,16 +132,12 @@ cdef inline void center_block(const floating[:, :] X, Py_ssize_t start,
     cdef floating v
     cdef const floating* row
     cdef floating* out
-    if rows > 0 and simd_rows(X.strides[0], X.strides[1], sizeof(floating)):
-        if floating is double:
-            # A signed division: X.strides[0] is negative for X[::-1].
-            laefast_center_rows_f64(&X[start, 0],
-                                    X.strides[0] // <Py_ssize_t> sizeof(double),
-                                    rows, m, shift, buf, s)
-        else:
-            laefast_center_rows_f32(&X[start, 0],
-                                    X.strides[0] // <Py_ssize_t> sizeof(float),
-                                    rows, m, shift, buf, s)
+    if (floating is float and rows > 0
+            and simd_rows(X.strides[0], X.strides[1], sizeof(float))):
+        # (A signed division: X.strides[0] is negative for X[::-1].)
+        laefast_center_rows_f32(&X[start, 0],
+                                X.strides[0] // <Py_ssize_t> sizeof(float),
+                                rows, m, shift, buf, s)
         return
     if X.strides[1] == sizeof(floating):
         # Unit-stride rows: a loop the compiler vectorizes (the strided
