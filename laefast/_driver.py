@@ -392,9 +392,6 @@ _EIGH_FLOPS = 4.0
 # against 14.2 ms; m = 384: decaying 32.4 against 26.3, but spiked (12
 # products) 25.3 against 29.1, and the Krylov space wins from there on.
 _DENSE_M = 256
-# Up to this m _dense_pairs takes every eigenpair by divide and conquer;
-# above it, the top ones alone by MRRR.
-_SMALL_EIGH_M = 128
 
 
 def iterate(problem, settings, warm=None, progress=None):
@@ -556,24 +553,16 @@ def _dense_pairs(problem, w):
     # In float64, as the Krylov iteration works (the accumulator's C is
     # float64; a float32 one would otherwise get float32 pairs).
     C = np.asarray(problem.C.T, dtype=np.float64)
-    if m <= _SMALL_EIGH_M:
-        # Small: every pair by divide and conquer costs less (2 threads:
-        # m = 100, w = 20, 0.63 against 0.81 ms for the top pairs alone;
-        # even at m = 128).
+    if m <= 200:
+        # Small: all pairs by divide and conquer beat a subset (top 24 of
+        # m, 2 threads: 1.0 against 1.3 ms at m = 128, even at 192 to 224,
+        # 4.7 against 3.6 ms at 256).
         theta, V = small_eigh(C)
-        return theta[m - w:][::-1], np.asfortranarray(V[:, m - w:][:, ::-1])
-    try:
-        # Only the w pairs (laefast._solvers.top_eigenpairs): m = 160,
-        # w = 24: 1.27 against 1.52 ms for every pair; m = 500: 7.9
-        # against 10.1 ms for scipy.linalg.eigh's subset.
-        # (C itself: C-ordered, as the kernel wants; C.T is its mirror.)
-        return _solvers.top_eigenpairs(
-            np.ascontiguousarray(problem.C, dtype=np.float64), w)
-    except np.linalg.LinAlgError:
-        # MRRR's rare failure: bisection and inverse iteration instead.
+        theta, V = theta[m - w:], V[:, m - w:]
+    else:
         theta, V = scipy.linalg.eigh(C, subset_by_index=[m - w, m - 1],
                                      check_finite=False)
-        return theta[::-1], np.asfortranarray(V[:, ::-1])
+    return theta[::-1], np.asfortranarray(V[:, ::-1])
 
 
 def _round_lam(problem, settings, top):

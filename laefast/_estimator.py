@@ -133,10 +133,9 @@ class LAEPCA(*ESTIMATOR_BASES):
         plain iteration, or than wide blocks, when eigenvalues are close.
         On C, when the measured rate says a dense
         eigensolver is cheaper (no eigengap, or m small against k + p), it
-        takes the closed-form minimum of L_sigma from the top k + p
-        eigenpairs of C instead (LAPACK: the tridiagonal form, then those
-        pairs alone by MRRR): by the paper's theorem the LAE's global
-        minimum.  The six methods run in
+        takes the closed-form minimum of L_sigma from
+        ``scipy.linalg.eigh(C, subset_by_index=...)`` instead: by the
+        paper's theorem the LAE's global minimum.  The six methods run in
         rounds of compiled iterations whose lengths follow the measured
         rate of convergence.  Where the data live is chosen from the shape:
 

@@ -1,8 +1,6 @@
 """Block Lanczos (laefast._subspace.block_lanczos) on explicit matrices,
 against numpy.linalg.eigh: convergence, thick restarts, and the spacing of
-its convergence checks; and the dense top-eigenpair solve that 'auto'
-switches to (laefast._solvers.top_eigenpairs, laefast._driver's
-_dense_pairs)."""
+its convergence checks."""
 
 import numpy as np
 import pytest
@@ -131,73 +129,3 @@ def test_max_columns_below_a_restart_is_raised():
     assert products == 2 and V.shape == (m, w)
     np.testing.assert_allclose(V.T @ V, np.eye(w), atol=1e-12)
     np.testing.assert_allclose(np.diag(V.T @ C @ V), theta, rtol=1e-12)
-
-
-# -- the dense top eigenpairs ---------------------------------------------------
-
-def _spectrum_matrix(m, spectrum, seed=0):
-    rng = np.random.default_rng(seed)
-    U, _ = np.linalg.qr(rng.standard_normal((m, m)))
-    if spectrum == "decaying":
-        d = 0.9 ** np.arange(m)
-    elif spectrum == "clustered":       # the top ones equal in threes
-        d = np.repeat(np.linspace(3.0, 1.0, -(-m // 3)), 3)[:m]
-    elif spectrum == "rank 3":
-        d = np.r_[[5.0, 2.0, 1.0], np.zeros(max(m - 3, 0))][:m]
-    else:                               # indefinite, signs mixed
-        d = np.linspace(-2.0, 3.0, m)
-    C = (U * d) @ U.T
-    return (C + C.T) / 2
-
-
-@pytest.mark.parametrize("m, w", [(1, 1), (2, 1), (2, 2), (5, 3), (97, 20),
-                                  (130, 130), (300, 31)])
-@pytest.mark.parametrize("spectrum", ["decaying", "clustered", "rank 3",
-                                      "indefinite"])
-def test_top_eigenpairs_against_eigh(m, w, spectrum):
-    from laefast._solvers import top_eigenpairs
-    C = _spectrum_matrix(m, spectrum)
-    theta, V = top_eigenpairs(C, w)
-    ev, EV = np.linalg.eigh(C)
-    scale = max(np.abs(ev).max(), 1.0)
-    assert theta.shape == (w,) and V.shape == (m, w)
-    assert V.flags.f_contiguous
-    np.testing.assert_allclose(theta, ev[::-1][:w], rtol=0, atol=1e-13 * scale)
-    assert np.all(np.diff(theta) <= 0)
-    np.testing.assert_allclose(V.T @ V, np.eye(w), rtol=0, atol=4e-15)
-    assert np.abs(C @ V - V * theta).max() <= 1e-13 * scale
-    if spectrum == "decaying" and w < m:
-        # separated eigenvalues: the vectors themselves, up to sign
-        assert _sine(V, EV[:, ::-1][:, :w]) < 1e-10
-
-
-def test_top_eigenpairs_rejects_a_bad_count():
-    from laefast._solvers import top_eigenpairs
-    C = np.eye(4)
-    for w in (0, 5):
-        with pytest.raises(ValueError, match="w must be in"):
-            top_eigenpairs(C, w)
-
-
-@pytest.mark.parametrize("m", [60, 150])
-def test_dense_pairs_and_its_fallback(m, monkeypatch):
-    # Both of _dense_pairs' solvers (divide and conquer up to
-    # _SMALL_EIGH_M, MRRR above), and scipy's subset when MRRR fails.
-    from laefast import _driver, _solvers
-    from laefast._problem import GramProblem
-    C = _spectrum_matrix(m, "decaying", seed=3)
-    ev, EV = np.linalg.eigh(C)
-    problem = GramProblem.from_gram(C)
-
-    def check(theta, V):
-        np.testing.assert_allclose(theta, ev[::-1][:12], rtol=1e-12,
-                                   atol=1e-14)
-        assert V.flags.f_contiguous
-        assert _sine(V, EV[:, ::-1][:, :12]) < 1e-10
-
-    check(*_driver._dense_pairs(problem, 12))
-
-    def fail(C, w):
-        raise np.linalg.LinAlgError("planted")
-    monkeypatch.setattr(_solvers, "top_eigenpairs", fail)
-    check(*_driver._dense_pairs(problem, 12))

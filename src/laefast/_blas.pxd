@@ -14,8 +14,7 @@ from scipy.linalg.cython_blas cimport (
     sgemm, dgemm, ssyrk, dsyrk, snrm2, dnrm2,
 )
 from scipy.linalg.cython_lapack cimport (
-    spotrf, dpotrf, spotrs, dpotrs, ssyev, dsyev, ssytrd, dsytrd, sstemr,
-    dstemr, sormtr, dormtr,
+    spotrf, dpotrf, spotrs, dpotrs, ssyev, dsyev,
 )
 
 # SciPy's cython_blas takes Fortran INTEGER arguments as C int (LP64).
@@ -134,66 +133,4 @@ cdef inline blas_int syev(blas_int n, floating* a, blas_int lda, floating* w,
         ssyev(&jobz, &uplo, &n, a, &lda, w, work, &lwork, &info)
     else:
         dsyev(&jobz, &uplo, &n, a, &lda, w, work, &lwork, &info)
-    return info
-
-
-# The top eigenpairs of a symmetric matrix in three LAPACK steps: reduce to
-# tridiagonal form (sytrd), the wanted pairs of the tridiagonal matrix by
-# MRRR (stemr), back to the matrix's basis (ormtr).  A symmetric matrix is
-# its own transpose, so its row-major storage is valid column-major input.
-
-cdef inline blas_int sytrd(blas_int n, floating* a, blas_int lda, floating* d,
-                           floating* e, floating* tau, floating* work,
-                           blas_int lwork) noexcept nogil:
-    """Householder reduction of a symmetric A (lower triangle used) to the
-    tridiagonal (d, e); A keeps the reflectors, tau their scales."""
-    cdef char uplo = b'L'
-    cdef blas_int info = 0
-    if floating is float:
-        ssytrd(&uplo, &n, a, &lda, d, e, tau, work, &lwork, &info)
-    else:
-        dsytrd(&uplo, &n, a, &lda, d, e, tau, work, &lwork, &info)
-    return info
-
-
-cdef inline blas_int stemr_index(blas_int n, floating* d, floating* e,
-                                 blas_int il, blas_int iu, blas_int* found,
-                                 floating* w, floating* z, blas_int ldz,
-                                 blas_int* isuppz, floating* work,
-                                 blas_int lwork, blas_int* iwork,
-                                 blas_int liwork) noexcept nogil:
-    """Eigenpairs il..iu (1-based, ascending) of the tridiagonal (d, e) by
-    MRRR: values in w, vectors as the columns of the column-major z.  e
-    has n entries (the last is workspace); d and e are overwritten."""
-    cdef char jobz = b'V'
-    cdef char rng = b'I'
-    cdef floating vl = 0, vu = 0
-    cdef blas_int nzc = iu - il + 1
-    cdef bint tryrac = True
-    cdef blas_int info = 0
-    if floating is float:
-        sstemr(&jobz, &rng, &n, d, e, &vl, &vu, &il, &iu, found, w, z, &ldz,
-               &nzc, isuppz, &tryrac, work, &lwork, iwork, &liwork, &info)
-    else:
-        dstemr(&jobz, &rng, &n, d, e, &vl, &vu, &il, &iu, found, w, z, &ldz,
-               &nzc, isuppz, &tryrac, work, &lwork, iwork, &liwork, &info)
-    return info
-
-
-cdef inline blas_int ormtr(blas_int n, blas_int ncols, floating* a,
-                           blas_int lda, floating* tau, floating* c,
-                           blas_int ldc, floating* work,
-                           blas_int lwork) noexcept nogil:
-    """Column-major C (n x ncols) = Q C, Q the product of sytrd's
-    reflectors (a, tau)."""
-    cdef char side = b'L'
-    cdef char uplo = b'L'
-    cdef char trans = b'N'
-    cdef blas_int info = 0
-    if floating is float:
-        sormtr(&side, &uplo, &trans, &n, &ncols, a, &lda, tau, c, &ldc, work,
-               &lwork, &info)
-    else:
-        dormtr(&side, &uplo, &trans, &n, &ncols, a, &lda, tau, c, &ldc, work,
-               &lwork, &info)
     return info

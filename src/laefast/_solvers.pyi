@@ -68,8 +68,3 @@ def exact_w2_given_w1(
     lam_vec: NDArray[np.floating] | None = None,
 ) -> int:
     """LAPACK potrf's info: 0 on success."""
-
-def top_eigenpairs(
-    C: NDArray[np.float64], w: int,
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """The w largest eigenpairs of symmetric C: (theta decreasing, V)."""

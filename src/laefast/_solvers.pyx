@@ -29,8 +29,8 @@ from libc.math cimport sqrt, isfinite, INFINITY
 from libc.string cimport memcpy
 
 from laefast._blas cimport (
-    NO_TRANS, TRANS, blas_int, gemm, ormtr, potrf, potrs_cm, stemr_index,
-    syev, syev_lwork, sytrd, trans_if,
+    NO_TRANS, TRANS, blas_int, gemm, potrf, potrs_cm, syev, syev_lwork,
+    trans_if,
 )
 from laefast._constants cimport (
     CHECK_FLOPS, DATA_BLOCK_ENTRIES, DATA_BLOCK_MAX_ROWS, DATA_BLOCK_MIN_ROWS,
@@ -1051,65 +1051,3 @@ def exact_w2_given_w1(floating[:, ::1] W2, const floating[:, ::1] W1,
     with nogil:
         info = exact_w2(&op, m, k, &W1[0, 0], &W2[0, 0], &lr[0], &S[0])
     return info
-
-
-def top_eigenpairs(const double[:, ::1] C, Py_ssize_t w):
-    """The w largest eigenpairs of the symmetric C (m x m): (theta, V),
-    theta (w,) decreasing and V (m, w) orthonormal, Fortran-ordered.
-
-    Tridiagonal reduction, then MRRR for the w wanted pairs alone, then the
-    reflectors applied to those w vectors: no work on the m - w others,
-    which LAPACK's syevr (bisection and inverse iteration for a subset) and
-    syevd (every pair) both spend.  Measured on 2 cores: m = 500, w = 28:
-    7.9 ms against 10.1 (scipy.linalg.eigh with subset_by_index) and 16.0
-    (every pair); m = 1024, w = 40: 41 against 51 and 118 ms.  Raises
-    numpy.linalg.LinAlgError when LAPACK reports a failure (MRRR's rare
-    one included); the caller may fall back to another solver.
-    """
-    cdef blas_int n = C.shape[0], nw = w, info = 0, found = 0
-    if not 1 <= w <= n:
-        raise ValueError(f"w must be in [1, {n}], got {w}")
-    # sytrd writes the reflectors over A; ormtr needs them afterwards.
-    cdef double[:, ::1] A = np.array(C, dtype=np.float64)
-    cdef double[::1] d = np.empty(n), e = np.empty(n), vals = np.empty(n)
-    cdef double[::1] tau = np.empty(max(n - 1, 1))
-    # Row-major (w x n) is column-major (n x w): row j is pair j's vector.
-    Z = np.empty((w, n))
-    cdef double[:, ::1] Zv = Z
-    # Enough for each of the three: sytrd n nb, stemr 18 n, ormtr w nb.
-    cdef blas_int lwork = 64 * n + 64, liwork = 10 * n + 10
-    cdef double[::1] work = np.empty(lwork)
-    cdef int[::1] iwork = np.empty(liwork, dtype=np.intc)
-    cdef int[::1] isuppz = np.empty(2 * w, dtype=np.intc)
-    with nogil:
-        info = sytrd(n, &A[0, 0], n, &d[0], &e[0], &tau[0], &work[0], lwork)
-        if info == 0:
-            info = stemr_index(n, &d[0], &e[0], n - nw + 1, n, &found,
-                               &vals[0], &Zv[0, 0], n, &isuppz[0], &work[0],
-                               lwork, &iwork[0], liwork)
-        if info == 0 and found == nw:
-            info = ormtr(n, nw, &A[0, 0], n, &tau[0], &Zv[0, 0], n, &work[0],
-                         lwork)
-    if info != 0 or found != nw:
-        raise np.linalg.LinAlgError(
-            f"the top {w} eigenpairs of a {n} x {n} matrix failed (LAPACK "
-            f"info {info}, {found} pairs found)")
-    # MRRR's vectors are orthogonal to O(m eps) only (5e-14 at m = 1024,
-    # against 1e-15 for syevd's): one Loewdin step, V <- V (I - E / 2)
-    # with E = V^T V - I, the nearest orthonormal basis to first order,
-    # brings them to rounding and moves each by |E| alone.
-    cdef Py_ssize_t i, j
-    cdef double[:, ::1] E = np.empty((w, w))
-    cdef double[:, ::1] T = np.empty((w, n))
-    with nogil:
-        gemm(NO_TRANS, TRANS, nw, nw, n, 1.0, &Zv[0, 0], n, &Zv[0, 0], n,
-             0.0, &E[0, 0], nw)
-        for i in range(w):
-            E[i, i] -= 1.0
-        gemm(NO_TRANS, NO_TRANS, nw, n, nw, 0.5, &E[0, 0], nw, &Zv[0, 0], n,
-             0.0, &T[0, 0], n)
-        for i in range(w):
-            for j in range(n):
-                Zv[i, j] -= T[i, j]
-    theta = np.asarray(vals)[:w][::-1].copy()
-    return theta, np.asfortranarray(Z[::-1].T)
