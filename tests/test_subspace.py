@@ -129,3 +129,27 @@ def test_max_columns_below_a_restart_is_raised():
     assert products == 2 and V.shape == (m, w)
     np.testing.assert_allclose(V.T @ V, np.eye(w), atol=1e-12)
     np.testing.assert_allclose(np.diag(V.T @ C @ V), theta, rtol=1e-12)
+
+
+# -- the random start of LAEPCA and LAEStream ------------------------------------
+
+@pytest.mark.parametrize("m, k", [(1, 1), (2, 2), (20, 20), (300, 12)])
+def test_random_start_basis_is_orthonormal_and_reproducible(m, k):
+    from laefast._driver import initial_weights
+    for seed in range(30):
+        Q = initial_weights(None, m, k, None, seed, basis=True).W2
+        assert Q.shape == (m, k) and Q.flags.f_contiguous
+        np.testing.assert_allclose(Q.T @ Q, np.eye(k), rtol=0, atol=1e-14)
+        again = initial_weights(None, m, k, None, seed, basis=True).W2
+        np.testing.assert_array_equal(Q, again)
+
+
+def test_random_start_falls_back_to_qr_when_a_direction_is_lost(monkeypatch):
+    # Cholesky-QR drops a direction lost to rounding (a nearly square,
+    # ill-conditioned draw): the start must still have k columns.
+    from laefast import _driver
+    monkeypatch.setattr(_driver, "orthonormal_against",
+                        lambda Z, K, drop: Z[:, :-1])
+    Q = _driver.initial_weights(None, 6, 6, None, 0, basis=True).W2
+    assert Q.shape == (6, 6)
+    np.testing.assert_allclose(Q.T @ Q, np.eye(6), rtol=0, atol=1e-14)
