@@ -41,7 +41,7 @@ from ._readout import LAEResult, pca_attributes, readout, readout_kind, \
     ritz_readout
 from ._regularizer import lam_summary
 from ._subspace import (block_lanczos, orthonormal_against, residual,
-                        ritz_pairs, small_eigh)
+                        ritz_pairs, small_eigh, steps_to_reach)
 from ._validation import check_weights
 
 __all__ = ["DEFAULT_MAX_ITER", "Start", "initial_weights", "raise_for_status",
@@ -465,13 +465,10 @@ def _dense_at_once(problem, settings):
 def _next_round(history, tol, current):
     """The next round's length for the kernel methods: the iterations the
     measured rate needs to reach tol (10% spare), between 8 and 1024."""
-    if len(history) < 2:
+    need = (steps_to_reach(history[-2], history[-1], tol)
+            if len(history) >= 2 else None)
+    if need is None:
         return min(2 * current, _MAX_ROUND)
-    (i0, r0), (i1, r1) = history[-2], history[-1]
-    if r1 <= 0 or r0 <= 0 or r1 >= r0:
-        return min(2 * current, _MAX_ROUND)
-    per_iter = np.log(r1 / r0) / (i1 - i0)
-    need = np.log(tol / r1) / per_iter
     return int(np.clip(1.1 * need + 1, _FIRST_ROUND, _MAX_ROUND))
 
 
@@ -545,11 +542,8 @@ def _predicted_products(history, target):
     gain; 0 before four are known)."""
     if len(history) < 4 or history[-1][1] <= target:
         return 0.0
-    (p0, r0), (p1, r1) = history[-4], history[-1]
-    if r0 <= 0 or r1 >= r0:
-        return np.inf
-    rate = (r1 / r0) ** (1.0 / (p1 - p0))
-    return np.log(target / r1) / np.log(rate)
+    need = steps_to_reach(history[-4], history[-1], target)
+    return np.inf if need is None else need
 
 
 def _dense_pairs(problem, w):

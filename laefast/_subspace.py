@@ -19,7 +19,7 @@ from scipy.linalg.blas import dgemm
 from scipy.linalg.lapack import dsyevd
 
 __all__ = ["ritz_pairs", "block_lanczos", "small_eigh", "residual",
-           "orthonormal_against"]
+           "orthonormal_against", "steps_to_reach"]
 
 
 def _mm(A, B, trans_a=False):
@@ -235,6 +235,18 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
 _MAX_CHECK_GAP = 8
 
 
+def steps_to_reach(earlier, later, target):
+    """Steps (products, iterations) still needed to bring the residual to
+    target at the rate measured between two (steps, residual) points,
+    `later` the last; None where the residual did not fall.  The kernel
+    rounds' lengths, block_lanczos's check spacing and the switch to the
+    dense solve all extrapolate this way."""
+    (p0, r0), (p1, r1) = earlier, later
+    if r0 <= 0 or r1 <= 0 or r1 >= r0:
+        return None
+    return np.log(target / r1) / (np.log(r1 / r0) / (p1 - p0))
+
+
 def _check_gap(history, tol, cap):
     """Products until block_lanczos's next check: half of those the rate
     between the last two checks still needs to reach tol, at most cap; 1
@@ -245,8 +257,7 @@ def _check_gap(history, tol, cap):
     (p0, r0), (p1, r1) = history[-2], history[-1]
     if not (0.0 < r1 < 0.8 ** (p1 - p0) * r0) or r1 <= tol:
         return 1
-    rate = (r1 / r0) ** (1.0 / (p1 - p0))
-    needed = np.log(tol / r1) / np.log(rate)
+    needed = steps_to_reach(history[-2], history[-1], tol)
     return int(min(cap, max(1.0, needed // 2)))
 
 
