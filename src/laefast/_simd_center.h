@@ -24,9 +24,8 @@
 #include "_cpu.h"
 
 #if LAEFAST_SIMD_BUILT
-#include <immintrin.h>
 
-static __attribute__((target("avx2"))) void laefast_center_rows_f32(
+static LAEFAST_AVX2 void laefast_center_rows_f32(
     const float* X, ptrdiff_t ldx, ptrdiff_t rows, ptrdiff_t m,
     const double* shift, float* buf, double* s)
 {
@@ -36,8 +35,7 @@ static __attribute__((target("avx2"))) void laefast_center_rows_f32(
         float* out = buf + i * m;
         for (j = 0; j + 4 <= m; j += 4) {
             __m128 v = _mm256_cvtpd_ps(_mm256_sub_pd(
-                _mm256_cvtps_pd(_mm_loadu_ps(x + j)),
-                _mm256_loadu_pd(shift + j)));
+                laefast_load4_f32(x + j), _mm256_loadu_pd(shift + j)));
             _mm_storeu_ps(out + j, v);
             _mm256_storeu_pd(s + j, _mm256_add_pd(_mm256_loadu_pd(s + j),
                                                   _mm256_cvtps_pd(v)));

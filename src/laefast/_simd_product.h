@@ -28,7 +28,6 @@
 #include "_cpu.h"
 
 #if LAEFAST_SIMD_BUILT
-#include <immintrin.h>
 #define LF_AVX2 __attribute__((target("avx2,fma")))
 /* the column count and the flags must be constants in the loops */
 #define LF_INLINE inline __attribute__((always_inline))
@@ -40,23 +39,6 @@
  * each FMA that uses the vector, and loads it again for every row: the
  * loop then waits on the load ports, not the FMA units. */
 #define LF_REG(v) __asm__("" : "+x"(v))
-
-static LF_AVX2 inline __m256d lf_load4_f64(const double* p)
-{
-    return _mm256_loadu_pd(p);
-}
-
-static LF_AVX2 inline __m256d lf_load4_f32(const float* p)
-{
-    return _mm256_cvtps_pd(_mm_loadu_ps(p));
-}
-
-static LF_AVX2 inline double lf_hsum(__m256d v)
-{
-    __m128d lo = _mm256_castpd256_pd128(v), hi = _mm256_extractf128_pd(v, 1);
-    lo = _mm_add_pd(lo, hi);
-    return _mm_cvtsd_f64(_mm_add_sd(lo, _mm_unpackhi_pd(lo, lo)));
-}
 
 /*
  * Rows go in groups of 4 for 1 or 2 columns (block Lanczos on data uses 2),
@@ -140,8 +122,8 @@ static LF_AVX2 LF_INLINE double lf_y_##SUFFIX(                                 \
         for (c = 0; c < RN; c++)                                               \
             a[c] = _mm256_add_pd(a[c], a[u * RN + c]);                         \
     for (c = 0; c < RN; c++)                                                   \
-        y[c] += lf_hsum(a[c]);                                                 \
-    sq = SQ ? lf_hsum(_mm256_add_pd(s2[0], s2[1])) : 0.0;                      \
+        y[c] += laefast_hsum4(a[c]);                                           \
+    sq = SQ ? laefast_hsum4(_mm256_add_pd(s2[0], s2[1])) : 0.0;                \
     for (j = j4; j < m; j++)                                                   \
         for (k = 0; k < R; k++) {                                              \
             double d = (double)x[k][j] - mean[j];                              \
@@ -254,8 +236,8 @@ static LF_AVX2 double laefast_product_block_##SUFFIX(                          \
     (sq ? lf_rows_##SUFFIX(x, R, NC, 1, m, mean, Qc, Pc, nx)                   \
         : lf_rows_##SUFFIX(x, R, NC, 0, m, mean, Qc, Pc, nx))
 
-LF_DEFINE_PHASES(f64, double, lf_load4_f64)
-LF_DEFINE_PHASES(f32, float, lf_load4_f32)
+LF_DEFINE_PHASES(f64, double, laefast_load4_f64)
+LF_DEFINE_PHASES(f32, float, laefast_load4_f32)
 
 #else  /* no AVX2 build: never called (laefast_cpu_has_avx2_fma is 0) */
 
