@@ -278,9 +278,14 @@ def test_column_sums_in_every_layout(dtype, n_threads):
             assert got.dtype == np.float64 and got.shape == expected.shape
             np.testing.assert_allclose(got, expected, rtol=1e-12,
                                        err_msg=str((n, m, view.strides)))
-    X = np.asfortranarray(rng.standard_normal((70001, 40)))
-    X[50000, 5] = np.nan          # in the second thread's rows
-    assert np.isnan(_passes.column_sums(X, n_threads)[5])
+    for X in (rng.standard_normal((70001, 40)),
+              np.asfortranarray(rng.standard_normal((70001, 40)))):
+        # In the second thread's rows (C order) and columns (Fortran
+        # order), and in the first's.
+        X[50000, 5] = X[50000, 35] = X[3, 36] = np.nan
+        sums = _passes.column_sums(X, n_threads)
+        assert np.isnan(sums[[5, 35, 36]]).all()
+        assert np.isfinite(np.delete(sums, [5, 35, 36])).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -530,18 +530,60 @@ cdef double simd_centered_product(const floating[:, :] X,
     return v
 
 
+cdef inline void add_rows(const floating[:, :] X, Py_ssize_t r0,
+                          Py_ssize_t r1, double* s) noexcept nogil:
+    """s += rows r0:r1 of X (rows of unit stride), by pointer loops the
+    compiler vectorizes: indexing X through a stride it cannot know kept
+    the loop scalar (1500 x 2048 float64, one core: 1.47 ms, against
+    NumPy's 1.06)."""
+    cdef Py_ssize_t i = r0, j, m = X.shape[1]
+    cdef const floating* a
+    cdef const floating* b
+    cdef const floating* c
+    cdef const floating* d
+    # Four rows per visit of s: s's loads and stores, not X's, bound a
+    # row-at-a-time loop.
+    while i + 4 <= r1:
+        a, b, c, d = &X[i, 0], &X[i + 1, 0], &X[i + 2, 0], &X[i + 3, 0]
+        for j in range(m):
+            s[j] += (<double> a[j] + <double> b[j]) + (<double> c[j]
+                                                       + <double> d[j])
+        i += 4
+    while i < r1:
+        a = &X[i, 0]
+        for j in range(m):
+            s[j] += a[j]
+        i += 1
+
+
+cdef inline double sum_run(const floating* x, Py_ssize_t n) noexcept nogil:
+    """sum of n contiguous entries, in 8 running sums: one running sum
+    waits a full add latency per entry."""
+    cdef double a[8]
+    cdef Py_ssize_t i, u, n8 = n - n % 8
+    for u in range(8):
+        a[u] = 0.0
+    for i in range(0, n8, 8):
+        for u in range(8):
+            a[u] += x[i + u]
+    for i in range(n8, n):
+        a[i - n8] += x[i]
+    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
+
+
 def column_sums(const floating[:, :] X, int n_threads):
     """sum_i x_i in float64 (m,): one parallel pass, any layout.
 
-    Each thread sums a contiguous range of rows; the partial sums are
-    added in thread order (reproducible for a given thread count).  A NaN
+    Each thread sums a contiguous range of rows (of columns, for a
+    Fortran-ordered X); the partial sums are added in thread order
+    (reproducible for a given thread count).  A NaN
     or infinity anywhere in X makes the result non-finite.
     """
     cdef Py_ssize_t n = X.shape[0], m = X.shape[1], t, i, j, r0, r1
     cdef int nt = threads_for_work(n // GRAM_MIN_ROWS, n_threads, 8.0 * n * m)
     cdef double[:, ::1] S_t = np.zeros((nt, m))
     cdef double[::1] out = np.zeros(m)
-    cdef double work, acc
+    cdef double work
     cdef int[::1] flag = np.zeros(1, dtype=np.intc)
     # A Fortran-ordered X is summed a column at a time, along its memory:
     # across its rows it took twice as long (1500 x 2048 float64: 2.5
@@ -554,13 +596,21 @@ def column_sums(const floating[:, :] X, int n_threads):
         r1 = n * (t + 1) // nt
         work = 0.0
         if by_columns:
-            for j in range(m):
-                acc = 0.0
-                for i in range(r0, r1):
-                    acc = acc + X[i, j]
-                S_t[t, j] = acc
-                if master_check(&work, 20.0 * (r1 - r0), &flag[0]):
+            # Whole columns per thread, each thread's a contiguous range of
+            # memory: split by rows, two threads took twice one thread's
+            # time (every column's run cut in two restarts the prefetch).
+            for j in range(m * t // nt, m * (t + 1) // nt):
+                S_t[t, j] = sum_run(&X[0, j], n)
+                if master_check(&work, 20.0 * n, &flag[0]):
                     break
+        elif X.strides[1] == sizeof(floating):
+            # In blocks of rows: the interrupt check costs a call per block.
+            i = r0
+            while i < r1:
+                add_rows(X, i, min(i + 64, r1), &S_t[t, 0])
+                if master_check(&work, 20.0 * m * 64, &flag[0]):
+                    break
+                i = i + 64
         else:
             for i in range(r0, r1):
                 for j in range(m):
