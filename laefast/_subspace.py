@@ -18,8 +18,8 @@ import numpy as np
 from scipy.linalg.blas import dgemm
 from scipy.linalg.lapack import dsyevd
 
-__all__ = ["ritz_pairs", "block_lanczos", "small_eigh", "residual",
-           "orthonormal_against", "steps_to_reach"]
+__all__ = ["ritz_pairs", "block_lanczos", "lanczos_block_width",
+           "small_eigh", "residual", "orthonormal_against", "steps_to_reach"]
 
 
 def _mm(A, B, trans_a=False):
@@ -94,8 +94,16 @@ def residual(V, CV, theta, k, floor):
     return float(np.sqrt((R[:, meaningful] ** 2).sum(axis=0)).max())
 
 
+def lanczos_block_width(width, block, max_products):
+    """Columns of block_lanczos's blocks for `width` directions: `block`,
+    or wider where max_products products of it would not reach width
+    columns (a short max_iter still trains every latent)."""
+    return min(width, max(block, -(-width // max(int(max_products), 1))))
+
+
 def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
-                  stop_early=None, max_columns=None, max_check_gap=None):
+                  stop_early=None, max_columns=None, max_check_gap=None,
+                  width=None):
     """Exact-tied steps from span(Q[:, :block]) by block Lanczos with a
     narrow block: the samples path's iteration, where every product is a
     pass over X.
@@ -115,6 +123,9 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
     on.  As in LAEPCA's other iterations, the result read out is the
     minimum of L_sigma on the span.
 
+    Q's first block is the start (its first lanczos_block_width(w, block,
+    max_products) columns; the rest are not read); w = width, or Q's
+    columns if width is None, Ritz pairs are returned.
     times(Q) returns C Q (float64) for an orthonormal (m, r) Q; k pairs
     are checked; the iteration stops when their relative Ritz residual is
     at most tol or after max_products products; theta at or below floor
@@ -137,10 +148,12 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
     max_check_gap=1 checks after every product (for a stop_early that
     reads the rate off the last few checks).
     """
-    m, w = Q.shape
-    # A block wide enough that max_products products reach w columns (a
-    # short max_iter still trains every latent).
-    b = min(w, max(block, -(-w // max(int(max_products), 1))))
+    m = Q.shape[0]
+    w = Q.shape[1] if width is None else width
+    b = lanczos_block_width(w, block, max_products)
+    if Q.shape[1] < b:
+        raise ValueError(f"the start has {Q.shape[1]} columns, the first "
+                         f"block needs {b}")
     if max_columns is None:
         max_columns = max(2 * w + 2 * b, min(128, (256 << 20) // (16 * m)))
     # A thick restart keeps w Ritz vectors and adds a block.

@@ -153,3 +153,24 @@ def test_random_start_falls_back_to_qr_when_a_direction_is_lost(monkeypatch):
     Q = _driver.initial_weights(None, 6, 6, None, 0, basis=True).W2
     assert Q.shape == (6, 6)
     np.testing.assert_allclose(Q.T @ Q, np.eye(6), rtol=0, atol=1e-14)
+
+
+def test_a_start_of_one_block_gives_the_same_iteration():
+    # block_lanczos reads only the start's first block: given that block
+    # and width=w it runs the same iteration, bit for bit, as given all w
+    # columns; a start narrower than the block is refused.
+    m, w, k, block = 200, 10, 6, 2
+    C, _ = _matrix(m, 0.9, seed=3)
+    Q = _start(m, w)
+    assert _subspace.lanczos_block_width(w, block, 500) == block
+    assert _subspace.lanczos_block_width(w, block, 3) == 4   # ceil(10 / 3)
+    full = block_lanczos(lambda Z: C @ Z, Q, k, 1e-13, 500, 0.0, block)
+    first = block_lanczos(lambda Z: C @ Z, np.asfortranarray(Q[:, :block]),
+                          k, 1e-13, 500, 0.0, block, width=w)
+    assert full[0].shape == first[0].shape == (m, w)
+    np.testing.assert_array_equal(full[0], first[0])
+    np.testing.assert_array_equal(full[1], first[1])
+    assert full[3:] == first[3:]
+    with pytest.raises(ValueError, match="first block needs 4"):
+        block_lanczos(lambda Z: C @ Z, np.asfortranarray(Q[:, :2]), k, 1e-13,
+                      3, 0.0, block, width=w)
