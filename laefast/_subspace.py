@@ -18,6 +18,8 @@ import numpy as np
 from scipy.linalg.blas import dgemm
 from scipy.linalg.lapack import dsyevd
 
+from . import _lanczos
+
 __all__ = ["ritz_pairs", "block_lanczos", "lanczos_block_width",
            "small_eigh", "residual", "orthonormal_against", "steps_to_reach"]
 
@@ -162,19 +164,22 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
         max_check_gap = _MAX_CHECK_GAP
     # The space, its image and the projected matrix live in preallocated
     # buffers (K = basis[:, :D] is a view); a step appends a block in place.
+    # Each step's linear algebra around the product is compiled
+    # (laefast._lanczos: orthonormalize_block, project_block).
     basis = np.empty((m, max_columns + b), order="F")
     image = np.empty_like(basis)
     Hbuf = np.zeros((max_columns + b, max_columns + b))
-    D = nb = b
-    basis[:, :D] = Q[:, :b]
-    image[:, :D] = times(basis[:, :D])
-    if callable(floor):
-        floor = floor()
-    top = _mm(basis[:, :D], image[:, :D], trans_a=True)
-    Hbuf[:D, :D] = top
     # The last image projected off the space (its first sweep): the next
     # block's direction, and the span of the Ritz residuals.
-    Z = image[:, :D] - _mm(basis[:, :D], top)
+    Zbuf = np.empty((m, b), order="F")
+    basis[:, :b] = Q[:, :b]
+    image[:, :b] = times(basis[:, :b])
+    if callable(floor):
+        floor = floor()
+    nb = b
+    unit = _lanczos.project_block(basis, image, Hbuf, Zbuf, 0, nb)
+    D = nb
+    Z = Zbuf[:, :nb]
     products, history, next_check = 1, [], 1
     theta = Y = None
     stopped = None
@@ -201,34 +206,35 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
             next_check = products + _check_gap(history, tol, max_check_gap)
         elif products >= max_products:
             break
-        unit = max(float(np.abs(H).max()), np.finfo(float).tiny)
-        B = orthonormal_against(Z / unit, K, 1e-13, projected=True)
-        if B.shape[1] == 0 and D < w:
+        # The next block, into basis[:, D:D + nb] (orthonormal_against's
+        # arithmetic, on Z / unit, projected=True).
+        nb = _lanczos.orthonormalize_block(
+            basis, D, Zbuf, nb, max(unit, np.finfo(float).tiny), 1e-13)
+        if nb == 0 and D < w:
             # The start spans an invariant subspace smaller than w: fill the
             # rest at random.
             B = orthonormal_against(np.random.default_rng(D)
                                      .standard_normal((m, b)), K, 1e-13)
-        if B.shape[1] == 0:
+            nb = B.shape[1]
+            basis[:, D:D + nb] = B
+        if nb == 0:
             stopped = "invariant"        # an invariant subspace: done
             break
-        if D + B.shape[1] > max_columns:
-            # Thick restart: keep the w Ritz vectors (B is orthogonal to
-            # the whole space, so to them).
+        if D + nb > max_columns:
+            # Thick restart: keep the w Ritz vectors (the block is
+            # orthogonal to the whole space, so to them).
+            B = basis[:, D:D + nb].copy()
             Yw = np.asfortranarray(Y[:, :w])
             basis[:, :w], image[:, :w] = _mm(K, Yw), _mm(image[:, :D], Yw)
             D = w
             Hbuf[:D, :D] = np.diag(theta[:w])
-        nb = B.shape[1]
-        basis[:, D:D + nb] = B
+            basis[:, D:D + nb] = B
         image[:, D:D + nb] = times(basis[:, D:D + nb])
         products += 1
         # The projected matrix grows by [K B]^T C B, which also gives the
         # new image's first projection sweep.
-        K, CB = basis[:, :D + nb], image[:, D:D + nb]
-        top = _mm(K, CB, trans_a=True)
-        Hbuf[:D + nb, D:D + nb] = top
-        Hbuf[D:D + nb, :D] = top[:D].T
-        Z = CB - _mm(K, top)
+        unit = _lanczos.project_block(basis, image, Hbuf, Zbuf, D, nb)
+        Z = Zbuf[:, :nb]
         D += nb
     if theta is None or stopped == "invariant":
         # Every other exit follows a check on the current space.

@@ -174,3 +174,94 @@ def test_a_start_of_one_block_gives_the_same_iteration():
     with pytest.raises(ValueError, match="first block needs 4"):
         block_lanczos(lambda Z: C @ Z, np.asfortranarray(Q[:, :2]), k, 1e-13,
                       3, 0.0, block, width=w)
+
+
+# -- the compiled step (laefast._lanczos) against its NumPy formulas ----------
+
+def _space(m, D, seed):
+    rng = np.random.default_rng(seed)
+    K = np.linalg.qr(rng.standard_normal((m, D)))[0] if D else np.empty((m, 0))
+    return rng, K
+
+
+@pytest.mark.parametrize("D, nz", [(0, 2), (6, 2), (20, 4), (9, 1)])
+def test_orthonormalize_block_is_orthonormal_against(D, nz):
+    # The same arithmetic as orthonormal_against(Z / unit, K, drop,
+    # projected=True): the same bits, written after the space.
+    from laefast import _lanczos
+    m = 300
+    rng, K = _space(m, D, D + nz)
+    Z = rng.standard_normal((m, nz)) * 3.0
+    Z -= K @ (K.T @ Z)
+    basis = np.zeros((m, D + nz + 3), order="F")
+    basis[:, :D] = K
+    Zbuf = np.asfortranarray(np.c_[Z, np.full((m, 2), np.nan)])
+    nb = _lanczos.orthonormalize_block(basis, D, Zbuf, nz, 7.5, 1e-13)
+    expected = _subspace.orthonormal_against(Z / 7.5, K if D else None,
+                                             1e-13, projected=True)
+    assert nb == expected.shape[1] == nz
+    np.testing.assert_array_equal(basis[:, D:D + nb], expected)
+    np.testing.assert_array_equal(basis[:, :D], K)        # the space kept
+    assert not basis[:, D + nb:].any()                    # nothing past it
+    B = basis[:, :D + nb]
+    np.testing.assert_allclose(B.T @ B, np.eye(D + nb), atol=1e-14)
+
+
+def test_orthonormalize_block_drops_what_the_space_holds():
+    # A direction inside the space (a remainder below drop) is dropped; a
+    # block wholly inside it leaves nothing.
+    from laefast import _lanczos
+    m, D = 200, 8
+    rng, K = _space(m, D, 3)
+    fresh = rng.standard_normal(m)
+    fresh -= K @ (K.T @ fresh)
+    inside = K @ rng.standard_normal(D)
+    Z = np.c_[fresh, 1e-16 * inside]
+    Z -= K @ (K.T @ Z)
+    basis = np.zeros((m, D + 2), order="F")
+    basis[:, :D] = K
+    nb = _lanczos.orthonormalize_block(basis, D, np.asfortranarray(Z), 2,
+                                       1.0, 1e-13)
+    assert nb == 1
+    v = basis[:, D]
+    assert abs(np.linalg.norm(v) - 1) < 1e-14 and np.abs(K.T @ v).max() < 1e-14
+    Z = np.asfortranarray(1e-16 * (K @ rng.standard_normal((D, 2))))
+    assert _lanczos.orthonormalize_block(basis, D, Z, 2, 1.0, 1e-13) == 0
+
+
+def test_project_block_is_its_formula():
+    from laefast import _lanczos
+    m, D, nb = 150, 7, 3
+    rng, K = _space(m, D + nb, 5)
+    A = rng.standard_normal((m, m))
+    C = A @ A.T
+    basis = np.asfortranarray(np.c_[K, np.zeros((m, 2))])
+    image = np.asfortranarray(C @ basis)
+    H = np.zeros((D + nb + 2, D + nb + 2))
+    H[:D, :D] = rng.standard_normal((D, D))
+    Z = np.full((m, nb + 1), np.nan, order="F")
+    unit = _lanczos.project_block(basis, image, H, Z, D, nb)
+    top = K.T @ image[:, D:D + nb]
+    np.testing.assert_allclose(H[:D + nb, D:D + nb], top, rtol=1e-13)
+    np.testing.assert_array_equal(H[D:D + nb, :D], H[:D, D:D + nb].T)
+    np.testing.assert_allclose(Z[:, :nb], image[:, D:D + nb] - K @ top,
+                               atol=1e-10 * np.abs(C).max())
+    assert unit == np.abs(H[:D + nb, :D + nb]).max()
+    assert not H[D + nb:].any() and not H[:, D + nb:].any()
+    H[1, 2] = np.nan
+    assert np.isnan(_lanczos.project_block(basis, image, H, Z, D, nb))
+
+
+def test_compiled_step_refuses_inconsistent_shapes():
+    from laefast import _lanczos
+    basis = np.zeros((10, 4), order="F")
+    Z = np.zeros((10, 2), order="F")
+    with pytest.raises(ValueError, match="inconsistent"):
+        _lanczos.orthonormalize_block(basis, 3, Z, 2, 1.0, 1e-13)   # 3 + 2 > 4
+    with pytest.raises(ValueError, match="inconsistent"):
+        _lanczos.orthonormalize_block(basis, 0, Z, 3, 1.0, 1e-13)   # nz > 2
+    with pytest.raises(ValueError, match="inconsistent"):
+        _lanczos.project_block(basis, basis, np.zeros((3, 3)), Z, 2, 2)
+    with pytest.raises(ValueError):
+        _lanczos.project_block(basis, basis, np.zeros((4, 4)),
+                               np.zeros((10, 2)), 2, 2)          # Z in C order
