@@ -408,7 +408,8 @@ cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
     count.  Returns a status code; `which` gets the first latent whose
     system failed.
     """
-    cdef Py_ssize_t i, j, i0, i1
+    cdef Py_ssize_t i, j
+    cdef int stop[1]
     cdef blas_int lwork = syev_lwork(k)
     cdef floating lam = lr[0] if uniform else 1
     cdef floating* Qt = ws
@@ -432,20 +433,30 @@ cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
     if syev(k, Vt, k, d, work, lwork) != 0:
         return S_EIGH_FAILED
     gemm(NO_TRANS, NO_TRANS, k, m, k, 1, Vt, k, Qt, m, 0, Z, m)    # V^T W2^T C
-    # Signals are checked between solves (between rounds of n_threads
-    # parallel solves): one m x m Cholesky is m^3 / 3 flops.
-    i0 = 0
-    while i0 < k:
-        i1 = min(k, i0 + n_threads)
-        if n_threads > 1:
-            for i in prange(i0, i1, num_threads=n_threads, schedule="static"):
+    # Signals are checked between solves: one m x m Cholesky is m^3 / 3
+    # flops.  In parallel, all k solves are one region (latents dealt round
+    # robin), thread 0 checks for the team and raises stop, and the others
+    # skip what is left.  A region per round of n_threads solves woke the
+    # team k / n_threads times a call, and each wake waits for a core while
+    # another pool's BLAS workers spin: 4-6 ms a call instead of 1 at m = 200,
+    # k = 10 on 2 cores (benchmarks/bench_contention.py).
+    if n_threads > 1:
+        stop[0] = 0
+        for i in prange(k, num_threads=n_threads, schedule="static",
+                        chunksize=1):
+            if stop[0] == 0:
                 failed[i] = latent_solve(m, C, d[i] * sc, lam,
                                          M + threadid() * m * m, Z + i * m)
-        else:
-            failed[i0] = latent_solve(m, C, d[i0] * sc, lam, M, Z + i0 * m)
-        if interrupted(out, (i1 - i0) * <double> m * m * m / 3.0):
+                if threadid() == 0 and interrupted(
+                        out, n_threads * <double> m * m * m / 3.0):
+                    stop[0] = 1
+        if out != NULL and out.interrupted:
             return S_INTERRUPTED
-        i0 = i1
+    else:
+        for i in range(k):
+            failed[i] = latent_solve(m, C, d[i] * sc, lam, M, Z + i * m)
+            if interrupted(out, <double> m * m * m / 3.0):
+                return S_INTERRUPTED
     for i in range(k):
         if failed[i] != FACTOR_OK:
             which[0] = i
