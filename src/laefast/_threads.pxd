@@ -17,11 +17,12 @@ cdef inline int threads_for(Py_ssize_t n_tasks, int n_threads,
 
 
 cdef inline int threads_for_work(Py_ssize_t n_tasks, int n_threads,
-                                 double flops) noexcept nogil:
+                                 double flops,
+                                 double per_thread=THREAD_MIN_FLOPS) noexcept nogil:
     """Threads for a one-pass kernel over data: each thread gets at least
-    THREAD_MIN_FLOPS (1e7) flops (about a millisecond), or the team costs
-    more than it saves."""
-    cdef Py_ssize_t by_work = <Py_ssize_t> (flops / THREAD_MIN_FLOPS)
+    per_thread flops (THREAD_MIN_FLOPS, 1e7: about a millisecond), or the
+    team costs more than it saves."""
+    cdef Py_ssize_t by_work = <Py_ssize_t> (flops / per_thread)
     if n_threads < 1:
         return 1
     return <int> max(<Py_ssize_t> 1, min(min(<Py_ssize_t> n_threads, n_tasks),
