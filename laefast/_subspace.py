@@ -125,9 +125,9 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
     on.  As in LAEPCA's other iterations, the result read out is the
     minimum of L_sigma on the span.
 
-    Q's first block is the start (its first lanczos_block_width(w, block,
-    max_products) columns; the rest are not read); w = width, or Q's
-    columns if width is None, Ritz pairs are returned.
+    The start is Q's first block (its first lanczos_block_width(w, block,
+    max_products) columns; the rest are not read), and w Ritz pairs are
+    returned: w = width, or Q's columns when width is None.
     times(Q) returns C Q (float64) for an orthonormal (m, r) Q; k pairs
     are checked; the iteration stops when their relative Ritz residual is
     at most tol or after max_products products; theta at or below floor

@@ -586,9 +586,10 @@ def column_sums(const floating[:, :] X, int n_threads):
     cdef double[::1] out = np.zeros(m)
     cdef double work
     cdef int[::1] flag = np.zeros(1, dtype=np.intc)
-    # A Fortran-ordered X is summed a column at a time, along its memory:
-    # across its rows it took twice as long (1500 x 2048 float64: 2.5
-    # against 5 ms on one core, 1.6 against 2.4 ms on two).
+    # A Fortran-ordered X is summed a column at a time, along its memory
+    # (across its rows it took twice as long).  1500 x 2048 float64, 1 and
+    # 2 threads: C order 0.87-0.95 and 0.26-0.56 ms, Fortran order
+    # 0.48-0.51 and 0.21-0.29 ms (NumPy's X.sum(axis=0): 1.0-1.3 ms).
     cdef bint by_columns = (X.strides[0] == sizeof(floating)
                             and X.strides[1] != sizeof(floating))
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static",
