@@ -49,13 +49,14 @@ cdef int scaled_kept(int n, const double* U, const double* d, double above,
                      double* S) noexcept nogil:
     """S = U[:, keep] / sqrt(d[keep]) with keep = d > above, column-major
     n x (kept); returns the columns kept."""
-    cdef int i, j, kept = 0
+    cdef Py_ssize_t i, j
+    cdef int kept = 0
     cdef double r
     for j in range(n):
         if d[j] > above:
             r = sqrt(d[j])
             for i in range(n):
-                S[i + kept * n] = U[i + j * n] / r
+                S[i + kept * n] = U[i + j * <Py_ssize_t> n] / r
             kept += 1
     return kept
 
@@ -66,17 +67,18 @@ cdef int orthonormalize(int m, double* basis, int D, double* Z, int nz,
     """The body of orthonormalize_block; buf holds workspace(m, D, nz)
     entries, iwork 3 + 5 nz.  Returns the columns kept, or -1 - info when
     an eigensolve failed."""
-    cdef int i, info, nk, n2
+    cdef Py_ssize_t i
+    cdef int info, nk, n2
     cdef int lwork = 1 + 6 * nz + 2 * nz * nz, liwork = 3 + 5 * nz
     cdef double* G = buf
     cdef double* S = G + nz * nz
     cdef double* d = S + nz * nz
     cdef double* work = d + nz
     cdef double* T = work + lwork
-    cdef double* P = T + D * nz
+    cdef double* P = T + <Py_ssize_t> D * nz
     cdef double* Bn = basis + <Py_ssize_t> D * m
     # Sweep one: Z is already projected off the space (projected=True).
-    for i in range(m * nz):
+    for i in range(<Py_ssize_t> m * nz):
         Z[i] = Z[i] / unit
     cm_gemm(True, False, nz, nz, m, Z, m, Z, m, G, nz)
     info = eigh_small(nz, G, d, work, lwork, iwork, liwork)
@@ -90,7 +92,7 @@ cdef int orthonormalize(int m, double* basis, int D, double* Z, int nz,
     if D > 0:
         cm_gemm(True, False, D, nk, m, basis, m, Bn, m, T, D)
         cm_gemm(False, False, m, nk, D, basis, m, T, D, P, m)
-        for i in range(m * nk):
+        for i in range(<Py_ssize_t> m * nk):
             Bn[i] = Bn[i] - P[i]
     cm_gemm(True, False, nk, nk, m, Bn, m, Bn, m, G, nk)
     info = eigh_small(nk, G, d, work, lwork, iwork, liwork)
@@ -100,7 +102,7 @@ cdef int orthonormalize(int m, double* basis, int D, double* Z, int nz,
     if n2 == 0:
         return 0
     cm_gemm(False, False, m, n2, nk, Bn, m, S, nk, P, m)
-    for i in range(m * n2):
+    for i in range(<Py_ssize_t> m * n2):
         Bn[i] = P[i]
     return n2
 
