@@ -144,6 +144,25 @@ def test_parallel_exact_w1_matches_serial_and_kronecker():
 
 
 @pytest.mark.skipif(not laefast.openmp_enabled(), reason="built without OpenMP")
+def test_parallel_exact_w1_with_more_latents_than_a_round():
+    # k = 5 on 2 threads: the latents are dealt round robin in one parallel
+    # region, thread 0 taking three; each solve is the serial one, bit for
+    # bit (the GEMMs around them run on one BLAS thread either way here).
+    m, k = 160, 5
+    assert laefast._solvers.exact_w1_threads(m, k, 2) == 2
+    _, C, _, s = make_problem(m=m, n=400, k=k, seed=5)
+    W2 = np.random.default_rng(6).standard_normal((m, k))
+    lam = 0.05 * s[k - 1] ** 2
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1, user_api="blas"):
+        serial = laefast.exact_w1(C, W2, lam, n_threads=1)
+        parallel = laefast.exact_w1(C, W2, lam, n_threads=2)
+    np.testing.assert_array_equal(parallel, serial)
+    np.testing.assert_allclose(parallel, reference.exact_w1(C, W2, lam),
+                               rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.skipif(not laefast.openmp_enabled(), reason="built without OpenMP")
 def test_parallel_exact_untied_agrees_with_one_thread():
     m, k = 120, 8
     _, C, U, s = make_problem(m=m, n=400, k=k, seed=3)
