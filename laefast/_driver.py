@@ -419,10 +419,12 @@ def _iterate(problem, settings, warm, progress):
     # Block Lanczos starts from one block: a random start draws only that
     # (at 2048 x 20 the whole basis cost 0.8 ms, 2-3% of a wide fit).
     columns = settings.width
-    if settings.method == "auto" and not (
-            warm is not None and warm.shape == (problem.m, columns)):
-        columns = lanczos_block_width(columns, problem.lanczos_block(),
-                                      settings.max_iter)
+    if warm is None or warm.shape != (problem.m, columns):
+        # (A previous fit's basis of another width is no start.)
+        warm = None
+        if settings.method == "auto":
+            columns = lanczos_block_width(columns, problem.lanczos_block(),
+                                          settings.max_iter)
     Q = None if dense else initial_weights(
         None, problem.m, columns, None, settings.random_state,
         warm=warm, basis=True).W2

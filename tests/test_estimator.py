@@ -542,3 +542,29 @@ def test_one_collapse_warning_from_solve_and_the_estimators():
                          if w.category is laefast.CollapsedComponentWarning})
     assert messages[0] == messages[1] == messages[2]
     assert len(messages[0]) == 1
+
+
+def test_a_warm_basis_of_another_width_is_not_the_start(monkeypatch):
+    # partial_fit offers the previous fit's basis as the next start.  After
+    # n_components changes, that basis has the old width; block Lanczos
+    # draws only its first block at random, and a basis as wide as that
+    # block must not pass for it.
+    from laefast import _driver
+    starts = []
+    real = _driver.block_lanczos
+
+    def spy(times, Q, *args, **kwargs):
+        starts.append(np.array(Q))
+        return real(times, Q, *args, **kwargs)
+
+    monkeypatch.setattr(_driver, "block_lanczos", spy)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1200, 400)) * np.geomspace(10, 0.01, 400)
+    est = LAEPCA(2, oversample=2, random_state=0).partial_fit(X[:600])
+    first = est.components_.copy()                     # 2 x 400
+    est.set_params(n_components=6)
+    est.partial_fit(X[600:])
+    assert starts[-1].shape == (400, 4)                # one block of 8 - 4
+    # A random 4-column start holds little of a fixed 2-D span (about
+    # sqrt(2 * 4 / 400)); the old basis would hold all of it (sqrt(2)).
+    assert np.linalg.norm(first @ starts[-1]) < 0.5
