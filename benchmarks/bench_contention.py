@@ -1,5 +1,6 @@
-"""laefast right after the caller's own BLAS work: OpenBLAS's spinning
-workers against laefast's OpenMP threads.
+"""laefast right after the caller's own threaded BLAS call.
+
+OpenBLAS's spinning workers against laefast's OpenMP threads.
 
 Run:  python benchmarks/bench_contention.py [--threads N] [--repeats R]
                                             [--thread-timeout E]
@@ -18,7 +19,7 @@ script times each case in three conditions, interleaved round by round:
 The cases: LAEPCA against the peer bench_peers.py compares it with, on
 wide data (1500 x 2048, k=10, arpack) and tall data (200000 x 256,
 k=10, covariance_eigh), and 20 calls of laefast.exact_w1 (m=200, k=10:
-five parallel regions a call).
+its 10 solves in one parallel region a call).
 
 --thread-timeout E runs the whole script again in a child process with
 OPENBLAS_THREAD_TIMEOUT=E in its environment (OpenBLAS reads it when it
@@ -38,10 +39,16 @@ import sys
 def _parse(argv):
     parser = argparse.ArgumentParser(prog="bench_contention.py",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="laefast's and every BLAS pool's threads "
+                             "(default 2)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="rounds; best and median are printed "
+                             "(default 5)")
     parser.add_argument("--thread-timeout", type=int, default=None,
-                        metavar="E")
+                        metavar="E",
+                        help="also run with OPENBLAS_THREAD_TIMEOUT=E "
+                             "(4 to 30) in a child process")
     args = parser.parse_args(argv)
     if args.threads < 1 or args.repeats < 1:
         parser.error("--threads and --repeats must be >= 1")
@@ -100,7 +107,7 @@ def run(threads, repeats):
     print(f"  {'case':<22}" + "".join(f"{b:>22}" for b in before))
     for c in cases:
         print(f"  {c:<22}" + "".join(
-            f"{1e3 * min(times[c, b]):11.1f} /{1e3 * np.median(times[c, b]):8.1f}"
+            f"{1e3 * min(times[c, b]):12.1f} /{1e3 * np.median(times[c, b]):8.1f}"
             for b in before))
     for name, peer in (("wide", "arpack"), ("tall", "covariance_eigh")):
         print(f"  {name} LAEPCA / {peer} (best): " + ", ".join(

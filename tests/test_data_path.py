@@ -267,9 +267,10 @@ def _check_centered_product(X, Q, n_threads):
 def test_column_sums_in_every_layout(dtype, n_threads):
     # The samples path's mean pass: rows of unit stride, Fortran order
     # (summed a column at a time), reversed and strided views, one row,
-    # one column, and enough rows for two threads.
+    # one column, and enough rows for two threads (one column of them too:
+    # Fortran order splits columns over the threads).
     rng = np.random.default_rng(9)
-    for n, m in [(1, 5), (7, 1), (3, 9), (70001, 40)]:
+    for n, m in [(1, 5), (7, 1), (3, 9), (70001, 40), (70001, 1)]:
         X = (rng.standard_normal((n, m)) + 1e3).astype(dtype)
         for view in (X, np.asfortranarray(X), X[::-1], X[:, ::-1],
                      np.asfortranarray(X)[::2], X[::3, ::2]):

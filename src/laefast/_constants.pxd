@@ -14,9 +14,9 @@ cdef enum:
     # A one-pass kernel over data gives each thread at least this many
     # flops (about a millisecond).
     THREAD_MIN_FLOPS = 10000000
-    # The same for a centered product with a few columns, which iterative
-    # callers (block Lanczos) call back to back, so that the team is
-    # awake.  Rows of 2048 float64, 2 columns, 2 cores, 0.2 ms of other
+    # The same for the samples path's centered products (every one of
+    # them; iterative callers, block Lanczos above all, call them back to
+    # back, so that the team is awake).  Rows of 2048 float64, 2 columns, 2 cores, 0.2 ms of other
     # work between calls: 2 threads ran 1.4x faster than 1 at 2e6 flops a
     # thread (250 rows) and 1.45x at 4e6 (500 rows).  At THREAD_MIN_FLOPS
     # a 1500 x 2048 product would get 2 threads on any machine; here it

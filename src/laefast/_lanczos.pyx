@@ -4,9 +4,10 @@ A step of block_lanczos orthonormalizes the last image against the space,
 multiplies the new block by C (a pass over X, or a product with C: the
 caller's), and grows the projected matrix by a block column.  Around the
 product that is about ten BLAS calls and two tiny eigensolves on blocks
-of 2 to 4 columns; from Python each cost 10-30 us of call overhead,
-about 0.25 ms a step, where the flops take 0.03 ms (1500 x 2048 data,
-2 cores: a quarter of a wide fit).  Here they are two calls a step.
+of 2 to 4 columns, each with 10-30 us of call overhead from Python.
+Here they are two calls a step: a wide fit (1500 x 2048, 31 steps,
+2 cores) took 0.94-0.97 times as long.  What the step still costs is
+mostly the skinny GEMMs, bound by reading the basis.
 
 The arrays are block_lanczos's buffers: the basis and its image
 (m x columns, Fortran order), the projected matrix H (C order) and the
@@ -63,10 +64,10 @@ cdef int scaled_kept(int n, const double* U, const double* d, double above,
 
 cdef int orthonormalize(int m, double* basis, int D, double* Z, int nz,
                         double unit, double drop, double* buf,
-                        int* iwork) noexcept nogil:
+                        int* iwork, int* info_out) noexcept nogil:
     """The body of orthonormalize_block; buf holds workspace(m, D, nz)
-    entries, iwork 3 + 5 nz.  Returns the columns kept, or -1 - info when
-    an eigensolve failed."""
+    entries, iwork 3 + 5 nz.  Returns the columns kept, or -1 when an
+    eigensolve failed (its LAPACK info in info_out)."""
     cdef Py_ssize_t i
     cdef int info, nk, n2
     cdef int lwork = 1 + 6 * nz + 2 * nz * nz, liwork = 3 + 5 * nz
@@ -83,7 +84,8 @@ cdef int orthonormalize(int m, double* basis, int D, double* Z, int nz,
     cm_gemm(True, False, nz, nz, m, Z, m, Z, m, G, nz)
     info = eigh_small(nz, G, d, work, lwork, iwork, liwork)
     if info != 0:
-        return -1 - info
+        info_out[0] = info
+        return -1
     nk = scaled_kept(nz, G, d, drop * drop, S)
     if nk == 0:
         return 0
@@ -97,7 +99,8 @@ cdef int orthonormalize(int m, double* basis, int D, double* Z, int nz,
     cm_gemm(True, False, nk, nk, m, Bn, m, Bn, m, G, nk)
     info = eigh_small(nk, G, d, work, lwork, iwork, liwork)
     if info != 0:
-        return -1 - info
+        info_out[0] = info
+        return -1
     n2 = scaled_kept(nk, G, d, 0.25, S)
     if n2 == 0:
         return 0
@@ -125,7 +128,7 @@ def orthonormalize_block(double[::1, :] basis, Py_ssize_t D,
     overwritten (scaled by 1 / unit).
     """
     cdef Py_ssize_t m = basis.shape[0]
-    cdef int nb
+    cdef int nb, info = 0
     if not (0 <= D and 0 < nz <= Z.shape[1] and Z.shape[0] == m
             and D + nz <= basis.shape[1]):
         raise ValueError("orthonormalize_block: inconsistent shapes")
@@ -138,14 +141,14 @@ def orthonormalize_block(double[::1, :] basis, Py_ssize_t D,
     try:
         with nogil:
             nb = orthonormalize(m, &basis[0, 0], D, &Z[0, 0], nz, unit,
-                                drop, buf, iwork)
+                                drop, buf, iwork, &info)
     finally:
         free(buf)
         free(iwork)
     if nb < 0:
         raise np.linalg.LinAlgError(
             f"the eigendecomposition of a {nz} x {nz} block's Gram matrix "
-            f"did not converge (LAPACK info {-1 - nb})")
+            f"did not converge (LAPACK info {info})")
     return nb
 
 

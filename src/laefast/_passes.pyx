@@ -592,6 +592,11 @@ def column_sums(const floating[:, :] X, int n_threads):
     # 0.48-0.51 and 0.21-0.29 ms (NumPy's X.sum(axis=0): 1.0-1.3 ms).
     cdef bint by_columns = (X.strides[0] == sizeof(floating)
                             and X.strides[1] != sizeof(floating))
+    if by_columns and nt > m:
+        # Whole columns per thread (below): no more threads than columns,
+        # and thread 0, which checks for Ctrl-C, always has some.
+        nt = max(1, <int> m)
+        S_t = np.zeros((nt, m))
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static",
                     chunksize=1):
         r0 = n * t // nt

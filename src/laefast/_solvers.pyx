@@ -409,7 +409,8 @@ cdef int exact_w1(Py_ssize_t m, Py_ssize_t k, const floating* C,
     system failed.
     """
     cdef Py_ssize_t i, j
-    cdef int stop[1]
+    # Written by thread 0, read by the others (volatile: read each time).
+    cdef volatile int stop[1]
     cdef blas_int lwork = syev_lwork(k)
     cdef floating lam = lr[0] if uniform else 1
     cdef floating* Qt = ws
