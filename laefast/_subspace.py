@@ -115,9 +115,10 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
     converges in far fewer columns than a shallow one of a wide block.
     Each step multiplies the last block by C and orthonormalizes the image
     against the whole space (twice); Rayleigh-Ritz on the space picks the
-    best w directions (w = width, or Q.shape[1]).  The projected matrix grows by a block
-    row per step instead of being formed again, and the Ritz residuals come
-    from the recurrence: C K y - theta K y = Z y_last, with Z the image of
+    best w directions (w = width, or Q.shape[1]).  The projected matrix
+    grows by a block row per step instead of being formed again, and the
+    Ritz residuals come from the recurrence: C K y - theta K y = Z y_last,
+    with Z the image of
     the last block projected off the space (which the next step needs
     anyway) and y_last the last block's part of y.  When the space would
     pass `max_columns`, it restarts thick: it keeps the w Ritz vectors,

@@ -16,11 +16,12 @@ cdef enum:
     THREAD_MIN_FLOPS = 10000000
     # The same for the samples path's centered products (every one of
     # them; iterative callers, block Lanczos above all, call them back to
-    # back, so that the team is awake).  Rows of 2048 float64, 2 columns, 2 cores, 0.2 ms of other
-    # work between calls: 2 threads ran 1.4x faster than 1 at 2e6 flops a
-    # thread (250 rows) and 1.45x at 4e6 (500 rows).  At THREAD_MIN_FLOPS
-    # a 1500 x 2048 product would get 2 threads on any machine; here it
-    # gets 9.  (What a 16-core team gains on it is not measured yet.)
+    # back, so that the team is awake).  Rows of 2048 float64, 2 columns,
+    # 2 cores, 0.2 ms of other work between calls: 2 threads ran 1.4x
+    # faster than 1 at 2e6 flops a thread (250 rows) and 1.45x at 4e6
+    # (500 rows).  At THREAD_MIN_FLOPS a 1500 x 2048 product would get 2
+    # threads on any machine; here it gets 9 of 16.  (What a 16-core team
+    # gains on it is not measured yet.)
     PRODUCT_THREAD_MIN_FLOPS = 2500000
     # Fewer rows than this per thread are not worth a thread (passes).
     GRAM_MIN_ROWS = 64
