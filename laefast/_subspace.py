@@ -118,13 +118,12 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
     best w directions (w = width, or Q.shape[1]).  The projected matrix
     grows by a block row per step instead of being formed again, and the
     Ritz residuals come from the recurrence: C K y - theta K y = Z y_last,
-    with Z the image of
-    the last block projected off the space (which the next step needs
-    anyway) and y_last the last block's part of y.  When the space would
-    pass `max_columns`, it restarts thick: it keeps the w Ritz vectors,
-    whose residuals lie in the next block's span, so the recurrence goes
-    on.  As in LAEPCA's other iterations, the result read out is the
-    minimum of L_sigma on the span.
+    with Z the image of the last block projected off the space (which the
+    next step needs anyway) and y_last the last block's part of y.  When
+    the space would pass `max_columns`, it restarts thick: it keeps the w
+    Ritz vectors, whose residuals lie in the next block's span, so the
+    recurrence goes on.  As in LAEPCA's other iterations, the result read
+    out is the minimum of L_sigma on the span.
 
     The start is Q's first block (its first lanczos_block_width(w, block,
     max_products) columns; the rest are not read), and w Ritz pairs are
