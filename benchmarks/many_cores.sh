@@ -18,6 +18,8 @@
 # repository root against an editable install, or from a copy of
 # benchmarks/ outside it against an installed laefast (the source folder
 # laefast/ has no compiled modules and would shadow the installed one).
+# CONTENTION=1 adds bench_contention.py (laefast right after a threaded
+# BLAS call, and with OPENBLAS_THREAD_TIMEOUT=20) with a budget of 60 s more.
 set -u
 py=${PYTHON:-python}
 threads=${1:-$("$py" -c "import os; print(len(os.sched_getaffinity(0)))")}
@@ -55,3 +57,7 @@ step stream 180 "$py" benchmarks/bench_stream.py --threads $curve $quick \
     --json "$out/stream.json"
 step foundation 60 "$py" benchmarks/bench_foundation.py $quick \
     --json "$out/foundation.json"
+if [ -n "${CONTENTION:-}" ]; then
+    step contention 60 "$py" benchmarks/bench_contention.py \
+        --threads "$threads" --repeats 2 --thread-timeout 20
+fi
