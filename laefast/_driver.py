@@ -434,7 +434,8 @@ def _iterate(problem, settings, warm, progress):
         # C = 0 (constant data, or squares below the dtype's range): every
         # variance is 0 and there is nothing to train.  (The Lanczos
         # iteration finds that out from its first product.)
-        if Q is None or Q.shape[1] != settings.width:
+        # (Q is whole here: with max_iter = 0 the first block is all of it.)
+        if Q is None:
             Q = initial_weights(None, problem.m, settings.width, None,
                                 settings.random_state, warm=warm,
                                 basis=True).W2
