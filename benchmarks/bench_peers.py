@@ -11,11 +11,14 @@ Run:  python benchmarks/bench_peers.py [--threads N] [--quick] [--repeats R]
 2. LAEPCA(k).fit(X) against scikit-learn's PCA solvers covariance_eigh,
    arpack, randomized and full, on tall float64 and float32 data, spiked,
    no-gap, wide and digits data.  Every row gives the best wall time of
-   --repeats runs (the solvers interleaved round by round), the ratio to
-   the reference peer (covariance_eigh on tall data, arpack on wide), and
-   the accuracy against a float64 eigendecomposition of the same data:
-   the largest principal-angle sine of the k components and the largest
-   relative error of the explained variances.  Targets: LAEPCA <= 0.8x
+   --repeats runs (the solvers interleaved round by round; LAEPCA and the
+   reference peer then get rounds of the two alone, up to 12 in all, while
+   those take under 2 s of calls: a best of 3 calls of a few ms is mostly
+   the machine's noise), the ratio to the reference peer (covariance_eigh
+   on tall data, arpack on wide), and the accuracy against a float64
+   eigendecomposition of the same data: the largest principal-angle sine
+   of the k components and the largest relative error of the explained
+   variances.  Targets: LAEPCA <= 0.8x
    covariance_eigh on tall data with 2 threads, <= 0.5x with 16; <= 0.5x
    arpack on wide data; accuracy no worse than the peer's.
 3. LAEPCA.partial_fit and LAEStream.partial_fit ('gram' and 'sgd', one
@@ -49,6 +52,8 @@ from laefast_bench import (environment, environment_line,  # noqa: E402
 
 SETTLE_S = 0.2
 SLOW_S = 4.0        # a peer slower than this runs once
+PAIR_BUSY_S = 2.0   # LAEPCA and the target's peer: rounds of the two
+PAIR_MAX_ROUNDS = 12  # alone, up to this many in all, while cheap
 
 
 def interleaved(fns, repeats):
@@ -168,6 +173,17 @@ def peers(X, k, threads, repeats):
         fns[solver] = (lambda s=solver: PCA(k, svd_solver=s,
                                             random_state=0).fit(X))
     best, fitted = interleaved(fns, repeats)
+    # The target's pair again, interleaved, while it is cheap: a best of 3
+    # of a call of a few milliseconds is the machine's noise, and the
+    # other peers' long calls would make more rounds of all cost minutes.
+    ref = "arpack" if wide else "covariance_eigh"
+    pair = {"LAEPCA": fns["LAEPCA"], ref: fns[ref]}
+    rounds = int(min(PAIR_MAX_ROUNDS,
+                     PAIR_BUSY_S / max(best["LAEPCA"] + best[ref], 1e-9)))
+    if rounds > repeats:
+        more, _ = interleaved(pair, rounds - repeats)
+        for name, t in more.items():
+            best[name] = min(best[name], t)
     return best, fitted
 
 

@@ -190,9 +190,11 @@ class GramAccumulator:
         else:
             # The first piece's shift: the mean of rows spread over it.
             step = max(1, n // SHIFT_SAMPLE_ROWS)
+            sample = np.asarray(X[::step][:SHIFT_SAMPLE_ROWS],
+                                dtype=np.float64)
             with np.errstate(all="ignore"):
-                shift = np.asarray(X[::step][:SHIFT_SAMPLE_ROWS],
-                                   dtype=np.float64).mean(axis=0)
+                # np.mean's own sum and divide, without its Python layer.
+                shift = np.add.reduce(sample, axis=0) / sample.shape[0]
             if not np.isfinite(shift).all():
                 shift = np.zeros(m)     # the pass below names the culprit
         n_threads = resolve_threads(self.n_threads)

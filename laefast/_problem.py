@@ -192,7 +192,9 @@ class GramProblem:
         if self._stats is not None:
             return float(self._stats["trace"])
         if self.C is not None:
-            return float(np.trace(self.C))
+            if self._trace is None:     # asked for several times a solve
+                self._trace = float(np.trace(self.C))
+            return self._trace
         if self._trace is None:
             # A by-product of any product with C.
             self.times(np.zeros((self.m, 1)))
