@@ -707,9 +707,10 @@ def solve_pca(problem, settings, n_samples, warm=None):
     progress = _Progress(settings.verbose)
     it = iterate(problem, settings, warm, progress)
     converged = it.residual <= settings.tol
-    progress.report(it.n_iter, residual=it.residual, final=True,
-                    objective=l_sigma_at_readout(problem.trace(), it.theta,
-                                                 it.lam))
+    if settings.verbose:
+        progress.report(it.n_iter, residual=it.residual, final=True,
+                        objective=l_sigma_at_readout(problem.trace(),
+                                                     it.theta, it.lam))
     if not converged:
         warnings.warn(
             f"LAEPCA ({settings.method}) stopped at max_iter="
