@@ -18,9 +18,9 @@ Run:  python benchmarks/bench_peers.py [--threads N] [--quick] [--repeats R]
    on tall data, arpack on wide), and the accuracy against a float64
    eigendecomposition of the same data: the largest principal-angle sine
    of the k components and the largest relative error of the explained
-   variances.  Targets: LAEPCA <= 0.8x
-   covariance_eigh on tall data with 2 threads, <= 0.5x with 16; <= 0.5x
-   arpack on wide data; accuracy no worse than the peer's.
+   variances.  Targets: LAEPCA <= 0.8x covariance_eigh on tall data with 2
+   threads, <= 0.5x with 16; <= 0.5x arpack on wide data; accuracy no
+   worse than the peer's.
 3. LAEPCA.partial_fit and LAEStream.partial_fit ('gram' and 'sgd', one
    pass) against IncrementalPCA over the same chunks.
 
