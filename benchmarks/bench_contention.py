@@ -14,7 +14,10 @@ script times each case in three conditions, interleaved round by round:
 
   settled     after a 0.3 s sleep (what bench_peers.py measures);
   numpy gemm  right after a threaded 800 x 800 NumPy matrix product;
-  scipy gemm  right after the same product with SciPy's BLAS.
+  scipy gemm  right after the same product with SciPy's BLAS;
+  after itself  right after another call of the same case, as in a loop
+              of fits (a fit's own last threaded BLAS call, the
+              eigensolver's, leaves the workers spinning for the next).
 
 The cases: LAEPCA against the peer bench_peers.py compares it with, on
 wide data (1500 x 2048, k=10, arpack) and tall data (200000 x 256,
@@ -88,15 +91,18 @@ def run(threads, repeats):
                                                    n_threads=threads)
                                   for _ in range(20)],
     }
-    before = {"settled": lambda: time.sleep(0.3),
-              "numpy gemm": lambda: (time.sleep(0.3), A @ A),
-              "scipy gemm": lambda: (time.sleep(0.3), dgemm(1.0, A, A))}
+    # Each condition is prepared before every timed call; "after itself"
+    # is a loop of the same call (its own last BLAS call before it).
+    before = {"settled": lambda fn: time.sleep(0.3),
+              "numpy gemm": lambda fn: (time.sleep(0.3), A @ A),
+              "scipy gemm": lambda fn: (time.sleep(0.3), dgemm(1.0, A, A)),
+              "after itself": lambda fn: (time.sleep(0.3), fn())}
     times = {(c, b): [] for c in cases for b in before}
     with threadpool_limits(threads):
         for _ in range(repeats):
             for c, fn in cases.items():
                 for b, prepare in before.items():
-                    prepare()
+                    prepare(fn)
                     t0 = time.perf_counter()
                     fn()
                     times[c, b].append(time.perf_counter() - t0)

@@ -24,6 +24,7 @@ Inputs are validated by the entry points (``laefast._params``,
 ``laefast._validation``) before they get here.
 """
 
+import contextlib
 import sys
 import time
 import warnings
@@ -400,6 +401,16 @@ _EIGH_FLOPS = 4.0
 # against 14.2 ms; m = 384: decaying 32.4 against 26.3, but spiked (12
 # products) 25.3 against 29.1, and the Krylov space wins from there on.
 _DENSE_M = 256
+# Up to this m method='auto' keeps BLAS on one thread for a solve on C.  Each
+# multithreaded BLAS call leaves OpenBLAS's workers spinning for about
+# 0.1 s (see iterate), and a loop of fits, or of partial_fit calls, starts
+# its next Gram pass in that window: on 2 cores LAEPCA on 200000 x 256
+# took 200-203 ms right after another fit against 162-164 after a pause,
+# on 10000 x 500 58-64 against 39-41.  With the solve on one thread both
+# took their paused time either way (the solve itself 0-2 ms slower:
+# scipy.linalg.eigh of the top 20 of 500 took 10.3 ms on one thread, 8.7
+# to 10.4 on two).  (python benchmarks/bench_contention.py, 'after itself')
+_SOLO_BLAS_M = 512
 
 
 def iterate(problem, settings, warm=None, progress=None):
@@ -705,6 +716,14 @@ def solve_pca(problem, settings, n_samples, warm=None):
     """LAEPCA's and LAEStream's solve: iterate, warn if not converged, read
     the Ritz pairs out, and return the fitted attributes (a PCAFit)."""
     progress = _Progress(settings.verbose)
+    # (The paper's methods are chains of GEMMs that BLAS's threads serve.)
+    solo = (settings.method == "auto" and not problem.on_data
+            and problem.m <= _SOLO_BLAS_M)
+    with serial_blas() if solo else contextlib.nullcontext():
+        return _solve_pca(problem, settings, n_samples, warm, progress)
+
+
+def _solve_pca(problem, settings, n_samples, warm, progress):
     it = iterate(problem, settings, warm, progress)
     converged = it.residual <= settings.tol
     if settings.verbose:

@@ -568,3 +568,34 @@ def test_a_warm_basis_of_another_width_is_not_the_start(monkeypatch):
     # A random 4-column start holds little of a fixed 2-D span (about
     # sqrt(2 * 4 / 400)); the old basis would hold all of it (sqrt(2)).
     assert np.linalg.norm(first @ starts[-1]) < 0.5
+
+
+@pytest.mark.parametrize("m, solo", [(64, True), (600, False)])
+def test_small_auto_solve_on_c_keeps_blas_on_one_thread(monkeypatch, m, solo):
+    # A multithreaded BLAS call leaves OpenBLAS's workers spinning for about
+    # 0.1 s, into the next fit's Gram pass; a small solve does without.
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import laefast._driver as driver
+
+    def blas_threads():
+        return max(p["num_threads"] for p in threadpool_info()
+                   if p["user_api"] == "blas")
+
+    seen = []
+    real = driver.iterate
+
+    def spy(*args, **kwargs):
+        seen.append(blas_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(driver, "iterate", spy)
+    X = np.random.default_rng(0).standard_normal((20 * m, m))
+    with threadpool_limits(2):
+        if blas_threads() < 2:
+            pytest.skip("BLAS cannot run two threads here")
+        est = LAEPCA(3, random_state=0).fit(X)
+        assert blas_threads() == 2      # restored
+    assert seen == [1 if solo else 2]
+    V = np.linalg.svd(X - X.mean(axis=0), full_matrices=False)[2][:3]
+    assert max_principal_sine(est.components_.T, V.T) < 1e-8
