@@ -120,7 +120,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-_controller = None
+_blas_libs = None       # threadpoolctl controllers of the loaded BLAS libraries
 # serial_blas may be entered from several Python threads at once: the first
 # to enter limits BLAS, the last to leave restores it (a per-call save and
 # restore would let one thread restore another's limit as the "original").
@@ -139,18 +139,23 @@ def serial_blas(n_threads=2):
     Safe to enter from several threads at once: the limits in force
     before the first entry are restored when the last one leaves.
     """
-    global _controller, _active, _saved_limits
+    global _blas_libs, _active, _saved_limits
     if n_threads <= 1:
         yield
         return
     with _lock:
-        if _controller is None:
+        if _blas_libs is None:
             # Scanning the loaded libraries costs about a millisecond: once.
-            _controller = ThreadpoolController()
+            _blas_libs = ThreadpoolController().select(
+                user_api="blas").lib_controllers
         if _active == 0:
-            blas = _controller.select(user_api="blas")
-            _saved_limits = [lib.num_threads for lib in blas.lib_controllers]
-            blas.limit(limits=1)
+            # The libraries' own setters, not threadpoolctl's limit():
+            # entering and leaving cost 17 us that way, a part of a small
+            # fit's time.
+            _saved_limits = [lib.num_threads for lib in _blas_libs]
+            for lib, threads in zip(_blas_libs, _saved_limits):
+                if threads != 1:
+                    lib.set_num_threads(1)
         _active += 1
     try:
         yield
@@ -158,9 +163,9 @@ def serial_blas(n_threads=2):
         with _lock:
             _active -= 1
             if _active == 0:
-                blas = _controller.select(user_api="blas")
-                for lib, threads in zip(blas.lib_controllers, _saved_limits):
-                    lib.set_num_threads(threads)
+                for lib, threads in zip(_blas_libs, _saved_limits):
+                    if threads != 1:
+                        lib.set_num_threads(threads)
 
 
 # One re-entrant lock per estimator, held by the methods that change its

@@ -165,8 +165,9 @@ class GramProblem:
         if self._work is None or self._work.shape[0] < need:
             self._work = np.empty(need)
         # BLAS runs inside the parallel region only on the BLAS path; the
-        # limit costs ~20 us, and its pause let the OpenMP team fall
-        # asleep between products (0.1 ms more per product, 2 cores).
+        # limit cost ~20 us when it was measured (6 us now), and its pause
+        # let the OpenMP team fall asleep between products (0.1 ms more per
+        # product, 2 cores).
         if _passes.centered_product_cost_grows(self._data):
             nt = 1
         else:
