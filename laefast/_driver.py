@@ -411,6 +411,11 @@ _DENSE_M = 256
 # scipy.linalg.eigh of the top 20 of 500 took 10.3 ms on one thread, 8.7
 # to 10.4 on two).  (python benchmarks/bench_contention.py, 'after itself')
 _SOLO_BLAS_M = 512
+# ... and from this m on: below it nothing in the solve is large enough for
+# OpenBLAS to thread (its dsyevd threads from m = 65 on, its GEMMs later),
+# while the limit costs 50-70 us after an idle pause, a twentieth of a fit
+# of digits (1797 x 64).
+_SOLO_BLAS_MIN_M = 65
 
 
 def iterate(problem, settings, warm=None, progress=None):
@@ -718,7 +723,7 @@ def solve_pca(problem, settings, n_samples, warm=None):
     progress = _Progress(settings.verbose)
     # (The paper's methods are chains of GEMMs that BLAS's threads serve.)
     solo = (settings.method == "auto" and not problem.on_data
-            and problem.m <= _SOLO_BLAS_M)
+            and _SOLO_BLAS_MIN_M <= problem.m <= _SOLO_BLAS_M)
     with serial_blas() if solo else contextlib.nullcontext():
         return _solve_pca(problem, settings, n_samples, warm, progress)
 

@@ -570,7 +570,7 @@ def test_a_warm_basis_of_another_width_is_not_the_start(monkeypatch):
     assert np.linalg.norm(first @ starts[-1]) < 0.5
 
 
-@pytest.mark.parametrize("m, solo", [(64, True), (600, False)])
+@pytest.mark.parametrize("m, solo", [(40, False), (100, True), (600, False)])
 def test_small_auto_solve_on_c_keeps_blas_on_one_thread(monkeypatch, m, solo):
     # A multithreaded BLAS call leaves OpenBLAS's workers spinning for about
     # 0.1 s, into the next fit's Gram pass; a small solve does without.
