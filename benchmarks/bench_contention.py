@@ -10,7 +10,7 @@ SciPy's, each bundles its own) spins for 2^28 CPU cycles, about 0.1 s,
 waiting for more work before it sleeps.  A BLAS-only peer (scikit-learn's
 PCA) gets those workers back at once; laefast's OpenMP kernels run on
 threads of their own, which then share the cores with the spinners.  This
-script times each case in three conditions, interleaved round by round:
+script times each case in four conditions, interleaved round by round:
 
   settled     after a 0.3 s sleep (what bench_peers.py measures);
   numpy gemm  right after a threaded 800 x 800 NumPy matrix product;
@@ -21,7 +21,8 @@ script times each case in three conditions, interleaved round by round:
 
 The cases: LAEPCA against the peer bench_peers.py compares it with, on
 wide data (1500 x 2048, k=10, arpack) and tall data (200000 x 256,
-k=10, covariance_eigh), and 20 calls of laefast.exact_w1 (m=200, k=10:
+k=10, covariance_eigh); LAEPCA alone on noise (10000 x 500, k=20: m
+within the one-thread solve of method='auto'); and 20 calls of laefast.exact_w1 (m=200, k=10:
 its 10 solves in one parallel region a call).
 
 --thread-timeout E runs the whole script again in a child process with
@@ -75,6 +76,7 @@ def run(threads, repeats):
     rng = np.random.default_rng(0)
     wide = decaying(1500, 2048, 1.0, 0.3, 4)
     tall = decaying(200_000, 256, 1.0, 0.3, 5)
+    noise = rng.standard_normal((10_000, 500))
     Xs = rng.standard_normal((200, 400))
     C, W2 = Xs @ Xs.T, rng.standard_normal((200, 10))
     A = rng.standard_normal((800, 800))
@@ -87,6 +89,8 @@ def run(threads, repeats):
                                               random_state=0).fit(tall),
         "tall covariance_eigh": lambda: PCA(
             10, svd_solver="covariance_eigh").fit(tall),
+        "no gap LAEPCA": lambda: laefast.LAEPCA(20, n_threads=threads,
+                                                random_state=0).fit(noise),
         "exact_w1 x 20": lambda: [laefast.exact_w1(C, W2, 1.0,
                                                    n_threads=threads)
                                   for _ in range(20)],

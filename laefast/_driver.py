@@ -405,11 +405,12 @@ _DENSE_M = 256
 # multithreaded BLAS call leaves OpenBLAS's workers spinning for about
 # 0.1 s (see iterate), and a loop of fits, or of partial_fit calls, starts
 # its next Gram pass in that window: on 2 cores LAEPCA on 200000 x 256
-# took 200-203 ms right after another fit against 162-164 after a pause,
-# on 10000 x 500 58-64 against 39-41.  With the solve on one thread both
-# took their paused time either way (the solve itself 0-2 ms slower:
-# scipy.linalg.eigh of the top 20 of 500 took 10.3 ms on one thread, 8.7
-# to 10.4 on two).  (python benchmarks/bench_contention.py, 'after itself')
+# took 200-212 ms right after another fit against 162-164 after a pause,
+# on noise of 10000 x 500 58-64 against 39-41.  With the solve on one
+# thread both took their paused time either way (the solve itself 0-2 ms
+# slower: scipy.linalg.eigh of the top 20 of 500 took 10.3 ms on one
+# thread, 8.7 to 10.4 on two).  (python benchmarks/bench_contention.py,
+# 'after itself')
 _SOLO_BLAS_M = 512
 # ... and from this m on: below it nothing in the solve is large enough for
 # OpenBLAS to thread (its dsyevd threads from m = 65 on, its GEMMs later),
