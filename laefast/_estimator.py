@@ -406,6 +406,9 @@ class LAEPCA(*ESTIMATOR_BASES):
             fitted = self._solve_counted(problem, acc.n_samples_seen_, dtype,
                                          warm=warm)
         self._acc = acc
+        if keep_width and "_acc_names" in self.__dict__:
+            # partial_fit's first solve: the names of its first batch.
+            self._pending_names = self._acc_names
         self._set_fitted(fitted, acc.mean_, acc.n_samples_seen_,
                          acc.n_features_in_)
 
@@ -492,6 +495,10 @@ class LAEPCA(*ESTIMATOR_BASES):
         if solve:
             self._solve_accumulator(acc, dtype, keep_width=True)
         else:
+            if seen == 0:
+                # The first batch's names wait with it for the first solve
+                # (the batches between are checked against them).
+                self._acc_names = self.__dict__.pop("_pending_names", None)
             self._acc = acc
         return self
 
@@ -546,6 +553,7 @@ class LAEPCA(*ESTIMATOR_BASES):
         self.n_samples_seen_ = int(n_samples)
         self.n_features_in_ = int(n_features)
         # The feature names of the X that reset the fit (see _validate).
+        self.__dict__.pop("_acc_names", None)
         pending = self.__dict__.pop("_pending_names", False)
         if pending is not False:
             if pending is None:
@@ -765,8 +773,12 @@ class LAEPCA(*ESTIMATOR_BASES):
     def _check_names(self, X, reset):
         """scikit-learn's feature-name and feature-count bookkeeping
         (validate_data without its array checks, done by check_array)."""
-        if type(X) is np.ndarray and (
-                reset or getattr(self, "feature_names_in_", None) is None):
+        state = self.__dict__
+        # Before partial_fit's first solve, its first batch's names.
+        unsolved = ("feature_names_in_" not in state
+                    and state.get("_acc_names") is not None)
+        if type(X) is np.ndarray and (reset or not unsolved and getattr(
+                self, "feature_names_in_", None) is None):
             # A plain ndarray has no names, and none are fitted to warn
             # about: what scikit-learn would do, without its dataframe
             # probes (a tenth of a small fit's time).
@@ -780,10 +792,15 @@ class LAEPCA(*ESTIMATOR_BASES):
             return
         kwargs = dict(skip_check_array=True)
         if not reset:
-            self.__dict__.pop("_pending_names", None)   # a failed fit's
-            _sk_validate_data(self, X, reset=False, **kwargs)
+            state.pop("_pending_names", None)   # a failed fit's
+            if unsolved:
+                state["feature_names_in_"] = state["_acc_names"]
+            try:
+                _sk_validate_data(self, X, reset=False, **kwargs)
+            finally:
+                if unsolved:
+                    del state["feature_names_in_"]
             return
-        state = self.__dict__
         saved = {name: state[name] for name in ("n_features_in_",
                                                   "feature_names_in_")
                  if name in state}

@@ -225,6 +225,41 @@ def test_feature_names_and_set_output_pandas():
     assert not hasattr(est, "feature_names_in_")
 
 
+def test_partial_fit_without_solve_keeps_the_first_batch_names():
+    # Names and their warnings as IncrementalPCA's, whose partial_fit
+    # always solves: the first batch's names wait for the first solve.
+    pd = pytest.importorskip("pandas")
+    X = SETS["breast_cancer"][:, :6]
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
+    ipca = decomposition.IncrementalPCA(2).partial_fit(df[:100])
+    est = LAEPCA(2, random_state=0).partial_fit(df[:100], solve=False)
+    assert not hasattr(est, "feature_names_in_")       # nothing solved yet
+    with pytest.raises(ValueError, match="feature names should match"):
+        est.partial_fit(df[100:200][df.columns[::-1]], solve=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                 # no "fitted without"
+        est.partial_fit(df[100:200], solve=False)
+        est.partial_fit(df[200:])
+    np.testing.assert_array_equal(est.feature_names_in_,
+                                  ipca.feature_names_in_)
+    assert est.n_samples_seen_ == X.shape[0]
+    with pytest.warns(UserWarning, match="fitted with feature names"):
+        ipca.partial_fit(X[100:200])
+    with pytest.warns(UserWarning, match="fitted with feature names"):
+        LAEPCA(2).partial_fit(df[:100], solve=False).partial_fit(
+            X[100:200], solve=False)
+    # An array first: no names, as IncrementalPCA.
+    est = LAEPCA(2, random_state=0).partial_fit(X[:100], solve=False)
+    with pytest.warns(UserWarning, match="fitted without feature names"):
+        est.partial_fit(df[100:])
+    assert not hasattr(est, "feature_names_in_")
+    # fit replaces the waiting names with its own (none for an array).
+    est = LAEPCA(2, random_state=0).partial_fit(df[:100], solve=False)
+    est.fit(X)
+    est.partial_fit(X[:50])
+    assert not hasattr(est, "feature_names_in_")
+
+
 def test_set_output_polars():
     pl = pytest.importorskip("polars")
     X = SETS["random"]
