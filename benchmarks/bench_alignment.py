@@ -3,6 +3,8 @@ an epoch with it costs against a backpropagation epoch.
 
 Run:  python benchmarks/bench_alignment.py [--quick] [--repeats N]
                                           [--clock wall|cpu] [--json PATH]
+      python benchmarks/bench_alignment.py --kp-kernel [--repeats N]
+                                          [--clock wall|cpu]
       python benchmarks/bench_alignment.py --accuracy [--seeds N]
 
 1. Per-layer update.  laefast.alignment's kernel for one layer (W n_out x
@@ -16,10 +18,12 @@ Run:  python benchmarks/bench_alignment.py [--quick] [--repeats N]
    SA needs no GEMM at all: its row compares it with one GEMM of the layer
    (delta^T x, the weight gradient every rule computes anyway).
    Target: update / GEMMs <= 1.3.  For KP the "floor" column bounds from
-   below what any implementation can reach: its GEMM plus one NumPy pass
-   that reads two n_in x n_out matrices and writes a third (np.add, a
-   STREAM triad), the memory traffic its tie adds to the GEMM (read W and
-   B, write the second gradient).
+   below an update that runs the BLAS GEMM and then its tie: the GEMM plus
+   one NumPy pass that reads two n_in x n_out matrices and writes a third
+   (np.add, a STREAM triad), the memory traffic the tie adds (read W and
+   B, write the second gradient).  KP's own kernel (B held transposed, a
+   large layer, a small batch) forms delta^T x without BLAS and finishes
+   it from registers and L1, and can go below it.
 2. Epoch.  One epoch of laefast.alignment's MLP trainer (the compiled
    train_epoch the trainer calls) with each rule, against the BP epoch, on
    the digits-sized network and on a wider one.  Target: rule / BP <= 1.5.
@@ -29,7 +33,14 @@ Run:  python benchmarks/bench_alignment.py [--quick] [--repeats N]
    best) and prints their ratio to BP's and the epoch ratio the rule would
    reach if it added nothing but those GEMMs to the BP epoch.
 
-3. With --accuracy (no timings): every rule against BP on scikit-learn's
+3. With --kp-kernel (only this): KP's update with B held transposed, G
+   from BLAS panels against the same with KP's own kernel allowed (as
+   update() allows it with BLAS on one thread: the kernel takes layers
+   within KP_KERNEL_MIN_ENTRIES and KP_KERNEL_MAX_B, in
+   src/laefast/_alignment.pyx, and BLAS the rest), each as a ratio to
+   the one-thread GEMM, over layer sizes, batches and both float types.
+
+4. With --accuracy (no timings): every rule against BP on scikit-learn's
    digits (50 epochs) and breast_cancer (100 epochs: it has a quarter of
    digits' samples, so a quarter of the SGD steps per epoch), over several
    seeds: test accuracy per seed and its mean, final angles (mean and max
@@ -102,8 +113,12 @@ def bench_layer(b, n_in, n_out, repeats, bt=True, dtype=np.float64):
         args = (rule.code, W, B, x, delta, *rule._kernel_coefficients(), gB,
                 gW, work, bt, inner)
 
-        def full(args=args):
-            _alignment.layer_update(*args, gemms_only=False)
+        # update() takes KP's own kernel with BLAS on one thread, as here.
+        kp_kernel = name == "kp" and bt
+
+        def full(args=args, kp_kernel=kp_kernel):
+            _alignment.layer_update(*args, gemms_only=False,
+                                    kp_kernel=kp_kernel)
 
         def gemms(args=args):
             _alignment.layer_update(*args, gemms_only=True)
@@ -140,6 +155,54 @@ def bench_layer(b, n_in, n_out, repeats, bt=True, dtype=np.float64):
                      "one_gemm_s": one_gemm, "triad_s": triad_s,
                      "ratio": ratio, "floor": floor,
                      "pass": bool(ratio <= 1.3)})
+    return rows
+
+
+KP_KERNEL_CASES = [(32, 128, 64), (32, 256, 128), (32, 256, 256),
+                   (32, 512, 512), (64, 512, 512), (128, 512, 512),
+                   (256, 512, 512), (32, 1024, 1024)]
+
+
+def kp_kernel_table(repeats, out=sys.stdout):
+    """KP (B held transposed): BLAS panels against its own kernel."""
+    code = al.get_rule("kp").code
+    coefficients = al.get_rule("kp")._kernel_coefficients()
+    print("KP, B held transposed: update / one-thread GEMM, G from BLAS "
+          "panels against KP's own kernel where it takes it", file=out)
+    print(f"{'dtype':<8} {'b':>4} {'n_in':>5} {'n_out':>5} {'GEMM us':>9} "
+          f"{'BLAS':>6} {'kernel':>7}", file=out)
+    rows = []
+    for dtype in (np.float64, np.float32):
+        for b, n_in, n_out in KP_KERNEL_CASES:
+            rng = np.random.default_rng(0)
+            W, Bt = (rng.standard_normal((n_out, n_in)).astype(dtype)
+                     for _ in range(2))
+            x = rng.standard_normal((b, n_in)).astype(dtype)
+            delta = (rng.standard_normal((b, n_out)) / b).astype(dtype)
+            gB, gW = np.empty_like(W), np.empty_like(W)
+            work = np.empty(_alignment.layer_workspace(code, b, n_in, n_out,
+                                                       True), dtype)
+            inner = int(max(2, min(20000, 2e8 / (2.0 * b * n_in * n_out))))
+            args = (code, W, Bt, x, delta, *coefficients, gB, gW, work, True,
+                    inner)
+            fns = {"blas": lambda: _alignment.layer_update(*args),
+                   "kernel": lambda: _alignment.layer_update(
+                       *args, kp_kernel=True),
+                   "gemm": lambda: _alignment.layer_update(
+                       *args, gemms_only=True)}
+            with serial_blas():
+                best = _best_interleaved(fns, repeats)
+            g = best["gemm"]
+            row = {"dtype": np.dtype(dtype).name, "b": b, "n_in": n_in,
+                   "n_out": n_out, "gemm_s": g / inner,
+                   "blas": best["blas"] / g, "kernel": best["kernel"] / g}
+            rows.append(row)
+            print(f"{row['dtype']:<8} {b:4d} {n_in:5d} {n_out:5d} "
+                  f"{1e6 * row['gemm_s']:9.1f} {row['blas']:6.2f} "
+                  f"{row['kernel']:7.2f}", file=out, flush=True)
+    if not _alignment.simd():
+        print("(no AVX2+FMA here: the kernel column is the BLAS path)",
+              file=out)
     return rows
 
 
@@ -288,6 +351,9 @@ def main(argv=None):
                              "every rule on digits and breast_cancer")
     parser.add_argument("--seeds", type=int, default=5,
                         help="seeds for --accuracy (default 5)")
+    parser.add_argument("--kp-kernel", action="store_true",
+                        help="only KP's update with BLAS panels against "
+                             "its own kernel, over sizes")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be >= 1")
@@ -302,6 +368,13 @@ def main(argv=None):
     repeats = args.repeats or (3 if args.quick else 7)
     global CLOCK
     CLOCK = args.clock
+    if args.kp_kernel:
+        print(harness.environment_line())
+        rows = kp_kernel_table(repeats)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=1)
+        return 0
     print(harness.environment_line())
     clock = "wall-clock" if CLOCK == "wall" else "thread CPU"
     print(f"best of {repeats} interleaved rounds, BLAS on one thread, "

@@ -13,8 +13,8 @@ from threadpoolctl import ThreadpoolController
 from ._openmp import max_threads, openmp_enabled
 from ._params import check
 
-__all__ = ["resolve_threads", "available_cpus", "serial_blas", "instance_lock",
-           "serialized"]
+__all__ = ["resolve_threads", "available_cpus", "serial_blas", "blas_is_serial",
+           "instance_lock", "serialized"]
 
 
 def resolve_threads(n_threads):
@@ -129,6 +129,22 @@ _active = 0
 _saved_limits = None
 
 
+def _blas_controllers():
+    """threadpoolctl's controllers of the loaded BLAS libraries, found once
+    (scanning the loaded libraries costs about a millisecond)."""
+    global _blas_libs
+    if _blas_libs is None:
+        _blas_libs = ThreadpoolController().select(
+            user_api="blas").lib_controllers
+    return _blas_libs
+
+
+def blas_is_serial():
+    """Whether every loaded BLAS (NumPy's, SciPy's) runs on one thread now:
+    a call into each library, about a microsecond."""
+    return all(lib.num_threads == 1 for lib in _blas_controllers())
+
+
 @contextlib.contextmanager
 def serial_blas(n_threads=2):
     """Limit BLAS (NumPy's and SciPy's) to one thread for the block.
@@ -139,15 +155,12 @@ def serial_blas(n_threads=2):
     Safe to enter from several threads at once: the limits in force
     before the first entry are restored when the last one leaves.
     """
-    global _blas_libs, _active, _saved_limits
+    global _active, _saved_limits
     if n_threads <= 1:
         yield
         return
     with _lock:
-        if _blas_libs is None:
-            # Scanning the loaded libraries costs about a millisecond: once.
-            _blas_libs = ThreadpoolController().select(
-                user_api="blas").lib_controllers
+        _blas_controllers()
         if _active == 0:
             # The libraries' own setters, not threadpoolctl's limit():
             # entering and leaving cost 17 us that way, a part of a small

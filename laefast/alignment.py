@@ -74,6 +74,7 @@ from typing import ClassVar
 import numpy as np
 
 from . import _alignment
+from ._parallel import blas_is_serial
 from ._validation import as_float_array, assert_finite
 
 __all__ = [
@@ -379,6 +380,10 @@ class KP(Rule):
 
 
 _RULES = {cls.name: cls for cls in (BP, FA, SA, AA, WM, IA, KP)}
+
+# OpenBLAS runs a GEMM of up to 64^3 multiply-adds on one thread whatever
+# its thread count: there KP's one-thread kernel always wins.
+_KP_KERNEL_ALWAYS = 64 ** 3
 RULES = tuple(_RULES)
 
 
@@ -484,8 +489,13 @@ def update(rule, W, B, x, delta=None):
     gW = np.empty((n_out, n_in) if rule.name == "kp" else (1, 1), W.dtype)
     work = np.empty(_alignment.layer_workspace(rule.code, x.shape[0], n_in,
                                                n_out, bt), W.dtype)
+    # KP's own kernel for delta^T x where BLAS would run it on one thread
+    # too: it beats a one-thread GEMM, not a threaded one.
+    kp_kernel = rule.name == "kp" and bt and (
+        x.shape[0] * n_in * n_out <= _KP_KERNEL_ALWAYS or blas_is_serial())
     _alignment.layer_update(rule.code, W, B.T if bt else B, x, delta,
-                            *rule._kernel_coefficients(), gB, gW, work, bt)
+                            *rule._kernel_coefficients(), gB, gW, work, bt,
+                            kp_kernel=kp_kernel)
     return RuleUpdate(gB.T if bt else gB,
                       gW if rule.name == "kp" else None)
 

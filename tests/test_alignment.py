@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import laefast
 from laefast import _alignment, alignment as al
@@ -135,9 +136,9 @@ def test_update_takes_b_in_either_order_without_a_copy(monkeypatch):
     passed = []
     kernel = _alignment.layer_update
 
-    def spy(code, W_, B_, *args):
+    def spy(code, W_, B_, *args, **kwargs):
         passed.append(B_)
-        return kernel(code, W_, B_, *args)
+        return kernel(code, W_, B_, *args, **kwargs)
 
     monkeypatch.setattr(_alignment, "layer_update", spy)
     gB, _ = _formula(rule, W, B, x, delta)
@@ -233,6 +234,38 @@ def test_simd_and_portable_updates_agree_and_match_numpy(rule, dtype, tol,
         for out in (fast, slow):
             assert np.abs(out.grad_W - gW).max() <= tol * max(
                 np.abs(gW).max(), 1)
+
+
+# KP's own kernel for delta^T x (B held transposed, G of 65536 entries or
+# more, b <= 128, AVX2): x in blocks of 8 (float64) or 16 (float32)
+# columns, delta in blocks of 4; n_in and n_out off those multiples leave
+# short blocks, zero-padded, whose results go through a small tile.
+@pytest.mark.parametrize("shape", [(257, 261, 1), (259, 300, 33),
+                                   (67, 1001, 128), (1024, 70, 7)], ids=str)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_kp_kernel_matches_numpy_and_blas(shape, dtype, tol):
+    n_out, n_in, b = shape
+    rule = al.KP(alpha=0.3)
+    W, B, x, delta = _layer(n_out=n_out, n_in=n_in, b=b, seed=11, dtype=dtype)
+    gB, gW = _formula(rule, *[a.astype(np.float64) for a in (W, B, x, delta)])
+    Bt = np.ascontiguousarray(B.T)
+    work = np.empty(_alignment.layer_workspace(rule.code, b, n_in, n_out,
+                                               True), dtype)
+    out = {}
+    for kernel in (True, False):
+        gBt, gW_ = np.full_like(W, np.nan), np.full_like(W, np.nan)
+        _alignment.layer_update(rule.code, W, Bt, x, delta,
+                                *rule._kernel_coefficients(), gBt, gW_, work,
+                                True, kp_kernel=kernel)
+        out[kernel] = gBt, gW_
+        assert np.abs(gBt.T - gB).max() <= tol * np.abs(gB).max()
+        assert np.abs(gW_ - gW).max() <= tol * np.abs(gW).max()
+    # update() takes the kernel with BLAS on one thread; the same numbers.
+    with threadpool_limits(1):
+        via_update = al.update(rule, W, np.asfortranarray(B), x, delta)
+    if _alignment.simd():
+        np.testing.assert_array_equal(via_update.grad_B.T, out[True][0])
+        np.testing.assert_array_equal(via_update.grad_W, out[True][1])
 
 
 @pytest.mark.parametrize("rule", ["sa", "kp"])

@@ -1,6 +1,6 @@
 /* AVX2+FMA versions of laefast._alignment's transposed pass (finish_t),
- * Kolen-Pollack's row pass and WM's noise (uniform_noise), chosen at run
- * time.
+ * Kolen-Pollack's row pass and WM's noise (uniform_noise), and KP's own
+ * kernel for delta^T x (la_kp_*), chosen at run time.
  *
  * The build targets baseline x86-64 (SSE2), where the compiler vectorizes
  * the transposed pass's strided reads only partly.  Here each small tile of
@@ -43,6 +43,22 @@ static int la_simd_wanted = 1;
 static void la_simd_init(void)
 {
     la_simd_have = laefast_cpu_has_avx2_fma();
+}
+
+/* Kolen-Pollack's G = delta^T x without BLAS (la_kp_pack_*, la_kp_rows_*):
+ * at b = 32 on a 512 x 512 layer OpenBLAS spends a good part of its GEMM
+ * packing (K = b is short), and a tile of G finished straight from
+ * registers never goes to memory.  x is packed once per call into blocks
+ * of LA_KP_COLS columns and delta into blocks of 4 columns (rows of G),
+ * both zero-padded, so the kernel's loads are contiguous; a 4-row tile
+ * keeps 8 vector sums (FMA latency times its two pipes).  Entries of the
+ * packed copies, for either type: */
+#define LA_KP_COLS 16     /* float32: 2 x 8 lanes (float64 uses 8) */
+static inline ptrdiff_t la_kp_pack_size(ptrdiff_t b, ptrdiff_t n_in,
+                                        ptrdiff_t n_out)
+{
+    return b * ((n_in + LA_KP_COLS - 1) / LA_KP_COLS * LA_KP_COLS
+                + (n_out + 3) / 4 * 4);
 }
 
 #if LAEFAST_SIMD_BUILT
@@ -262,6 +278,79 @@ static LA_TARGET void NAME(ptrdiff_t n, double a, uint64_t* state, T* out)   \
 LA_DEFINE_NOISE(la_noise_d, double, LA_STORE4_D)
 LA_DEFINE_NOISE(la_noise_f, float, LA_STORE4_F)
 
+/* xp: x's columns in blocks of V (V = 2 NV lanes), each block b rows of V,
+ * the last one zero-padded; dp: delta's columns (G's rows) in blocks of 4,
+ * likewise.  Then la_kp_rows_* forms h <= 4 rows of G from one block of dp
+ * into g (rows ld apart). */
+#define LA_DEFINE_KP(SUF, T, V, NV, VT, LOADU, STOREU, ZERO, BCAST, FMADD)   \
+static LA_TARGET void la_kp_pack_##SUF(ptrdiff_t b, ptrdiff_t n_in,          \
+                                       ptrdiff_t n_out, const T* x,          \
+                                       const T* delta, T* xp, T* dp)         \
+{                                                                            \
+    ptrdiff_t c, i, j, k, w;                                                 \
+    for (c = 0; c < n_in; c += V) {                                          \
+        w = n_in - c < V ? n_in - c : V;                                     \
+        for (k = 0; k < b; k++, xp += V) {                                   \
+            for (i = 0; i < w; i++)                                          \
+                xp[i] = x[k * n_in + c + i];                                 \
+            for (; i < V; i++)                                               \
+                xp[i] = 0;                                                   \
+        }                                                                    \
+    }                                                                        \
+    for (j = 0; j < n_out; j += 4) {                                         \
+        w = n_out - j < 4 ? n_out - j : 4;                                   \
+        for (k = 0; k < b; k++, dp += 4) {                                   \
+            for (i = 0; i < w; i++)                                          \
+                dp[i] = delta[k * n_out + j + i];                            \
+            for (; i < 4; i++)                                               \
+                dp[i] = 0;                                                   \
+        }                                                                    \
+    }                                                                        \
+}                                                                            \
+                                                                             \
+static LA_TARGET void la_kp_rows_##SUF(ptrdiff_t b, ptrdiff_t n_in,          \
+                                       ptrdiff_t h, const T* xp,             \
+                                       const T* dpj, T* g, ptrdiff_t ld)     \
+{                                                                            \
+    ptrdiff_t c, i, k;                                                       \
+    int r;                                                                   \
+    for (c = 0; c < n_in; c += V, xp += b * V) {                             \
+        VT a[8];                                                             \
+        const T* d = dpj;                                                    \
+        for (r = 0; r < 8; r++)                                              \
+            a[r] = ZERO();                                                   \
+        for (k = 0; k < b; k++, d += 4) {                                    \
+            const VT x0 = LOADU(xp + k * V), x1 = LOADU(xp + k * V + NV);    \
+            for (r = 0; r < 4; r++) {                                        \
+                const VT dv = BCAST(d + r);                                  \
+                a[2 * r] = FMADD(dv, x0, a[2 * r]);                          \
+                a[2 * r + 1] = FMADD(dv, x1, a[2 * r + 1]);                  \
+            }                                                                \
+        }                                                                    \
+        if (h == 4 && c + V <= n_in) {                                       \
+            for (r = 0; r < 4; r++) {                                        \
+                STOREU(g + r * ld + c, a[2 * r]);                            \
+                STOREU(g + r * ld + c + NV, a[2 * r + 1]);                   \
+            }                                                                \
+        } else {                  /* the edges: through a small tile */      \
+            T t[4 * V];                                                      \
+            const ptrdiff_t w = n_in - c < V ? n_in - c : V;                 \
+            for (r = 0; r < 4; r++) {                                        \
+                STOREU(t + r * V, a[2 * r]);                                 \
+                STOREU(t + r * V + NV, a[2 * r + 1]);                        \
+            }                                                                \
+            for (r = 0; r < h; r++)                                          \
+                for (i = 0; i < w; i++)                                      \
+                    g[r * ld + c + i] = t[r * V + i];                        \
+        }                                                                    \
+    }                                                                        \
+}
+
+LA_DEFINE_KP(d, double, 8, 4, __m256d, _mm256_loadu_pd, _mm256_storeu_pd,
+             _mm256_setzero_pd, _mm256_broadcast_sd, _mm256_fmadd_pd)
+LA_DEFINE_KP(f, float, 16, 8, __m256, _mm256_loadu_ps, _mm256_storeu_ps,
+             _mm256_setzero_ps, _mm256_broadcast_ss, _mm256_fmadd_ps)
+
 #else   /* no AVX2 build: la_simd_ok() stays 0 and these are never called */
 
 static void la_tie_d(ptrdiff_t n_in, ptrdiff_t n_out, ptrdiff_t j0,
@@ -306,6 +395,21 @@ static void la_noise_f(ptrdiff_t n, double a, uint64_t* state,
 {
     (void) n; (void) a; (void) state; (void) out;
 }
+#define LA_DEFINE_KP_STUB(SUF, T)                                            \
+static void la_kp_pack_##SUF(ptrdiff_t b, ptrdiff_t n_in, ptrdiff_t n_out,   \
+                             const T* x, const T* delta, T* xp, T* dp)       \
+{                                                                            \
+    (void) b; (void) n_in; (void) n_out; (void) x; (void) delta; (void) xp;  \
+    (void) dp;                                                               \
+}                                                                            \
+static void la_kp_rows_##SUF(ptrdiff_t b, ptrdiff_t n_in, ptrdiff_t h,       \
+                             const T* xp, const T* dpj, T* g, ptrdiff_t ld)  \
+{                                                                            \
+    (void) b; (void) n_in; (void) h; (void) xp; (void) dpj; (void) g;        \
+    (void) ld;                                                               \
+}
+LA_DEFINE_KP_STUB(d, double)
+LA_DEFINE_KP_STUB(f, float)
 #endif
 
 static inline int la_simd_ok(void)

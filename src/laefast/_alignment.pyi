@@ -34,6 +34,7 @@ def layer_update(
     bt: bool = False,
     repeats: int = 1,
     gemms_only: bool = False,
+    kp_kernel: bool = False,
 ) -> None: ...
 def train_epoch(
     rule: int,

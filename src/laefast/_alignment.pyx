@@ -76,6 +76,20 @@ cdef extern from "laefast/_align_simd.h" nogil:
                    Py_ssize_t ldq)
     void la_noise_d(Py_ssize_t n, double a, uint64_t* state, double* out)
     void la_noise_f(Py_ssize_t n, double a, uint64_t* state, float* out)
+    Py_ssize_t la_kp_pack_size(Py_ssize_t b, Py_ssize_t n_in,
+                               Py_ssize_t n_out)
+    void la_kp_pack_d(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
+                      const double* x, const double* delta, double* xp,
+                      double* dp)
+    void la_kp_pack_f(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
+                      const float* x, const float* delta, float* xp,
+                      float* dp)
+    void la_kp_rows_d(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t h,
+                      const double* xp, const double* dpj, double* g,
+                      Py_ssize_t ld)
+    void la_kp_rows_f(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t h,
+                      const float* xp, const float* dpj, float* g,
+                      Py_ssize_t ld)
 
 la_simd_init()
 
@@ -116,6 +130,15 @@ cdef enum:
     # 64 .. 512 for SA and for KP at b = 32 (512 x 512).  KP scales its
     # tiles with the batch (kp_scale).
     TILE_COLS = 256
+    # KP's own kernel for G (kp_layer_bt) from this many entries of G, up to
+    # this batch.  Update / one-thread GEMM, 1 Zen 4 core, BLAS panels
+    # against the kernel (forced, before these limits), float64 at b = 32: 128 x 64 1.28 / 1.40, 256 x 128
+    # 1.28 / 1.27, 256 x 256 1.31 / 1.26, 512 x 512 1.34 / 1.11, 1024 x
+    # 1024 1.57 / 1.34; at 512 x 512, b = 64 1.17 / 1.13, b = 128 1.11 /
+    # 1.12, b = 256 1.05 / 1.17.  Below, G fits in L2 and OpenBLAS's tuned
+    # kernel wins; above, its G goes to memory and back.
+    KP_KERNEL_MIN_ENTRIES = 65536
+    KP_KERNEL_MAX_B = 128
 
 
 cdef inline Py_ssize_t panel_rows(Py_ssize_t rows,
@@ -406,6 +429,8 @@ cdef Py_ssize_t rule_scratch(int rule, Py_ssize_t b, Py_ssize_t n_in,
         return max(n_in * n_out + b * n_out, 2 * b * n_out)
     if rule == R_WM or rule == R_IA:
         return b * n_out + b * n_in
+    if rule == R_KP:
+        return la_kp_pack_size(b, n_in, n_out)
     return 0
 
 
@@ -547,17 +572,40 @@ cdef void kp_layer_bt(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
                       floating d, const floating* W, floating* Bt,
                       const floating* x, const floating* delta, floating* gW,
                       floating* gB, floating* vel, floating lr,
-                      floating mu) noexcept nogil:
+                      floating mu, floating* pack) noexcept nogil:
     """kp_layer with B held transposed (Bt, W's layout), where the tie needs
-    no transpose: G = delta^T x goes into gW one panel of whole rows at a
-    time, and while the panel is in cache gB = G + d Bt (or the momentum
-    step on Bt) and gW = G + d W are finished from it."""
-    cdef Py_ssize_t R = kp_panel_rows(b, n_in, n_out), j0 = 0, r, o
+    no transpose: G = delta^T x goes into gW a few whole rows at a time,
+    and while they are in cache gB = G + d Bt (or the momentum step on Bt)
+    and gW = G + d W are finished from them.
+
+    With pack (la_kp_pack_size entries; callers whose BLAS runs on one
+    thread) and AVX2, a large G at a small batch (KP_KERNEL_MIN_ENTRIES) is
+    formed 4 rows at a time by _align_simd.h's kernel, and finished from
+    L1.  Otherwise G comes from BLAS in panels of whole rows."""
+    cdef Py_ssize_t R, j0 = 0, r, o
+    cdef floating* dp = NULL
+    cdef bint fused = (pack != NULL and la_simd_ok() and b <= KP_KERNEL_MAX_B
+                       and n_in * n_out >= KP_KERNEL_MIN_ENTRIES)
+    if fused:
+        R = 4
+        dp = pack + b * ((n_in + 15) // 16 * 16)
+        if floating is double:
+            la_kp_pack_d(b, n_in, n_out, x, delta, pack, dp)
+        else:
+            la_kp_pack_f(b, n_in, n_out, x, delta, pack, dp)
+    else:
+        R = kp_panel_rows(b, n_in, n_out)
     while j0 < n_out:
         r = min(R, n_out - j0)
         o = j0 * n_in
-        gemm(TRANS, NO_TRANS, r, n_in, b, 1, delta + j0, n_out, x, n_in, 0,
-             gW + o, n_in)
+        if fused:
+            if floating is double:
+                la_kp_rows_d(b, n_in, r, pack, dp + j0 * b, gW + o, n_in)
+            else:
+                la_kp_rows_f(b, n_in, r, pack, dp + j0 * b, gW + o, n_in)
+        else:
+            gemm(TRANS, NO_TRANS, r, n_in, b, 1, delta + j0, n_out, x, n_in,
+                 0, gW + o, n_in)
         kp_tie_bt(r * n_in, d, W + o, Bt + o, gW + o,
                   gB + o if gB != NULL else NULL,
                   vel + o if vel != NULL else NULL, lr, mu)
@@ -568,13 +616,14 @@ cdef void layer_grad(int rule, bint bt, Py_ssize_t b, Py_ssize_t n_in,
                      Py_ssize_t n_out, const floating* W, const floating* B,
                      const floating* x, const floating* delta, double c0,
                      double c1, double c2, floating* gB, floating* gW,
-                     floating* work) noexcept nogil:
+                     floating* work, bint kp_kernel) noexcept nogil:
+    """kp_kernel: KP's G by _align_simd.h's kernel (see kp_layer_bt)."""
     cdef Py_ssize_t i
     cdef floating* panel = work + rule_scratch(rule, b, n_in, n_out)
     # B is only read: with vel NULL the kernels write gB, never B.
     if rule == R_KP and bt:
         kp_layer_bt(b, n_in, n_out, <floating> (2 * c0), W, <floating*> B, x,
-                    delta, gW, gB, NULL, 0, 0)
+                    delta, gW, gB, NULL, 0, 0, work if kp_kernel else NULL)
     elif rule == R_KP:
         kp_layer(b, n_in, n_out, <floating> (2 * c0), W, B, x, delta, gW, gB,
                  panel)
@@ -613,10 +662,13 @@ def layer_update(int rule, const floating[:, ::1] W, const floating[:, ::1] B,
                  const floating[:, ::1] x, const floating[:, ::1] delta,
                  double c0, double c1, double c2, floating[:, ::1] gB,
                  floating[:, ::1] gW, floating[::1] work, bint bt=False,
-                 Py_ssize_t repeats=1, bint gemms_only=False):
+                 Py_ssize_t repeats=1, bint gemms_only=False,
+                 bint kp_kernel=False):
     """One rule's gradient for one layer into gB (and gW for KP).
 
     bt: B and gB are B^T and its gradient (n_out x n_in, W's layout).
+    kp_kernel: with bt, KP forms delta^T x by its own one-thread kernel
+    instead of BLAS (for a caller whose BLAS runs on one thread).
     Shapes are checked by laefast.alignment.  `repeats` and `gemms_only`
     serve the benchmark: the same call `repeats` times inside the kernel,
     or only the GEMMs the rule needs, on the same shapes and buffers.
@@ -632,7 +684,8 @@ def layer_update(int rule, const floating[:, ::1] W, const floating[:, ::1] B,
                             &x[0, 0], dp, &gB[0, 0], &gW[0, 0], ws)
             else:
                 layer_grad(rule, bt, b, n_in, n_out, &W[0, 0], &B[0, 0],
-                           &x[0, 0], dp, c0, c1, c2, &gB[0, 0], &gW[0, 0], ws)
+                           &x[0, 0], dp, c0, c1, c2, &gB[0, 0], &gW[0, 0], ws,
+                           kp_kernel)
 
 
 cdef void layer_gemms(int rule, bint bt, Py_ssize_t b, Py_ssize_t n_in,
@@ -924,8 +977,9 @@ cdef double batch_grad(const Net* net, floating* theta, floating* grad,
             times_b_t(True, b, n_in, n_out, 1, d, B, 0, dn)
         if net.rule == R_KP:
             # After the error has gone through B: the step may change it.
+            # (BLAS runs on one thread in the trainer: KP's own kernel.)
             kp_layer_bt(b, n_in, n_out, <floating> (2 * net.c0), W, B, A_prev,
-                        d, gW, gB, vB, lr, mu)
+                        d, gW, gB, vB, lr, mu, work)
         # The ReLU's derivative as a select, not a branch: half the
         # activations are zero, in no pattern the branch predictor could
         # learn, and the branch cost about 10 cycles an entry.
