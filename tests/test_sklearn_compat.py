@@ -225,6 +225,48 @@ def test_feature_names_and_set_output_pandas():
     assert not hasattr(est, "feature_names_in_")
 
 
+class _Subclass(np.ndarray):
+    """An ndarray that is not exactly np.ndarray: LAEPCA's name checks then
+    take scikit-learn's validate_data, the reference for its fast path."""
+
+
+@pytest.mark.parametrize("steps", [
+    ["fit:arr", "transform:df", "transform:arr", "partial_fit:arr"],
+    ["fit:df", "transform:arr", "partial_fit:arr", "transform:df"],
+    ["partial_fit:arr", "partial_fit:df", "fit:df", "partial_fit:arr"],
+    ["fit:arr", "fit:df", "fit:arr", "transform:df", "partial_fit:df"],
+    ["fit:arr", "transform:wide"],
+])
+def test_plain_ndarray_name_checks_match_scikit_learns(steps):
+    # A plain ndarray skips scikit-learn's dataframe probes: the names,
+    # the warnings and the errors must be those scikit-learn gives.
+    pd = pytest.importorskip("pandas")
+    X = SETS["breast_cancer"][:, :5]
+    df = pd.DataFrame(X, columns=list("abcde"))
+
+    def run(as_array):
+        est, seen = LAEPCA(2, random_state=0), []
+        data = {"arr": as_array(X), "df": df,
+                "wide": as_array(np.hstack([X, X]))}
+        for step in steps:
+            method, kind = step.split(":")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    getattr(est, method)(data[kind])
+                    outcome = "ok"
+                except ValueError as exc:
+                    outcome = str(exc)
+            seen.append((step, outcome,
+                         sorted(str(w.message) for w in caught
+                                if issubclass(w.category, UserWarning)),
+                         list(getattr(est, "feature_names_in_", [])),
+                         getattr(est, "n_features_in_", None)))
+        return seen
+
+    assert run(lambda a: a) == run(lambda a: a.view(_Subclass))
+
+
 def test_partial_fit_without_solve_keeps_the_first_batch_names():
     # Names and their warnings as IncrementalPCA's, whose partial_fit
     # always solves: the first batch's names wait for the first solve.
