@@ -360,7 +360,8 @@ class LAEPCA(*ESTIMATOR_BASES):
         >>> bool(np.allclose(a.components_, b.components_))
         True
         """
-        self._check_params()
+        # A Gram matrix carries no feature names: a previous fit's go.
+        self._check_params(reset=True)
         if isinstance(C, GramAccumulator):
             if C.n_samples_seen_ < 2:
                 raise ValueError(

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import laefast
-from laefast import LAEPCA
+from laefast import GramAccumulator, LAEPCA
 from laefast.metrics import max_principal_sine
 
 sklearn = pytest.importorskip("sklearn")
@@ -300,6 +300,24 @@ def test_partial_fit_without_solve_keeps_the_first_batch_names():
     est.fit(X)
     est.partial_fit(X[:50])
     assert not hasattr(est, "feature_names_in_")
+
+
+def test_fit_gram_drops_the_previous_fits_feature_names():
+    # A Gram matrix has no column names; the model fitted on it must not
+    # keep those of an earlier fit on a DataFrame (nor warn on arrays).
+    pd = pytest.importorskip("pandas")
+    X = SETS["breast_cancer"][:, :6]
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
+    acc = GramAccumulator().add(X[:, :4])
+    for source in ((acc,), (acc.gram_, acc.mean_, acc.n_samples_seen_)):
+        est = LAEPCA(2, random_state=0).fit(df)
+        assert hasattr(est, "feature_names_in_")
+        est.fit_gram(*source)
+        assert not hasattr(est, "feature_names_in_")
+        assert est.n_features_in_ == 4
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            est.transform(X[:5, :4])
 
 
 def test_set_output_polars():
