@@ -4,7 +4,7 @@ an epoch with it costs against a backpropagation epoch.
 Run:  python benchmarks/bench_alignment.py [--quick] [--repeats N]
                                           [--clock wall|cpu] [--json PATH]
       python benchmarks/bench_alignment.py --kp-kernel [--repeats N]
-                                          [--clock wall|cpu]
+                                          [--clock wall|cpu] [--json PATH]
       python benchmarks/bench_alignment.py --accuracy [--seeds N]
 
 1. Per-layer update.  laefast.alignment's kernel for one layer (W n_out x

@@ -13,8 +13,8 @@ from threadpoolctl import ThreadpoolController
 from ._openmp import max_threads, openmp_enabled
 from ._params import check
 
-__all__ = ["resolve_threads", "available_cpus", "serial_blas", "blas_is_serial",
-           "instance_lock", "serialized"]
+__all__ = ["resolve_threads", "available_cpus", "serial_blas",
+           "blas_is_serial", "instance_lock", "serialized"]
 
 
 def resolve_threads(n_threads):
@@ -110,17 +110,19 @@ _fork_warned = False
 
 
 def _after_fork_in_child():
-    global _forked, _lock
+    global _forked, _lock, _scan_lock
     _forked = True
     # A lock another thread held at the fork would never be released here.
     _lock = threading.Lock()
+    _scan_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-_blas_libs = None       # threadpoolctl controllers of the loaded BLAS libraries
+_blas_libs = None   # threadpoolctl controllers of the loaded BLAS libraries
+_scan_lock = threading.Lock()
 # serial_blas may be entered from several Python threads at once: the first
 # to enter limits BLAS, the last to leave restores it (a per-call save and
 # restore would let one thread restore another's limit as the "original").
@@ -131,17 +133,22 @@ _saved_limits = None
 
 def _blas_controllers():
     """threadpoolctl's controllers of the loaded BLAS libraries, found once
-    (scanning the loaded libraries costs about a millisecond)."""
+    (scanning the loaded libraries cost about 10 ms here).  Its own lock:
+    serial_blas calls this holding _lock."""
     global _blas_libs
     if _blas_libs is None:
-        _blas_libs = ThreadpoolController().select(
-            user_api="blas").lib_controllers
+        with _scan_lock:
+            if _blas_libs is None:
+                _blas_libs = ThreadpoolController().select(
+                    user_api="blas").lib_controllers
     return _blas_libs
 
 
 def blas_is_serial():
     """Whether every loaded BLAS (NumPy's, SciPy's) runs on one thread now:
-    a call into each library, about a microsecond."""
+    a call into each library, about a microsecond (the first call scans
+    the loaded libraries).  The count is process-wide: another thread's
+    serial_blas makes it true for every thread while it lasts."""
     return all(lib.num_threads == 1 for lib in _blas_controllers())
 
 

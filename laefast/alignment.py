@@ -490,9 +490,13 @@ def update(rule, W, B, x, delta=None):
     work = np.empty(_alignment.layer_workspace(rule.code, x.shape[0], n_in,
                                                n_out, bt), W.dtype)
     # KP's own kernel for delta^T x where BLAS would run it on one thread
-    # too: it beats a one-thread GEMM, not a threaded one.
-    kp_kernel = rule.name == "kp" and bt and (
-        x.shape[0] * n_in * n_out <= _KP_KERNEL_ALWAYS or blas_is_serial())
+    # too: it beats a one-thread GEMM, not a threaded one.  (BLAS's thread
+    # count is asked last: the first ask scans the loaded libraries.)
+    b = x.shape[0]
+    kp_kernel = (rule.name == "kp" and bt
+                 and _alignment.kp_kernel_applies(b, n_in, n_out)
+                 and (b * n_in * n_out <= _KP_KERNEL_ALWAYS
+                      or blas_is_serial()))
     _alignment.layer_update(rule.code, W, B.T if bt else B, x, delta,
                             *rule._kernel_coefficients(), gB, gW, work, bt,
                             kp_kernel=kp_kernel)

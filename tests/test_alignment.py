@@ -289,6 +289,30 @@ def test_trainer_steps_on_b_held_transposed_match_numpy(rule):
     np.testing.assert_allclose(v, vr, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_kp_trainer_through_its_own_kernel_matches_numpy(dtype, tol):
+    # A 3000 -> 37 layer (G of 111000 entries) at batches of 64, 64 and a
+    # short 12: KP's own kernel for G on every batch where the CPU has AVX2
+    # (the trainer's workspace sized by the first, the last one shorter),
+    # against the NumPy transcription in float64.
+    rule = al.KP(alpha=0.05)
+    layout, theta, X, y = _net(sizes=(7, 3000, 37, 3), b=140, seed=6)
+    theta *= 0.3
+    assert _alignment.kp_kernel_applies(64, 3000, 37) == _alignment.simd()
+    assert _alignment.kp_kernel_applies(12, 3000, 37) == _alignment.simd()
+    order = np.random.default_rng(2).permutation(140).astype(np.intp)
+    t, v = theta.astype(dtype), np.zeros(theta.shape, dtype)
+    tr, vr = theta.copy(), np.zeros_like(theta)
+    for _ in range(2):
+        _alignment.train_epoch(rule.code, t, v, *layout.args(),
+                               X.astype(dtype), y, order, 64, 0.05, 0.9,
+                               *rule._kernel_coefficients(), 0.0, 3)
+        _np_epoch(rule, layout, tr, vr, X, y, order, 64, 0.05, 0.9)
+    assert not np.allclose(tr, theta, rtol=1e-3)
+    np.testing.assert_allclose(t, tr, rtol=0, atol=tol * np.abs(tr).max())
+    np.testing.assert_allclose(v, vr, rtol=0, atol=tol * np.abs(vr).max())
+
+
 @pytest.mark.parametrize("rule", ["sa", "kp", "wm"])
 def test_float32_trainer_follows_the_float64_one(rule):
     rule = al.get_rule(rule, **({"alpha": 0.05} if rule == "kp" else {}))

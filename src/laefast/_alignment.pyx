@@ -132,11 +132,14 @@ cdef enum:
     TILE_COLS = 256
     # KP's own kernel for G (kp_layer_bt) from this many entries of G, up to
     # this batch.  Update / one-thread GEMM, 1 Zen 4 core, BLAS panels
-    # against the kernel (forced, before these limits), float64 at b = 32: 128 x 64 1.28 / 1.40, 256 x 128
-    # 1.28 / 1.27, 256 x 256 1.31 / 1.26, 512 x 512 1.34 / 1.11, 1024 x
-    # 1024 1.57 / 1.34; at 512 x 512, b = 64 1.17 / 1.13, b = 128 1.11 /
-    # 1.12, b = 256 1.05 / 1.17.  Below, G fits in L2 and OpenBLAS's tuned
-    # kernel wins; above, its G goes to memory and back.
+    # against the kernel (forced everywhere), float64 at b = 32: 128 x 64
+    # 1.28 / 1.40, 256 x 128 1.28 / 1.27, 256 x 256 1.31 / 1.26, 512 x 512
+    # 1.34 / 1.11, 1024 x 1024 1.57 / 1.34; at 512 x 512, b = 64 1.17 /
+    # 1.13, b = 128 1.11 / 1.12, b = 256 1.05 / 1.17.  The limits sit at
+    # ties (256 x 128; b = 128).  On smaller layers OpenBLAS's tuned kernel
+    # wins, its G held in L2; on larger ones at small batches its G goes out
+    # to L3 or memory and back, and its packing of a short inner dimension
+    # (b) costs a good part of the GEMM.
     KP_KERNEL_MIN_ENTRIES = 65536
     KP_KERNEL_MAX_B = 128
 
@@ -568,6 +571,13 @@ cdef void kp_tie_bt(Py_ssize_t n, floating d, const floating* W,
             gW[k] = g + d * W[k]
 
 
+cdef inline bint kp_kernel_fits(Py_ssize_t b, Py_ssize_t n_in,
+                                Py_ssize_t n_out) noexcept nogil:
+    """KP's own kernel for G = delta^T x: AVX2, a large G, a small batch."""
+    return (la_simd_ok() and b <= KP_KERNEL_MAX_B
+            and n_in * n_out >= KP_KERNEL_MIN_ENTRIES)
+
+
 cdef void kp_layer_bt(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
                       floating d, const floating* W, floating* Bt,
                       const floating* x, const floating* delta, floating* gW,
@@ -584,8 +594,7 @@ cdef void kp_layer_bt(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
     L1.  Otherwise G comes from BLAS in panels of whole rows."""
     cdef Py_ssize_t R, j0 = 0, r, o
     cdef floating* dp = NULL
-    cdef bint fused = (pack != NULL and la_simd_ok() and b <= KP_KERNEL_MAX_B
-                       and n_in * n_out >= KP_KERNEL_MIN_ENTRIES)
+    cdef bint fused = pack != NULL and kp_kernel_fits(b, n_in, n_out)
     if fused:
         R = 4
         dp = pack + b * ((n_in + 15) // 16 * 16)
@@ -645,6 +654,12 @@ def simd(enabled=None):
     if enabled is not None:
         la_simd_wanted = 1 if enabled else 0
     return bool(la_simd_ok())
+
+
+def kp_kernel_applies(Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out):
+    """Whether KP with B held transposed would form G by its own kernel
+    (kp_kernel=True) at this batch and layer on this CPU."""
+    return bool(kp_kernel_fits(b, n_in, n_out))
 
 
 def layer_workspace(int rule, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
@@ -977,7 +992,9 @@ cdef double batch_grad(const Net* net, floating* theta, floating* grad,
             times_b_t(True, b, n_in, n_out, 1, d, B, 0, dn)
         if net.rule == R_KP:
             # After the error has gone through B: the step may change it.
-            # (BLAS runs on one thread in the trainer: KP's own kernel.)
+            # KP's own kernel where it fits: train_mlp holds BLAS to one
+            # thread, where the kernel beats the GEMM; a caller of
+            # train_epoch or batch_gradient gets it whatever BLAS's threads.
             kp_layer_bt(b, n_in, n_out, <floating> (2 * net.c0), W, B, A_prev,
                         d, gW, gB, vB, lr, mu, work)
         # The ReLU's derivative as a select, not a branch: half the
