@@ -302,6 +302,28 @@ def test_partial_fit_without_solve_keeps_the_first_batch_names():
     assert not hasattr(est, "feature_names_in_")
 
 
+def test_waiting_names_survive_a_pickle_and_a_failed_solve():
+    pd = pytest.importorskip("pandas")
+    X = SETS["breast_cancer"][:, :6]
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
+    est = LAEPCA(2, random_state=0).partial_fit(df[:100], solve=False)
+    est = pickle.loads(pickle.dumps(est))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est.partial_fit(df[100:])
+    np.testing.assert_array_equal(est.feature_names_in_, df.columns)
+    # A solve that fails (10 components of 6 features) leaves the names
+    # waiting for the next one.
+    est = LAEPCA(10, random_state=0).partial_fit(df[:100], solve=False)
+    with pytest.raises(ValueError, match="n_components=10"):
+        est.partial_fit(None)
+    assert not hasattr(est, "feature_names_in_")
+    est.set_params(n_components=2).partial_fit(None)
+    np.testing.assert_array_equal(est.feature_names_in_, df.columns)
+    with pytest.warns(UserWarning, match="fitted with feature names"):
+        est.transform(X[:3])
+
+
 def test_fit_gram_drops_the_previous_fits_feature_names():
     # A Gram matrix has no column names; the model fitted on it must not
     # keep those of an earlier fit on a DataFrame (nor warn on arrays).
