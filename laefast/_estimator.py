@@ -468,6 +468,9 @@ class LAEPCA(*ESTIMATOR_BASES):
                 "partial_fit also takes an iterable of batches")
         acc = self._accumulator_to_extend()
         X = self._validate(X, reset=acc is None)
+        if acc is not None and "n_features_in_" not in self.__dict__:
+            # Batches added without a solve fix the width, as a fit would.
+            check_n_features(X.shape[1], acc.n_features_in_, "LAEPCA")
         dtype = (self.components_.dtype if hasattr(self, "components_")
                  else acc.dtype_ if acc is not None
                  else X.dtype if X.dtype.kind == "f" else np.dtype("f8"))

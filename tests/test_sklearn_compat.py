@@ -318,6 +318,10 @@ def test_waiting_names_survive_a_pickle_and_a_failed_solve():
     with pytest.raises(ValueError, match="n_components=10"):
         est.partial_fit(None)
     assert not hasattr(est, "feature_names_in_")
+    with pytest.warns(UserWarning, match="fitted with feature names"), \
+            pytest.raises(ValueError, match="5 features, but LAEPCA is "
+                          "expecting 6"):
+        est.partial_fit(X[100:, :5], solve=False)
     est.set_params(n_components=2).partial_fit(None)
     np.testing.assert_array_equal(est.feature_names_in_, df.columns)
     with pytest.warns(UserWarning, match="fitted with feature names"):
