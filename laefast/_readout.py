@@ -36,6 +36,7 @@ import numpy as np
 import scipy.linalg
 
 from ._exceptions import CollapsedComponentWarning, caller_stacklevel
+from ._subspace import tall_svd
 
 __all__ = ["LAEResult", "readout", "readout_kind", "flip_signs",
            "warn_collapsed", "RitzReadout", "ritz_readout", "pca_attributes"]
@@ -187,11 +188,15 @@ def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None):
                                                      dtype=W2.dtype))
         lam = np.asarray(lam, dtype=np.float64)[order]
     else:
-        # SciPy's LAPACK, the kernels' own: right after a kernel, NumPy's
-        # OpenBLAS pool would wake while SciPy's still spins.
-        u, s, _ = scipy.linalg.svd(W2, full_matrices=False,
-                                   check_finite=False)
-        components = flip_signs(np.ascontiguousarray(u.T))
+        # SciPy's BLAS and LAPACK, the kernels' own: right after a kernel,
+        # NumPy's OpenBLAS pool would wake while SciPy's still spins.
+        found = tall_svd(W2) if W2.shape[0] >= 2 * W2.shape[1] else None
+        if found is None:
+            u, s, _ = scipy.linalg.svd(W2, full_matrices=False,
+                                       check_finite=False)
+        else:
+            u, s = found
+        components = flip_signs(np.ascontiguousarray(u.T, dtype=W2.dtype))
         s = s.astype(np.float64)
     if kind == "subspace":
         nan = np.full(s.shape, np.nan)

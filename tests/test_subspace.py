@@ -2,10 +2,12 @@
 against numpy.linalg.eigh: convergence, thick restarts, and the spacing of
 its convergence checks."""
 
+import warnings
+
 import numpy as np
 import pytest
 
-from laefast import _subspace
+from laefast import CollapsedComponentWarning, _subspace
 from laefast._subspace import _MAX_CHECK_GAP, _check_gap, block_lanczos
 
 
@@ -265,3 +267,62 @@ def test_compiled_step_refuses_inconsistent_shapes():
     with pytest.raises(ValueError):
         _lanczos.project_block(basis, basis, np.zeros((4, 4)),
                                np.zeros((10, 2)), 2, 2)          # Z in C order
+
+
+@pytest.mark.parametrize("m,k,cond", [(1000, 20, 1e4), (300, 7, 10.0),
+                                      (41, 20, 1e3), (6, 3, 10.0)])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_tall_svd_matches_lapacks_svd(m, k, cond, order):
+    # Singular values spread over cond, a close pair included: the values
+    # to 1e-14 relative, the vectors to 1e-12 (up to sign), orthonormal.
+    rng = np.random.default_rng(m + k)
+    U0, _ = np.linalg.qr(rng.standard_normal((m, k)))
+    V0, _ = np.linalg.qr(rng.standard_normal((k, k)))
+    s0 = np.geomspace(1.0, 1.0 / cond, k)
+    s0[1] = s0[0] * (1 - 1e-3)
+    A = np.asarray((U0 * s0) @ V0.T, order=order)
+    U, s = _subspace.tall_svd(A)
+    np.testing.assert_allclose(s, s0, rtol=1e-14 * cond)
+    u, _, _ = np.linalg.svd(A, full_matrices=False)
+    signs = np.sign(np.sum(U * u, axis=0))
+    np.testing.assert_allclose(U * signs, u, rtol=0, atol=1e-11 * cond)
+    np.testing.assert_allclose(U.T @ U, np.eye(k), rtol=0, atol=1e-14)
+
+
+def test_tall_svd_hands_ill_conditioned_input_back():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((200, 6))
+    noise = rng.standard_normal(200)
+    for delta, usable in ((1e-9, False), (0.0, False), (1e-4, True)):
+        A[:, 3] = A[:, 2] + delta * noise   # condition number about 1/delta
+        found = _subspace.tall_svd(A)
+        assert (found is not None) == usable
+    np.testing.assert_allclose(found[1], np.linalg.svd(A, compute_uv=False),
+                               rtol=1e-11)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_readout_of_a_tall_decoder_matches_lapack(dtype):
+    # The read-out takes tall_svd for a tall W2 and LAPACK's SVD for an
+    # ill-conditioned one: both give W2's left singular vectors, in its
+    # dtype, and the variances lam / (1 - s^2).
+    from laefast._readout import readout
+    rng = np.random.default_rng(3)
+    Q, _ = np.linalg.qr(rng.standard_normal((400, 5)))
+    R, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+    for weak in (0.5, 1e-9):
+        W2 = ((Q * [0.9, 0.8, 0.7, 0.6, weak]) @ R).astype(dtype)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            components, _, eig, collapsed = readout(W2, 1.0, tol=1e-12)
+        assert collapsed.tolist() == [False] * 4 + [weak < 1e-6]
+        assert [w.category for w in caught] == (
+            [CollapsedComponentWarning] if weak < 1e-6 else [])
+        assert components.dtype == dtype
+        u, sv, _ = np.linalg.svd(W2.astype(np.float64), full_matrices=False)
+        rtol = 1e-12 if dtype == np.float64 else 1e-5
+        np.testing.assert_allclose(eig[:4], 1.0 / (1 - sv[:4] ** 2),
+                                   rtol=rtol)
+        for i in range(4):
+            cos = abs(float(components[i].astype(np.float64) @ u[:, i]))
+            assert cos > 1 - rtol
