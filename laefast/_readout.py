@@ -190,7 +190,9 @@ def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None):
     else:
         # SciPy's BLAS and LAPACK, the kernels' own: right after a kernel,
         # NumPy's OpenBLAS pool would wake while SciPy's still spins.
-        found = tall_svd(W2) if W2.shape[0] >= 2 * W2.shape[1] else None
+        tall = (W2.shape[0] >= 2 * W2.shape[1]
+                and W2.dtype in (np.float32, np.float64))
+        found = tall_svd(W2) if tall else None
         if found is None:
             u, s, _ = scipy.linalg.svd(W2, full_matrices=False,
                                        check_finite=False)
