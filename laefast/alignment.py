@@ -487,12 +487,12 @@ def update(rule, W, B, x, delta=None):
     bt = not B.flags.c_contiguous
     gB = np.empty((n_out, n_in) if bt else (n_in, n_out), W.dtype)
     gW = np.empty((n_out, n_in) if rule.name == "kp" else (1, 1), W.dtype)
-    work = np.empty(_alignment.layer_workspace(rule.code, x.shape[0], n_in,
-                                               n_out, bt), W.dtype)
+    b = x.shape[0]
+    work = np.empty(_alignment.layer_workspace(rule.code, b, n_in, n_out, bt),
+                    W.dtype)
     # KP's own kernel for delta^T x where BLAS would run it on one thread
     # too: it beats a one-thread GEMM, not a threaded one.  (BLAS's thread
     # count is asked last: the first ask scans the loaded libraries.)
-    b = x.shape[0]
     kp_kernel = (rule.name == "kp" and bt
                  and _alignment.kp_kernel_applies(b, n_in, n_out)
                  and (b * n_in * n_out <= _KP_KERNEL_ALWAYS
