@@ -208,7 +208,9 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
     Warns
     -----
     ConvergenceWarning
-        max_iter was reached before the stopping rule held.
+        max_iter was reached before the stopping rule held, or the run
+        ended at or near a saddle point: C has more eigenvalues above lam
+        than directions were learned (see LAEResult.converged).
     CollapsedComponentWarning
         lam is at or above sigma_i^2 for some kept components.
 

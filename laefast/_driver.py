@@ -302,14 +302,26 @@ def _result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
     (and its per-latent and product variants, see laefast._readout); with
     the problem at hand, lam = 0 and small decoder singular values are read
     out against C itself."""
-    times = problem.times
-    components, sing, eig, collapsed = readout(W2, lam, tol,
-                                               regularizer=regularizer,
-                                               method=method, times=times)
+    out = readout(W2, lam, tol, regularizer=regularizer, method=method,
+                  times=problem.times)
+    if out.missed is not None:
+        idx = np.flatnonzero(out.collapsed).tolist()
+        live = out.collapsed.size - len(idx)
+        warnings.warn(
+            f"{method} stopped at or near a saddle point: C has {live + 1} "
+            f"eigenvalues of at least {out.missed:.6g} > lam = {float(lam):g}"
+            f" but only {live} components were learned; components {idx} "
+            "were left at zero (reported collapsed). The start had little or "
+            "no weight on a direction above lam, or tol stopped the run "
+            "before it grew: start at random (init=None), lower tol, or use "
+            "LAEPCA.",
+            ConvergenceWarning, stacklevel=caller_stacklevel())
+        converged = False
     return LAEResult(
-        W1=W1, W2=W2, components=components,
-        singular_values=sing.astype(W2.dtype), eigenvalues=eig.astype(W2.dtype),
-        collapsed=collapsed, n_iter=int(n_iter), converged=bool(converged),
+        W1=W1, W2=W2, components=out.components,
+        singular_values=out.singular_values.astype(W2.dtype),
+        eigenvalues=out.eigenvalues.astype(W2.dtype),
+        collapsed=out.collapsed, n_iter=int(n_iter), converged=bool(converged),
         stop=float(stop), method=method, lam=lam, alpha=alpha, tol=tol,
         history=history, regularizer=regularizer,
         readout=readout_kind(lam, regularizer, method, ritz=True))

@@ -36,9 +36,9 @@ import numpy as np
 import scipy.linalg
 
 from ._exceptions import CollapsedComponentWarning, caller_stacklevel
-from ._subspace import tall_svd
+from ._subspace import eigenvalue_outside, tall_svd
 
-__all__ = ["LAEResult", "readout", "readout_kind", "flip_signs",
+__all__ = ["LAEResult", "Readout", "readout", "readout_kind", "flip_signs",
            "warn_collapsed", "RitzReadout", "ritz_readout", "pca_attributes"]
 
 
@@ -75,11 +75,16 @@ class LAEResult:
         Eigenvalues of C = X X^T (sigma_i^2); 0 for collapsed components,
         NaN for 'subspace'.
     collapsed : ndarray of bool (k,)
-        Components that lam switched off (lam >= sigma_i^2).
+        Components left at zero in W2: lam switched them off
+        (lam >= sigma_i^2), or, with converged False, the run ended at or
+        near a saddle point before they grew (a ConvergenceWarning says so).
     n_iter : int
         Iterations run.
     converged : bool
-        Whether the method's stopping rule held (else max_iter was reached).
+        Whether the method's stopping rule held (else max_iter was
+        reached), and, where components collapsed, C has no more
+        eigenvalues above lam than directions were learned that laefast
+        could find (else the run stopped at or near a saddle point).
     stop : float
         The last stopping quantity (the documentation's theory page defines
         it per method).
@@ -155,8 +160,23 @@ def flip_signs(components):
     return components
 
 
+class Readout(NamedTuple):
+    """What readout reads off a decoder: components (k, m), singular values
+    and eigenvalues of C (k,), the collapsed mask, and missed: None, or a
+    lower bound above lam on an eigenvalue of C whose direction the live
+    components lack (the run stopped at or near a saddle point; see
+    readout)."""
+
+    components: np.ndarray
+    singular_values: np.ndarray
+    eigenvalues: np.ndarray
+    collapsed: np.ndarray
+    missed: float | None = None
+
+
 def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None):
-    """Return (components k x m, singular_values, eigenvalues, collapsed mask).
+    """Return a Readout: components k x m, singular_values, eigenvalues,
+    the collapsed mask, and `missed`.
 
     times(Q) -> C Q (float64), when C is at hand, makes two read-outs
     exact.  lam = 0 ('ritz'): W2's singular values are all 1 there and its
@@ -165,7 +185,15 @@ def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None):
     whose s is small enough to be a collapsed remnant is only reported
     collapsed when its direction's variance u^T C u is not above lam: a
     run stopped early at a loose tol leaves live components with small s
-    too (their variance is then reported as u^T C u).
+    too (their variance is then reported as u^T C u).  And where
+    components collapsed under one lam, C is checked for an eigenvalue
+    above lam outside the live components' span (_subspace.
+    eigenvalue_outside): a run that started without weight on a direction,
+    or stopped before a weakly started one grew, ends at or near a saddle
+    point with that direction's latent at zero.  Such a proof comes back
+    as `missed` (the caller reports the run as not converged), and no
+    CollapsedComponentWarning is raised: lam did not switch those
+    components off.
 
     A direction whose decoder singular value vanished (lam >= sigma_i^2 up to
     rounding) carries no information about sigma_i: it is reported as
@@ -202,13 +230,14 @@ def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None):
         s = s.astype(np.float64)
     if kind == "subspace":
         nan = np.full(s.shape, np.nan)
-        return components, nan, nan.copy(), np.zeros(s.shape, dtype=bool)
+        return Readout(components, nan, nan.copy(),
+                       np.zeros(s.shape, dtype=bool))
     if regularizer == "product":
         with np.errstate(divide="ignore"):
             eigenvalues = np.where(s < 1, lam * s * s / np.where(s < 1, 1 - s * s, 1),
                                    np.inf)
-        return (components, np.sqrt(eigenvalues), eigenvalues,
-                np.zeros(s.shape, dtype=bool))
+        return Readout(components, np.sqrt(eigenvalues), eigenvalues,
+                       np.zeros(s.shape, dtype=bool))
     # A switched-off direction decays towards s = 0 but a run that stops at
     # tol leaves a remnant of order tol.  Below sqrt(max(eps, tol)),
     # sigma^2 = lam / (1 - s^2) differs from lam by less than max(eps, tol)
@@ -240,10 +269,16 @@ def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None):
     if variance is not None:
         live = ~collapsed & np.isfinite(variance)
         eigenvalues[live] = variance[live]
-    if collapsed.any():
+    missed = None
+    if times is not None and kind == "svd" and collapsed.any():
+        missed = eigenvalue_outside(
+            times, components[~collapsed].T, components[collapsed][:2].T,
+            lam * (1.0 + max(np.sqrt(eps), tol)), eps)
+    if collapsed.any() and missed is None:
         warn_collapsed(np.flatnonzero(collapsed), lam)
     singular_values = np.sqrt(eigenvalues)
-    return components, singular_values, eigenvalues, collapsed
+    return Readout(components, singular_values, eigenvalues, collapsed,
+                   missed)
 
 
 def warn_collapsed(idx, lam):
@@ -272,8 +307,8 @@ def _ritz_readout(W2, times):
     V, _, theta = ritz_pairs(Q, np.asfortranarray(times(Q)), k)
     components = flip_signs(np.ascontiguousarray(V.T, dtype=W2.dtype))
     eigenvalues = np.maximum(theta, 0.0)
-    return (components, np.sqrt(eigenvalues), eigenvalues,
-            np.zeros(k, dtype=bool))
+    return Readout(components, np.sqrt(eigenvalues), eigenvalues,
+                   np.zeros(k, dtype=bool))
 
 
 class RitzReadout(NamedTuple):

@@ -22,7 +22,7 @@ from . import _lanczos
 
 __all__ = ["ritz_pairs", "block_lanczos", "lanczos_block_width",
            "small_eigh", "residual", "orthonormal_against", "steps_to_reach",
-           "tall_svd"]
+           "tall_svd", "eigenvalue_outside"]
 
 
 def _mm(A, B, trans_a=False):
@@ -305,6 +305,63 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
     if stopped in (None, "invariant"):
         stopped = "tol" if res <= tol else "max_iter"
     return V, theta[:w], res, products, stopped
+
+
+def eigenvalue_outside(times, live, start, above, rounding,
+                       max_products=16, block=4):
+    """A proof that C has more than r eigenvalues above `above`, where r is
+    the number of live's columns: the learned directions, orthonormal
+    (m, r).  Returns the proof's value, a lower bound on lambda_{r+1}(C)
+    that is above `above`, or None where none was found.
+
+    A gradient run started without weight on a principal direction (or
+    with too little for a loose tol) can stop at a saddle point of the
+    loss with that direction missing, its latent left at zero.  The space
+    searched is span(live) plus a block Krylov space grown off span(live)
+    from start's columns and random ones, `block` in all: block Lanczos on
+    the complement, whose top eigenvector is the missing direction if
+    there is one.  Rayleigh-Ritz of C on the space gives Ritz values whose
+    (r+1)-th is at most lambda_{r+1}(C) (Cauchy interlacing), however
+    inexact live is: a value above `above` is a proof, never a false
+    alarm.  It must pass `above` by rounding times the top Ritz value (the
+    products' rounding relative to C's norm: the data's eps).
+
+    max_products bounds the products with C, each of `block` columns
+    (fewer where the memory for the space, 256 MiB at most, runs out);
+    Rayleigh-Ritz runs after products 1, 2, 4, 8, 12, ...
+    """
+    m, r = live.shape
+    if r >= m:
+        return None
+    # Random columns fill the block: a product of a few columns costs
+    # about what one costs (it reads C once), and each widens the search.
+    fill = np.random.default_rng(0).standard_normal(
+        (m, max(1, block - start.shape[1])))
+    Q = (orthonormal_against(np.asfortranarray(live, dtype=np.float64),
+                             None, 0.0) if r else None)
+    r = 0 if Q is None else Q.shape[1]
+    Z = orthonormal_against(np.hstack([start, fill]), Q, 1e-8)
+    b = Z.shape[1]
+    max_products = min(max_products, max(2, ((256 << 20) // (16 * m) - r)
+                                         // max(b, 1)))
+    width = r + b * max_products
+    K = np.empty((m, width), order="F")
+    CK = np.empty_like(K)
+    if r:
+        K[:, :r], CK[:, :r] = Q, times(Q)
+    D = r
+    for product in range(1, max_products + 1):
+        b = Z.shape[1]
+        if b == 0:
+            break                    # the space is invariant under C
+        K[:, D:D + b], CK[:, D:D + b] = Z, times(Z)
+        D += b
+        if product in (1, 2) or product % 4 == 0 or product == max_products:
+            ritz = ritz_pairs(K[:, :D], CK[:, :D], r + 1)[2]
+            if ritz.shape[0] > r and ritz[r] > above + rounding * ritz[0]:
+                return float(ritz[r])
+        Z = orthonormal_against(CK[:, D - b:D], K[:, :D], 1e-10)
+    return None
 
 
 # The most products between two convergence checks of block_lanczos.

@@ -4,6 +4,7 @@ parameters never hang, crash or give a silently wrong answer."""
 import json
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -304,6 +305,38 @@ def test_loose_tol_never_marks_a_live_component_collapsed():
                                                                  r"collapsed"):
         r = solve(C, 3, 1.5 * w[2], tol=1e-12, max_iter=100_000)
     assert r.collapsed.tolist() == [False, False, True]
+
+
+@pytest.mark.parametrize("method", laefast.METHODS)
+def test_a_run_stopped_at_a_saddle_point_is_not_converged(method):
+    """A start with no weight on the second principal direction (C
+    diagonal, so rounding never brings it in) ends at a saddle point of the
+    loss: directions 1 and 3 learned, the third latent at zero although
+    sigma_2^2 = 5 > lam.  That is reported as not converged, with a
+    ConvergenceWarning that names it, not as a collapse under lam."""
+    m, k = 30, 3
+    ev = 10.0 * 2.0 ** -np.arange(m)             # 10, 5, 2.5, 1.25, ...
+    lam = 1.7                                    # three directions live
+    W2 = 0.1 * np.random.default_rng(0).standard_normal((m, k))
+    W2[1] = 0.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = solve(np.diag(ev), k, lam, method=method, init=(W2.T.copy(), W2),
+                  tol=1e-10, max_iter=100_000)
+    assert [w.category for w in caught] == [laefast.ConvergenceWarning]
+    assert re.search(r"saddle point: C has 3 eigenvalues of at least "
+                     r"[0-9.]+ > lam = 1\.7 but only 2 components were "
+                     r"learned; components \[2\]", str(caught[0].message))
+    bound = float(re.search(r"at least ([0-9.]+)",
+                            str(caught[0].message)).group(1))
+    assert lam < bound <= ev[2] * (1 + 1e-5)
+    assert not r.converged
+    assert r.collapsed.tolist() == [False, False, True]
+    np.testing.assert_allclose(r.eigenvalues[:2], [ev[0], ev[2]], rtol=1e-6)
+    # From a random start the same problem converges with nothing missing.
+    r = solve(np.diag(ev), k, lam, method=method, tol=1e-10,
+              max_iter=100_000, random_state=0)
+    assert r.converged and not r.collapsed.any()
 
 
 def test_step_rejects_aliased_arrays():

@@ -338,7 +338,7 @@ def test_readout_of_a_tall_decoder_matches_lapack(dtype):
         W2 = ((Q * [0.9, 0.8, 0.7, 0.6, weak]) @ R).astype(dtype)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            components, _, eig, collapsed = readout(W2, 1.0, tol=1e-12)
+            components, _, eig, collapsed, _ = readout(W2, 1.0, tol=1e-12)
         assert collapsed.tolist() == [False] * 4 + [weak < 1e-6]
         assert [w.category for w in caught] == (
             [CollapsedComponentWarning] if weak < 1e-6 else [])
@@ -350,3 +350,56 @@ def test_readout_of_a_tall_decoder_matches_lapack(dtype):
         for i in range(4):
             cos = abs(float(components[i].astype(np.float64) @ u[:, i]))
             assert cos > 1 - rtol
+
+
+def _spectrum(ev, seed=4):
+    """C with eigenvalues ev (descending) along a random basis U."""
+    m = len(ev)
+    U, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((m, m)))
+    return (U * ev) @ U.T, U
+
+
+def test_eigenvalue_outside_finds_a_direction_just_above_lam():
+    # Live: u_1, u_2, u_4 (u_3 missing, at 1.1 lam); the rest of the
+    # complement sits just below lam.  The bound is a lower bound on the
+    # (r+1)-th eigenvalue, lambda_4 = 1.05 lam.
+    m, lam = 300, 1.0
+    ev = np.concatenate([[5.0, 3.0, 1.1, 1.05], np.linspace(0.95, 0.01,
+                                                            m - 4)])
+    C, U = _spectrum(ev)
+    live = U[:, [0, 1, 3]]
+    bound = _subspace.eigenvalue_outside(lambda Q: C @ Q, live, U[:, 200:202],
+                                         lam, 1e-15)
+    assert bound is not None and lam < bound <= ev[3] * (1 + 1e-12)
+    # With u_3 learned too the complement's top is below lam: no proof.
+    assert _subspace.eigenvalue_outside(lambda Q: C @ Q, U[:, :4],
+                                        U[:, 200:202], lam, 1e-15) is None
+
+
+def test_eigenvalue_outside_raises_no_false_alarm_from_an_inexact_span():
+    # The learned span is the top 3 directions tilted by 0.2 rad into u_1
+    # ... u_3's complement, and lambda_4 = 0.9 lam: C projected off the
+    # tilted span has a top eigenvalue near 0.2^2 * 50 = 2 > lam (a
+    # projection test would call a direction missing), but lambda_4 is
+    # below lam, and the interlacing bound never passes it.
+    m, lam = 200, 1.0
+    ev = np.concatenate([[50.0, 20.0, 10.0], np.linspace(0.9, 0.01, m - 3)])
+    C, U = _spectrum(ev)
+    tilt = np.sin(0.2)
+    live = U[:, :3] * np.cos(0.2) + U[:, 3:6] * tilt
+    P = np.eye(m) - live @ live.T
+    assert np.linalg.eigvalsh(P @ C @ P)[-1] > 1.5 * lam
+    assert _subspace.eigenvalue_outside(lambda Q: C @ Q, live, U[:, 50:51],
+                                        lam, 1e-15) is None
+
+
+def test_eigenvalue_outside_with_nothing_learned():
+    # r = 0 (every component collapsed) with lambda_1 > lam: the proof is
+    # lambda_1's Ritz value; and none where C's top is below lam.
+    C, U = _spectrum(np.linspace(2.0, 0.1, 50))
+    none = np.empty((50, 0))
+    bound = _subspace.eigenvalue_outside(lambda Q: C @ Q, none, U[:, 40:41],
+                                         1.0, 1e-15)
+    assert bound is not None and 1.0 < bound <= 2.0 * (1 + 1e-12)
+    assert _subspace.eigenvalue_outside(lambda Q: C @ Q, none, U[:, 40:41],
+                                        2.5, 1e-15) is None
