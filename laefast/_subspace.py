@@ -307,12 +307,13 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
     return V, theta[:w], res, products, stopped
 
 
-def eigenvalue_outside(times, live, start, above, rounding,
+def eigenvalue_outside(times, live, start, above, rounding, trace=None,
                        max_products=16, block=4):
-    """A proof that C has more than r eigenvalues above `above`, where r is
-    the number of live's columns: the learned directions, orthonormal
-    (m, r).  Returns the proof's value, a lower bound on lambda_{r+1}(C)
-    that is above `above`, or None where none was found.
+    """A proof that C (symmetric positive semi-definite) has more than r
+    eigenvalues above `above`, r the number of live's columns: the learned
+    directions, orthonormal (m, r).  Returns the proof's value, a lower
+    bound on lambda_{r+1}(C) that is above `above`, or None where none was
+    found.
 
     A gradient run started without weight on a principal direction (or
     with too little for a loose tol) can stop at a saddle point of the
@@ -322,46 +323,80 @@ def eigenvalue_outside(times, live, start, above, rounding,
     the complement, whose top eigenvector is the missing direction if
     there is one.  Rayleigh-Ritz of C on the space gives Ritz values whose
     (r+1)-th is at most lambda_{r+1}(C) (Cauchy interlacing), however
-    inexact live is: a value above `above` is a proof, never a false
-    alarm.  It must pass `above` by rounding times the top Ritz value (the
-    products' rounding relative to C's norm: the data's eps).
+    inexact live is: a value above `above` is a proof.  It must pass
+    `above` by a margin for the rounding of the products, 4 sqrt(m)
+    `rounding` (the data's eps) times the top Ritz value: several times
+    their typical rounding, not a bound on the worst case.
 
-    max_products bounds the products with C, each of `block` columns
-    (fewer where the memory for the space, 256 MiB at most, runs out);
-    Rayleigh-Ritz runs after products 1, 2, 4, 8, 12, ...
+    With trace(C) given, the search ends before its first product where
+    trace(C) - trace(live^T C live), a bound on the sum of C's eigenvalues
+    outside the top r (Ky Fan), is below `above`: no eigenvalue outside
+    can pass it (k above X's rank, where the rest is rounding).
+
+    max_products bounds the products with C of `block` columns (the one
+    product with live is not counted); fewer where the space's Krylov
+    part, 16 m `block` bytes a product, would pass 256 MiB, but at least
+    two.  The space and its image take 16 m (r + block max_products)
+    bytes.  Rayleigh-Ritz (eigenvalues only) runs after products 1, 2, 4,
+    8, 12, ... and once more where the space stops growing.
     """
     m, r = live.shape
     if r >= m:
         return None
+    Q = (orthonormal_against(np.asfortranarray(live, dtype=np.float64),
+                             None, 0.0) if r else None)
+    r = 0 if Q is None else Q.shape[1]
+    CQ = times(Q) if r else None
+    margin = 4.0 * np.sqrt(m) * rounding
+    if trace is not None:
+        captured = float(np.einsum("ij,ij->", Q, CQ)) if r else 0.0
+        if trace - captured + margin * abs(trace) <= above:
+            return None
     # Random columns fill the block: a product of a few columns costs
     # about what one costs (it reads C once), and each widens the search.
     fill = np.random.default_rng(0).standard_normal(
         (m, max(1, block - start.shape[1])))
-    Q = (orthonormal_against(np.asfortranarray(live, dtype=np.float64),
-                             None, 0.0) if r else None)
-    r = 0 if Q is None else Q.shape[1]
     Z = orthonormal_against(np.hstack([start, fill]), Q, 1e-8)
     b = Z.shape[1]
-    max_products = min(max_products, max(2, ((256 << 20) // (16 * m) - r)
-                                         // max(b, 1)))
+    max_products = min(max_products,
+                       max(2, (256 << 20) // (16 * m * max(b, 1))))
     width = r + b * max_products
     K = np.empty((m, width), order="F")
     CK = np.empty_like(K)
+    # H = K^T C K, its upper triangle filled a block of columns at a time.
+    H = np.zeros((width, width), order="F")
     if r:
-        K[:, :r], CK[:, :r] = Q, times(Q)
-    D = r
+        K[:, :r], CK[:, :r] = Q, CQ
+        H[:r, :r] = _mm(Q, CQ, trans_a=True)
+    D = checked = r
+
+    def proof():
+        ritz, _, info = dsyevd(H[:D, :D], compute_v=0, lower=0)
+        if info != 0:
+            return None
+        ritz = ritz[::-1]
+        if ritz.shape[0] > r and ritz[r] > above + margin * abs(ritz[0]):
+            return float(ritz[r])
+        return None
+
     for product in range(1, max_products + 1):
         b = Z.shape[1]
         if b == 0:
             break                    # the space is invariant under C
         K[:, D:D + b], CK[:, D:D + b] = Z, times(Z)
+        H[:D + b, D:D + b] = _mm(K[:, :D + b], CK[:, D:D + b], trans_a=True)
         D += b
-        if product in (1, 2) or product % 4 == 0 or product == max_products:
-            ritz = ritz_pairs(K[:, :D], CK[:, :D], r + 1)[2]
-            if ritz.shape[0] > r and ritz[r] > above + rounding * ritz[0]:
-                return float(ritz[r])
-        Z = orthonormal_against(CK[:, D - b:D], K[:, :D], 1e-10)
-    return None
+        if product in (1, 2) or product % 4 == 0:
+            checked, found = D, proof()
+            if found is not None:
+                return found
+        CZ = CK[:, D - b:D]
+        # The drop is relative to the block's size: C's scale is the data's.
+        scale = float(np.sqrt((CZ * CZ).sum(axis=0)).max())
+        if not scale > 0.0:
+            break
+        Z = orthonormal_against(CZ / scale, K[:, :D], 1e-10)
+    return proof() if D > checked else None
 
 
 # The most products between two convergence checks of block_lanczos.

@@ -359,21 +359,72 @@ def _spectrum(ev, seed=4):
     return (U * ev) @ U.T, U
 
 
-def test_eigenvalue_outside_finds_a_direction_just_above_lam():
+@pytest.mark.parametrize("scale", [1.0, 1e-30, 1e30])
+def test_eigenvalue_outside_finds_a_direction_just_above_lam(scale):
     # Live: u_1, u_2, u_4 (u_3 missing, at 1.1 lam); the rest of the
     # complement sits just below lam.  The bound is a lower bound on the
-    # (r+1)-th eigenvalue, lambda_4 = 1.05 lam.
-    m, lam = 300, 1.0
-    ev = np.concatenate([[5.0, 3.0, 1.1, 1.05], np.linspace(0.95, 0.01,
-                                                            m - 4)])
+    # (r+1)-th eigenvalue, lambda_4 = 1.05 lam.  At any scale of C: the
+    # search's cut-offs are relative to it.
+    m, lam = 300, scale
+    ev = scale * np.concatenate([[5.0, 3.0, 1.1, 1.05],
+                                 np.linspace(0.95, 0.01, m - 4)])
     C, U = _spectrum(ev)
     live = U[:, [0, 1, 3]]
-    bound = _subspace.eigenvalue_outside(lambda Q: C @ Q, live, U[:, 200:202],
-                                         lam, 1e-15)
-    assert bound is not None and lam < bound <= ev[3] * (1 + 1e-12)
+    eps = np.finfo(np.float64).eps
+    for trace in (None, ev.sum()):
+        bound = _subspace.eigenvalue_outside(lambda Q: C @ Q, live,
+                                             U[:, 200:202], lam, eps,
+                                             trace=trace)
+        assert bound is not None and lam < bound <= ev[3] * (1 + 1e-12)
     # With u_3 learned too the complement's top is below lam: no proof.
     assert _subspace.eigenvalue_outside(lambda Q: C @ Q, U[:, :4],
-                                        U[:, 200:202], lam, 1e-15) is None
+                                        U[:, 200:202], lam, eps) is None
+
+
+def test_eigenvalue_outside_checks_the_space_it_ends_with():
+    # m = 12, three live directions, blocks of 4: products 1 and 2 (checked)
+    # span 8 of the 9 complement directions, product 3 the last, and the
+    # next block is empty.  lam sits just below the missing lambda_4, so
+    # only the whole space proves it: the search must check the space it
+    # ends with, after the last product or when the space stops growing.
+    m = 12
+    ev = np.array([9.0, 8.0, 7.0, 1.0, 0.99, 0.98, 0.97, 0.6, 0.5, 0.4,
+                   0.3, 0.2])
+    C, U = _spectrum(ev)
+    times = lambda Q: C @ Q                                    # noqa: E731
+    lam, eps = 1.0 - 1e-9, np.finfo(np.float64).eps
+    start = np.random.default_rng(1).standard_normal((m, 1))
+    assert _subspace.eigenvalue_outside(times, U[:, :3], start, lam, eps,
+                                        max_products=2) is None
+    for max_products in (3, 16):
+        bound = _subspace.eigenvalue_outside(times, U[:, :3], start, lam,
+                                             eps, max_products=max_products)
+        assert bound is not None and lam < bound <= 1.0 + 1e-12
+
+
+def test_eigenvalue_outside_ends_at_once_where_the_trace_rules_it_out():
+    # C of rank 5 with all 5 directions learned (k above X's rank): the
+    # rest of the trace is rounding, below lam, so no eigenvalue outside
+    # can pass lam and the search makes no product beyond live's.  A
+    # missing direction keeps the trace's rest above lam: searched, found.
+    m, lam = 200, 1e-3
+    ev = np.concatenate([[5.0, 4.0, 3.0, 2.0, 1.0], np.zeros(m - 5)])
+    C, U = _spectrum(ev)
+    calls = []
+
+    def times(Q):
+        calls.append(Q.shape[1])
+        return C @ Q
+    eps = np.finfo(np.float64).eps
+    assert _subspace.eigenvalue_outside(times, U[:, :5], U[:, 50:51], lam,
+                                        eps, trace=np.trace(C)) is None
+    assert calls == [5]
+    calls.clear()
+    bound = _subspace.eigenvalue_outside(times, U[:, [0, 1, 2, 4]],
+                                         U[:, 50:51], lam, eps,
+                                         trace=np.trace(C))
+    assert bound is not None and lam < bound <= 2.0 * (1 + 1e-12)
+    assert len(calls) > 1
 
 
 def test_eigenvalue_outside_raises_no_false_alarm_from_an_inexact_span():
