@@ -25,6 +25,7 @@ Inputs are validated by the entry points (``laefast._params``,
 """
 
 import contextlib
+import decimal
 import sys
 import time
 import warnings
@@ -296,6 +297,13 @@ def _run_recorded(problem, W1, W2, method, lam, alpha, tol, max_iter,
     return n_iter, status, stop, records
 
 
+def format_down(bound, digits=6):
+    """bound to `digits` significant digits, rounded down: a lower bound
+    printed as 'at least' stays one."""
+    context = decimal.Context(prec=digits, rounding=decimal.ROUND_FLOOR)
+    return f"{context.create_decimal(float(bound)).normalize():g}"
+
+
 def _result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
             history, regularizer, problem):
     """An LAEResult from trained weights: the read-out of docs/theory.md
@@ -303,18 +311,20 @@ def _result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
     the problem at hand, lam = 0 and small decoder singular values are read
     out against C itself."""
     out = readout(W2, lam, tol, regularizer=regularizer, method=method,
-                  times=problem.times)
+                  times=problem.times, trace=problem.trace())
     if out.missed is not None:
-        idx = np.flatnonzero(out.collapsed).tolist()
-        live = out.collapsed.size - len(idx)
+        unlearned = out.missed.unlearned.tolist()
+        learned = out.collapsed.size - len(unlearned)
         warnings.warn(
-            f"{method} stopped at or near a saddle point: C has {live + 1} "
-            f"eigenvalues of at least {out.missed:.6g} > lam = {float(lam):g}"
-            f" but only {live} components were learned; components {idx} "
-            "were left at zero (reported collapsed). The start had little or "
-            "no weight on a direction above lam, or tol stopped the run "
-            "before it grew: start at random (init=None), lower tol, or use "
-            "LAEPCA.",
+            f"{method} stopped at or near a saddle point: C has {learned + 1} "
+            f"eigenvalues of at least {format_down(out.missed.bound)} > lam = "
+            f"{float(lam):g} but only {learned} "
+            f"{'component was' if learned == 1 else 'components were'} "
+            "learned; the "
+            f"decoder's singular values are near zero for components "
+            f"{unlearned}. The start had little or no weight on a direction "
+            "above lam, or tol stopped the run before it grew: start at "
+            "random (init=None), lower tol, or use LAEPCA.",
             ConvergenceWarning, stacklevel=caller_stacklevel())
         converged = False
     return LAEResult(

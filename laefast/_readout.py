@@ -160,21 +160,31 @@ def flip_signs(components):
     return components
 
 
+class Missed(NamedTuple):
+    """A run that stopped at or near a saddle point (see readout): C has
+    one more eigenvalue above lam than the run learned, `bound` a lower
+    bound on it (above lam), and `unlearned` the components whose decoder
+    singular values are near zero (their s^2 below a fraction tol of the
+    minimum's)."""
+
+    bound: float
+    unlearned: np.ndarray
+
+
 class Readout(NamedTuple):
     """What readout reads off a decoder: components (k, m), singular values
     and eigenvalues of C (k,), the collapsed mask, and missed: None, or a
-    lower bound above lam on an eigenvalue of C whose direction the live
-    components lack (the run stopped at or near a saddle point; see
-    readout)."""
+    Missed (the run stopped at or near a saddle point; see readout)."""
 
     components: np.ndarray
     singular_values: np.ndarray
     eigenvalues: np.ndarray
     collapsed: np.ndarray
-    missed: float | None = None
+    missed: Missed | None = None
 
 
-def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None):
+def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None,
+            trace=None):
     """Return a Readout: components k x m, singular_values, eigenvalues,
     the collapsed mask, and `missed`.
 
@@ -186,14 +196,17 @@ def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None):
     collapsed when its direction's variance u^T C u is not above lam: a
     run stopped early at a loose tol leaves live components with small s
     too (their variance is then reported as u^T C u).  And where
-    components collapsed under one lam, C is checked for an eigenvalue
-    above lam outside the live components' span (_subspace.
-    eigenvalue_outside): a run that started without weight on a direction,
-    or stopped before a weakly started one grew, ends at or near a saddle
-    point with that direction's latent at zero.  Such a proof comes back
-    as `missed` (the caller reports the run as not converged), and no
-    CollapsedComponentWarning is raised: lam did not switch those
-    components off.
+    components have near-zero singular values under one lam (sum
+    regularizer), C is checked for more eigenvalues above lam than learned
+    components: all but the near-zero ones that are collapsed or have made
+    less than a fraction tol of their way to the minimum (_subspace.
+    eigenvalue_outside; trace = trace(C) lets the check end at once where
+    the rest of C's spectrum is too small).  A run that started without
+    weight on a direction, or stopped before a weakly started one grew,
+    ends at or near a saddle point with that direction's latent near zero.
+    Such a proof comes back as `missed` (the caller reports the run as not
+    converged), and no CollapsedComponentWarning is raised: lam did not
+    switch those components off.
 
     A direction whose decoder singular value vanished (lam >= sigma_i^2 up to
     rounding) carries no information about sigma_i: it is reported as
@@ -244,15 +257,16 @@ def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None):
     # relative: indistinguishable from lam, so the component is reported as
     # collapsed rather than given a made-up variance.
     eps = np.finfo(W2.dtype).eps
-    collapsed = s <= np.sqrt(max(eps, tol))
+    near_zero = s <= np.sqrt(max(eps, tol))
+    collapsed = near_zero
     variance = None
-    if times is not None and collapsed.any():
-        U = np.asfortranarray(components[collapsed].T, dtype=np.float64)
+    if times is not None and near_zero.any():
+        U = np.asfortranarray(components[near_zero].T, dtype=np.float64)
         variance = np.full(s.shape, np.nan)
-        variance[collapsed] = np.einsum("ij,ij->j", U, times(U))
+        variance[near_zero] = np.einsum("ij,ij->j", U, times(U))
         lam_c = np.broadcast_to(lam, s.shape)
-        live = collapsed & (variance > lam_c * (1.0 + np.sqrt(eps)))
-        collapsed = collapsed & ~live
+        live = near_zero & (variance > lam_c * (1.0 + np.sqrt(eps)))
+        collapsed = near_zero & ~live
     one_minus = 1.0 - s * s
     if np.any(one_minus[~collapsed] <= 0):
         # Only a run stopped far from a critical point gets here.
@@ -270,10 +284,30 @@ def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None):
         live = ~collapsed & np.isfinite(variance)
         eigenvalues[live] = variance[live]
     missed = None
-    if times is not None and kind == "svd" and collapsed.any():
-        missed = eigenvalue_outside(
-            times, components[~collapsed].T, components[collapsed][:2].T,
-            lam * (1.0 + max(np.sqrt(eps), tol)), eps)
+    unlearned = np.zeros(s.shape, dtype=bool)
+    if times is not None and kind == "svd" and near_zero.any():
+        # A near-zero component is unlearned where it is collapsed, or where
+        # its s^2 is below a fraction t of the minimum's 1 - lam / v for its
+        # variance v = u^T C u: the run has made less than about 2 t of the
+        # descent along it from the saddle point (s = 0) to the minimum.  A
+        # loose tol's run stopped part way is not at a saddle point.
+        t = max(eps, tol)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            at_saddle = s * s <= t * (1.0 - lam / variance)
+        unlearned = near_zero & (collapsed | at_saddle)
+    if unlearned.any():
+        # The search starts from the unlearned directions, largest variance
+        # first.  A learned component at lam's edge has v at most lam /
+        # (1 - t) (its s^2 <= t): the proof must pass that (t at least
+        # sqrt(eps)).
+        start = np.flatnonzero(unlearned)
+        start = start[np.argsort(-variance[start], kind="stable")][:3]
+        edge = min(max(np.sqrt(eps), tol), 0.5)
+        bound = eigenvalue_outside(
+            times, components[~unlearned].T, components[start].T,
+            lam / (1.0 - edge), eps, trace=trace)
+        if bound is not None:
+            missed = Missed(bound, np.flatnonzero(unlearned))
     if collapsed.any() and missed is None:
         warn_collapsed(np.flatnonzero(collapsed), lam)
     singular_values = np.sqrt(eigenvalues)
