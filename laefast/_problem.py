@@ -151,12 +151,20 @@ class GramProblem:
         """C @ Q for Q of shape (m, r), in float64 (C never formed on data)."""
         Q = np.ascontiguousarray(Q, dtype=np.float64)
         if self.C is not None:
-            if self.C.dtype != np.float64:
-                return self.C.astype(np.float64) @ Q
             # SciPy's BLAS, the kernels' own (see LAEPCA's Rayleigh-Ritz);
             # C.T is C, Fortran-ordered: no copy.
-            gemm = scipy.linalg.blas.get_blas_funcs("gemm", (self.C, Q))
-            return gemm(1.0, self.C.T, Q)
+            gemm = scipy.linalg.blas.get_blas_funcs("gemm", (Q,))
+            if self.C.dtype == np.float64:
+                return gemm(1.0, self.C.T, Q)
+            # float32 C: in float64 panels of 32 MiB at most, not a float64
+            # copy of all of C (twice its size) on every product.
+            C = self.C if self.C.flags.c_contiguous else self.C.T
+            out = np.empty((self.m, Q.shape[1]), order="F")
+            rows = max(1, (32 << 20) // (8 * self.m))
+            for i in range(0, self.m, rows):
+                panel = C[i:i + rows].astype(np.float64)
+                out[i:i + rows] = gemm(1.0, panel.T, Q, trans_a=True)
+            return out
         out = np.empty_like(Q)
         mean = self.mean if self.mean is not None else np.zeros(self.m)
         r = Q.shape[1]

@@ -285,3 +285,19 @@ def test_warnings_point_at_caller(gram):
         warnings.simplefilter("always")
         laefast.solve(gram[1], 2, 1.0, method="tied", max_iter=2)
     assert caught and all(w.filename == __file__ for w in caught)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_products_with_a_float32_gram_matrix_are_float64(order):
+    """A float32 C is multiplied in float64 panels (m = 2100: two of them),
+    exactly as its float64 copy would be, in either order."""
+    from laefast._problem import GramProblem
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((2100, 60))
+    C = np.asarray((A @ A.T).astype(np.float32), order=order)
+    Q = rng.standard_normal((2100, 3))
+    got = GramProblem.from_gram(C).times(Q)
+    want = C.astype(np.float64) @ Q
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, want, rtol=1e-13,
+                               atol=1e-13 * np.abs(want).max())
