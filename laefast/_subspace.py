@@ -337,37 +337,40 @@ def eigenvalue_outside(times, live, start, above, rounding, trace=None,
     product with live is not counted); fewer where the space's Krylov
     part, 16 m `block` bytes a product, would pass 256 MiB, but at least
     two.  The space and its image take 16 m (r + block max_products)
-    bytes.  Rayleigh-Ritz (eigenvalues only) runs after products 1, 2, 4,
-    8, 12, ... and once more where the space stops growing.
+    bytes, and a copy of live and one product's result come and go.
+    Rayleigh-Ritz (eigenvalues only) runs after products 1, 2, 4, 8, 12,
+    ... and once more where the space stops growing.
     """
     m, r = live.shape
     if r >= m:
         return None
-    Q = (orthonormal_against(np.asfortranarray(live, dtype=np.float64),
-                             None, 0.0) if r else None)
-    r = 0 if Q is None else Q.shape[1]
-    CQ = times(Q) if r else None
-    margin = 4.0 * np.sqrt(m) * rounding
-    if trace is not None:
-        captured = float(np.einsum("ij,ij->", Q, CQ)) if r else 0.0
-        if trace - captured + margin * abs(trace) <= above:
-            return None
     # Random columns fill the block: a product of a few columns costs
     # about what one costs (it reads C once), and each widens the search.
     fill = np.random.default_rng(0).standard_normal(
         (m, max(1, block - start.shape[1])))
-    Z = orthonormal_against(np.hstack([start, fill]), Q, 1e-8)
-    b = Z.shape[1]
-    max_products = min(max_products,
-                       max(2, (256 << 20) // (16 * m * max(b, 1))))
+    b = start.shape[1] + fill.shape[1]      # the widest a block can be
+    max_products = min(max_products, max(2, (256 << 20) // (16 * m * b)))
+    Q = (orthonormal_against(np.asfortranarray(live, dtype=np.float64),
+                             None, 0.0) if r else None)
+    r = 0 if Q is None else Q.shape[1]
     width = r + b * max_products
+    # The space and its image, learned span first; Q and C Q are written
+    # into them rather than kept beside them (r can be large).
     K = np.empty((m, width), order="F")
     CK = np.empty_like(K)
     # H = K^T C K, its upper triangle filled a block of columns at a time.
     H = np.zeros((width, width), order="F")
+    margin = 4.0 * np.sqrt(m) * rounding
     if r:
-        K[:, :r], CK[:, :r] = Q, CQ
-        H[:r, :r] = _mm(Q, CQ, trans_a=True)
+        K[:, :r] = Q
+        Q = K[:, :r]
+        CK[:, :r] = times(Q)
+        H[:r, :r] = _mm(Q, CK[:, :r], trans_a=True)
+    if trace is not None:
+        captured = float(np.trace(H[:r, :r]))
+        if trace - captured + margin * abs(trace) <= above:
+            return None
+    Z = orthonormal_against(np.hstack([start, fill]), Q, 1e-8)
     D = checked = r
 
     def proof():
@@ -391,9 +394,10 @@ def eigenvalue_outside(times, live, start, above, rounding, trace=None,
             if found is not None:
                 return found
         CZ = CK[:, D - b:D]
-        # The drop is relative to the block's size: C's scale is the data's.
-        scale = float(np.sqrt((CZ * CZ).sum(axis=0)).max())
-        if not scale > 0.0:
+        # The drop is relative to the block's size, C's scale being the
+        # data's; its largest entry, whose square cannot overflow.
+        scale = float(np.abs(CZ).max())
+        if not 0.0 < scale < np.inf:
             break
         Z = orthonormal_against(CZ / scale, K[:, :D], 1e-10)
     return proof() if D > checked else None

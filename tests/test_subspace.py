@@ -359,12 +359,12 @@ def _spectrum(ev, seed=4):
     return (U * ev) @ U.T, U
 
 
-@pytest.mark.parametrize("scale", [1.0, 1e-30, 1e30])
+@pytest.mark.parametrize("scale", [1.0, 1e-30, 1e-200, 1e200])
 def test_eigenvalue_outside_finds_a_direction_just_above_lam(scale):
     # Live: u_1, u_2, u_4 (u_3 missing, at 1.1 lam); the rest of the
     # complement sits just below lam.  The bound is a lower bound on the
     # (r+1)-th eigenvalue, lambda_4 = 1.05 lam.  At any scale of C: the
-    # search's cut-offs are relative to it.
+    # search's cut-offs are relative to it, and nothing overflows.
     m, lam = 300, scale
     ev = scale * np.concatenate([[5.0, 3.0, 1.1, 1.05],
                                  np.linspace(0.95, 0.01, m - 4)])
@@ -372,9 +372,11 @@ def test_eigenvalue_outside_finds_a_direction_just_above_lam(scale):
     live = U[:, [0, 1, 3]]
     eps = np.finfo(np.float64).eps
     for trace in (None, ev.sum()):
-        bound = _subspace.eigenvalue_outside(lambda Q: C @ Q, live,
-                                             U[:, 200:202], lam, eps,
-                                             trace=trace)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")      # no overflow at 1e200
+            bound = _subspace.eigenvalue_outside(lambda Q: C @ Q, live,
+                                                 U[:, 200:202], lam, eps,
+                                                 trace=trace)
         assert bound is not None and lam < bound <= ev[3] * (1 + 1e-12)
     # With u_3 learned too the complement's top is below lam: no proof.
     assert _subspace.eigenvalue_outside(lambda Q: C @ Q, U[:, :4],
