@@ -301,7 +301,8 @@ def format_down(bound, digits=6):
     """bound to `digits` significant digits, rounded down: a lower bound
     printed as 'at least' stays one."""
     context = decimal.Context(prec=digits, rounding=decimal.ROUND_FLOOR)
-    return f"{context.create_decimal(float(bound)).normalize():g}"
+    # The nearest double to a decimal of `digits` digits prints back as it.
+    return f"{float(context.create_decimal(float(bound))):.{digits}g}"
 
 
 def _result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
@@ -317,7 +318,7 @@ def _result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
         learned = out.collapsed.size - len(unlearned)
         warnings.warn(
             f"{method} stopped at or near a saddle point: C has {learned + 1} "
-            f"eigenvalues of at least {format_down(out.missed.bound)} > lam = "
+            f"eigenvalue{'s' if learned else ''} of at least {format_down(out.missed.bound)} > lam = "
             f"{float(lam):g} but only {learned} "
             f"{'component was' if learned == 1 else 'components were'} "
             "learned; the "

@@ -164,8 +164,8 @@ class Missed(NamedTuple):
     """A run that stopped at or near a saddle point (see readout): C has
     one more eigenvalue above lam than the run learned, `bound` a lower
     bound on it (above lam), and `unlearned` the components whose decoder
-    singular values are near zero (their s^2 below a fraction tol of the
-    minimum's)."""
+    singular values are near zero: collapsed, or with s^2 below a fraction
+    tol of the minimum's for their variance."""
 
     bound: float
     unlearned: np.ndarray
@@ -285,27 +285,33 @@ def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None,
         eigenvalues[live] = variance[live]
     missed = None
     unlearned = np.zeros(s.shape, dtype=bool)
+    edge = float(min(max(np.sqrt(eps), tol), 0.5))
     if times is not None and kind == "svd" and near_zero.any():
         # A near-zero component is unlearned where it is collapsed, or where
         # its s^2 is below a fraction t of the minimum's 1 - lam / v for its
         # variance v = u^T C u: the run has made less than about 2 t of the
         # descent along it from the saddle point (s = 0) to the minimum.  A
-        # loose tol's run stopped part way is not at a saddle point.
-        t = max(eps, tol)
+        # loose tol's run stopped part way is not at a saddle point.  t is
+        # capped as the edge below is: at tol >= 1 every component is near
+        # zero, and one at its minimum would pass for one at s = 0.
+        t = min(max(eps, tol), edge)
         with np.errstate(invalid="ignore", divide="ignore"):
             at_saddle = s * s <= t * (1.0 - lam / variance)
         unlearned = near_zero & (collapsed | at_saddle)
     if unlearned.any():
         # The search starts from the unlearned directions, largest variance
-        # first.  A learned component at lam's edge has v at most lam /
-        # (1 - t) (its s^2 <= t): the proof must pass that (t at least
-        # sqrt(eps)).
+        # first.  The proof must pass lam / (1 - edge): at a minimum, every
+        # direction above that has s^2 = 1 - lam / v > edge >= t, so none of
+        # them is unlearned there (edge is at least sqrt(eps)).
         start = np.flatnonzero(unlearned)
         start = start[np.argsort(-variance[start], kind="stable")][:3]
-        edge = min(max(np.sqrt(eps), tol), 0.5)
-        bound = eigenvalue_outside(
-            times, components[~unlearned].T, components[start].T,
-            lam / (1.0 - edge), eps, trace=trace)
+        try:
+            bound = eigenvalue_outside(
+                times, components[~unlearned].T, components[start].T,
+                lam / (1.0 - edge), float(eps), trace=trace)
+        except MemoryError:
+            # The run itself succeeded: a check that does not fit is skipped.
+            bound = None
         if bound is not None:
             missed = Missed(bound, np.flatnonzero(unlearned))
     if collapsed.any() and missed is None:

@@ -390,6 +390,34 @@ def test_a_saddle_point_is_found_where_rounding_has_begun_the_missing_direction(
     np.testing.assert_allclose(out.eigenvalues, ev[:2], rtol=1e-12)
 
 
+@pytest.mark.parametrize("tol", [0.5, 0.99, 1.0, 2.0])
+def test_a_run_at_the_minimum_is_no_saddle_point_at_a_loose_tol(tol):
+    """At tol >= sqrt(0.9) every singular value of this minimum is below
+    the remnant level sqrt(tol); none may pass for one at s = 0."""
+    rng = np.random.default_rng(0)
+    m, k, lam = 6, 2, 1.0
+    ev = np.array([10.0, 5.0, 0.5, 0.3, 0.2, 0.1])
+    U, _ = np.linalg.qr(rng.standard_normal((m, m)))
+    C = (U * ev) @ U.T
+    C = (C + C.T) / 2
+    W2 = U[:, :k] * np.sqrt(1 - lam / ev[:k])
+    for method in laefast.METHODS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            r = solve(C, k, lam, method=method, tol=tol,
+                      init=(W2.T.copy(), W2.copy()))
+        assert r.converged, method
+
+
+def test_the_printed_saddle_bound_is_still_a_lower_bound():
+    from laefast._driver import format_down
+    assert [format_down(x) for x in (10.0, 120.0, 2.9999996, 1.2345678e-7)] \
+        == ["10", "120", "2.99999", "1.23456e-07"]
+    for x in np.random.default_rng(0).uniform(0, 1, 200) * 10.0 ** \
+            np.arange(-100, 100):
+        assert float(format_down(x)) <= x
+
+
 def test_step_rejects_aliased_arrays():
     """Issue #12: W2 = W1.T (k = 1: both layouts at once) or W1 a view of
     C would be read while written."""
