@@ -316,13 +316,13 @@ def _result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
     if out.missed is not None:
         unlearned = out.missed.unlearned.tolist()
         learned = out.collapsed.size - len(unlearned)
+        eigenvalues = "eigenvalues" if learned else "eigenvalue"
+        were = "component was" if learned == 1 else "components were"
         warnings.warn(
             f"{method} stopped at or near a saddle point: C has {learned + 1} "
-            f"eigenvalue{'s' if learned else ''} of at least {format_down(out.missed.bound)} > lam = "
-            f"{float(lam):g} but only {learned} "
-            f"{'component was' if learned == 1 else 'components were'} "
-            "learned; the "
-            f"decoder's singular values are near zero for components "
+            f"{eigenvalues} of at least {format_down(out.missed.bound)} > "
+            f"lam = {float(lam):g} but only {learned} {were} learned; the "
+            "decoder's singular values are near zero for components "
             f"{unlearned}. The start had little or no weight on a direction "
             "above lam, or tol stopped the run before it grew: start at "
             "random (init=None), lower tol, or use LAEPCA.",

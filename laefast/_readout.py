@@ -82,9 +82,10 @@ class LAEResult:
         Iterations run.
     converged : bool
         Whether the method's stopping rule held (else max_iter was
-        reached), and, where components collapsed, C has no more
-        eigenvalues above lam than directions were learned that laefast
-        could find (else the run stopped at or near a saddle point).
+        reached), and, where components were left near zero, C has no
+        more eigenvalues above lam than directions were learned that
+        laefast could find (else the run stopped at or near a saddle
+        point).
     stop : float
         The last stopping quantity (the documentation's theory page defines
         it per method).
