@@ -312,7 +312,7 @@ def _result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
     the problem at hand, lam = 0 and small decoder singular values are read
     out against C itself."""
     out = readout(W2, lam, tol, regularizer=regularizer, method=method,
-                  times=problem.times, trace=problem.trace())
+                  times=problem.times, trace=problem.trace)
     if out.missed is not None:
         unlearned = out.missed.unlearned.tolist()
         learned = out.collapsed.size - len(unlearned)

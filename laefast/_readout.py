@@ -201,13 +201,14 @@ def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None,
     regularizer), C is checked for more eigenvalues above lam than learned
     components: all but the near-zero ones that are collapsed or have made
     less than a fraction tol of their way to the minimum (_subspace.
-    eigenvalue_outside; trace = trace(C) lets the check end at once where
-    the rest of C's spectrum is too small).  A run that started without
-    weight on a direction, or stopped before a weakly started one grew,
-    ends at or near a saddle point with that direction's latent near zero.
-    Such a proof comes back as `missed` (the caller reports the run as not
-    converged), and no CollapsedComponentWarning is raised: lam did not
-    switch those components off.
+    eigenvalue_outside; trace() -> trace(C), called only then, lets the
+    check end at once where the rest of C's spectrum is too small).  A
+    run that started without weight on a direction, or stopped before a
+    weakly started one grew, ends at or near a saddle point with that
+    direction's latent near zero.  Such a proof comes back as `missed`
+    (the caller reports the run as not converged), and no
+    CollapsedComponentWarning is raised: lam did not switch those
+    components off.
 
     A direction whose decoder singular value vanished (lam >= sigma_i^2 up to
     rounding) carries no information about sigma_i: it is reported as
@@ -309,7 +310,8 @@ def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None,
         try:
             bound = eigenvalue_outside(
                 times, components[~unlearned].T, components[start].T,
-                lam / (1.0 - edge), float(eps), trace=trace)
+                lam / (1.0 - edge), float(eps),
+                trace=None if trace is None else trace())
         except MemoryError:
             # The run itself succeeded: a check that does not fit is skipped.
             bound = None

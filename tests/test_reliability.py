@@ -345,7 +345,7 @@ def test_a_run_stopped_at_a_saddle_point_is_not_converged(method):
     assert r.converged and not r.collapsed.any()
 
 
-def test_a_saddle_point_is_found_where_rounding_has_begun_the_missing_direction():
+def test_a_saddle_point_is_found_where_rounding_began_the_missing_direction():
     """Along a rotated basis rounding brings a little of the missing
     direction back, so its component's decoder singular value is tiny but
     not zero, and its variance u^T C u is near sigma_2^2 > lam.  Only
@@ -374,7 +374,7 @@ def test_a_saddle_point_is_found_where_rounding_has_begun_the_missing_direction(
         return C @ Q
     W2 = np.column_stack([U[:, 0] * np.sqrt(1 - lam / ev[0]),
                           U[:, 1] * 1e-7])
-    out = readout(W2, lam, 1e-10, times=times, trace=np.trace(C))
+    out = readout(W2, lam, 1e-10, times=times, trace=lambda: np.trace(C))
     assert out.missed is not None and out.missed.unlearned.tolist() == [1]
     assert lam < out.missed.bound <= ev[1] * (1 + 1e-12)
     # A live component at lam's edge (sigma_2^2 = lam (1 + 5e-5), its s^2
@@ -385,7 +385,7 @@ def test_a_saddle_point_is_found_where_rounding_has_begun_the_missing_direction(
                           U[:, 1] * np.sqrt(1 - lam / ev[1])])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        out = readout(W2, lam, 1e-4, times=times, trace=np.trace(C))
+        out = readout(W2, lam, 1e-4, times=times, trace=lambda: np.trace(C))
     assert out.missed is None and not out.collapsed.any()
     np.testing.assert_allclose(out.eigenvalues, ev[:2], rtol=1e-12)
 
