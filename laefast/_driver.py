@@ -119,6 +119,7 @@ def step_for_bound(c, lam, W1, W2):
 
 def raise_for_status(status, method, n_iter, which, alpha, lam):
     """The exception for a kernel's failure status (nothing for success)."""
+    positive = bool(np.all(np.asarray(lam) > 0))
     lam = lam_summary(lam)
     if status == _solvers.NONFINITE:
         if method in GD_METHODS:
@@ -132,18 +133,26 @@ def raise_for_status(status, method, n_iter, which, alpha, lam):
         raise DivergenceError(
             f"{method} produced non-finite weights at iteration {n_iter}; "
             "the problem is too badly scaled for this dtype.")
-    if status == _solvers.NOT_PD_W2:
+    if status in (_solvers.NOT_PD_W2, _solvers.NOT_PD_W1):
+        matrix = ("the k x k matrix W1 C W1^T + lam I"
+                  if status == _solvers.NOT_PD_W2 else
+                  f"the m x m matrix d_{which} C + lam I of the exact W1 step")
+        if positive:
+            # With lam > 0 only a negative eigenvalue of C can do this.
+            why = ("so C has a negative eigenvalue: it is not positive "
+                   "semi-definite to working precision (rounding alone, "
+                   "about -eps ||C|| for a singular C in float32, is enough "
+                   "once the weights grow). Pass C in float64, raise lam well "
+                   "above eps ||C||, or check how C was formed.")
+        elif status == _solvers.NOT_PD_W2:
+            why = ("with lam = 0 this happens when W1 C W1^T is singular "
+                   "(rank-deficient C or start); use lam > 0.")
+        else:
+            why = ("with lam = 0 this happens when C is singular or W2 is "
+                   "rank-deficient; use lam > 0.")
         raise np.linalg.LinAlgError(
-            f"{method}, iteration {n_iter + 1}: the k x k matrix "
-            f"W1 C W1^T + lam I is not positive definite (lam={lam}). With "
-            "lam = 0 this happens when W1 C W1^T is singular (rank-deficient "
-            "C or start); use lam > 0.")
-    if status == _solvers.NOT_PD_W1:
-        raise np.linalg.LinAlgError(
-            f"{method}, iteration {n_iter + 1}: the m x m matrix "
-            f"d_{which} C + lam I of the exact W1 step is not positive "
-            f"definite (lam={lam}). With lam = 0 this happens when C is "
-            "singular or W2 is rank-deficient; use lam > 0.")
+            f"{method}, iteration {n_iter + 1}: {matrix} is not positive "
+            f"definite (lam={lam}); {why}")
     if status == _solvers.EIGH_FAILED:
         raise np.linalg.LinAlgError(
             f"{method}, iteration {n_iter + 1}: the eigendecomposition of "

@@ -230,14 +230,38 @@ def test_not_positive_definite_raises_linalgerror(gram):
     C = gram[1]
     # lam = 0 and a zero encoder: W1 C W1^T + lam I is the zero matrix.
     # (solve rejects lam = 0 for these methods; step runs them.)
-    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+    with pytest.raises(np.linalg.LinAlgError, match=r"not positive definite "
+                       r".*with lam = 0 this happens when W1 C W1\^T is "
+                       r"singular"):
         laefast.step(np.zeros((2, 6)), np.zeros((6, 2)), C, 0.0,
                      method="exact-tied")
-    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+    with pytest.raises(np.linalg.LinAlgError, match=r"not positive definite "
+                       r".*with lam = 0 this happens when C is singular"):
         laefast.step(np.ones((2, 6)), np.zeros((6, 2)), C, 0.0,
                      method="exact-untied")
     with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
         laefast.exact_w2(C, np.zeros((2, 6)), 0.0)
+
+
+def test_an_indefinite_c_is_named_when_lam_is_positive():
+    """With lam > 0 only a negative eigenvalue of C makes the exact steps'
+    systems indefinite (a float32 C of a singular Gram matrix has some near
+    -eps ||C||): the error says so instead of advising lam > 0.  This C's
+    diagonal is positive, so the input check cannot see it."""
+    rng = np.random.default_rng(0)
+    U, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    C = (U * np.array([1.0, 0.5, 0.2, 0.1, 0.05, -1e-3])) @ U.T
+    C = (C + C.T) / 2
+    assert np.all(np.diagonal(C) > 0)
+    negative = r"C has a negative eigenvalue: it is not positive semi-definite"
+    with pytest.raises(np.linalg.LinAlgError, match=r"d_0 C \+ lam I of the "
+                       r"exact W1 step is not positive definite \(lam=1e-06\); "
+                       r"so " + negative):
+        laefast.solve(C, 3, 1e-6, method="exact-untied", random_state=0)
+    W1 = 10.0 * U[:, 5:6].T
+    with pytest.raises(np.linalg.LinAlgError, match=r"W1 C W1\^T \+ lam I is "
+                       r"not positive definite \(lam=1e-06\); so " + negative):
+        laefast.step(W1, W1.T.copy(), C, 1e-6, method="exact-tied")
 
 
 @pytest.mark.parametrize("method", ["untied", "sync", "tied"])
