@@ -104,9 +104,13 @@ def _solve(owner, problem, params):
         alpha = default_alpha(problem, lam, W1, W2, regularizer)
     else:
         alpha = float(alpha)
+    # A start of the caller's may lack weight on a principal direction
+    # (a random one has some on every direction): only then is the learned
+    # span checked for a missed direction (it costs up to 17 products).
     return _driver.run(problem, W1, W2, lam, method, alpha, float(p["tol"]),
                        max_iter, p["history"],
-                       resolve_threads(p["n_threads"]), regularizer)
+                       resolve_threads(p["n_threads"]), regularizer,
+                       check_span=init is not None)
 
 
 def _n_components(n_components, m):
@@ -163,7 +167,10 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
         ConvergenceWarning.
     init : (W1, W2) or None
         Starting weights (k x m, m x k); copied, never modified.  None draws
-        small Gaussian weights from random_state.
+        small Gaussian weights from random_state.  A start of yours may
+        lack weight on a principal direction: the learned span is then
+        checked for a saddle point at the end (see Warns; a few percent of
+        a solve).
     random_state : int, numpy Generator or None
     history : bool or 'weights'
         Record the stopping quantity and the loss (L_sigma; L_pi with the
@@ -210,7 +217,9 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
     ConvergenceWarning
         max_iter was reached before the stopping rule held, or the run
         ended at or near a saddle point: C has more eigenvalues above lam
-        than directions were learned (see LAEResult.converged).
+        than directions were learned, or (from an init of yours) a
+        direction left out of the learned span has more variance than
+        one learned (see LAEResult.converged).
     CollapsedComponentWarning
         lam is at or above sigma_i^2 for some kept components.
 

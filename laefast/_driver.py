@@ -243,9 +243,10 @@ def exact_w2(C, W1, lam):
 # -- solve and fit: one run, its warning, its read-out --------------------------
 
 def run(problem, W1, W2, lam, method, alpha, tol, max_iter, history,
-        n_threads, regularizer="sum"):
+        n_threads, regularizer="sum", check_span=False):
     """solve's and fit's run: the kernel (in segments with history), the
-    convergence warning, the read-out.  Inputs already validated."""
+    convergence warning, the read-out.  Inputs already validated.
+    check_span: the run started from the caller's weights (see readout)."""
     if history:
         n_iter, status, stop, records = _run_recorded(
             problem, W1, W2, method, lam, alpha, tol, max_iter, n_threads,
@@ -269,7 +270,8 @@ def run(problem, W1, W2, lam, method, alpha, tol, max_iter, history,
         hist["W2"] = records[3].reshape(n_iter, m, k)
     return _result(W1, W2, lam, method=method, alpha=alpha, tol=tol,
                    n_iter=n_iter, converged=converged, stop=stop,
-                   history=hist, regularizer=regularizer, problem=problem)
+                   history=hist, regularizer=regularizer, problem=problem,
+                   check_span=check_span)
 
 
 def _run_recorded(problem, W1, W2, method, lam, alpha, tol, max_iter,
@@ -315,14 +317,28 @@ def format_down(bound, digits=6):
 
 
 def _result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
-            history, regularizer, problem):
+            history, regularizer, problem, check_span=False):
     """An LAEResult from trained weights: the read-out of docs/theory.md
     (and its per-latent and product variants, see laefast._readout); with
     the problem at hand, lam = 0 and small decoder singular values are read
     out against C itself."""
     out = readout(W2, lam, tol, regularizer=regularizer, method=method,
-                  times=problem.times, trace=problem.trace)
-    if out.missed is not None:
+                  times=problem.times, trace=problem.trace,
+                  check_span=check_span)
+    if out.missed is not None and out.missed.unlearned.size == 0:
+        learned = int(np.count_nonzero(~out.collapsed))
+        directions = "direction" if learned == 1 else "directions"
+        warnings.warn(
+            f"{method} stopped at or near a saddle point: a direction "
+            f"orthogonal to the {learned} learned {directions} has a variance "
+            f"u^T C u of at least {format_down(out.missed.bound)}, above the "
+            f"smallest variance learned ({out.missed.smallest:.6g}), so they "
+            f"are not C's top {learned}. The start had little or no weight "
+            "on a principal direction: start at random (init=None), or use "
+            "LAEPCA.",
+            ConvergenceWarning, stacklevel=caller_stacklevel())
+        converged = False
+    elif out.missed is not None:
         unlearned = out.missed.unlearned.tolist()
         learned = out.collapsed.size - len(unlearned)
         eigenvalues = "eigenvalues" if learned else "eigenvalue"

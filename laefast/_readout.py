@@ -36,7 +36,8 @@ import numpy as np
 import scipy.linalg
 
 from ._exceptions import CollapsedComponentWarning, caller_stacklevel
-from ._subspace import eigenvalue_outside, tall_svd
+from ._subspace import (eigenvalue_outside, orthonormal_against,
+                        small_eigh, tall_svd)
 
 __all__ = ["LAEResult", "Readout", "readout", "readout_kind", "flip_signs",
            "warn_collapsed", "RitzReadout", "ritz_readout", "pca_attributes"]
@@ -84,8 +85,10 @@ class LAEResult:
         Whether the method's stopping rule held (else max_iter was
         reached), and, where components were left near zero, C has no
         more eigenvalues above lam than directions were learned that
-        laefast could find (else the run stopped at or near a saddle
-        point).
+        laefast could find, and, for a run from the caller's init, no
+        direction orthogonal to the learned ones was found with a variance
+        above the smallest learned by more than twice their residual
+        (else the run stopped at or near a saddle point).
     stop : float
         The last stopping quantity (the documentation's theory page defines
         it per method).
@@ -166,10 +169,15 @@ class Missed(NamedTuple):
     one more eigenvalue above lam than the run learned, `bound` a lower
     bound on it (above lam), and `unlearned` the components whose decoder
     singular values are near zero: collapsed, or with s^2 below a fraction
-    tol of the minimum's for their variance."""
+    tol of the minimum's for their variance.  Or, with `unlearned` empty,
+    the learned directions are near a saddle point's, not C's top ones:
+    `bound` is a lower bound on the variance of a direction orthogonal to
+    them, above `smallest`, the smallest variance learned, by more than
+    twice their residual (see _missed_by_span)."""
 
     bound: float
     unlearned: np.ndarray
+    smallest: float = float("nan")
 
 
 class Readout(NamedTuple):
@@ -185,7 +193,7 @@ class Readout(NamedTuple):
 
 
 def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None,
-            trace=None):
+            trace=None, check_span=False):
     """Return a Readout: components k x m, singular_values, eigenvalues,
     the collapsed mask, and `missed`.
 
@@ -208,7 +216,11 @@ def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None,
     direction's latent near zero.  Such a proof comes back as `missed`
     (the caller reports the run as not converged), and no
     CollapsedComponentWarning is raised: lam did not switch those
-    components off.
+    components off.  With check_span (the run started from the caller's
+    weights), a run whose every latent was learned is checked too: a start
+    without weight on a principal direction can also end at a saddle
+    point where more eigenvalues than latents are above lam and a latent
+    learned a lesser direction instead (_missed_by_span).
 
     A direction whose decoder singular value vanished (lam >= sigma_i^2 up to
     rounding) carries no information about sigma_i: it is reported as
@@ -317,11 +329,62 @@ def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None,
             bound = None
         if bound is not None:
             missed = Missed(bound, np.flatnonzero(unlearned))
+    if check_span and missed is None and times is not None and kind == "svd":
+        missed = _missed_by_span(times, components[~(collapsed | unlearned)],
+                                 float(eps), trace)
     if collapsed.any() and missed is None:
         warn_collapsed(np.flatnonzero(collapsed), lam)
     singular_values = np.sqrt(eigenvalues)
     return Readout(components, singular_values, eigenvalues, collapsed,
                    missed)
+
+
+def _missed_by_span(times, learned, rounding, trace):
+    """A Missed where the learned directions (rows of `learned`) span a
+    subspace near a saddle point's: invariant up to its residual, but with
+    a direction orthogonal to it whose variance passes the smallest one
+    learned by more than twice that residual; else None.
+
+    A start without weight on a principal direction can end at a saddle
+    point where every latent is learned, one of them a lesser direction
+    in place of the principal one, which is left orthogonal to the span
+    with its full variance.  With Q an orthonormal basis of the span, H =
+    Q^T C Q, theta its smallest eigenvalue and R = C Q - Q H: the matrices
+    that leave span(Q) invariant are at least ||R||_2 from C, their
+    eigenvalues on span(Q) at most theta + ||R||_2 at the smallest, those
+    on its complement at least mu - ||R||_2 at the largest, mu the largest
+    of C compressed to the complement.  So mu > theta + 2 ||R||_F proves
+    that span(Q) is not the dominant (principal) subspace of any matrix
+    within ||R||_2 of C that leaves it invariant: the run is at or near a
+    saddle point, not merely short of the minimum (a span tilted from the
+    principal one leaves a residual of first order in the tilt, and a
+    variance outside it of second order).  mu's lower bound comes from
+    block Lanczos on the complement (_subspace.eigenvalue_outside with
+    complement=True, from random columns: nothing hints at the missing
+    direction)."""
+    m, r = learned.shape[1], learned.shape[0]
+    if r == 0 or r >= m:
+        return None
+    try:
+        Q = orthonormal_against(np.asfortranarray(learned.T,
+                                                  dtype=np.float64),
+                                None, 0.0)
+        if Q.shape[1] == 0:
+            return None
+        CQ = times(Q)
+        H = Q.T @ CQ
+        H = (H + H.T) / 2
+        smallest = float(small_eigh(H)[0][0])
+        above = smallest + 2.0 * float(np.linalg.norm(CQ - Q @ H))
+        bound = eigenvalue_outside(times, Q, np.empty((m, 0)), above,
+                                   rounding,
+                                   trace=None if trace is None else trace(),
+                                   complement=True)
+    except MemoryError:
+        return None        # the run succeeded: a check that does not fit
+    if bound is None:
+        return None
+    return Missed(bound, np.zeros(0, dtype=np.intp), smallest)
 
 
 def warn_collapsed(idx, lam):

@@ -308,12 +308,15 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
 
 
 def eigenvalue_outside(times, live, start, above, rounding, trace=None,
-                       max_products=16, block=4):
+                       max_products=16, block=4, complement=False):
     """A proof that C (symmetric positive semi-definite) has more than r
     eigenvalues above `above`, r the number of live's columns: the learned
     directions, orthonormal (m, r).  Returns the proof's value, a lower
     bound on lambda_{r+1}(C) that is above `above`, or None where none was
-    found.
+    found.  With complement=True, a proof that a direction orthogonal to
+    live has a variance v^T C v above `above`: the bound is then on the
+    largest eigenvalue of C compressed to live's orthogonal complement,
+    the top Ritz value of the Krylov part alone.
 
     A gradient run started without weight on a principal direction (or
     with too little for a loose tol) can stop at a saddle point of the
@@ -374,12 +377,15 @@ def eigenvalue_outside(times, live, start, above, rounding, trace=None,
     D = checked = r
 
     def proof():
-        ritz, _, info = dsyevd(H[:D, :D], compute_v=0, lower=0)
+        first = r if complement else 0
+        ritz, _, info = dsyevd(H[first:D, first:D], compute_v=0, lower=0)
         if info != 0:
             return None
         ritz = ritz[::-1]
-        if ritz.shape[0] > r and ritz[r] > above + margin * abs(ritz[0]):
-            return float(ritz[r])
+        i = 0 if complement else r
+        top = max(abs(ritz[0]), abs(above)) if ritz.shape[0] else 0.0
+        if ritz.shape[0] > i and ritz[i] > above + margin * top:
+            return float(ritz[i])
         return None
 
     for product in range(1, max_products + 1):

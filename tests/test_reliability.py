@@ -409,6 +409,107 @@ def test_a_run_at_the_minimum_is_no_saddle_point_at_a_loose_tol(tol):
         assert r.converged, method
 
 
+_LESSER_EV = 10.0 * 2.0 ** -np.arange(12)        # 10, 5, 2.5, 1.25, ...
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("method", laefast.METHODS)
+def test_a_run_that_learned_a_lesser_direction_is_not_converged(method,
+                                                                 dtype):
+    """Six directions above lam, k = 3, a start of the caller's with no
+    weight on the second principal direction (C diagonal: rounding never
+    brings it in).  Every latent is learned, but the third learns
+    sigma_4^2 = 1.25 in place of sigma_2^2 = 5: a saddle point with no
+    latent near zero.  The direction left out, orthogonal to the learned
+    ones, has a variance above the smallest one learned: not converged,
+    one ConvergenceWarning that says so."""
+    k, lam = 3, 0.05
+    C = np.diag(_LESSER_EV).astype(dtype)
+    W2 = 0.1 * np.random.default_rng(0).standard_normal((12, k))
+    W2[1] = 0.0
+    W2 = W2.astype(dtype)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = solve(C, k, lam, method=method, init=(W2.T.copy(), W2),
+                  tol=1e-10 if dtype == np.float64 else 1e-6,
+                  max_iter=200_000)
+    saddle = [w for w in caught if "saddle" in str(w.message)]
+    assert len(saddle) == 1 and all(
+        w.category is laefast.ConvergenceWarning for w in caught)
+    message = str(saddle[0].message)
+    assert re.search(r"saddle point: a direction orthogonal to the 3 learned "
+                     r"directions has a variance u\^T C u of at least "
+                     r"[0-9.]+, above the smallest variance learned "
+                     r"\(1\.2[0-9]*\), so they are not C's top 3", message)
+    bound = float(re.search(r"at least ([0-9.]+)", message).group(1))
+    assert 1.25 < bound <= 5.0
+    assert not r.converged
+    np.testing.assert_allclose(np.sort(r.eigenvalues)[::-1],
+                               _LESSER_EV[[0, 2, 3]], rtol=1e-2)
+
+
+def test_a_learned_span_is_checked_only_from_a_start_of_the_callers(
+        monkeypatch):
+    """The check costs up to 17 products with C: a random start (which
+    has weight on every direction) does not pay for it."""
+    import laefast._readout as readout_module
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the span check ran")
+    monkeypatch.setattr(readout_module, "_missed_by_span", fail)
+    r = solve(np.diag(_LESSER_EV), 3, 0.05, tol=1e-10, random_state=0)
+    assert r.converged
+    np.testing.assert_allclose(r.eigenvalues, _LESSER_EV[:3], rtol=1e-6)
+    with pytest.raises(AssertionError, match="the span check ran"):
+        W2 = np.eye(12)[:, :3] * 0.5
+        solve(np.diag(_LESSER_EV), 3, 0.05, init=(W2.T.copy(), W2))
+
+
+def test_a_span_near_a_saddle_point_is_told_from_one_short_of_the_minimum():
+    """The read-out by hand (rotated basis).  u_1 and u_3 learned, the
+    second tilted by phi towards u_2 (sigma_2^2 = 6 > sigma_3^2 = 3): near
+    a saddle point, whatever the small tilt.  u_1 and u_2 learned, tilted
+    by phi towards u_3, or the halfway mixture of u_2 and u_3: a run short
+    of its minimum, whose residual grows with the tilt as fast as the
+    variance left outside could: no alarm.  Nor at phi = 1 (57 degrees),
+    where the direction left out has more variance than u_2's tilted
+    one (5.1 against 3.9) but the span is far from any invariant one
+    (a residual of 1.4): not near a saddle point."""
+    from laefast._readout import readout
+    rng = np.random.default_rng(3)
+    m, lam = 9, 0.5
+    ev = np.array([10.0, 6.0, 3.0, 1.0, 0.8, 0.6, 0.4, 0.2, 0.1])
+    U, _ = np.linalg.qr(rng.standard_normal((m, m)))
+    C = (U * ev) @ U.T
+    C = (C + C.T) / 2
+
+    def times(Q):
+        return C @ Q
+    cases = [(2, 1, 0.0, True), (2, 1, 0.05, True), (2, 1, 0.2, True),
+             (1, 2, 0.0, False), (1, 2, 0.05, False), (1, 2, 0.3, False),
+             (1, 2, np.pi / 4, False), (1, 2, 1.0, False)]
+    for main, toward, phi, saddle in cases:
+        u2 = np.cos(phi) * U[:, main] + np.sin(phi) * U[:, toward]
+        v2 = u2 @ C @ u2
+        W2 = np.column_stack([U[:, 0] * np.sqrt(1 - lam / ev[0]),
+                              u2 * np.sqrt(1 - lam / v2)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            out = readout(W2, lam, 1e-10, times=times,
+                          trace=lambda: np.trace(C), check_span=True)
+            unchecked = readout(W2, lam, 1e-10, times=times,
+                                trace=lambda: np.trace(C))
+        assert unchecked.missed is None
+        assert (out.missed is not None) == saddle, (main, phi)
+        if saddle:
+            assert out.missed.unlearned.size == 0
+            np.testing.assert_allclose(out.missed.smallest, v2, rtol=1e-12)
+            # at most the largest variance orthogonal to the span
+            outside = (np.sin(phi) ** 2 * ev[main]
+                       + np.cos(phi) ** 2 * ev[toward])
+            assert v2 < out.missed.bound <= outside * (1 + 1e-12)
+
+
 def test_the_printed_saddle_bound_is_still_a_lower_bound():
     from laefast._driver import format_down
     assert [format_down(x) for x in (10.0, 120.0, 2.9999996, 1.2345678e-7)] \
