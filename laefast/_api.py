@@ -169,8 +169,9 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
         Starting weights (k x m, m x k); copied, never modified.  None draws
         small Gaussian weights from random_state.  A start of yours may
         lack weight on a principal direction: the learned span is then
-        checked for a saddle point at the end (see Warns; a few percent of
-        a solve).
+        checked for a saddle point at the end (see Warns; up to 9 products
+        with C, a few percent of a solve from afar, several times one
+        that starts at its minimum).
     random_state : int, numpy Generator or None
     history : bool or 'weights'
         Record the stopping quantity and the loss (L_sigma; L_pi with the
@@ -218,8 +219,9 @@ def solve(C, n_components, lam, *, method="exact-tied", alpha=None, tol=1e-8,
         max_iter was reached before the stopping rule held, or the run
         ended at or near a saddle point: C has more eigenvalues above lam
         than directions were learned, or (from an init of yours) a
-        direction left out of the learned span has more variance than
-        one learned (see LAEResult.converged).
+        direction left out of the learned span has more variance than one
+        learned, or than lam while a latent holds a direction that lam
+        switches off (see LAEResult.converged).
     CollapsedComponentWarning
         lam is at or above sigma_i^2 for some kept components.
 

@@ -326,16 +326,24 @@ def _result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
                   times=problem.times, trace=problem.trace,
                   check_span=check_span)
     if out.missed is not None and out.missed.unlearned.size == 0:
-        learned = int(np.count_nonzero(~out.collapsed))
-        directions = "direction" if learned == 1 else "directions"
+        learned = out.missed.learned
+        span = ("the learned direction" if learned == 1
+                else f"the {learned} learned directions")
+        verdict = ("it is not C's top direction" if learned == 1
+                   else f"they are not C's top {learned}")
+        if np.isnan(out.missed.smallest):
+            above = f"above lam = {float(lam):g}"
+            verdict = ("a latent that holds a direction of variance at most "
+                       "lam should hold it instead")
+        else:
+            above = ("above the smallest variance learned "
+                     f"({out.missed.smallest:.6g})")
         warnings.warn(
             f"{method} stopped at or near a saddle point: a direction "
-            f"orthogonal to the {learned} learned {directions} has a variance "
-            f"u^T C u of at least {format_down(out.missed.bound)}, above the "
-            f"smallest variance learned ({out.missed.smallest:.6g}), so they "
-            f"are not C's top {learned}. The start had little or no weight "
-            "on a principal direction: start at random (init=None), or use "
-            "LAEPCA.",
+            f"orthogonal to {span} has a variance u^T C u of at least "
+            f"{format_down(out.missed.bound)}, {above}, so {verdict}. The "
+            "start may have had little or no weight on a principal "
+            "direction: start at random (init=None), or use LAEPCA.",
             ConvergenceWarning, stacklevel=caller_stacklevel())
         converged = False
     elif out.missed is not None:

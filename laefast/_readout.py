@@ -39,6 +39,10 @@ from ._exceptions import CollapsedComponentWarning, caller_stacklevel
 from ._subspace import (eigenvalue_outside, orthonormal_against,
                         small_eigh, tall_svd)
 
+# Products of 4 columns with C that the span check (_missed_by_span) may
+# make beyond one with the learned span.
+SPAN_CHECK_PRODUCTS = 8
+
 __all__ = ["LAEResult", "Readout", "readout", "readout_kind", "flip_signs",
            "warn_collapsed", "RitzReadout", "ritz_readout", "pca_attributes"]
 
@@ -87,8 +91,9 @@ class LAEResult:
         more eigenvalues above lam than directions were learned that
         laefast could find, and, for a run from the caller's init, no
         direction orthogonal to the learned ones was found with a variance
-        above the smallest learned by more than twice their residual
-        (else the run stopped at or near a saddle point).
+        above the smallest learned by more than twice their residual (or
+        above lam while a latent holds a direction of variance at most
+        lam; else the run stopped at or near a saddle point).
     stop : float
         The last stopping quantity (the documentation's theory page defines
         it per method).
@@ -170,7 +175,7 @@ class Missed(NamedTuple):
     bound on it (above lam), and `unlearned` the components whose decoder
     singular values are near zero: collapsed, or with s^2 below a fraction
     tol of the minimum's for their variance.  Or, with `unlearned` empty,
-    the learned directions are near a saddle point's, not C's top ones:
+    the `learned` directions are near a saddle point's, not C's top ones:
     `bound` is a lower bound on the variance of a direction orthogonal to
     them, above `smallest`, the smallest variance learned, by more than
     twice their residual (see _missed_by_span)."""
@@ -178,6 +183,7 @@ class Missed(NamedTuple):
     bound: float
     unlearned: np.ndarray
     smallest: float = float("nan")
+    learned: int = 0
 
 
 class Readout(NamedTuple):
@@ -331,7 +337,7 @@ def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None,
             missed = Missed(bound, np.flatnonzero(unlearned))
     if check_span and missed is None and times is not None and kind == "svd":
         missed = _missed_by_span(times, components[~(collapsed | unlearned)],
-                                 float(eps), trace)
+                                 float(lam), edge, float(eps), trace)
     if collapsed.any() and missed is None:
         warn_collapsed(np.flatnonzero(collapsed), lam)
     singular_values = np.sqrt(eigenvalues)
@@ -339,52 +345,91 @@ def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None,
                    missed)
 
 
-def _missed_by_span(times, learned, rounding, trace):
+def _missed_by_span(times, learned, lam, edge, rounding, trace):
     """A Missed where the learned directions (rows of `learned`) span a
     subspace near a saddle point's: invariant up to its residual, but with
     a direction orthogonal to it whose variance passes the smallest one
-    learned by more than twice that residual; else None.
+    learned by more than twice that residual (and a relative tie margin);
+    else None.
 
     A start without weight on a principal direction can end at a saddle
     point where every latent is learned, one of them a lesser direction
     in place of the principal one, which is left orthogonal to the span
-    with its full variance.  With Q an orthonormal basis of the span, H =
-    Q^T C Q, theta its smallest eigenvalue and R = C Q - Q H: the matrices
-    that leave span(Q) invariant are at least ||R||_2 from C, their
-    eigenvalues on span(Q) at most theta + ||R||_2 at the smallest, those
-    on its complement at least mu - ||R||_2 at the largest, mu the largest
-    of C compressed to the complement.  So mu > theta + 2 ||R||_F proves
-    that span(Q) is not the dominant (principal) subspace of any matrix
-    within ||R||_2 of C that leaves it invariant: the run is at or near a
-    saddle point, not merely short of the minimum (a span tilted from the
-    principal one leaves a residual of first order in the tilt, and a
-    variance outside it of second order).  mu's lower bound comes from
-    block Lanczos on the complement (_subspace.eigenvalue_outside with
-    complement=True, from random columns: nothing hints at the missing
-    direction)."""
+    with its full variance.  The span tested is that of the Ritz vectors
+    of C on the learned directions with Ritz values above lam: a latent
+    that lam is switching off (variance at most lam, still decaying at a
+    loose tol) is no direction learned, and would make a lesser variance
+    the smallest.  With Q their orthonormal basis, H = Q^T C Q, theta its
+    smallest eigenvalue and R = C Q - Q H: a symmetric matrix A with span(Q)
+    invariant has ||A - C||_2 >= ||(A - C) Q||_2 >= ||R||_2 (C - R Q^T -
+    Q R^T attains it), and by Weyl, within ||R||_2 of C its eigenvalues
+    on span(Q) are at most theta + ||R||_2 at the smallest and those on
+    its complement at least mu - ||R||_2 at the largest, mu the largest of
+    C compressed to the complement.  So mu > theta + 2 ||R||_F proves that
+    span(Q) is not the principal subspace of any matrix within ||R||_2 of
+    C that leaves it invariant.  That the run is then at or near a saddle
+    point, not merely short of the minimum, is the heuristic reading (a
+    span tilted from the principal one leaves a residual of first order
+    in the tilt, a variance outside of second order).  And where a
+    learned latent holds a direction of variance at most lam (a Ritz value
+    at most lam, not yet decayed to the remnant level), a direction
+    outside the span above lam / (1 - edge) is one the minimum would
+    learn with that latent: the run is short of it, at or near a saddle
+    point (`smallest` is NaN then).  Variances within
+    `edge` (sqrt(eps), or tol if larger, at most 1/2) times the largest
+    learned one are taken as ties: a near-tie at the k-th eigenvalue can
+    end with either direction, at no cost in the loss.  mu's lower bound
+    comes from block Lanczos on the complement (_subspace.
+    eigenvalue_outside with complement=True, from random columns: nothing
+    hints at the missing direction), SPAN_CHECK_PRODUCTS products of 4
+    columns at most."""
     m, r = learned.shape[1], learned.shape[0]
     if r == 0 or r >= m:
         return None
     try:
-        Q = orthonormal_against(np.asfortranarray(learned.T,
+        U = orthonormal_against(np.asfortranarray(learned.T,
                                                   dtype=np.float64),
                                 None, 0.0)
-        if Q.shape[1] == 0:
+        if U.shape[1] == 0:
             return None
-        CQ = times(Q)
-        H = Q.T @ CQ
-        H = (H + H.T) / 2
-        smallest = float(small_eigh(H)[0][0])
-        above = smallest + 2.0 * float(np.linalg.norm(CQ - Q @ H))
-        bound = eigenvalue_outside(times, Q, np.empty((m, 0)), above,
-                                   rounding,
+        CU = times(U)
+        H = U.T @ CU
+        theta, V = small_eigh((H + H.T) / 2)
+        keep = theta > lam
+        if not keep.any() or keep.sum() >= m:
+            return None
+        # A latent on a direction of variance at most lam (decaying, not
+        # yet near zero) frees a latent: then any direction above lam
+        # outside the span is one the minimum would hold instead.
+        spare = not keep.all()
+        V = np.asfortranarray(V[:, keep])
+        Q, CQ, theta = U @ V, CU @ V, theta[keep]
+        smallest = float(theta[0])
+        wrong = (smallest + 2.0 * _frobenius(CQ - Q * theta)
+                 + edge * float(np.abs(theta).max()))
+        above = min(wrong, lam / (1.0 - edge)) if spare else wrong
+        bound = eigenvalue_outside(times, np.asfortranarray(Q),
+                                   np.empty((m, 0)), above, rounding,
                                    trace=None if trace is None else trace(),
-                                   complement=True)
+                                   max_products=SPAN_CHECK_PRODUCTS,
+                                   complement=True,
+                                   live_image=np.asfortranarray(CQ))
     except MemoryError:
         return None        # the run succeeded: a check that does not fit
     if bound is None:
         return None
-    return Missed(bound, np.zeros(0, dtype=np.intp), smallest)
+    # smallest NaN: the proof is against lam, with a latent spare.
+    return Missed(bound, np.zeros(0, dtype=np.intp),
+                  smallest if bound > wrong else float("nan"), Q.shape[1])
+
+
+def _frobenius(A):
+    """||A||_F without overflow or underflow in the squares (C may be near
+    1e300 or 1e-300)."""
+    scale = float(np.abs(A).max()) if A.size else 0.0
+    if not 0.0 < scale < np.inf:
+        return scale
+    return scale * float(np.linalg.norm(A / scale))
 
 
 def warn_collapsed(idx, lam):

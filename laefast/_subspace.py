@@ -308,7 +308,8 @@ def block_lanczos(times, Q, k, tol, max_products, floor, block, on_round=None,
 
 
 def eigenvalue_outside(times, live, start, above, rounding, trace=None,
-                       max_products=16, block=4, complement=False):
+                       max_products=16, block=4, complement=False,
+                       live_image=None):
     """A proof that C (symmetric positive semi-definite) has more than r
     eigenvalues above `above`, r the number of live's columns: the learned
     directions, orthonormal (m, r).  Returns the proof's value, a lower
@@ -316,7 +317,9 @@ def eigenvalue_outside(times, live, start, above, rounding, trace=None,
     found.  With complement=True, a proof that a direction orthogonal to
     live has a variance v^T C v above `above`: the bound is then on the
     largest eigenvalue of C compressed to live's orthogonal complement,
-    the top Ritz value of the Krylov part alone.
+    the top Ritz value of the Krylov part alone.  live_image, C live,
+    saves that product when live is orthonormal already (it is then used
+    as it is).
 
     A gradient run started without weight on a principal direction (or
     with too little for a loose tol) can stop at a saddle point of the
@@ -353,8 +356,11 @@ def eigenvalue_outside(times, live, start, above, rounding, trace=None,
         (m, max(1, block - start.shape[1])))
     b = start.shape[1] + fill.shape[1]      # the widest a block can be
     max_products = min(max_products, max(2, (256 << 20) // (16 * m * b)))
-    Q = (orthonormal_against(np.asfortranarray(live, dtype=np.float64),
-                             None, 0.0) if r else None)
+    if live_image is not None:
+        Q = np.asfortranarray(live, dtype=np.float64) if r else None
+    else:
+        Q = (orthonormal_against(np.asfortranarray(live, dtype=np.float64),
+                                 None, 0.0) if r else None)
     r = 0 if Q is None else Q.shape[1]
     width = r + b * max_products
     # The space and its image, learned span first; Q and C Q are written
@@ -367,7 +373,7 @@ def eigenvalue_outside(times, live, start, above, rounding, trace=None,
     if r:
         K[:, :r] = Q
         Q = K[:, :r]
-        CK[:, :r] = times(Q)
+        CK[:, :r] = times(Q) if live_image is None else live_image
         H[:r, :r] = _mm(Q, CK[:, :r], trans_a=True)
     if trace is not None:
         captured = float(np.trace(H[:r, :r]))
@@ -383,8 +389,14 @@ def eigenvalue_outside(times, live, start, above, rounding, trace=None,
             return None
         ritz = ritz[::-1]
         i = 0 if complement else r
-        top = max(abs(ritz[0]), abs(above)) if ritz.shape[0] else 0.0
-        if ritz.shape[0] > i and ritz[i] > above + margin * top:
+        if ritz.shape[0] <= i:
+            return None
+        # The rounding is relative to C's scale: the top Ritz value of the
+        # whole space, or, for the complement alone, the largest Rayleigh
+        # quotient of C in the space (which includes the learned span's).
+        top = (abs(ritz[0]) if not complement
+               else max(abs(ritz[0]), float(np.abs(np.diagonal(H)[:D]).max())))
+        if ritz[i] > above + margin * top:
             return float(ritz[i])
         return None
 

@@ -510,6 +510,80 @@ def test_a_span_near_a_saddle_point_is_told_from_one_short_of_the_minimum():
             assert v2 < out.missed.bound <= outside * (1 + 1e-12)
 
 
+def test_a_latent_that_lam_is_switching_off_is_no_direction_learned():
+    """Review of the span check: k = 4 with three eigenvalues above lam.
+    The fourth latent, on u_6 (variance 0.1 < lam = 1.2), decays slowly
+    and a loose tol stops the run before it reaches the remnant level.
+    Its direction is no direction learned: u_4 (variance 1 < lam) outside
+    the span is no missed direction either.  But where the direction
+    outside is above lam (u_3 left out, 2.0 > lam), the latent on a
+    switched-off direction should hold it: at or near a saddle point."""
+    from laefast._readout import readout
+    ev = np.array([10.0, 5.0, 2.0, 1.0, 0.5, 0.1])
+    C = np.diag(ev)
+    lam = 1.2
+
+    def times(Q):
+        return C @ Q
+    live = np.sqrt(1 - lam / ev[:3])
+    W2 = np.zeros((6, 4))
+    W2[[0, 1, 2], [0, 1, 2]] = live
+    W2[5, 3] = 0.9
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = solve(C, 4, lam, method="tied", init=(W2.T.copy(), W2),
+                  tol=1e-3)
+    assert not caught and r.converged
+    assert 0.0316 < np.linalg.svd(r.W2, compute_uv=False)[3] < 0.1
+    W2 = np.zeros((6, 3))
+    W2[[0, 1], [0, 1]] = live[:2]
+    W2[3, 2] = 0.3                   # u_4 held, u_3 (2.0 > lam) left out
+    out = readout(W2, lam, 1e-10, times=times, trace=lambda: ev.sum(),
+                  check_span=True)
+    assert out.missed is not None and np.isnan(out.missed.smallest)
+    assert out.missed.learned == 2 and lam < out.missed.bound <= 2.0
+    with pytest.warns(laefast.ConvergenceWarning,
+                      match=r"orthogonal to the 2 learned directions has a "
+                            r"variance u\^T C u of at least [0-9.]+, above "
+                            r"lam = 1\.2, so a latent that holds a "
+                            r"direction of variance at most lam should hold "
+                            r"it instead"):
+        r = solve(C, 3, lam, method="tied", alpha=1e-6,
+                  init=(W2.T.copy(), W2), tol=1e-6, max_iter=1)
+    assert not r.converged
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-160, 1e160, 1e300])
+def test_the_span_check_holds_at_extreme_scales(scale):
+    """Review of the span check: its residual's squares overflowed from
+    about 1e154 (the saddle went unseen, with a RuntimeWarning) and
+    underflowed below 1e-154 (false alarms)."""
+    k, lam = 3, 0.05 * scale
+    C = np.diag(_LESSER_EV) * scale
+    W2 = 0.1 * np.random.default_rng(0).standard_normal((12, k))
+    W2[1] = 0.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = solve(C, k, lam, method="exact-tied", init=(W2.T.copy(), W2),
+                  tol=1e-10)
+    assert [w.category for w in caught] == [laefast.ConvergenceWarning]
+    assert "orthogonal to the 3 learned" in str(caught[0].message)
+    assert not r.converged
+    # The principal span {u_1, u_2}, u_1 tilted by 0.28 rad towards u_3:
+    # no alarm.
+    from laefast._readout import readout
+    u = np.zeros(12)
+    u[0], u[2] = np.cos(0.28), np.sin(0.28)
+    v = u @ C @ u
+    W2 = np.column_stack([u * np.sqrt(1 - lam / v),
+                          np.eye(12)[1] * np.sqrt(1 - lam / C[1, 1])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = readout(W2, lam, 1e-10, times=lambda Q: C @ Q,
+                      trace=lambda: np.trace(C), check_span=True)
+    assert out.missed is None
+
+
 def test_the_printed_saddle_bound_is_still_a_lower_bound():
     from laefast._driver import format_down
     assert [format_down(x) for x in (10.0, 120.0, 2.9999996, 1.2345678e-7)] \
