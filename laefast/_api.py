@@ -106,7 +106,7 @@ def _solve(owner, problem, params):
         alpha = float(alpha)
     # A start of the caller's may lack weight on a principal direction
     # (a random one has some on every direction): only then is the learned
-    # span checked for a missed direction (it costs up to 17 products).
+    # span checked for a missed direction (it costs up to 9 products).
     return _driver.run(problem, W1, W2, lam, method, alpha, float(p["tol"]),
                        max_iter, p["history"],
                        resolve_threads(p["n_threads"]), regularizer,

@@ -178,7 +178,8 @@ class Missed(NamedTuple):
     the `learned` directions are near a saddle point's, not C's top ones:
     `bound` is a lower bound on the variance of a direction orthogonal to
     them, above `smallest`, the smallest variance learned, by more than
-    twice their residual (see _missed_by_span)."""
+    twice their residual, or (`smallest` NaN) above lam while a latent
+    holds a direction of variance at most lam (see _missed_by_span)."""
 
     bound: float
     unlearned: np.ndarray
