@@ -374,9 +374,9 @@ def _missed_by_span(times, learned, lam, edge, rounding, trace):
     in the tilt, a variance outside of second order).  And where a
     learned latent holds a direction of variance at most lam (a Ritz value
     at most lam, not yet decayed to the remnant level), a direction
-    outside the span above lam / (1 - edge) is one the minimum would
-    learn with that latent: the run is short of it, at or near a saddle
-    point (`smallest` is NaN then).  Variances within
+    outside the span above lam / (1 - edge), again by more than twice the
+    residual, is one the minimum would learn with that latent: the run is
+    short of it, at or near a saddle point (`smallest` is NaN then).  Variances within
     `edge` (sqrt(eps), or tol if larger, at most 1/2) times the largest
     learned one are taken as ties: a near-tie at the k-th eigenvalue can
     end with either direction, at no cost in the loss.  mu's lower bound
@@ -406,9 +406,11 @@ def _missed_by_span(times, learned, lam, edge, rounding, trace):
         V = np.asfortranarray(V[:, keep])
         Q, CQ, theta = U @ V, CU @ V, theta[keep]
         smallest = float(theta[0])
-        wrong = (smallest + 2.0 * _frobenius(CQ - Q * theta)
-                 + edge * float(np.abs(theta).max()))
-        above = min(wrong, lam / (1.0 - edge)) if spare else wrong
+        # Twice the residual in both: a span tilted from the principal one
+        # leaves variance outside it (see above).
+        slack = 2.0 * _frobenius(CQ - Q * theta)
+        wrong = smallest + slack + edge * float(np.abs(theta).max())
+        above = min(wrong, lam / (1.0 - edge) + slack) if spare else wrong
         bound = eigenvalue_outside(times, np.asfortranarray(Q),
                                    np.empty((m, 0)), above, rounding,
                                    trace=None if trace is None else trace(),
