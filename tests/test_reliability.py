@@ -535,6 +535,22 @@ def test_a_latent_that_lam_is_switching_off_is_no_direction_learned():
                   tol=1e-3)
     assert not caught and r.converged
     assert 0.0316 < np.linalg.svd(r.W2, compute_uv=False)[3] < 0.1
+    # A spare latent beside a principal span tilted by 0.2 rad (u_1
+    # towards u_4): the direction left outside has a variance of 1.36 >
+    # lam, but the residual (about 1.8) says the span is just short of
+    # the minimum (a fuzz of fit runs near the minimum found 26 such
+    # false alarms before the residual counted here too).
+    u = np.zeros(6)
+    u[0], u[3] = np.cos(0.2), np.sin(0.2)
+    W2 = np.zeros((6, 4))
+    W2[:, 0] = u * np.sqrt(1 - lam / (u @ C @ u))
+    W2[[1, 2], [1, 2]] = live[1:]
+    W2[5, 3] = 0.3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = readout(W2, lam, 1e-10, times=times, trace=lambda: ev.sum(),
+                      check_span=True)
+    assert out.missed is None
     W2 = np.zeros((6, 3))
     W2[[0, 1], [0, 1]] = live[:2]
     W2[3, 2] = 0.3                   # u_4 held, u_3 (2.0 > lam) left out
