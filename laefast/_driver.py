@@ -325,12 +325,10 @@ def _result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
     out = readout(W2, lam, tol, regularizer=regularizer, method=method,
                   times=problem.times, trace=problem.trace,
                   check_span=check_span)
+    learned = None if out.missed is None else out.missed.learned
     if out.missed is not None and out.missed.unlearned.size == 0:
-        learned = out.missed.learned
         span = ("the learned direction" if learned == 1
                 else f"the {learned} learned directions")
-        verdict = ("it is not C's top direction" if learned == 1
-                   else f"they are not C's top {learned}")
         if np.isnan(out.missed.smallest):
             above = f"above lam = {float(lam):g}"
             verdict = ("a latent that holds a direction of variance at most "
@@ -338,6 +336,8 @@ def _result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
         else:
             above = ("above the smallest variance learned "
                      f"({out.missed.smallest:.6g})")
+            verdict = ("it is not C's top direction" if learned == 1
+                       else f"they are not C's top {learned}")
         warnings.warn(
             f"{method} stopped at or near a saddle point: a direction "
             f"orthogonal to {span} has a variance u^T C u of at least "
@@ -348,7 +348,6 @@ def _result(W1, W2, lam, *, method, alpha, tol, n_iter, converged, stop,
         converged = False
     elif out.missed is not None:
         unlearned = out.missed.unlearned.tolist()
-        learned = out.collapsed.size - len(unlearned)
         eigenvalues = "eigenvalues" if learned else "eigenvalue"
         were = "component was" if learned == 1 else "components were"
         warnings.warn(

@@ -184,7 +184,7 @@ class Missed(NamedTuple):
     bound: float
     unlearned: np.ndarray
     smallest: float = float("nan")
-    learned: int = 0
+    learned: int = 0            # the directions the proof counts as learned
 
 
 class Readout(NamedTuple):
@@ -335,7 +335,8 @@ def readout(W2, lam, tol=0.0, regularizer="sum", method=None, times=None,
             # The run itself succeeded: a check that does not fit is skipped.
             bound = None
         if bound is not None:
-            missed = Missed(bound, np.flatnonzero(unlearned))
+            missed = Missed(bound, np.flatnonzero(unlearned),
+                            learned=int(np.count_nonzero(~unlearned)))
     if check_span and missed is None and times is not None and kind == "svd":
         missed = _missed_by_span(times, components[~(collapsed | unlearned)],
                                  float(lam), edge, float(eps), trace)
@@ -376,10 +377,11 @@ def _missed_by_span(times, learned, lam, edge, rounding, trace):
     at most lam, not yet decayed to the remnant level), a direction
     outside the span above lam / (1 - edge), again by more than twice the
     residual, is one the minimum would learn with that latent: the run is
-    short of it, at or near a saddle point (`smallest` is NaN then).  Variances within
-    `edge` (sqrt(eps), or tol if larger, at most 1/2) times the largest
-    learned one are taken as ties: a near-tie at the k-th eigenvalue can
-    end with either direction, at no cost in the loss.  mu's lower bound
+    short of it, at or near a saddle point (`smallest` is NaN then).
+    Variances within `edge` (sqrt(eps), or tol if larger, at most 1/2)
+    times the largest learned one are taken as ties: a near-tie at the
+    k-th eigenvalue can end with either direction, at no cost in the
+    loss.  mu's lower bound
     comes from block Lanczos on the complement (_subspace.
     eigenvalue_outside with complement=True, from random columns: nothing
     hints at the missing direction), SPAN_CHECK_PRODUCTS products of 4
@@ -397,7 +399,7 @@ def _missed_by_span(times, learned, lam, edge, rounding, trace):
         H = U.T @ CU
         theta, V = small_eigh((H + H.T) / 2)
         keep = theta > lam
-        if not keep.any() or keep.sum() >= m:
+        if not keep.any():
             return None
         # A latent on a direction of variance at most lam (decaying, not
         # yet near zero) frees a latent: then any direction above lam
