@@ -4,8 +4,9 @@ Run:  python benchmarks/bench_products.py [--quick] [--threads N]
 
 1. One pass Xc^T (Xc Q) over wide data (the samples path's product with C,
    centering fused), by the AVX2 kernel against the BLAS path (centered
-   blocks, two GEMMs each), for Q of 1, 2 and 4 columns, at 1 and N
-   threads; best of several interleaved repeats, wall clock.
+   blocks, two GEMMs each) and, for 1 and 2 columns on CPUs with AVX-512F,
+   the AVX-512 kernel, for Q of 1, 2 and 4 columns, at 1 and N threads;
+   best of several interleaved repeats, wall clock.
 2. 50 `laefast.step` calls (m=1000, k=20; each checks C in an OpenMP
    region, then runs its GEMMs on BLAS's threads) in child processes, with
    libgomp's default spin (GOMP_SPINCOUNT=300000) against laefast's
@@ -61,6 +62,7 @@ def products(n, m, threads, repeats):
     if not _passes.simd():
         print("  this CPU has no AVX2 and FMA: only the BLAS path exists")
         return
+    has_avx512 = _passes.simd512()
     print(f"\n== one pass Xc^T (Xc Q), X {n} x {m} float64 ==")
     for t in sorted({1, threads}):
         for r in (1, 2, 4):
@@ -68,18 +70,27 @@ def products(n, m, threads, repeats):
             out = np.empty((m, r))
             work = np.empty(_passes.centered_product_workspace(n, m, r, t))
 
-            def run(simd):
+            def run(simd, simd512):
                 _passes.simd(simd)
+                _passes.simd512(simd512)
                 _passes.centered_product(X, mean, Q, out, t, work=work)
 
+            kernels = {"avx2": lambda: run(True, False),
+                       "blas": lambda: run(False, False)}
+            if has_avx512 and r <= 2:
+                kernels["avx512"] = lambda: run(True, True)
             with threadpool_limits(1):
-                best = best_of({"avx2": lambda: run(True),
-                                "blas": lambda: run(False)}, repeats)
+                best = best_of(kernels, repeats)
             _passes.simd(True)
-            print(f"  {t} thread(s), {r} column(s): AVX2 "
-                  f"{best['avx2'] * 1e3:7.2f} ms, BLAS path "
-                  f"{best['blas'] * 1e3:7.2f} ms, "
-                  f"{best['blas'] / best['avx2']:4.2f}x")
+            _passes.simd512(has_avx512)
+            line = (f"  {t} thread(s), {r} column(s): AVX2 "
+                    f"{best['avx2'] * 1e3:7.2f} ms, BLAS path "
+                    f"{best['blas'] * 1e3:7.2f} ms, "
+                    f"{best['blas'] / best['avx2']:4.2f}x")
+            if "avx512" in best:
+                line += (f"; AVX-512 {best['avx512'] * 1e3:7.2f} ms, "
+                         f"{best['avx2'] / best['avx512']:4.2f}x AVX2")
+            print(line)
 
 
 def spin():

@@ -1,8 +1,9 @@
 """Iterations on raw data (C never formed) against the Gram-matrix kernels.
 
-The product kernel's tests switch laefast._passes between its two ways of
-multiplying by the centered samples (the AVX2 kernel and BLAS on centered
-blocks) through its private ``simd``: nothing public chooses.
+The product kernel's tests switch laefast._passes between its three ways
+of multiplying by the centered samples (the AVX-512 kernel for 1 or 2
+columns, the AVX2 kernel, and BLAS on centered blocks) through its private
+``simd`` and ``simd512``: nothing public chooses.
 """
 
 import tracemalloc
@@ -17,16 +18,21 @@ from laefast import _passes
 from _helpers import scaled_gaussian
 
 _AVX2 = _passes.simd()
+_AVX512 = _passes.simd512()
 
 
-@pytest.fixture(params=["avx2", "blas"])
+@pytest.fixture(params=["avx512", "avx2", "blas"])
 def product_kernel(request):
     """Runs a test with each product kernel this CPU has."""
     if request.param == "avx2" and not _AVX2:
         pytest.skip("this CPU has no AVX2 and FMA")
-    _passes.simd(request.param == "avx2")
+    if request.param == "avx512" and not _AVX512:
+        pytest.skip("this CPU has no AVX-512F")
+    _passes.simd(request.param != "blas")
+    _passes.simd512(request.param == "avx512")
     yield request.param
     _passes.simd(_AVX2)
+    _passes.simd512(_AVX512)
 
 METHODS_ON_DATA = ("untied", "sync", "tied", "exact-sync", "exact-tied")
 
@@ -215,6 +221,14 @@ def _views(X, layout):
         return X
     if layout == "reversed":
         return X[::-1]
+    if layout == "shifted":
+        # Contiguous rows that start one entry past a cache line (the SIMD
+        # kernels' vectors begin at the next line: a masked first vector).
+        buf = np.empty(X.size + 64 // X.itemsize + 1, dtype=X.dtype)
+        first = (-buf.ctypes.data % 64) // X.itemsize + 1
+        out = buf[first:first + X.size].reshape(X.shape)
+        out[...] = X
+        return out
     wide = np.zeros((X.shape[0], X.shape[1] + 3), dtype=X.dtype)
     wide[:, :X.shape[1]] = X
     return wide[:, :X.shape[1]]          # rows of stride m + 3
@@ -222,19 +236,21 @@ def _views(X, layout):
 
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("layout", ["C", "rows", "reversed"])
+@pytest.mark.parametrize("layout", ["C", "rows", "reversed", "shifted"])
 def test_centered_product_against_numpy(product_kernel, layout, dtype,
                                         n_threads):
     # Odd sizes: a single row, row counts that leave 1, 2 or 3 rows after
     # the AVX2 kernel's groups (4 rows for 1 or 2 columns, pairs for
-    # more), m not a multiple of 4 (its vectors), column counts 1 to 9
-    # (its groups of 4, 2 and 1, padded at 3), and more rows than one
-    # block of the pass (the next block's rows are prefetched).  A mean of
-    # 1e3 over a spread of 2 tests the fused centering.
+    # more) and 4, 2 and 1 after the AVX-512 kernel's 8, m not a multiple
+    # of 4 or 8 (their vectors) and below one vector, column counts 1 to 9
+    # (the AVX2 kernel's groups of 4, 2 and 1, padded at 3), and more rows
+    # than one block of the pass (the next block's rows are prefetched).
+    # A mean of 1e3 over a spread of 2 tests the fused centering.
     rng = np.random.default_rng(3)
     for n, m, r in [(1, 1, 1), (2, 3, 2), (3, 5, 3), (17, 37, 5),
                     (64, 130, 9), (101, 64, 4), (33, 8, 6), (9, 70, 7),
                     (5, 9, 1), (6, 37, 2), (7, 12, 1), (11, 70, 2),
+                    (15, 23, 2), (23, 7, 1), (31, 2048, 2),
                     (2003, 513, 2), (1999, 300, 1)]:
         X = _views((2 * rng.standard_normal((n, m)) + 1e3).astype(dtype),
                    layout)

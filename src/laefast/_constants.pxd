@@ -46,6 +46,10 @@ cdef enum:
     CENTERED_BLOCK_ENTRIES = 1 << 17
     CENTERED_BLOCK_MIN_ROWS = 16
     CENTERED_BLOCK_MAX_ROWS = 1024
+    # Doubles of slack before each array in the SIMD product's workspace
+    # (4 KiB): room to place it on cache lines and away from X modulo
+    # 4 KiB (laefast._passes.simd_layout).
+    PARTIAL_SLACK = 512
 
     # --- Solvers on raw data (laefast._solvers, the data GramOp) ------
     # Rows centered per block: about 2 MiB of doubles (262144 entries), so

@@ -1,7 +1,8 @@
 /*
  * Whether laefast's AVX2 + FMA kernels are built, and whether this CPU runs
  * them: one test for _simd_product.h, _simd_center.h, _simd_checks.h and
- * _align_simd.h; and the small vector helpers those headers share.
+ * _align_simd.h (and one for AVX-512, which _simd_product.h also uses);
+ * and the small vector helpers those headers share.
  *
  * LAEFAST_SIMD_BUILT is 1 where the compiler can build them (GCC or Clang
  * on x86, unless LAEFAST_NO_SIMD is defined); laefast_cpu_has_avx2_fma()
@@ -19,6 +20,13 @@ static int laefast_cpu_has_avx2_fma(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+/* AVX-512 Foundation on top of AVX2 + FMA (the ZMM state saved by the OS:
+ * GCC and Clang report avx512f only then). */
+static int laefast_cpu_has_avx512(void)
+{
+    return laefast_cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f");
 }
 
 /* Helpers the AVX2 headers share, compiled for AVX2 alone so that they
@@ -49,6 +57,11 @@ static LAEFAST_AVX2 inline double laefast_hsum4(__m256d v)
 #define LAEFAST_SIMD_BUILT 0
 
 static int laefast_cpu_has_avx2_fma(void)
+{
+    return 0;
+}
+
+static int laefast_cpu_has_avx512(void)
 {
     return 0;
 }

@@ -21,18 +21,28 @@ from laefast._blas cimport NO_TRANS, TRANS, gemm, syrk_at_a, mirror_upper
 from laefast._constants cimport (
     CENTERED_BLOCK_ENTRIES, CENTERED_BLOCK_MAX_ROWS, CENTERED_BLOCK_MIN_ROWS,
     CHECK_FLOPS, GRAM_BLOCK_BYTES, GRAM_BLOCK_MAX_ROWS, GRAM_BLOCK_MIN_ROWS,
-    GRAM_MIN_ROWS, GRAM_TILES_MIN_ROWS, PRODUCT_THREAD_MIN_FLOPS,
+    GRAM_MIN_ROWS, GRAM_TILES_MIN_ROWS, PARTIAL_SLACK,
+    PRODUCT_THREAD_MIN_FLOPS,
 )
 from laefast._threads cimport threads_for_work
 
 cdef extern from "laefast/_simd_product.h" nogil:
     int laefast_cpu_has_avx2_fma()
+    int laefast_cpu_has_avx512()
     Py_ssize_t laefast_product_width(Py_ssize_t r)
     double laefast_product_block_f64(
         const double* X, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t ahead,
         Py_ssize_t m, const double* mean, const double* Qt, Py_ssize_t r,
         double* Pt, int want_sq)
     double laefast_product_block_f32(
+        const float* X, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t ahead,
+        Py_ssize_t m, const double* mean, const double* Qt, Py_ssize_t r,
+        double* Pt, int want_sq)
+    double laefast_product_block_512_f64(
+        const double* X, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t ahead,
+        Py_ssize_t m, const double* mean, const double* Qt, Py_ssize_t r,
+        double* Pt, int want_sq)
+    double laefast_product_block_512_f32(
         const float* X, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t ahead,
         Py_ssize_t m, const double* mean, const double* Qt, Py_ssize_t r,
         double* Pt, int want_sq)
@@ -45,6 +55,8 @@ cdef extern from "laefast/_simd_center.h" nogil:
 # The AVX2 kernels (centered_product's, and the Gram pass's centering of
 # float32 rows), when the CPU has AVX2 and FMA.
 cdef bint SIMD_PRODUCT = laefast_cpu_has_avx2_fma() != 0
+# Its AVX-512 version for 1 or 2 columns, when the CPU has AVX-512F.
+cdef bint SIMD512_PRODUCT = laefast_cpu_has_avx512() != 0
 
 
 def simd(enabled=None):
@@ -56,6 +68,16 @@ def simd(enabled=None):
     if enabled is not None:
         SIMD_PRODUCT = bool(enabled) and laefast_cpu_has_avx2_fma() != 0
     return bool(SIMD_PRODUCT)
+
+
+def simd512(enabled=None):
+    """Whether centered_product's SIMD code takes its AVX-512 kernel for
+    1 or 2 columns (where the CPU has AVX-512F; the AVX2 kernel otherwise);
+    enabled as in simd."""
+    global SIMD512_PRODUCT
+    if enabled is not None:
+        SIMD512_PRODUCT = bool(enabled) and laefast_cpu_has_avx512() != 0
+    return bool(SIMD512_PRODUCT)
 
 
 cdef inline bint simd_rows(Py_ssize_t row_stride, Py_ssize_t column_stride,
@@ -349,12 +371,62 @@ def centered_product_workspace(Py_ssize_t n, Py_ssize_t m, Py_ssize_t r,
                                int n_threads):
     """Doubles of workspace centered_product needs, whichever path it takes:
     with BLAS, one block and its product per thread and an m x r partial
-    for every thread but one; with the AVX2 kernel, Q^T and one partial per
-    thread, r padded to whole column groups."""
+    for every thread but one; with the SIMD kernels, Q^T, the mean and one
+    partial per thread, r padded to whole column groups, each after up to
+    PARTIAL_SLACK doubles of slack (simd_layout)."""
     cdef int nt = centered_product_threads(n, m, r, n_threads)
     cdef Py_ssize_t B = centered_product_block_rows(m)
     cdef Py_ssize_t r4 = laefast_product_width(r)
-    return max(nt * B * (m + r) + (nt - 1) * m * r, (nt + 1) * r4 * m)
+    return max(nt * B * (m + r) + (nt - 1) * m * r,
+               (nt + 1) * r4 * m + m + (nt + 2) * PARTIAL_SLACK)
+
+
+cdef inline Py_ssize_t place(const double* at, size_t offset,
+                             size_t period) noexcept nogil:
+    """Doubles from `at` to the first address at `offset` bytes modulo
+    `period` (a power of two; offset a multiple of 8)."""
+    return <Py_ssize_t> ((offset - <size_t> at) & (period - 1)) // 8
+
+
+cdef void simd_layout(const double* work, const void* X, Py_ssize_t n,
+                      Py_ssize_t ldx_bytes, Py_ssize_t itemsize,
+                      Py_ssize_t m, Py_ssize_t r4, int nt,
+                      Py_ssize_t* offsets) noexcept nogil:
+    """Where the SIMD product puts Q^T (offsets[0]), the mean (offsets[1])
+    and thread t's partial P (offsets[2 + t]) in its workspace, in doubles.
+
+    Two placements, both measured on one pass of the AVX-512 kernel over
+    1500 x 2048 float64 (Zen 4):
+    - the kernels' vectors start where X's rows load whole cache lines
+      (after the first j0 entries, _simd_product.h); Q, the mean and P are
+      placed so that their loads at those entries are whole lines too.
+      NumPy's arrays start 16 or 32 bytes into a line: with X, the mean and
+      Q's copy at different offsets the AVX-512 kernel ran 1.2x slower
+      than with all three on lines;
+    - each partial about 2 KiB from its thread's rows modulo 4 KiB: the
+      kernels store to P and then load X, and where the two addresses
+      agree modulo 4 KiB the CPU takes the loads for dependent on the
+      stores (4K aliasing).  With m a multiple of 512 (every row, and both
+      columns of P, at one offset modulo 4 KiB) it happened at every
+      vector: 96 x 2048 rows in L2, one core, 60-73 us with P at X's
+      offset, 51 us 1-2 KiB away.
+    """
+    cdef Py_ssize_t t, at
+    cdef size_t row, line
+    cdef size_t vector_bytes = 8 * <size_t> itemsize
+    # The first whole vector of row 0 is its entry j0; an array of doubles
+    # is on a line at j0 when it starts `line` bytes into one.
+    cdef size_t j0 = ((0 - <size_t> X) & (vector_bytes - 1)) // <size_t> itemsize
+    line = (0 - 8 * j0) & 63
+    offsets[0] = place(work, line, 64)
+    at = offsets[0] + r4 * m
+    offsets[1] = at + place(work + at, line, 64)
+    at = offsets[1] + m
+    for t in range(nt):
+        row = <size_t> X + <size_t> ((n * t // nt) * ldx_bytes)
+        offsets[2 + t] = at + place(work + at,
+                                    ((row + 2048) & 4032) | line, 4096)
+        at = offsets[2 + t] + r4 * m
 
 
 cdef inline double center_row_f64(const floating[:, :] X, Py_ssize_t row,
@@ -471,27 +543,37 @@ cdef double simd_centered_product(const floating[:, :] X,
                                   int nt, bint want_trace,
                                   double[::1] work) except? -1.0:
     """centered_product on rows of unit stride, by the AVX2 kernel of
-    _simd_product.h: each thread adds its contiguous range of rows into its
-    own transposed partial; the partials are summed in thread order."""
+    _simd_product.h (its AVX-512 one for 1 or 2 columns, where the CPU has
+    it): each thread adds its contiguous range of rows into its own
+    transposed partial; the partials are summed in thread order."""
     cdef Py_ssize_t n = X.shape[0], m = X.shape[1], r = Q.shape[1]
     cdef Py_ssize_t r4 = laefast_product_width(r)
     cdef Py_ssize_t B = centered_product_block_rows(m)
     cdef Py_ssize_t ldx = X.strides[0] // <Py_ssize_t> sizeof(floating)
     cdef Py_ssize_t t, r0, r1, start, rows, i, j, c
     cdef double v, cwork, total
-    cdef double* Qt = &work[0]
+    cdef double* Qt
     cdef double* Pt
+    cdef double* mu
     cdef double[::1] sq = np.zeros(nt)
     cdef int[::1] flag = np.zeros(1, dtype=np.intc)
+    cdef bint wide_vectors = SIMD512_PRODUCT and r4 <= 2
+    cdef Py_ssize_t[::1] at = np.empty(nt + 2, dtype=np.intp)
     with nogil:
+        simd_layout(&work[0], &X[0, 0], n, X.strides[0], sizeof(floating),
+                    m, r4, nt, &at[0])
+        Qt = &work[at[0]]
+        mu = &work[at[1]]
         for c in range(r4):
             for j in range(m):
                 Qt[c * m + j] = Q[j, c] if c < r else 0.0
+        for j in range(m):
+            mu[j] = mean[j]
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static",
                     chunksize=1):
         r0 = n * t // nt
         r1 = n * (t + 1) // nt
-        Pt = Qt + (t + 1) * r4 * m
+        Pt = &work[at[2 + t]]
         for i in range(r4 * m):
             Pt[i] = 0.0
         v = 0.0
@@ -501,14 +583,23 @@ cdef double simd_centered_product(const floating[:, :] X,
             rows = min(B, r1 - start)
             # The rows after this block (r1 - start - rows) may be
             # prefetched: they are this thread's next block.
-            if floating is double:
+            if wide_vectors:
+                if floating is double:
+                    v = v + laefast_product_block_512_f64(
+                        &X[start, 0], ldx, rows, r1 - start - rows, m,
+                        mu, Qt, r4, Pt, want_trace)
+                else:
+                    v = v + laefast_product_block_512_f32(
+                        &X[start, 0], ldx, rows, r1 - start - rows, m,
+                        mu, Qt, r4, Pt, want_trace)
+            elif floating is double:
                 v = v + laefast_product_block_f64(
                     &X[start, 0], ldx, rows, r1 - start - rows, m,
-                    &mean[0], Qt, r4, Pt, want_trace)
+                    mu, Qt, r4, Pt, want_trace)
             else:
                 v = v + laefast_product_block_f32(
                     &X[start, 0], ldx, rows, r1 - start - rows, m,
-                    &mean[0], Qt, r4, Pt, want_trace)
+                    mu, Qt, r4, Pt, want_trace)
             start = start + rows
             if master_check(&cwork, 4.0 * rows * m * r4, &flag[0]):
                 break
@@ -522,7 +613,7 @@ cdef double simd_centered_product(const floating[:, :] X,
         for c in range(r):
             total = 0.0
             for t in range(nt):
-                total = total + Qt[(t + 1) * r4 * m + c * m + j]
+                total = total + work[at[2 + t] + c * m + j]
             out[j, c] = total
     with nogil:
         v = 0.0
