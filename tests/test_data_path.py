@@ -262,6 +262,23 @@ def test_centered_product_against_numpy(product_kernel, layout, dtype,
         np.testing.assert_array_equal(again, out)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_centered_product_of_no_columns_still_gives_the_trace(
+        product_kernel, dtype):
+    # Q with no columns: nothing to multiply, but the trace is still the
+    # centered sum of squares (the SIMD kernels, which would take r = 0
+    # for a width of 1 or 2, are not called).
+    rng = np.random.default_rng(5)
+    X = (rng.standard_normal((40, 24)) + 7.0).astype(dtype)
+    X64 = X.astype(np.float64)
+    mean = X64.mean(axis=0)
+    out = np.empty((24, 0))
+    trace = _passes.centered_product(X, mean, np.empty((24, 0)), out, 1,
+                                     want_trace=True)
+    expected = np.sum((X64 - mean) ** 2)
+    assert abs(trace - expected) <= 1e-12 * expected
+
+
 def _check_centered_product(X, Q, n_threads):
     """centered_product of X and Q against NumPy in float64, with the
     trace; returns (out, mean)."""

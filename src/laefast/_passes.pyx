@@ -397,12 +397,17 @@ cdef void simd_layout(const double* work, const void* X, Py_ssize_t n,
 
     Two placements, both measured on one pass of the AVX-512 kernel over
     1500 x 2048 float64 (Zen 4):
-    - the kernels' vectors start where X's rows load whole cache lines
-      (after the first j0 entries, _simd_product.h); Q, the mean and P are
-      placed so that their loads at those entries are whole lines too.
+    - the AVX-512 kernel's vectors start where a row loads whole cache
+      lines (after its first j0 entries, _simd_product.h); Q, the mean and
+      P are placed so that their loads at row 0's j0 are whole lines too.
       NumPy's arrays start 16 or 32 bytes into a line: with X, the mean and
       Q's copy at different offsets the AVX-512 kernel ran 1.2x slower
-      than with all three on lines;
+      than with all three on lines.  Every row then matches where rows are
+      a whole number of lines apart (m a multiple of 8 float64 or 16
+      float32, rows of unit stride); otherwise only the groups whose first
+      row starts at row 0's offset do (the reviewer's 1500 x 2047, 2
+      threads: 1.05-1.16x the AVX2 kernel's speed, against 1.17-1.27x at
+      m = 2048);
     - each partial about 2 KiB from its thread's rows modulo 4 KiB: the
       kernels store to P and then load X, and where the two addresses
       agree modulo 4 KiB the CPU takes the loads for dependent on the
@@ -492,7 +497,8 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
         raise ValueError("X's column stride is not a multiple of its itemsize")
     if work is None or work.shape[0] < need:
         work = np.empty(max(need, 1))
-    if simd_rows(X.strides[0], X.strides[1], sizeof(floating)):
+    # (No columns: the BLAS path's loop still sums the squares.)
+    if r > 0 and simd_rows(X.strides[0], X.strides[1], sizeof(floating)):
         return simd_centered_product(X, mean, Q, out, nt, want_trace, work)
     ws = &work[0]
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static",
@@ -557,7 +563,7 @@ cdef double simd_centered_product(const floating[:, :] X,
     cdef double* mu
     cdef double[::1] sq = np.zeros(nt)
     cdef int[::1] flag = np.zeros(1, dtype=np.intc)
-    cdef bint wide_vectors = SIMD512_PRODUCT and r4 <= 2
+    cdef bint wide_vectors = SIMD512_PRODUCT and 0 < r4 <= 2
     cdef Py_ssize_t[::1] at = np.empty(nt + 2, dtype=np.intp)
     with nogil:
         simd_layout(&work[0], &X[0, 0], n, X.strides[0], sizeof(floating),

@@ -19,6 +19,8 @@
  * The code is compiled for AVX2 + FMA through a function attribute and used
  * only when the CPU has both (laefast_cpu_has_avx2_fma, _cpu.h); elsewhere,
  * and on compilers without the attribute, the caller keeps its BLAS path.
+ * The AVX-512 version for 1 or 2 columns (below) is compiled for AVX-512F
+ * and used only where the CPU has it (laefast_cpu_has_avx512).
  */
 #ifndef LAEFAST_SIMD_PRODUCT_H
 #define LAEFAST_SIMD_PRODUCT_H
