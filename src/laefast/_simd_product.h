@@ -252,8 +252,9 @@ LF_DEFINE_PHASES(f32, float, laefast_load4_f32)
  * stores of P, Q and the mean per row; the wider vectors alone do not
  * help (4-row groups in AVX-512 ran as fast as the AVX2 kernel).  One pass
  * over 1500 x 2048 and 3000 x 4096 float64, 2 columns, 2 Zen 4 cores
- * (benchmarks/bench_products.py): 1.21x and 1.24x faster than the AVX2
- * kernel; 1 column 1.09x and 1.12x; float32 rows 1.05x.  It needs its
+ * (benchmarks/bench_products.py, two runs): 1.13-1.21x and 1.11-1.24x
+ * faster than the AVX2 kernel; 1 column 1.01-1.09x and 1.06-1.12x;
+ * float32 rows 1.05x.  It needs its
  * arrays placed as laefast._passes.simd_layout places them: with Q, P and
  * the mean off X's cache-line offset, or P at X's offset modulo 4 KiB, it
  * ran up to 1.2x slower than the AVX2 kernel.  Row tails go in groups of
