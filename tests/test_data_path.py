@@ -221,6 +221,16 @@ def _views(X, layout):
         return X
     if layout == "reversed":
         return X[::-1]
+    if layout == "F":
+        return np.asfortranarray(X)      # columns of unit stride
+    if layout == "F reversed":
+        return np.asfortranarray(X)[:, ::-1]   # a negative column stride
+    if layout == "F padded":
+        # Columns of unit stride, n + 5 entries apart.
+        tall = np.zeros((X.shape[0] + 5, X.shape[1]), dtype=X.dtype,
+                        order="F")
+        tall[:X.shape[0]] = X
+        return tall[:X.shape[0]]
     if layout == "shifted":
         # Contiguous rows that start one entry past a cache line (the SIMD
         # kernels' vectors begin at the next line: a masked first vector).
@@ -236,7 +246,8 @@ def _views(X, layout):
 
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("layout", ["C", "rows", "reversed", "shifted"])
+@pytest.mark.parametrize("layout", ["C", "rows", "reversed", "shifted", "F",
+                                    "F reversed", "F padded"])
 def test_centered_product_against_numpy(product_kernel, layout, dtype,
                                         n_threads):
     # Odd sizes: a single row, row counts that leave 1, 2 or 3 rows after
@@ -245,6 +256,8 @@ def test_centered_product_against_numpy(product_kernel, layout, dtype,
     # of 4 or 8 (their vectors) and below one vector, column counts 1 to 9
     # (the AVX2 kernel's groups of 4, 2 and 1, padded at 3), and more rows
     # than one block of the pass (the next block's rows are prefetched).
+    # On column-major layouts the column kernel takes columns 4 at a time
+    # and Q's columns 2 at a time, with n not a multiple of its vectors.
     # A mean of 1e3 over a spread of 2 tests the fused centering.
     rng = np.random.default_rng(3)
     for n, m, r in [(1, 1, 1), (2, 3, 2), (3, 5, 3), (17, 37, 5),
@@ -332,12 +345,17 @@ def test_centered_product_split_over_threads(product_kernel, dtype):
     rng = np.random.default_rng(8)
     X = (rng.standard_normal((n, m)) + 10.0).astype(dtype)
     _check_centered_product(X, rng.standard_normal((m, r)), 2)
+    # Column-major: each thread adds its columns into its own partial of
+    # Xc Q, the partials are summed, then each forms its columns' rows.
+    _check_centered_product(np.asfortranarray(X),
+                            rng.standard_normal((m, r)), 2)
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_wide_fit_with_each_product_kernel(product_kernel, dtype):
+def test_wide_fit_with_each_product_kernel(product_kernel, dtype, order):
     X = scaled_gaussian(60, 203, np.linspace(6, 1, 203), offset=50.0)
-    X = X.astype(dtype)
+    X = np.asarray(X, dtype=dtype, order=order)
     est = laefast.LAEPCA(5, random_state=0).fit(X)
     assert est.converged_
     # The products are exact in float64 for float32 data too; the results
