@@ -349,6 +349,13 @@ def test_centered_product_split_over_threads(product_kernel, dtype):
     # Xc Q, the partials are summed, then each forms its columns' rows.
     _check_centered_product(np.asfortranarray(X),
                             rng.standard_normal((m, r)), 2)
+    # Very wide with few samples: 40 rows still split over two threads
+    # (each partial is only m x r).
+    n, m = 40, 40000
+    assert _passes.centered_product_threads(n, m, r, 2) == 2
+    X = (rng.standard_normal((n, m)) + 10.0).astype(dtype)
+    for view in (X, np.asfortranarray(X)):
+        _check_centered_product(view, rng.standard_normal((m, r)), 2)
 
 
 @pytest.mark.parametrize("order", ["C", "F"])

@@ -23,6 +23,12 @@ cdef enum:
     # threads on any machine; here it gets 9 of 16.  (What a 16-core team
     # gains on it is not measured yet.)
     PRODUCT_THREAD_MIN_FLOPS = 2500000
+    # Fewer rows than this per thread are not worth a thread (centered
+    # products): each thread's partial is only m x r, so very wide data
+    # with few samples still splits.  60-120 x 50000-100000 float64, 2
+    # columns, 2 threads: 1.40-1.46x one thread (at GRAM_MIN_ROWS, below,
+    # they ran on one).
+    PRODUCT_MIN_ROWS = 8
     # Fewer rows than this per thread are not worth a thread (passes).
     GRAM_MIN_ROWS = 64
 

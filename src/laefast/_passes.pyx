@@ -21,7 +21,7 @@ from laefast._blas cimport NO_TRANS, TRANS, gemm, syrk_at_a, mirror_upper
 from laefast._constants cimport (
     CENTERED_BLOCK_ENTRIES, CENTERED_BLOCK_MAX_ROWS, CENTERED_BLOCK_MIN_ROWS,
     CHECK_FLOPS, GRAM_BLOCK_BYTES, GRAM_BLOCK_MAX_ROWS, GRAM_BLOCK_MIN_ROWS,
-    GRAM_MIN_ROWS, GRAM_TILES_MIN_ROWS, PARTIAL_SLACK,
+    GRAM_MIN_ROWS, GRAM_TILES_MIN_ROWS, PARTIAL_SLACK, PRODUCT_MIN_ROWS,
     PRODUCT_THREAD_MIN_FLOPS,
 )
 from laefast._threads cimport threads_for_work
@@ -384,7 +384,7 @@ cdef void panel_update(Py_ssize_t m, Py_ssize_t rows, Py_ssize_t c0,
 def centered_product_threads(Py_ssize_t n, Py_ssize_t m, Py_ssize_t r,
                              int n_threads):
     """The thread count centered_product uses."""
-    return threads_for_work(n // GRAM_MIN_ROWS, n_threads, 4.0 * n * m * r,
+    return threads_for_work(n // PRODUCT_MIN_ROWS, n_threads, 4.0 * n * m * r,
                             PRODUCT_THREAD_MIN_FLOPS)
 
 
