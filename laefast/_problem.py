@@ -168,15 +168,16 @@ class GramProblem:
         out = np.empty_like(Q)
         mean = self.mean if self.mean is not None else np.zeros(self.m)
         r = Q.shape[1]
+        simd = _passes.centered_product_cost_grows(self._data)
         need = _passes.centered_product_workspace(self.n, self.m, r,
-                                                self.n_threads)
+                                                self.n_threads, simd)
         if self._work is None or self._work.shape[0] < need:
             self._work = np.empty(need)
         # BLAS runs inside the parallel region only on the BLAS path; the
         # limit cost ~20 us when it was measured (6 us now), and its pause
         # let the OpenMP team fall asleep between products (0.1 ms more per
         # product, 2 cores).
-        if _passes.centered_product_cost_grows(self._data):
+        if simd:
             nt = 1
         else:
             nt = _passes.centered_product_threads(self.n, self.m, r,

@@ -358,6 +358,26 @@ def test_centered_product_split_over_threads(product_kernel, dtype):
         _check_centered_product(view, rng.standard_normal((m, r)), 2)
 
 
+def test_simd_product_workspace_is_sized_for_its_own_path():
+    # Very wide data with few samples, 16 threads: the SIMD kernels need
+    # their m x r partials, far less than X; the BLAS path's centered
+    # blocks (16 rows of m per thread) would need more than X itself.
+    n, m, r = 100, 100_000, 2
+    simd = _passes.centered_product_workspace(n, m, r, 16, True)
+    blas = _passes.centered_product_workspace(n, m, r, 16, False)
+    assert simd < n * m / 2 < n * m < blas
+    assert _passes.centered_product_workspace(n, m, r, 16) == max(simd, blas)
+    # Whatever work it is given, a product too small for its path gets its
+    # own: the BLAS path (Q with no columns) after a SIMD-sized workspace.
+    X = np.random.default_rng(1).standard_normal((40, 300))
+    mean = X.mean(axis=0)
+    work = np.empty(_passes.centered_product_workspace(40, 300, 2, 2, True))
+    trace = _passes.centered_product(X, mean, np.empty((300, 0)),
+                                     np.empty((300, 0)), 2, want_trace=True,
+                                     work=work)
+    assert trace == pytest.approx(np.sum((X - mean) ** 2), rel=1e-12)
+
+
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_wide_fit_with_each_product_kernel(product_kernel, dtype, order):

@@ -395,19 +395,26 @@ def centered_product_block_rows(Py_ssize_t m):
 
 
 def centered_product_workspace(Py_ssize_t n, Py_ssize_t m, Py_ssize_t r,
-                               int n_threads):
-    """Doubles of workspace centered_product needs, whichever path it takes:
-    with BLAS, one block and its product per thread and an m x r partial
-    for every thread but one; with the SIMD kernels on rows, Q^T, the mean
-    and one partial per thread, r padded to whole column groups, each after
-    up to PARTIAL_SLACK doubles of slack (simd_layout); on columns, an
-    n x r partial of Xc Q per thread."""
+                               int n_threads, simd=None):
+    """Doubles of workspace centered_product needs on the path it takes:
+    with BLAS (simd False), one block and its product per thread and an
+    m x r partial for every thread but one; with the SIMD kernels (simd
+    True: centered_product_cost_grows(X)), on rows, Q^T, the mean and one
+    partial per thread, r padded to whole column groups, each after up to
+    PARTIAL_SLACK doubles of slack (simd_layout), and on columns an n x r
+    partial of Xc Q per thread; simd None: the most either needs.  (The
+    BLAS path's blocks are at least CENTERED_BLOCK_MIN_ROWS rows of m: on
+    very wide data far more than the SIMD kernels need, 150 MB at
+    m = 100000 and 12 threads.)"""
     cdef int nt = centered_product_threads(n, m, r, n_threads)
     cdef Py_ssize_t B = centered_product_block_rows(m)
     cdef Py_ssize_t r4 = laefast_product_width(r)
-    return max(nt * B * (m + r) + (nt - 1) * m * r,
-               (nt + 1) * r4 * m + m + (nt + 2) * PARTIAL_SLACK,
-               nt * r * n)
+    cdef Py_ssize_t blas = nt * B * (m + r) + (nt - 1) * m * r
+    cdef Py_ssize_t kernels = max((nt + 1) * r4 * m + m
+                                  + (nt + 2) * PARTIAL_SLACK, nt * r * n)
+    if simd is None:
+        return max(blas, kernels)
+    return kernels if simd else blas
 
 
 cdef inline Py_ssize_t place(const double* at, size_t offset,
@@ -504,14 +511,20 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
     (float32 data are then multiplied exactly as the float64 values they
     are), forms Y = B Q and adds B^T Y into its own m x r partial.  The
     partials are summed in thread order.  `work` (at least
-    centered_product_workspace(n, m, r, n_threads) doubles) is reused
-    across calls by iterative callers: fresh memory for every product
-    would cost page faults on every call.
+    centered_product_workspace(n, m, r, n_threads, simd) doubles, simd =
+    centered_product_cost_grows(X)) is reused across calls by iterative
+    callers: fresh memory for every product would cost page faults on
+    every call.
     """
     cdef Py_ssize_t n = X.shape[0], m = X.shape[1], r = Q.shape[1]
     cdef int nt = centered_product_threads(n, m, r, n_threads)
     cdef Py_ssize_t B = centered_product_block_rows(m)
-    cdef Py_ssize_t need = centered_product_workspace(n, m, r, n_threads)
+    cdef bint by_rows = r > 0 and simd_rows(X.strides[0], X.strides[1],
+                                            sizeof(floating))
+    cdef bint by_columns = r > 0 and simd_columns(X.strides[0], X.strides[1],
+                                                  sizeof(floating))
+    cdef Py_ssize_t need = centered_product_workspace(
+        n, m, r, n_threads, by_rows or by_columns)
     cdef Py_ssize_t t, r0, r1, start, rows, i, j
     cdef double v
     cdef double* buf
@@ -527,9 +540,9 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
     if work is None or work.shape[0] < need:
         work = np.empty(max(need, 1))
     # (No columns: the BLAS path's loop still sums the squares.)
-    if r > 0 and simd_rows(X.strides[0], X.strides[1], sizeof(floating)):
+    if by_rows:
         return simd_centered_product(X, mean, Q, out, nt, want_trace, work)
-    if r > 0 and simd_columns(X.strides[0], X.strides[1], sizeof(floating)):
+    if by_columns:
         return columns_centered_product(X, mean, Q, out, nt, want_trace,
                                         work)
     ws = &work[0]
