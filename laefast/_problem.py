@@ -52,9 +52,9 @@ def power_of_two_scale(trace, dtype):
 class GramProblem:
     """C = Xc^T Xc, as an explicit matrix or as the (n x m) samples.
 
-    On samples, every product with C is one parallel pass over X with the
-    centering fused in (laefast._passes.centered_product): X is never copied
-    for it, whatever its layout.
+    On samples, every product with C is a parallel pass over X with the
+    centering fused in (laefast._passes.centered_product; two passes on a
+    Fortran-ordered X): X is never copied for it, whatever its layout.
     """
 
     def __init__(self, C=None, data=None, mean=None, stats=None, n_threads=1):

@@ -367,6 +367,13 @@ def test_simd_product_workspace_is_sized_for_its_own_path():
     blas = _passes.centered_product_workspace(n, m, r, 16, False)
     assert simd < n * m / 2 < n * m < blas
     assert _passes.centered_product_workspace(n, m, r, 16) == max(simd, blas)
+    # The column kernel (Fortran order) holds an n x r partial per thread:
+    # it takes only X at least 16 r columns wide, with a thread per 16 r
+    # columns at most, so its partials stay under half of X.
+    for n, m, r in [(2_000_000, 3, 9), (1_000_000, 5, 9), (100_000, 64, 2),
+                    (50_000, 40, 2), (3000, 4096, 2)]:
+        need = _passes.centered_product_workspace(n, m, r, 16, True)
+        assert need <= max(n * m / 2, 20 * r * m), (n, m, r, need)
     # Whatever work it is given, a product too small for its path gets its
     # own: the BLAS path (Q with no columns) after a SIMD-sized workspace.
     X = np.random.default_rng(1).standard_normal((40, 300))

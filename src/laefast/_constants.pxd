@@ -29,6 +29,12 @@ cdef enum:
     # columns, 2 threads: 1.40-1.46x one thread (at GRAM_MIN_ROWS, below,
     # they ran on one).
     PRODUCT_MIN_ROWS = 8
+    # The column kernel (products on a Fortran-ordered X) holds an n x r
+    # partial of Xc Q per thread: it takes X with at least this many
+    # columns per column of Q, and each thread at least as many, so that
+    # the partials stay under half of X's size (float64).  Narrower X (tall
+    # and thin) goes to the BLAS path, whose row gathers are short there.
+    COLUMNS_PER_Q_COLUMN = 16
     # Fewer rows than this per thread are not worth a thread (passes).
     GRAM_MIN_ROWS = 64
 

@@ -21,8 +21,8 @@ from laefast._blas cimport NO_TRANS, TRANS, gemm, syrk_at_a, mirror_upper
 from laefast._constants cimport (
     CENTERED_BLOCK_ENTRIES, CENTERED_BLOCK_MAX_ROWS, CENTERED_BLOCK_MIN_ROWS,
     CHECK_FLOPS, GRAM_BLOCK_BYTES, GRAM_BLOCK_MAX_ROWS, GRAM_BLOCK_MIN_ROWS,
-    GRAM_MIN_ROWS, GRAM_TILES_MIN_ROWS, PARTIAL_SLACK, PRODUCT_MIN_ROWS,
-    PRODUCT_THREAD_MIN_FLOPS,
+    COLUMNS_PER_Q_COLUMN, GRAM_MIN_ROWS, GRAM_TILES_MIN_ROWS, PARTIAL_SLACK,
+    PRODUCT_MIN_ROWS, PRODUCT_THREAD_MIN_FLOPS,
 )
 from laefast._threads cimport threads_for_work
 
@@ -106,21 +106,33 @@ cdef inline bint simd_rows(Py_ssize_t row_stride, Py_ssize_t column_stride,
 
 
 cdef inline bint simd_columns(Py_ssize_t row_stride,
-                              Py_ssize_t column_stride,
-                              Py_ssize_t itemsize) noexcept nogil:
-    """Whether centered_product takes its AVX2 code for column-major X:
-    columns of unit stride, whole items apart."""
+                              Py_ssize_t column_stride, Py_ssize_t itemsize,
+                              Py_ssize_t m, Py_ssize_t r) noexcept nogil:
+    """Whether centered_product takes its AVX2 code for column-major X
+    (columns of unit stride, whole items apart) and Q of r columns: X at
+    least COLUMNS_PER_Q_COLUMN columns wide per column of Q."""
     return (SIMD_PRODUCT and row_stride == itemsize
-            and column_stride % itemsize == 0)
+            and column_stride % itemsize == 0
+            and m >= COLUMNS_PER_Q_COLUMN * r)
+
+
+cdef inline int column_threads(int nt, Py_ssize_t m,
+                               Py_ssize_t r) noexcept nogil:
+    """Threads of the column kernel: at most one per COLUMNS_PER_Q_COLUMN
+    r columns of X (each holds an n x r partial)."""
+    return <int> max(1, min(<Py_ssize_t> nt,
+                            m // max(COLUMNS_PER_Q_COLUMN * r, 1)))
 
 
 def centered_product_cost_grows(X):
     """True when centered_product on X costs in proportion to Q's columns
-    (its SIMD kernels, on rows or columns of unit stride), False when a pass
-    costs about the same for 1 to 4 columns (BLAS on centered blocks)."""
+    (its SIMD kernels, on rows or columns of unit stride; for the columns,
+    as for the samples path's 2-column products), False when a pass costs
+    about the same for 1 to 4 columns (BLAS on centered blocks)."""
     return X.ndim == 2 and (
         simd_rows(X.strides[0], X.strides[1], X.itemsize)
-        or simd_columns(X.strides[0], X.strides[1], X.itemsize))
+        or simd_columns(X.strides[0], X.strides[1], X.itemsize,
+                        X.shape[1], 2))
 
 
 cdef extern from "Python.h":
@@ -402,7 +414,8 @@ def centered_product_workspace(Py_ssize_t n, Py_ssize_t m, Py_ssize_t r,
     True: centered_product_cost_grows(X)), on rows, Q^T, the mean and one
     partial per thread, r padded to whole column groups, each after up to
     PARTIAL_SLACK doubles of slack (simd_layout), and on columns an n x r
-    partial of Xc Q per thread; simd None: the most either needs.  (The
+    partial of Xc Q per thread (column_threads of them); simd None: the
+    most either needs.  (The
     BLAS path's blocks are at least CENTERED_BLOCK_MIN_ROWS rows of m: on
     very wide data far more than the SIMD kernels need, 150 MB at
     m = 100000 and 12 threads.)"""
@@ -410,8 +423,10 @@ def centered_product_workspace(Py_ssize_t n, Py_ssize_t m, Py_ssize_t r,
     cdef Py_ssize_t B = centered_product_block_rows(m)
     cdef Py_ssize_t r4 = laefast_product_width(r)
     cdef Py_ssize_t blas = nt * B * (m + r) + (nt - 1) * m * r
+    cdef Py_ssize_t columns = (column_threads(nt, m, r) * r * n
+                               if m >= COLUMNS_PER_Q_COLUMN * r else 0)
     cdef Py_ssize_t kernels = max((nt + 1) * r4 * m + m
-                                  + (nt + 2) * PARTIAL_SLACK, nt * r * n)
+                                  + (nt + 2) * PARTIAL_SLACK, columns)
     if simd is None:
         return max(blas, kernels)
     return kernels if simd else blas
@@ -506,10 +521,14 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
     """out = Xc^T (Xc Q) for Xc = X - mean (m x r, float64); returns
     ||Xc||_F^2 when want_trace (else 0).
 
-    One pass over X, whatever its layout: each thread takes a contiguous
-    range of rows and, block by block, centers it into a float64 buffer
-    (float32 data are then multiplied exactly as the float64 values they
-    are), forms Y = B Q and adds B^T Y into its own m x r partial.  The
+    X is never copied, whatever its layout.  On rows of unit stride (C
+    order) one pass over X: each thread takes a contiguous range of rows
+    and adds their Xc^T (Xc Q) into its own m x r partial, by the SIMD
+    kernels of _simd_product.h.  On columns of unit stride (Fortran order)
+    two passes, by columns (columns_centered_product).  Elsewhere one pass
+    by BLAS: each thread centers its rows, block by block, into a float64
+    buffer (float32 data are then multiplied exactly as the float64 values
+    they are), forms Y = B Q and adds B^T Y into its own partial.  The
     partials are summed in thread order.  `work` (at least
     centered_product_workspace(n, m, r, n_threads, simd) doubles, simd =
     centered_product_cost_grows(X)) is reused across calls by iterative
@@ -522,7 +541,7 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
     cdef bint by_rows = r > 0 and simd_rows(X.strides[0], X.strides[1],
                                             sizeof(floating))
     cdef bint by_columns = r > 0 and simd_columns(X.strides[0], X.strides[1],
-                                                  sizeof(floating))
+                                                  sizeof(floating), m, r)
     cdef Py_ssize_t need = centered_product_workspace(
         n, m, r, n_threads, by_rows or by_columns)
     cdef Py_ssize_t t, r0, r1, start, rows, i, j
@@ -543,7 +562,8 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
     if by_rows:
         return simd_centered_product(X, mean, Q, out, nt, want_trace, work)
     if by_columns:
-        return columns_centered_product(X, mean, Q, out, nt, want_trace,
+        return columns_centered_product(X, mean, Q, out,
+                                        column_threads(nt, m, r), want_trace,
                                         work)
     ws = &work[0]
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static",
@@ -702,8 +722,11 @@ cdef double columns_centered_product(const floating[:, :] X,
     cdef double* P = &out[0, 0]
     cdef double[::1] sq = np.zeros(nt)
     cdef int[::1] flag = np.zeros(1, dtype=np.intc)
-    # Columns per call between two checks for Ctrl-C: about 1 MiB of X.
-    cdef Py_ssize_t group = max(4, (1 << 17) // max(n, 1) // 4 * 4)
+    # Columns per call between two checks for Ctrl-C: about 1 MiB of X, at
+    # least 4 columns (the kernel's group).  Thread 0, which checks, has
+    # columns: column_threads gives each thread some.
+    cdef Py_ssize_t column_bytes = max(n * <Py_ssize_t> sizeof(floating), 1)
+    cdef Py_ssize_t group = max(4, (1 << 20) // column_bytes // 4 * 4)
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static",
                     chunksize=1):
         j0 = m * t // nt

@@ -441,8 +441,8 @@ LZ_DEFINE_PHASES(f32, float, lz_load8_f32)
  * goes in two passes over X (laefast._passes.columns_centered_product):
  *   Y = Xc Q (n x r):      Y[c][i] += (x_j[i] - mean_j) Q[j, c], column by column;
  *   P += Xc^T Y (m x r):   P[j, c] += sum_i (x_j[i] - mean_j) Y[c][i].
- * Y (r runs of n) stays in L1 or L2 for the sizes the samples path meets
- * (n < m), and 4 columns go together, so that each load and store of Y
+ * Y (r runs of n) is in L1 or L2 for wide data (1500 samples, 2 columns:
+ * 24 KB), and 4 columns go together, so that each load and store of Y
  * serves 4 columns.
  */
 
