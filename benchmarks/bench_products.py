@@ -6,7 +6,9 @@ Run:  python benchmarks/bench_products.py [--quick] [--threads N]
    centering fused), by the AVX2 kernel against the BLAS path (centered
    blocks, two GEMMs each) and, for 1 and 2 columns on CPUs with AVX-512F,
    the AVX-512 kernel, for Q of 1, 2 and 4 columns, at 1 and N threads;
-   best of several interleaved repeats, wall clock.
+   best of several interleaved repeats, wall clock.  Then the same data in
+   Fortran order: the column kernel against the BLAS path and against the
+   row kernel on the C-ordered data.
 2. 50 `laefast.step` calls (m=1000, k=20; each checks C in an OpenMP
    region, then runs its GEMMs on BLAS's threads) in child processes, with
    libgomp's default spin (GOMP_SPINCOUNT=300000) against laefast's
@@ -97,6 +99,35 @@ def products(n, m, threads, repeats):
                 line += (f"; AVX-512 {best['avx512'] * 1e3:7.2f} ms, "
                          f"{best['avx2'] / best['avx512']:4.2f}x AVX2")
             print(line)
+    fortran(X, mean, threads, repeats)
+
+
+def fortran(X, mean, threads, repeats):
+    """The same product on a Fortran-ordered copy of X, 2 columns: the
+    column kernel (two passes) against the BLAS path (row gathers), and the
+    row kernels on X itself in C order."""
+    n, m = X.shape
+    XF = np.asfortranarray(X)
+    Q = np.linalg.qr(np.random.default_rng(1).standard_normal((m, 2)))[0]
+    out = np.empty((m, 2))
+    for t in sorted({1, threads}):
+        work = np.empty(_passes.centered_product_workspace(n, m, 2, t))
+
+        def run(A, simd):
+            _passes.simd(simd)
+            _passes.centered_product(A, mean, Q, out, t, work=work)
+
+        with threadpool_limits(1):
+            best = best_of({"columns": lambda: run(XF, True),
+                            "blas": lambda: run(XF, False),
+                            "rows": lambda: run(X, True)}, repeats)
+        _passes.simd(True)
+        print(f"  Fortran order, {t} thread(s), 2 columns: column kernel "
+              f"{best['columns'] * 1e3:7.2f} ms, BLAS path "
+              f"{best['blas'] * 1e3:7.2f} ms, "
+              f"{best['blas'] / best['columns']:4.2f}x; C order (row "
+              f"kernel) {best['rows'] * 1e3:7.2f} ms, "
+              f"{best['columns'] / best['rows']:4.2f}x that")
 
 
 def spin():
