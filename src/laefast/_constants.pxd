@@ -32,8 +32,9 @@ cdef enum:
     # The column kernel (products on a Fortran-ordered X) holds an n x r
     # partial of Xc Q per thread: it takes X with at least this many
     # columns per column of Q, and each thread at least as many, so that
-    # the partials stay under half of X's size (float64).  Narrower X (tall
-    # and thin) goes to the BLAS path, whose row gathers are short there.
+    # the partials together hold at most n m / 2 bytes: a sixteenth of a
+    # float64 X, an eighth of a float32 one.  Narrower X (tall and thin)
+    # goes to the BLAS path, whose row gathers are short there.
     COLUMNS_PER_Q_COLUMN = 16
     # Fewer rows than this per thread are not worth a thread (passes).
     GRAM_MIN_ROWS = 64
