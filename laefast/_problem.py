@@ -168,7 +168,7 @@ class GramProblem:
         out = np.empty_like(Q)
         mean = self.mean if self.mean is not None else np.zeros(self.m)
         r = Q.shape[1]
-        simd = _passes.centered_product_cost_grows(self._data)
+        simd = _passes.centered_product_cost_grows(self._data, r)
         need = _passes.centered_product_workspace(self.n, self.m, r,
                                                 self.n_threads, simd)
         if self._work is None or self._work.shape[0] < need:

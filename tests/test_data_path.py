@@ -374,6 +374,11 @@ def test_simd_product_workspace_is_sized_for_its_own_path():
                     (50_000, 40, 2), (3000, 4096, 2)]:
         need = _passes.centered_product_workspace(n, m, r, 16, True)
         assert need <= max(n * m / 2, 20 * r * m), (n, m, r, need)
+    # Which path a product takes depends on Q's columns too: 40 columns of
+    # X take the column kernel for 2 columns of Q, the BLAS path for 4.
+    XF = np.asfortranarray(np.zeros((100, 40)))
+    assert _passes.centered_product_cost_grows(XF, 2) == _AVX2
+    assert not _passes.centered_product_cost_grows(XF, 4)
     # Whatever work it is given, a product too small for its path gets its
     # own: the BLAS path (Q with no columns) after a SIMD-sized workspace.
     X = np.random.default_rng(1).standard_normal((40, 300))

@@ -124,15 +124,16 @@ cdef inline int column_threads(int nt, Py_ssize_t m,
                             m // max(COLUMNS_PER_Q_COLUMN * r, 1)))
 
 
-def centered_product_cost_grows(X):
-    """True when centered_product on X costs in proportion to Q's columns
-    (its SIMD kernels, on rows or columns of unit stride; for the columns,
-    as for the samples path's 2-column products), False when a pass costs
-    about the same for 1 to 4 columns (BLAS on centered blocks)."""
-    return X.ndim == 2 and (
+def centered_product_cost_grows(X, Py_ssize_t r=2):
+    """True when centered_product on X with a Q of r columns (the samples
+    path's 2 by default) takes its SIMD kernels, on rows or columns of unit
+    stride, which cost in proportion to Q's columns; False when it takes
+    BLAS on centered blocks, where a pass costs about the same for 1 to 4
+    columns."""
+    return X.ndim == 2 and r > 0 and (
         simd_rows(X.strides[0], X.strides[1], X.itemsize)
         or simd_columns(X.strides[0], X.strides[1], X.itemsize,
-                        X.shape[1], 2))
+                        X.shape[1], r))
 
 
 cdef extern from "Python.h":
@@ -411,14 +412,13 @@ def centered_product_workspace(Py_ssize_t n, Py_ssize_t m, Py_ssize_t r,
     """Doubles of workspace centered_product needs on the path it takes:
     with BLAS (simd False), one block and its product per thread and an
     m x r partial for every thread but one; with the SIMD kernels (simd
-    True: centered_product_cost_grows(X)), on rows, Q^T, the mean and one
+    True: centered_product_cost_grows(X, r)), on rows, Q^T, the mean and one
     partial per thread, r padded to whole column groups, each after up to
     PARTIAL_SLACK doubles of slack (simd_layout), and on columns an n x r
     partial of Xc Q per thread (column_threads of them); simd None: the
-    most either needs.  (The
-    BLAS path's blocks are at least CENTERED_BLOCK_MIN_ROWS rows of m: on
-    very wide data far more than the SIMD kernels need, 150 MB at
-    m = 100000 and 12 threads.)"""
+    most either needs.  (The BLAS path's blocks are at least
+    CENTERED_BLOCK_MIN_ROWS rows of m: on very wide data far more than the
+    SIMD kernels need, 150 MB at m = 100000 and 12 threads.)"""
     cdef int nt = centered_product_threads(n, m, r, n_threads)
     cdef Py_ssize_t B = centered_product_block_rows(m)
     cdef Py_ssize_t r4 = laefast_product_width(r)
@@ -531,7 +531,7 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
     they are), forms Y = B Q and adds B^T Y into its own partial.  The
     partials are summed in thread order.  `work` (at least
     centered_product_workspace(n, m, r, n_threads, simd) doubles, simd =
-    centered_product_cost_grows(X)) is reused across calls by iterative
+    centered_product_cost_grows(X, r)) is reused across calls by iterative
     callers: fresh memory for every product would cost page faults on
     every call.
     """
@@ -542,6 +542,7 @@ def centered_product(const floating[:, :] X, const double[::1] mean,
                                             sizeof(floating))
     cdef bint by_columns = r > 0 and simd_columns(X.strides[0], X.strides[1],
                                                   sizeof(floating), m, r)
+    # (by_rows or by_columns is centered_product_cost_grows(X, r).)
     cdef Py_ssize_t need = centered_product_workspace(
         n, m, r, n_threads, by_rows or by_columns)
     cdef Py_ssize_t t, r0, r1, start, rows, i, j
@@ -763,8 +764,6 @@ cdef double columns_centered_product(const floating[:, :] X,
                     chunksize=1):
         j0 = m * t // nt
         j1 = m * (t + 1) // nt
-        for i in range(j0 * r, j1 * r):
-            P[i] = 0.0
         cwork = 0.0
         j = j0
         while j < j1:

@@ -440,7 +440,7 @@ LZ_DEFINE_PHASES(f32, float, lz_load8_f32)
  * column (feature) is a contiguous run of the n samples, and the product
  * goes in two passes over X (laefast._passes.columns_centered_product):
  *   Y = Xc Q (n x r):      Y[c][i] += (x_j[i] - mean_j) Q[j, c], column by column;
- *   P += Xc^T Y (m x r):   P[j, c] += sum_i (x_j[i] - mean_j) Y[c][i].
+ *   P = Xc^T Y (m x r):    P[j, c] = sum_i (x_j[i] - mean_j) Y[c][i].
  * Y (r runs of n) is in L1 or L2 for wide data (1500 samples, 2 columns:
  * 24 KB), and 4 columns go together, so that each load and store of Y
  * serves 4 columns.
@@ -487,7 +487,7 @@ static LF_AVX2 LF_INLINE double lc_y_##SUFFIX(                                 \
     return SQ ? sq + laefast_hsum4(s2) : 0.0;                                  \
 }                                                                              \
                                                                                \
-/* p[f * r + c] += sum_i (x_f[i] - mu[f]) Y[c * n + i]. */                    \
+/* p[f * r + c] = sum_i (x_f[i] - mu[f]) Y[c * n + i]. */                     \
 static LF_AVX2 LF_INLINE void lc_p_##SUFFIX(                                   \
     const T* x, ptrdiff_t ldc, const int NF, const int NC, ptrdiff_t n,        \
     const double* mu, const double* Y, double* p, ptrdiff_t r)                 \
@@ -516,70 +516,90 @@ static LF_AVX2 LF_INLINE void lc_p_##SUFFIX(                                   \
             double s = laefast_hsum4(acc[f * NC + c]);                         \
             for (i = n4; i < n; i++)                                           \
                 s += ((double)x[f * ldc + i] - mu[f]) * Y[c * n + i];          \
-            p[f * r + c] += s;                                                 \
+            p[f * r + c] = s;                                                  \
         }                                                                      \
 }                                                                              \
                                                                                \
+/* lc_y and lc_p with the column counts and the flag as constants (nf = 4   \
+ * or 1, nc = 2 or 1). */                                                     \
+static LF_AVX2 inline double lc_y_group_##SUFFIX(                              \
+    const T* x, ptrdiff_t ldc, int nf, int nc, int sq, ptrdiff_t n,            \
+    const double* mu, const double* q, ptrdiff_t r, double* Y)                 \
+{                                                                              \
+    switch ((nf == 4) * 4 + (nc == 2) * 2 + (sq != 0)) {                       \
+    case 7: return lc_y_##SUFFIX(x, ldc, 4, 2, 1, n, mu, q, r, Y);            \
+    case 6: return lc_y_##SUFFIX(x, ldc, 4, 2, 0, n, mu, q, r, Y);            \
+    case 5: return lc_y_##SUFFIX(x, ldc, 4, 1, 1, n, mu, q, r, Y);            \
+    case 4: return lc_y_##SUFFIX(x, ldc, 4, 1, 0, n, mu, q, r, Y);            \
+    case 3: return lc_y_##SUFFIX(x, ldc, 1, 2, 1, n, mu, q, r, Y);            \
+    case 2: return lc_y_##SUFFIX(x, ldc, 1, 2, 0, n, mu, q, r, Y);            \
+    case 1: return lc_y_##SUFFIX(x, ldc, 1, 1, 1, n, mu, q, r, Y);            \
+    default: return lc_y_##SUFFIX(x, ldc, 1, 1, 0, n, mu, q, r, Y);           \
+    }                                                                          \
+}                                                                              \
+                                                                               \
+static LF_AVX2 inline void lc_p_group_##SUFFIX(                                \
+    const T* x, ptrdiff_t ldc, int nf, int nc, ptrdiff_t n, const double* mu,  \
+    const double* Y, double* p, ptrdiff_t r)                                   \
+{                                                                              \
+    switch ((nf == 4) * 2 + (nc == 2)) {                                       \
+    case 3: lc_p_##SUFFIX(x, ldc, 4, 2, n, mu, Y, p, r); break;               \
+    case 2: lc_p_##SUFFIX(x, ldc, 4, 1, n, mu, Y, p, r); break;               \
+    case 1: lc_p_##SUFFIX(x, ldc, 1, 2, n, mu, Y, p, r); break;               \
+    default: lc_p_##SUFFIX(x, ldc, 1, 1, n, mu, Y, p, r); break;              \
+    }                                                                          \
+}                                                                              \
+                                                                               \
 /* The first pass over columns [j0, j1): Y (r runs of n) += their part of    \
- * Xc Q (Q row-major, m x r); returns their sum of squares when want_sq. */  \
+ * Xc Q (Q row-major, m x r); returns their sum of squares when want_sq.     \
+ * Columns go 4 at a time, the last 1 to 3 one by one; Q's columns 2 at a    \
+ * time, then 1. */                                                           \
 static LF_AVX2 double laefast_columns_y_##SUFFIX(                              \
     const T* X, ptrdiff_t ldc, ptrdiff_t j0, ptrdiff_t j1, ptrdiff_t n,        \
     const double* mean, const double* Q, ptrdiff_t r, double* Y, int want_sq)  \
 {                                                                              \
     double sq = 0.0;                                                           \
     ptrdiff_t j, c;                                                            \
+    int f;                                                                     \
     for (j = j0; j < j1; j += 4) {                                             \
         const int nf = j1 - j >= 4 ? 4 : (int)(j1 - j);                        \
         for (c = 0; c < r; c += 2) {                                           \
-            const int two = r - c >= 2, s = want_sq && c == 0;                 \
-            const T* x = X + j * ldc;                                          \
-            const double* q = Q + j * r + c;                                   \
-            double* y = Y + c * n;                                             \
+            const int nc = r - c >= 2 ? 2 : 1, s = want_sq && c == 0;          \
             if (nf == 4)                                                       \
-                sq += two ? (s ? lc_y_##SUFFIX(x, ldc, 4, 2, 1, n, mean + j, q, r, y) \
-                               : lc_y_##SUFFIX(x, ldc, 4, 2, 0, n, mean + j, q, r, y)) \
-                          : (s ? lc_y_##SUFFIX(x, ldc, 4, 1, 1, n, mean + j, q, r, y) \
-                               : lc_y_##SUFFIX(x, ldc, 4, 1, 0, n, mean + j, q, r, y)); \
+                sq += lc_y_group_##SUFFIX(X + j * ldc, ldc, 4, nc, s, n,       \
+                                          mean + j, Q + j * r + c, r,          \
+                                          Y + c * n);                          \
             else                                                               \
-                for (int f = 0; f < nf; f++)                                   \
-                    sq += two                                                  \
-                        ? (s ? lc_y_##SUFFIX(x + f * ldc, ldc, 1, 2, 1, n, mean + j + f, q + f * r, r, y) \
-                             : lc_y_##SUFFIX(x + f * ldc, ldc, 1, 2, 0, n, mean + j + f, q + f * r, r, y)) \
-                        : (s ? lc_y_##SUFFIX(x + f * ldc, ldc, 1, 1, 1, n, mean + j + f, q + f * r, r, y) \
-                             : lc_y_##SUFFIX(x + f * ldc, ldc, 1, 1, 0, n, mean + j + f, q + f * r, r, y)); \
+                for (f = 0; f < nf; f++)                                       \
+                    sq += lc_y_group_##SUFFIX(X + (j + f) * ldc, ldc, 1, nc,   \
+                                              s, n, mean + j + f,              \
+                                              Q + (j + f) * r + c, r,          \
+                                              Y + c * n);                      \
         }                                                                      \
     }                                                                          \
     return sq;                                                                 \
 }                                                                              \
                                                                                \
-/* The second pass over columns [j0, j1): out[j, c] += sum_i xc_ij Y[c][i]   \
- * (out row-major, m x r). */                                                 \
+/* The second pass over columns [j0, j1): out[j, c] = sum_i xc_ij Y[c][i]    \
+ * (out row-major, m x r), in the first pass's groups. */                    \
 static LF_AVX2 void laefast_columns_p_##SUFFIX(                                \
     const T* X, ptrdiff_t ldc, ptrdiff_t j0, ptrdiff_t j1, ptrdiff_t n,        \
     const double* mean, const double* Y, ptrdiff_t r, double* out)             \
 {                                                                              \
     ptrdiff_t j, c;                                                            \
+    int f;                                                                     \
     for (j = j0; j < j1; j += 4) {                                             \
         const int nf = j1 - j >= 4 ? 4 : (int)(j1 - j);                        \
         for (c = 0; c < r; c += 2) {                                           \
-            const int two = r - c >= 2;                                        \
-            const T* x = X + j * ldc;                                          \
-            double* p = out + j * r + c;                                       \
-            if (nf == 4) {                                                     \
-                if (two)                                                       \
-                    lc_p_##SUFFIX(x, ldc, 4, 2, n, mean + j, Y + c * n, p, r); \
-                else                                                           \
-                    lc_p_##SUFFIX(x, ldc, 4, 1, n, mean + j, Y + c * n, p, r); \
-            } else {                                                           \
-                for (int f = 0; f < nf; f++) {                                 \
-                    if (two)                                                   \
-                        lc_p_##SUFFIX(x + f * ldc, ldc, 1, 2, n, mean + j + f, \
-                                      Y + c * n, p + f * r, r);                \
-                    else                                                       \
-                        lc_p_##SUFFIX(x + f * ldc, ldc, 1, 1, n, mean + j + f, \
-                                      Y + c * n, p + f * r, r);                \
-                }                                                              \
-            }                                                                  \
+            const int nc = r - c >= 2 ? 2 : 1;                                 \
+            if (nf == 4)                                                       \
+                lc_p_group_##SUFFIX(X + j * ldc, ldc, 4, nc, n, mean + j,      \
+                                    Y + c * n, out + j * r + c, r);            \
+            else                                                               \
+                for (f = 0; f < nf; f++)                                       \
+                    lc_p_group_##SUFFIX(X + (j + f) * ldc, ldc, 1, nc, n,      \
+                                        mean + j + f, Y + c * n,               \
+                                        out + (j + f) * r + c, r);             \
         }                                                                      \
     }                                                                          \
 }
