@@ -78,6 +78,39 @@ def test_avx2_centering_gives_the_portable_loops_bits(dtype, m, layout,
         1e-6 if dtype == np.float32 else 1e-12)
 
 
+@pytest.fixture(params=["avx512", "syrk"])
+def gram_kernel(request):
+    """Runs a test with each float64 block update this CPU has."""
+    default = _passes.gram_simd()
+    if request.param == "avx512" and not default:
+        pytest.skip("this CPU has no AVX-512F")
+    _passes.gram_simd(request.param == "avx512")
+    yield request.param
+    _passes.gram_simd(default)
+
+
+# Widths around the kernel's 8 x 16 tiles (1 row, tails of 1 to 7 rows,
+# masked column tiles of 1 to 15) and around its largest width; rows that
+# split into several blocks per thread and several row chunks per block
+# (256 rows), with a last chunk of 1 row and one of 44.
+@pytest.mark.parametrize("m", [1, 2, 7, 8, 9, 15, 16, 17, 23, 31, 33, 64,
+                               100, 127, 128, 129])
+@pytest.mark.parametrize("n, block_rows", [(1, 0), (5, 0), (2000, 0),
+                                           (2000, 300), (1537, 512)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gram_block_update_matches_the_centered_gram(gram_kernel, m, n,
+                                                     block_rows, threads):
+    X = _data(n=n, m=m, offset=4.0, seed=m)
+    shift = np.full(m, 3.5)
+    G, s = np.full((m, m), np.nan), np.full(m, np.nan)
+    _passes.gram_pass(X, shift, G, s, threads, False, block_rows)
+    Xs = X - shift
+    np.testing.assert_allclose(s, Xs.sum(axis=0), rtol=1e-12, atol=1e-12)
+    exact = Xs.T @ Xs
+    assert _rel(G, exact) < 1e-13
+    np.testing.assert_array_equal(G, G.T)
+
+
 def test_large_mean_offset_loses_nothing_to_cancellation():
     # sum x x^T - n mu mu^T would lose every digit at an offset of 1e6 over
     # unit spread; the pass centers on a shift near the mean.

@@ -1,7 +1,8 @@
 /*
  * Whether laefast's AVX2 + FMA kernels are built, and whether this CPU runs
  * them: one test for _simd_product.h, _simd_center.h, _simd_checks.h and
- * _align_simd.h (and one for AVX-512, which _simd_product.h also uses);
+ * _align_simd.h (and one for AVX-512, which _simd_product.h and
+ * _simd_gram.h use);
  * and the small vector helpers those headers share.
  *
  * LAEFAST_SIMD_BUILT is 1 where the compiler can build them (GCC or Clang

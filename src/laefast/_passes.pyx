@@ -21,8 +21,8 @@ from laefast._blas cimport NO_TRANS, TRANS, gemm, syrk_at_a, mirror_upper
 from laefast._constants cimport (
     CENTERED_BLOCK_ENTRIES, CENTERED_BLOCK_MAX_ROWS, CENTERED_BLOCK_MIN_ROWS,
     CHECK_FLOPS, GRAM_BLOCK_BYTES, GRAM_BLOCK_MAX_ROWS, GRAM_BLOCK_MIN_ROWS,
-    COLUMNS_PER_Q_COLUMN, GRAM_MIN_ROWS, GRAM_TILES_MIN_ROWS, PARTIAL_SLACK,
-    PRODUCT_MIN_ROWS, PRODUCT_THREAD_MIN_FLOPS,
+    COLUMNS_PER_Q_COLUMN, GRAM_MIN_ROWS, GRAM_SIMD_MAX_M, GRAM_TILES_MIN_ROWS,
+    PARTIAL_SLACK, PRODUCT_MIN_ROWS, PRODUCT_THREAD_MIN_FLOPS,
 )
 from laefast._threads cimport threads_for_work
 
@@ -63,6 +63,10 @@ cdef extern from "laefast/_simd_product.h" nogil:
         Py_ssize_t n, const double* mean, const double* Y, Py_ssize_t r,
         double* out)
 
+cdef extern from "laefast/_simd_gram.h" nogil:
+    void laefast_gram_upper_512(Py_ssize_t rows, Py_ssize_t m, const double* B,
+                                double* P, int first)
+
 cdef extern from "laefast/_simd_center.h" nogil:
     void laefast_center_rows_f32(
         const float* X, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t m,
@@ -73,6 +77,9 @@ cdef extern from "laefast/_simd_center.h" nogil:
 cdef bint SIMD_PRODUCT = laefast_cpu_has_avx2_fma() != 0
 # Its AVX-512 version for 1 or 2 columns, when the CPU has AVX-512F.
 cdef bint SIMD512_PRODUCT = laefast_cpu_has_avx512() != 0
+# The Gram pass's AVX-512 block update for float64 blocks of at most
+# GRAM_SIMD_MAX_M features, when the CPU has AVX-512F.
+cdef bint SIMD512_GRAM = laefast_cpu_has_avx512() != 0
 
 
 def simd(enabled=None):
@@ -94,6 +101,16 @@ def simd512(enabled=None):
     if enabled is not None:
         SIMD512_PRODUCT = bool(enabled) and laefast_cpu_has_avx512() != 0
     return bool(SIMD512_PRODUCT)
+
+
+def gram_simd(enabled=None):
+    """Whether the Gram pass updates float64 blocks of at most
+    GRAM_SIMD_MAX_M features with its AVX-512 kernel (_simd_gram.h, where
+    the CPU has AVX-512F) rather than BLAS's syrk; enabled as in simd."""
+    global SIMD512_GRAM
+    if enabled is not None:
+        SIMD512_GRAM = bool(enabled) and laefast_cpu_has_avx512() != 0
+    return bool(SIMD512_GRAM)
 
 
 cdef inline bint simd_rows(Py_ssize_t row_stride, Py_ssize_t column_stride,
@@ -236,7 +253,10 @@ cdef void syrk_block(Py_ssize_t m, Py_ssize_t rows, const floating* buf,
                      double* P, float* scratch, bint first) noexcept nogil:
     """P's upper triangle (+)= buf^T buf, in float64."""
     if floating is double:
-        syrk_at_a(m, rows, 1.0, buf, m, 0.0 if first else 1.0, P, m)
+        if SIMD512_GRAM and m <= GRAM_SIMD_MAX_M:
+            laefast_gram_upper_512(rows, m, buf, P, first)
+        else:
+            syrk_at_a(m, rows, 1.0, buf, m, 0.0 if first else 1.0, P, m)
     else:
         syrk_at_a(m, rows, 1.0, buf, m, 0.0, scratch, m)
         add_upper(m, scratch, P, first)
