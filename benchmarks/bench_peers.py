@@ -7,10 +7,12 @@ Run:  python benchmarks/bench_peers.py [--threads N] [--quick] [--repeats R]
    single-threaded dsyrk of the same X (target <= 1.15x), and its speedup
    at 2, 4, ... N threads against the machine's ceiling (N independent
    single-threaded dgemm processes over one; target >= 80% of it, and
-   >= 1.7x at 2 threads).
+   >= 1.7x at 2 threads).  On narrow X (64 features), 1 thread: the pass
+   with its AVX-512 block update and with BLAS's syrk (where the CPU has
+   AVX-512F), against one dsyrk.
 2. LAEPCA(k).fit(X) against scikit-learn's PCA solvers covariance_eigh,
-   arpack, randomized and full, on tall float64 and float32 data, spiked,
-   no-gap, wide and digits data.  Every row gives the best wall time of
+   arpack, randomized and full, on tall float64 and float32 data, narrow
+   (64 features), spiked, no-gap, wide and digits data.  Every row gives the best wall time of
    --repeats runs (the solvers interleaved round by round; LAEPCA and the
    reference peer then get rounds of the two alone, up to 12 in all, while
    those take under 2 s of calls: a best of 3 calls of a few ms is mostly
@@ -91,6 +93,7 @@ def datasets(quick):
     tall_n = 200_000 if quick else 1_000_000
     yield "tall f64", decaying(tall_n, 256, 1.0, 0.3, 0), 10
     yield "tall f32", decaying(tall_n, 256, 1.0, 0.3, 0).astype(np.float32), 10
+    yield "narrow", decaying(tall_n, 64, 1.0, 0.3, 7), 10
     if not quick:
         yield "tall 1024", decaying(136_824, 1024, 1.0, 0.3, 1), 32
     n, m = (10_000, 500) if quick else (20_000, 1000)
@@ -159,6 +162,41 @@ def gram_scaling(threads, quick, repeats):
               f" {'PASS' if speed >= target else 'FAIL'})", flush=True)
         rows.append({"name": f"gram {t} threads speedup", "value": speed,
                      "ceiling": ceil})
+    return rows
+
+
+def gram_narrow(quick, repeats):
+    """The pass on 64 features, 1 thread: its AVX-512 block update and
+    BLAS's syrk in its place, against one dsyrk of X."""
+    from laefast import _passes
+    X = decaying(200_000 if quick else 1_000_000, 64, 1.0, 0.3, 8)
+    has_kernel = _passes.gram_simd()
+
+    def gram(kernel):
+        def run():
+            _passes.gram_simd(kernel)
+            try:
+                return laefast.GramAccumulator(n_threads=1).add(X)
+            finally:
+                _passes.gram_simd(has_kernel)
+        return run
+
+    fns = {"dsyrk 1 thread": lambda: dsyrk(1.0, X.T, trans=0),
+           "syrk blocks": gram(False)}
+    if has_kernel:
+        fns["avx512 blocks"] = gram(True)
+    with threadpool_limits(1):
+        best, _ = interleaved(fns, repeats)
+    one = best["dsyrk 1 thread"]
+    print(f"\n== Gram pass, X {X.shape[0]} x 64 float64, 1 thread ==")
+    rows = []
+    for name in fns:
+        print(f"  {name:<16} {best[name] * 1e3:8.1f} ms "
+              f"{best[name] / one:6.3f}x one dsyrk", flush=True)
+        rows.append({"name": f"narrow {name} / dsyrk",
+                     "value": best[name] / one})
+    if not has_kernel:
+        print("  (this CPU has no AVX-512F: the pass takes syrk)")
     return rows
 
 
@@ -282,6 +320,7 @@ def main(argv=None):
     wanted = (lambda name: args.only is None or name in args.only)
     if wanted("gram"):
         out["gram"] = gram_scaling(args.threads, args.quick, args.repeats)
+        out["gram"] += gram_narrow(args.quick, args.repeats)
     out["peers"] = []
     with threadpool_limits(args.threads):
         for name, X, k in datasets(args.quick):
