@@ -430,10 +430,13 @@ def steps_to_reach(earlier, later, target):
     target at the rate measured between two (steps, residual) points,
     `later` the last; None where the residual did not fall.  The kernel
     rounds' lengths, block_lanczos's check spacing and the switch to the
-    dense solve all extrapolate this way."""
+    dense solve all extrapolate this way.  A target of 0 (tol=0: run to
+    max_iter) is never reached: inf."""
     (p0, r0), (p1, r1) = earlier, later
     if r0 <= 0 or r1 <= 0 or r1 >= r0:
         return None
+    if target <= 0:
+        return np.inf
     return np.log(target / r1) / (np.log(r1 / r0) / (p1 - p0))
 
 
@@ -448,7 +451,7 @@ def _check_gap(history, tol, cap):
     if not (0.0 < r1 < 0.8 ** (p1 - p0) * r0) or r1 <= tol:
         return 1
     needed = steps_to_reach(history[-2], history[-1], tol)
-    return int(min(cap, max(1.0, needed // 2)))
+    return int(min(cap, max(1.0, needed / 2)))     # inf for tol = 0
 
 
 def _recurrence_residual(Z, Y_last, theta, floor):

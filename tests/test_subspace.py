@@ -102,6 +102,23 @@ def test_check_gap():
     assert _check_gap([(10, 0.5), (11, 0.25)], tol, cap) == cap
 
 
+def test_steps_to_reach():
+    # From 1e-3 to 1e-5 over 2 steps: 10x per step; 1e-9 is 4 steps on.
+    assert _subspace.steps_to_reach((3, 1e-3), (5, 1e-5), 1e-9) == \
+        pytest.approx(4.0)
+    # No fall, or a residual of 0: no rate.
+    assert _subspace.steps_to_reach((3, 1e-3), (5, 1e-3), 1e-9) is None
+    assert _subspace.steps_to_reach((3, 1e-3), (5, 0.0), 1e-9) is None
+    # A target of 0 (tol=0) is never reached, and says so without a
+    # NumPy divide-by-zero warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _subspace.steps_to_reach((3, 1e-3), (5, 1e-5), 0.0) == np.inf
+    # The check gap far from a target of 0 is the cap.
+    assert _check_gap([(10, 1e-4), (11, 1e-5)], 0.0, _MAX_CHECK_GAP) == \
+        _MAX_CHECK_GAP
+
+
 def test_max_check_gap_one_checks_every_product():
     # The driver's setting on C, where the switch to the dense solve reads
     # the rate off the last four checks.
