@@ -27,6 +27,10 @@ _INTERRUPT_SCRIPT = textwrap.dedent("""
     import json, os, signal, sys, threading, time
     import numpy as np
     import laefast
+    # Python keeps SIGINT ignored when its parent ignored it, as a shell
+    # does for a background job (`pytest &`): then no Ctrl-C reaches any
+    # loop, and the first run below would never end.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     rng = np.random.default_rng(0)
     A = rng.standard_normal((1000, 1000))
     C = A @ A.T
