@@ -89,25 +89,30 @@ def gram_kernel(request):
     _passes.gram_simd(default)
 
 
-# Widths around the kernel's 8 x 16 tiles (1 row, tails of 1 to 7 rows,
-# masked column tiles of 1 to 15) and around its largest width; rows that
-# split into several blocks per thread and several row chunks per block
-# (256 rows), with a last chunk of 1 row and one of 44.
-@pytest.mark.parametrize("m", [1, 2, 7, 8, 9, 15, 16, 17, 23, 31, 33, 64,
-                               100, 127, 128, 129])
+# Widths around the kernels' tiles (8 x 16 float64, 8 x 32 float32: 1
+# row, tails of 1 to 7 rows, masked column tiles) and around their largest
+# width (128); rows that split into several blocks per thread and several
+# row chunks per block (256 rows), with a last chunk of 1 row and one of
+# 44.
+@pytest.mark.parametrize("m", [1, 2, 7, 8, 9, 15, 16, 17, 23, 31, 33, 47,
+                               64, 100, 127, 128, 129])
 @pytest.mark.parametrize("n, block_rows", [(1, 0), (5, 0), (2000, 0),
                                            (2000, 300), (1537, 512)])
 @pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_gram_block_update_matches_the_centered_gram(gram_kernel, m, n,
-                                                     block_rows, threads):
-    X = _data(n=n, m=m, offset=4.0, seed=m)
+                                                     block_rows, threads,
+                                                     dtype):
+    X = _data(n=n, m=m, offset=4.0, seed=m).astype(dtype)
     shift = np.full(m, 3.5)
     G, s = np.full((m, m), np.nan), np.full(m, np.nan)
     _passes.gram_pass(X, shift, G, s, threads, False, block_rows)
-    Xs = X - shift
+    # The pass centers in float64 and rounds once to X's dtype.
+    Xs = (X.astype(np.float64) - shift).astype(dtype).astype(np.float64)
     np.testing.assert_allclose(s, Xs.sum(axis=0), rtol=1e-12, atol=1e-12)
     exact = Xs.T @ Xs
-    assert _rel(G, exact) < 1e-13
+    # float32: products summed in float32 over at most a block of rows.
+    assert _rel(G, exact) < (1e-13 if dtype == np.float64 else 1e-6)
     np.testing.assert_array_equal(G, G.T)
 
 

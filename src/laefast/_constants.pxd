@@ -53,10 +53,12 @@ cdef enum:
     GRAM_BLOCK_MIN_ROWS = 256
     GRAM_TILES_MIN_ROWS = 512
     GRAM_BLOCK_MAX_ROWS = 4096
-    # float64 blocks of at most this many features go to the AVX-512
-    # kernel (_simd_gram.h) instead of syrk: 1.6x syrk's speed at m = 16
-    # to 32, 1.34x at 64, 1.19x at 128, even at 160 to 192 (one Zen 4
-    # core, 4096 rows).
+    # Blocks of at most this many features go to the AVX-512 kernels
+    # (_simd_gram.h) instead of syrk.  One Zen 4 core, 4096 rows: float64
+    # 1.6x syrk's speed at m = 16 to 32, 1.34x at 64, 1.19x at 128, even
+    # at 160 to 192; float32 1.3-1.8x at 16 to 128.  In the pass (200000
+    # rows, 1 and 2 threads) float32 at m = 256 was 1.16x slower on one
+    # thread and 0.91x on two: not taken there.
     GRAM_SIMD_MAX_M = 128
 
     # --- Centered products (laefast._passes.centered_product) ---------

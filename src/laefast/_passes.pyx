@@ -66,6 +66,8 @@ cdef extern from "laefast/_simd_product.h" nogil:
 cdef extern from "laefast/_simd_gram.h" nogil:
     void laefast_gram_upper_512(Py_ssize_t rows, Py_ssize_t m, const double* B,
                                 double* P, int first)
+    void laefast_gram_upper_512_f32(Py_ssize_t rows, Py_ssize_t m,
+                                    const float* B, double* P, int first)
 
 cdef extern from "laefast/_simd_center.h" nogil:
     void laefast_center_rows_f32(
@@ -77,7 +79,7 @@ cdef extern from "laefast/_simd_center.h" nogil:
 cdef bint SIMD_PRODUCT = laefast_cpu_has_avx2_fma() != 0
 # Its AVX-512 version for 1 or 2 columns, when the CPU has AVX-512F.
 cdef bint SIMD512_PRODUCT = laefast_cpu_has_avx512() != 0
-# The Gram pass's AVX-512 block update for float64 blocks of at most
+# The Gram pass's AVX-512 block updates for blocks of at most
 # GRAM_SIMD_MAX_M features, when the CPU has AVX-512F.
 cdef bint SIMD512_GRAM = laefast_cpu_has_avx512() != 0
 
@@ -104,9 +106,9 @@ def simd512(enabled=None):
 
 
 def gram_simd(enabled=None):
-    """Whether the Gram pass updates float64 blocks of at most
-    GRAM_SIMD_MAX_M features with its AVX-512 kernel (_simd_gram.h, where
-    the CPU has AVX-512F) rather than BLAS's syrk; enabled as in simd."""
+    """Whether the Gram pass updates blocks of at most GRAM_SIMD_MAX_M
+    features with its AVX-512 kernels (_simd_gram.h, where the CPU has
+    AVX-512F) rather than BLAS's syrk; enabled as in simd."""
     global SIMD512_GRAM
     if enabled is not None:
         SIMD512_GRAM = bool(enabled) and laefast_cpu_has_avx512() != 0
@@ -252,11 +254,14 @@ cdef inline void add_upper(Py_ssize_t m, const float* src, double* dst,
 cdef void syrk_block(Py_ssize_t m, Py_ssize_t rows, const floating* buf,
                      double* P, float* scratch, bint first) noexcept nogil:
     """P's upper triangle (+)= buf^T buf, in float64."""
-    if floating is double:
-        if SIMD512_GRAM and m <= GRAM_SIMD_MAX_M:
+    if SIMD512_GRAM and m <= GRAM_SIMD_MAX_M:
+        if floating is double:
             laefast_gram_upper_512(rows, m, buf, P, first)
         else:
-            syrk_at_a(m, rows, 1.0, buf, m, 0.0 if first else 1.0, P, m)
+            # float32 sums over at most 256 rows, then float64.
+            laefast_gram_upper_512_f32(rows, m, buf, P, first)
+    elif floating is double:
+        syrk_at_a(m, rows, 1.0, buf, m, 0.0 if first else 1.0, P, m)
     else:
         syrk_at_a(m, rows, 1.0, buf, m, 0.0, scratch, m)
         add_upper(m, scratch, P, first)
