@@ -7,9 +7,9 @@ Run:  python benchmarks/bench_peers.py [--threads N] [--quick] [--repeats R]
    single-threaded dsyrk of the same X (target <= 1.15x), and its speedup
    at 2, 4, ... N threads against the machine's ceiling (N independent
    single-threaded dgemm processes over one; target >= 80% of it, and
-   >= 1.7x at 2 threads).  On narrow X (64 features), 1 thread: the pass
-   with its AVX-512 block update and with BLAS's syrk (where the CPU has
-   AVX-512F), against one dsyrk.
+   >= 1.7x at 2 threads).  On narrow X (64 features, float64 and float32),
+   1 thread: the pass with its AVX-512 block update and with BLAS's syrk
+   (where the CPU has AVX-512F), against one syrk of X.
 2. LAEPCA(k).fit(X) against scikit-learn's PCA solvers covariance_eigh,
    arpack, randomized and full, on tall float64 and float32 data, narrow
    (64 features), spiked, no-gap, wide and digits data.  Every row gives the best wall time of
@@ -41,7 +41,7 @@ import warnings
 
 import numpy as np
 import scipy.linalg
-from scipy.linalg.blas import dsyrk
+from scipy.linalg.blas import dsyrk, ssyrk
 from threadpoolctl import threadpool_limits
 
 import laefast
@@ -166,13 +166,13 @@ def gram_scaling(threads, quick, repeats):
 
 
 def gram_narrow(quick, repeats):
-    """The pass on 64 features, 1 thread: its AVX-512 block update and
-    BLAS's syrk in its place, against one dsyrk of X."""
+    """The pass on 64 features, float64 and float32, 1 thread: its AVX-512
+    block update and BLAS's syrk in its place, against one syrk of X."""
     from laefast import _passes
-    X = decaying(200_000 if quick else 1_000_000, 64, 1.0, 0.3, 8)
+    X64 = decaying(200_000 if quick else 1_000_000, 64, 1.0, 0.3, 8)
     has_kernel = _passes.gram_simd()
 
-    def gram(kernel):
+    def gram(X, kernel):
         def run():
             _passes.gram_simd(kernel)
             try:
@@ -181,20 +181,21 @@ def gram_narrow(quick, repeats):
                 _passes.gram_simd(has_kernel)
         return run
 
-    fns = {"dsyrk 1 thread": lambda: dsyrk(1.0, X.T, trans=0),
-           "syrk blocks": gram(False)}
-    if has_kernel:
-        fns["avx512 blocks"] = gram(True)
-    with threadpool_limits(1):
-        best, _ = interleaved(fns, repeats)
-    one = best["dsyrk 1 thread"]
-    print(f"\n== Gram pass, X {X.shape[0]} x 64 float64, 1 thread ==")
     rows = []
-    for name in fns:
-        print(f"  {name:<16} {best[name] * 1e3:8.1f} ms "
-              f"{best[name] / one:6.3f}x one dsyrk", flush=True)
-        rows.append({"name": f"narrow {name} / dsyrk",
-                     "value": best[name] / one})
+    for X, syrk in ((X64, dsyrk), (X64.astype(np.float32), ssyrk)):
+        fns = {"syrk 1 thread": lambda: syrk(1.0, X.T, trans=0),
+               "syrk blocks": gram(X, False)}
+        if has_kernel:
+            fns["avx512 blocks"] = gram(X, True)
+        with threadpool_limits(1):
+            best, _ = interleaved(fns, repeats)
+        one = best["syrk 1 thread"]
+        print(f"\n== Gram pass, X {X.shape[0]} x 64 {X.dtype}, 1 thread ==")
+        for name in fns:
+            print(f"  {name:<16} {best[name] * 1e3:8.1f} ms "
+                  f"{best[name] / one:6.3f}x one syrk", flush=True)
+            rows.append({"name": f"narrow {X.dtype} {name} / syrk",
+                         "value": best[name] / one})
     if not has_kernel:
         print("  (this CPU has no AVX-512F: the pass takes syrk)")
     return rows
