@@ -8,8 +8,8 @@ Run:  python benchmarks/bench_peers.py [--threads N] [--quick] [--repeats R]
    at 2, 4, ... N threads against the machine's ceiling (N independent
    single-threaded dgemm processes over one; target >= 80% of it, and
    >= 1.7x at 2 threads).  On narrow X (64 features, float64 and float32),
-   1 thread: the pass with its AVX-512 block update and with BLAS's syrk
-   (where the CPU has AVX-512F), against one syrk of X.
+   1 thread: the pass with each block update the CPU runs (AVX-512, AVX2,
+   BLAS's syrk), against one syrk of X.
 2. LAEPCA(k).fit(X) against scikit-learn's PCA solvers covariance_eigh,
    arpack, randomized and full, on tall float64 and float32 data, narrow
    (64 features), spiked, no-gap, wide and digits data.  Every row gives the best wall time of
@@ -166,27 +166,30 @@ def gram_scaling(threads, quick, repeats):
 
 
 def gram_narrow(quick, repeats):
-    """The pass on 64 features, float64 and float32, 1 thread: its AVX-512
-    block update and BLAS's syrk in its place, against one syrk of X."""
+    """The pass on 64 features, float64 and float32, 1 thread: each block
+    update this CPU runs (AVX-512, AVX2, BLAS's syrk), against one syrk of
+    X."""
     from laefast import _passes
     X64 = decaying(200_000 if quick else 1_000_000, 64, 1.0, 0.3, 8)
-    has_kernel = _passes.gram_simd()
+    default = _passes.gram_kernel()
+    kernels = {"avx512": ("avx512", "avx2", "syrk"), "avx2": ("avx2", "syrk"),
+               "syrk": ("syrk",)}[default]
 
     def gram(X, kernel):
         def run():
-            _passes.gram_simd(kernel)
+            _passes.gram_kernel(kernel)
             try:
                 return laefast.GramAccumulator(n_threads=1).add(X)
             finally:
-                _passes.gram_simd(has_kernel)
+                _passes.gram_kernel(default)
         return run
 
     rows = []
     for X, syrk in ((X64, dsyrk), (X64.astype(np.float32), ssyrk)):
-        fns = {"syrk 1 thread": lambda: syrk(1.0, X.T, trans=0),
-               "syrk blocks": gram(X, False)}
-        if has_kernel:
-            fns["avx512 blocks"] = gram(X, True)
+        fns = {"syrk 1 thread": lambda: syrk(1.0, X.T, trans=0)}
+        for kernel in kernels:
+            if kernel != "avx2" or X.dtype == np.float64:
+                fns[f"{kernel} blocks"] = gram(X, kernel)
         with threadpool_limits(1):
             best, _ = interleaved(fns, repeats)
         one = best["syrk 1 thread"]
@@ -196,8 +199,7 @@ def gram_narrow(quick, repeats):
                   f"{best[name] / one:6.3f}x one syrk", flush=True)
             rows.append({"name": f"narrow {X.dtype} {name} / syrk",
                          "value": best[name] / one})
-    if not has_kernel:
-        print("  (this CPU has no AVX-512F: the pass takes syrk)")
+    print(f"  (this CPU's default: {default})")
     return rows
 
 

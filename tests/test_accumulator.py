@@ -78,24 +78,36 @@ def test_avx2_centering_gives_the_portable_loops_bits(dtype, m, layout,
         1e-6 if dtype == np.float32 else 1e-12)
 
 
-@pytest.fixture(params=["avx512", "syrk"])
+@pytest.fixture(params=["avx512", "avx2", "syrk"])
 def gram_kernel(request):
-    """Runs a test with each float64 block update this CPU has."""
-    default = _passes.gram_simd()
-    if request.param == "avx512" and not default:
-        pytest.skip("this CPU has no AVX-512F")
-    _passes.gram_simd(request.param == "avx512")
+    """Runs a test with each block update this CPU has."""
+    default = _passes.gram_kernel()
+    try:
+        _passes.gram_kernel(request.param)
+    except ValueError:
+        pytest.skip(f"this CPU cannot run the {request.param} kernel")
     yield request.param
-    _passes.gram_simd(default)
+    _passes.gram_kernel(default)
 
 
-# Widths around the kernels' tiles (8 x 16 float64, 8 x 32 float32: 1
-# row, tails of 1 to 7 rows, masked column tiles) and around their largest
-# width (128); rows that split into several blocks per thread and several
-# row chunks per block (256 rows), with a last chunk of 1 row and one of
-# 44.
-@pytest.mark.parametrize("m", [1, 2, 7, 8, 9, 15, 16, 17, 23, 31, 33, 47,
-                               64, 100, 127, 128, 129])
+def test_gram_kernel_names():
+    default = _passes.gram_kernel()
+    assert default in ("avx512", "avx2", "syrk")
+    with pytest.raises(ValueError, match="one of"):
+        _passes.gram_kernel("sse")
+    try:
+        assert _passes.gram_kernel("syrk") == "syrk"
+    finally:
+        assert _passes.gram_kernel(default) == default
+
+
+# Widths around the kernels' tiles (AVX-512: 8 x 16 float64, 8 x 32
+# float32; AVX2: 4 x 12 float64; tails of 1 to 7 rows, masked column
+# tiles) and around their largest width (128); rows that split into
+# several blocks per thread and several row chunks per block (256 rows),
+# with a last chunk of 1 row and one of 44.
+@pytest.mark.parametrize("m", [1, 2, 7, 8, 9, 12, 13, 15, 16, 17, 23, 24,
+                               31, 33, 47, 64, 100, 127, 128, 129])
 @pytest.mark.parametrize("n, block_rows", [(1, 0), (5, 0), (2000, 0),
                                            (2000, 300), (1537, 512)])
 @pytest.mark.parametrize("threads", [1, 2])

@@ -68,6 +68,8 @@ cdef extern from "laefast/_simd_gram.h" nogil:
                                 double* P, int first)
     void laefast_gram_upper_512_f32(Py_ssize_t rows, Py_ssize_t m,
                                     const float* B, double* P, int first)
+    void laefast_gram_upper_avx2(Py_ssize_t rows, Py_ssize_t m,
+                                 const double* B, double* P, int first)
 
 cdef extern from "laefast/_simd_center.h" nogil:
     void laefast_center_rows_f32(
@@ -79,9 +81,23 @@ cdef extern from "laefast/_simd_center.h" nogil:
 cdef bint SIMD_PRODUCT = laefast_cpu_has_avx2_fma() != 0
 # Its AVX-512 version for 1 or 2 columns, when the CPU has AVX-512F.
 cdef bint SIMD512_PRODUCT = laefast_cpu_has_avx512() != 0
-# The Gram pass's AVX-512 block updates for blocks of at most
-# GRAM_SIMD_MAX_M features, when the CPU has AVX-512F.
-cdef bint SIMD512_GRAM = laefast_cpu_has_avx512() != 0
+# The Gram pass's block update for blocks of at most GRAM_SIMD_MAX_M
+# features: GRAM_AVX512 (float64 and float32) where the CPU has AVX-512F,
+# GRAM_AVX2 (float64) where it has AVX2 and FMA only, else syrk.
+cdef enum:
+    GRAM_SYRK, GRAM_AVX2, GRAM_AVX512
+GRAM_KERNELS = ("syrk", "avx2", "avx512")
+
+
+cdef int best_gram_kernel() noexcept nogil:
+    if laefast_cpu_has_avx512():
+        return GRAM_AVX512
+    if laefast_cpu_has_avx2_fma():
+        return GRAM_AVX2
+    return GRAM_SYRK
+
+
+cdef int GRAM_KERNEL = best_gram_kernel()
 
 
 def simd(enabled=None):
@@ -105,14 +121,22 @@ def simd512(enabled=None):
     return bool(SIMD512_PRODUCT)
 
 
-def gram_simd(enabled=None):
-    """Whether the Gram pass updates blocks of at most GRAM_SIMD_MAX_M
-    features with its AVX-512 kernels (_simd_gram.h, where the CPU has
-    AVX-512F) rather than BLAS's syrk; enabled as in simd."""
-    global SIMD512_GRAM
-    if enabled is not None:
-        SIMD512_GRAM = bool(enabled) and laefast_cpu_has_avx512() != 0
-    return bool(SIMD512_GRAM)
+def gram_kernel(name=None):
+    """The Gram pass's block update for blocks of at most GRAM_SIMD_MAX_M
+    features (_simd_gram.h): "avx512", "avx2" (float64; float32 blocks
+    take syrk) or "syrk" (BLAS).  The default is the best this CPU runs;
+    a name sets it (tests and benchmarks compare them), ValueError if the
+    CPU lacks it.  Returns the current one."""
+    global GRAM_KERNEL
+    if name is not None:
+        if name not in GRAM_KERNELS:
+            raise ValueError(f"gram_kernel: one of {GRAM_KERNELS}, got "
+                             f"{name!r}")
+        code = GRAM_KERNELS.index(name)
+        if code > best_gram_kernel():
+            raise ValueError(f"gram_kernel: this CPU cannot run {name!r}")
+        GRAM_KERNEL = code
+    return GRAM_KERNELS[GRAM_KERNEL]
 
 
 cdef inline bint simd_rows(Py_ssize_t row_stride, Py_ssize_t column_stride,
@@ -251,15 +275,27 @@ cdef inline void add_upper(Py_ssize_t m, const float* src, double* dst,
                 dst[i * m + j] += src[i * m + j]
 
 
+# Entries of slack that let a buffer start on a 64-byte line (float32).
+cdef enum:
+    LINE_ITEMS = 16
+
+
+cdef inline floating* line_aligned(floating* p) noexcept nogil:
+    """The first address at or after p on a 64-byte line."""
+    return p + ((64 - (<size_t> p) % 64) % 64) // sizeof(floating)
+
+
 cdef void syrk_block(Py_ssize_t m, Py_ssize_t rows, const floating* buf,
                      double* P, float* scratch, bint first) noexcept nogil:
     """P's upper triangle (+)= buf^T buf, in float64."""
-    if SIMD512_GRAM and m <= GRAM_SIMD_MAX_M:
+    if GRAM_KERNEL == GRAM_AVX512 and m <= GRAM_SIMD_MAX_M:
         if floating is double:
             laefast_gram_upper_512(rows, m, buf, P, first)
         else:
             # float32 sums over at most 256 rows, then float64.
             laefast_gram_upper_512_f32(rows, m, buf, P, first)
+    elif floating is double and GRAM_KERNEL == GRAM_AVX2 and m <= GRAM_SIMD_MAX_M:
+        laefast_gram_upper_avx2(rows, m, buf, P, first)
     elif floating is double:
         syrk_at_a(m, rows, 1.0, buf, m, 0.0 if first else 1.0, P, m)
     else:
@@ -332,7 +368,10 @@ def gram_pass(const floating[:, :] X, const double[::1] shift,
         return
     if not tiles:
         P_t = np.empty((nt - 1, m, m), dtype=np.float64)
-        bufs = np.empty((nt, B * m), dtype=dtype)
+        # Each thread's block starts on a cache line (NumPy's buffers start
+        # 16 bytes into one): the block updates' vector loads then never
+        # straddle two lines where rows are whole lines apart.
+        bufs = np.empty((nt, B * m + LINE_ITEMS), dtype=dtype)
         scratch = np.empty((nt if floating is float else 1,
                             m * m if floating is float else 1),
                            dtype=np.float32)
@@ -342,7 +381,7 @@ def gram_pass(const floating[:, :] X, const double[::1] shift,
             r0 = n * t // nt
             r1 = n * (t + 1) // nt
             P = &Gv[0, 0] if t == 0 else &P_t[t - 1, 0, 0]
-            buf = &bufs[t, 0]
+            buf = line_aligned(&bufs[t, 0])
             scr = &scratch[t, 0] if floating is float else NULL
             first = True
             start = r0
