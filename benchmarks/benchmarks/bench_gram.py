@@ -2,8 +2,9 @@
 same X, both on one thread (BLAS limited by threadpoolctl, as it is inside
 the pass).  At 32 and 64 features the pass multiplies with its compiled
 block update where the CPU has AVX-512F or AVX2 (float64; float32 with
-AVX-512F), at 256 with BLAS's syrk on centered blocks; the pass also
-centers and sums every row."""
+AVX-512F), at 256 with it where the CPU has AVX-512F and with BLAS's
+syrk on centered blocks elsewhere; the pass also centers and sums every
+row."""
 
 import numpy as np
 from scipy.linalg.blas import dsyrk, ssyrk

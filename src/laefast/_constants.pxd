@@ -53,13 +53,17 @@ cdef enum:
     GRAM_BLOCK_MIN_ROWS = 256
     GRAM_TILES_MIN_ROWS = 512
     GRAM_BLOCK_MAX_ROWS = 4096
-    # Blocks of at most this many features go to the AVX-512 kernels
-    # (_simd_gram.h) instead of syrk.  One Zen 4 core, 4096 rows: float64
-    # 1.6x syrk's speed at m = 16 to 32, 1.34x at 64, 1.19x at 128, even
-    # at 160 to 192; float32 1.3-1.8x at 16 to 128.  In the pass (200000
-    # rows, 1 and 2 threads) float32 at m = 256 was 1.16x slower on one
-    # thread and 0.91x on two: not taken there.
-    GRAM_SIMD_MAX_M = 128
+    # Blocks of at most this many features go to the compiled block
+    # updates (_simd_gram.h) instead of syrk.  GramAccumulator.add, 1e5
+    # rows, one Zen 4 core, AVX-512 against syrk: float64 0.69-0.77 of
+    # the time at m = 16 to 128, 0.89-0.92 at 160 to 192, 0.95 at 256,
+    # 1.02 at 384; float32 0.67-0.83 at 16 to 128, 0.85-0.90 at 160 to
+    # 256, 0.94-0.96 at 384 to 512.
+    GRAM_SIMD_MAX_M = 256
+    # The AVX2 kernel (float64), against OpenBLAS's dsyrk for Haswell:
+    # 0.75-0.90 of the time at m = 16 to 128, 0.91-0.97 at 160 to 192,
+    # 1.08 at 256.
+    GRAM_AVX2_MAX_M = 128
 
     # --- Centered products (laefast._passes.centered_product) ---------
     # Rows centered at a time: about 1 MiB of doubles, 16 to 1024 rows.

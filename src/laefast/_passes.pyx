@@ -21,8 +21,8 @@ from laefast._blas cimport NO_TRANS, TRANS, gemm, syrk_at_a, mirror_upper
 from laefast._constants cimport (
     CENTERED_BLOCK_ENTRIES, CENTERED_BLOCK_MAX_ROWS, CENTERED_BLOCK_MIN_ROWS,
     CHECK_FLOPS, GRAM_BLOCK_BYTES, GRAM_BLOCK_MAX_ROWS, GRAM_BLOCK_MIN_ROWS,
-    COLUMNS_PER_Q_COLUMN, GRAM_MIN_ROWS, GRAM_SIMD_MAX_M, GRAM_TILES_MIN_ROWS,
-    PARTIAL_SLACK, PRODUCT_MIN_ROWS, PRODUCT_THREAD_MIN_FLOPS,
+    COLUMNS_PER_Q_COLUMN, GRAM_AVX2_MAX_M, GRAM_MIN_ROWS, GRAM_SIMD_MAX_M,
+    GRAM_TILES_MIN_ROWS, PARTIAL_SLACK, PRODUCT_MIN_ROWS, PRODUCT_THREAD_MIN_FLOPS,
 )
 from laefast._threads cimport threads_for_work
 
@@ -81,9 +81,10 @@ cdef extern from "laefast/_simd_center.h" nogil:
 cdef bint SIMD_PRODUCT = laefast_cpu_has_avx2_fma() != 0
 # Its AVX-512 version for 1 or 2 columns, when the CPU has AVX-512F.
 cdef bint SIMD512_PRODUCT = laefast_cpu_has_avx512() != 0
-# The Gram pass's block update for blocks of at most GRAM_SIMD_MAX_M
-# features: GRAM_AVX512 (float64 and float32) where the CPU has AVX-512F,
-# GRAM_AVX2 (float64) where it has AVX2 and FMA only, else syrk.
+# The Gram pass's block update for narrow blocks: GRAM_AVX512 (float64
+# and float32, at most GRAM_SIMD_MAX_M features) where the CPU has
+# AVX-512F, GRAM_AVX2 (float64, at most GRAM_AVX2_MAX_M) where it has AVX2
+# and FMA only, else syrk.
 cdef enum:
     GRAM_SYRK, GRAM_AVX2, GRAM_AVX512
 GRAM_KERNELS = ("syrk", "avx2", "avx512")
@@ -122,9 +123,9 @@ def simd512(enabled=None):
 
 
 def gram_kernel(name=None):
-    """The Gram pass's block update for blocks of at most GRAM_SIMD_MAX_M
-    features (_simd_gram.h): "avx512", "avx2" (float64; float32 blocks
-    take syrk) or "syrk" (BLAS).  The default is the best this CPU runs;
+    """The Gram pass's block update for narrow blocks (_simd_gram.h):
+    "avx512" (at most GRAM_SIMD_MAX_M features), "avx2" (float64, at most
+    GRAM_AVX2_MAX_M; float32 blocks take syrk) or "syrk" (BLAS).  The default is the best this CPU runs;
     a name sets it (tests and benchmarks compare them), ValueError if the
     CPU lacks it.  Returns the current one."""
     global GRAM_KERNEL
@@ -294,7 +295,7 @@ cdef void syrk_block(Py_ssize_t m, Py_ssize_t rows, const floating* buf,
         else:
             # float32 sums over at most 256 rows, then float64.
             laefast_gram_upper_512_f32(rows, m, buf, P, first)
-    elif floating is double and GRAM_KERNEL == GRAM_AVX2 and m <= GRAM_SIMD_MAX_M:
+    elif floating is double and GRAM_KERNEL == GRAM_AVX2 and m <= GRAM_AVX2_MAX_M:
         laefast_gram_upper_avx2(rows, m, buf, P, first)
     elif floating is double:
         syrk_at_a(m, rows, 1.0, buf, m, 0.0 if first else 1.0, P, m)
