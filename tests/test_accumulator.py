@@ -128,6 +128,14 @@ def test_gram_block_update_matches_the_centered_gram(gram_kernel, m, n,
     np.testing.assert_array_equal(G, G.T)
 
 
+def test_gram_pass_of_no_features_is_empty_and_silent(gram_kernel, capfd):
+    # syrk with m = 0 printed BLAS's "parameter 7 illegal" (lda = 0).
+    for dtype in (np.float64, np.float32):
+        G, s = np.empty((0, 0)), np.empty(0)
+        _passes.gram_pass(np.empty((5, 0), dtype=dtype), None, G, s, 1, False)
+    assert capfd.readouterr() == ("", "")
+
+
 def test_large_mean_offset_loses_nothing_to_cancellation():
     # sum x x^T - n mu mu^T would lose every digit at an offset of 1e6 over
     # unit spread; the pass centers on a shift near the mean.

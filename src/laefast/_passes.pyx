@@ -286,17 +286,25 @@ cdef inline floating* line_aligned(floating* p) noexcept nogil:
     return p + ((64 - (<size_t> p) % 64) % 64) // sizeof(floating)
 
 
+cdef inline bint takes_kernel(Py_ssize_t m, bint single) noexcept nogil:
+    """Whether syrk_block multiplies blocks of m features (float32 if
+    single) with a compiled block update rather than syrk."""
+    if GRAM_KERNEL == GRAM_AVX512:
+        return m <= GRAM_SIMD_MAX_M
+    return GRAM_KERNEL == GRAM_AVX2 and not single and m <= GRAM_AVX2_MAX_M
+
+
 cdef void syrk_block(Py_ssize_t m, Py_ssize_t rows, const floating* buf,
                      double* P, float* scratch, bint first) noexcept nogil:
     """P's upper triangle (+)= buf^T buf, in float64."""
-    if GRAM_KERNEL == GRAM_AVX512 and m <= GRAM_SIMD_MAX_M:
-        if floating is double:
-            laefast_gram_upper_512(rows, m, buf, P, first)
-        else:
-            # float32 sums over at most 256 rows, then float64.
+    if takes_kernel(m, floating is float):
+        if floating is float:
+            # AVX-512 only: float32 sums over at most 256 rows, then float64.
             laefast_gram_upper_512_f32(rows, m, buf, P, first)
-    elif floating is double and GRAM_KERNEL == GRAM_AVX2 and m <= GRAM_AVX2_MAX_M:
-        laefast_gram_upper_avx2(rows, m, buf, P, first)
+        elif GRAM_KERNEL == GRAM_AVX2:
+            laefast_gram_upper_avx2(rows, m, buf, P, first)
+        else:
+            laefast_gram_upper_512(rows, m, buf, P, first)
     elif floating is double:
         syrk_at_a(m, rows, 1.0, buf, m, 0.0 if first else 1.0, P, m)
     else:
@@ -338,7 +346,9 @@ def gram_pass(const floating[:, :] X, const double[::1] shift,
     Threads: gram_pass_threads(n, m, n_threads); the caller keeps BLAS
     serial when that is > 1.  tiles picks the layout described above.
     Rows are split into the same ranges for a given thread count, and
-    summed in the same order: the result is reproducible for it.
+    summed in the same order: the result is reproducible for it on one
+    CPU (the block update taken, gram_kernel, depends on the CPU; float32
+    results differ by about 1e-6 between its kernels).
     """
     cdef Py_ssize_t n = X.shape[0], m = X.shape[1]
     cdef int nt = gram_pass_threads(n, m, n_threads)
@@ -363,7 +373,7 @@ def gram_pass(const floating[:, :] X, const double[::1] shift,
     cdef float[:, ::1] scratch
     cdef floating[:, ::1] bufs
     cdef double[:, ::1] Gv = G
-    if n == 0:
+    if n == 0 or m == 0:
         G[:, :] = 0
         s[:] = 0
         return
@@ -373,8 +383,9 @@ def gram_pass(const floating[:, :] X, const double[::1] shift,
         # 16 bytes into one): the block updates' vector loads then never
         # straddle two lines where rows are whole lines apart.
         bufs = np.empty((nt, B * m + LINE_ITEMS), dtype=dtype)
-        scratch = np.empty((nt if floating is float else 1,
-                            m * m if floating is float else 1),
+        # float32 blocks that syrk multiplies land in float32 scratch.
+        scratch = np.empty((nt, m * m if floating is float
+                                and not takes_kernel(m, True) else 1),
                            dtype=np.float32)
         for t in prange(nt, nogil=True, num_threads=nt, schedule="static",
                         chunksize=1):
