@@ -82,6 +82,21 @@ static LG_AVX512 LG_INLINE void lg_tile(
     }
 }
 
+/* The tile of rows i0.. (8, or the 1 to 7 left above the diagonal's end)
+ * over chunk b, columns j0.. with masks k0, k1: TILE's row count must be a
+ * constant. */
+#define LG_TILES(TILE)                                                         \
+    switch (j0 + w - i0 < 8 ? (int)(j0 + w - i0) : 8) {                        \
+    case 8: TILE(8, kr, m, i0, j0, k0, k1, b, P, f); break;                    \
+    case 7: TILE(7, kr, m, i0, j0, k0, k1, b, P, f); break;                    \
+    case 6: TILE(6, kr, m, i0, j0, k0, k1, b, P, f); break;                    \
+    case 5: TILE(5, kr, m, i0, j0, k0, k1, b, P, f); break;                    \
+    case 4: TILE(4, kr, m, i0, j0, k0, k1, b, P, f); break;                    \
+    case 3: TILE(3, kr, m, i0, j0, k0, k1, b, P, f); break;                    \
+    case 2: TILE(2, kr, m, i0, j0, k0, k1, b, P, f); break;                    \
+    default: TILE(1, kr, m, i0, j0, k0, k1, b, P, f); break;                   \
+    }
+
 static LG_AVX512 void laefast_gram_upper_512(
     ptrdiff_t rows, ptrdiff_t m, const double* B, double* P, int first)
 {
@@ -97,16 +112,7 @@ static LG_AVX512 void laefast_gram_upper_512(
             for (i0 = 0; i0 < j0 + w; i0 += 8) {
                 const double* b = B + c0 * m;
                 int f = first && c0 == 0;
-                switch (j0 + w - i0 < 8 ? (int)(j0 + w - i0) : 8) {
-                case 8: lg_tile(8, kr, m, i0, j0, k0, k1, b, P, f); break;
-                case 7: lg_tile(7, kr, m, i0, j0, k0, k1, b, P, f); break;
-                case 6: lg_tile(6, kr, m, i0, j0, k0, k1, b, P, f); break;
-                case 5: lg_tile(5, kr, m, i0, j0, k0, k1, b, P, f); break;
-                case 4: lg_tile(4, kr, m, i0, j0, k0, k1, b, P, f); break;
-                case 3: lg_tile(3, kr, m, i0, j0, k0, k1, b, P, f); break;
-                case 2: lg_tile(2, kr, m, i0, j0, k0, k1, b, P, f); break;
-                default: lg_tile(1, kr, m, i0, j0, k0, k1, b, P, f); break;
-                }
+                LG_TILES(lg_tile)
             }
         }
         c0 += LG_CHUNK_ROWS;
@@ -185,16 +191,7 @@ static LG_AVX512 void laefast_gram_upper_512_f32(
             for (i0 = 0; i0 < j0 + w; i0 += 8) {
                 const float* b = B + c0 * m;
                 int f = first && c0 == 0;
-                switch (j0 + w - i0 < 8 ? (int)(j0 + w - i0) : 8) {
-                case 8: lg_tile_f32(8, kr, m, i0, j0, k0, k1, b, P, f); break;
-                case 7: lg_tile_f32(7, kr, m, i0, j0, k0, k1, b, P, f); break;
-                case 6: lg_tile_f32(6, kr, m, i0, j0, k0, k1, b, P, f); break;
-                case 5: lg_tile_f32(5, kr, m, i0, j0, k0, k1, b, P, f); break;
-                case 4: lg_tile_f32(4, kr, m, i0, j0, k0, k1, b, P, f); break;
-                case 3: lg_tile_f32(3, kr, m, i0, j0, k0, k1, b, P, f); break;
-                case 2: lg_tile_f32(2, kr, m, i0, j0, k0, k1, b, P, f); break;
-                default: lg_tile_f32(1, kr, m, i0, j0, k0, k1, b, P, f); break;
-                }
+                LG_TILES(lg_tile_f32)
             }
         }
         c0 += LG_CHUNK_ROWS;
