@@ -54,11 +54,14 @@ cdef enum:
     GRAM_TILES_MIN_ROWS = 512
     GRAM_BLOCK_MAX_ROWS = 4096
     # Blocks of at most this many features go to the compiled block
-    # updates (_simd_gram.h) instead of syrk.  GramAccumulator.add, 1e5
-    # rows, one Zen 4 core, AVX-512 against syrk: float64 0.69-0.77 of
-    # the time at m = 16 to 128, 0.89-0.92 at 160 to 192, 0.95 at 256,
-    # 1.02 at 384; float32 0.67-0.83 at 16 to 128, 0.85-0.90 at 160 to
-    # 256, 0.94-0.96 at 384 to 512.
+    # updates (_simd_gram.h) instead of syrk.  GramAccumulator.add, 1e5 to
+    # 2e5 rows, one Zen 4 core, AVX-512 against syrk: float64 0.66-0.73 of
+    # the time at m = 16 to 128, 0.85-0.86 at 192 to 256, 0.89-0.93 at
+    # 384 to 512, 1.06 at 768; float32 0.63-0.84, 0.80-0.83, 0.86-0.88 and
+    # 0.89.  Up to 256 a chunk of rows and the partial's upper triangle
+    # (at most 768 KiB together) stay in a 1 MiB L2; past it they would
+    # not on many server cores, where 16 threads then stream the partials
+    # through the shared caches (not measured), so the limit stays there.
     GRAM_SIMD_MAX_M = 256
     # The AVX2 kernel (float64), against OpenBLAS's dsyrk for Haswell:
     # 0.75-0.90 of the time at m = 16 to 128, 0.91-0.97 at 160 to 192,

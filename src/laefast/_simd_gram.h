@@ -51,8 +51,9 @@
 /* Tile rows i0..i0+R-1 by columns j0..j0+15 (lanes in k0, k1) over `rows`
  * rows of the block B (row stride m). */
 static LG_AVX512 LG_INLINE void lg_tile(
-    const int R, ptrdiff_t rows, ptrdiff_t m, ptrdiff_t i0, ptrdiff_t j0,
-    __mmask8 k0, __mmask8 k1, const double* B, double* P, int first)
+    const int R, const int FULL, ptrdiff_t rows, ptrdiff_t m, ptrdiff_t i0,
+    ptrdiff_t j0, __mmask8 k0, __mmask8 k1, const double* B, double* P,
+    int first)
 {
     __m512d a0[8], a1[8];
     const double* x = B;
@@ -63,8 +64,10 @@ static LG_AVX512 LG_INLINE void lg_tile(
         a1[r] = _mm512_setzero_pd();
     }
     for (k = 0; k < rows; k++, x += m) {
-        __m512d v0 = _mm512_maskz_loadu_pd(k0, x + j0);
-        __m512d v1 = _mm512_maskz_loadu_pd(k1, x + j0 + 8);
+        __m512d v0 = FULL ? _mm512_loadu_pd(x + j0)
+                          : _mm512_maskz_loadu_pd(k0, x + j0);
+        __m512d v1 = FULL ? _mm512_loadu_pd(x + j0 + 8)
+                          : _mm512_maskz_loadu_pd(k1, x + j0 + 8);
         for (r = 0; r < R; r++) {
             __m512d b = _mm512_set1_pd(x[i0 + r]);
             a0[r] = _mm512_fmadd_pd(b, v0, a0[r]);
@@ -83,18 +86,20 @@ static LG_AVX512 LG_INLINE void lg_tile(
 }
 
 /* The tile of rows i0.. (8, or the 1 to 7 left above the diagonal's end)
- * over chunk b, columns j0.. with masks k0, k1: TILE's row count must be a
+ * over chunk b, columns j0.. with masks k0, k1 (FULL: all lanes, plain
+ * loads; a masked load on every row, its mask reloaded from the stack,
+ * made the kernel 1.11-1.19x slower): TILE's row count must be a
  * constant. */
-#define LG_TILES(TILE)                                                         \
+#define LG_TILES(TILE, FULL)                                                   \
     switch (j0 + w - i0 < 8 ? (int)(j0 + w - i0) : 8) {                        \
-    case 8: TILE(8, kr, m, i0, j0, k0, k1, b, P, f); break;                    \
-    case 7: TILE(7, kr, m, i0, j0, k0, k1, b, P, f); break;                    \
-    case 6: TILE(6, kr, m, i0, j0, k0, k1, b, P, f); break;                    \
-    case 5: TILE(5, kr, m, i0, j0, k0, k1, b, P, f); break;                    \
-    case 4: TILE(4, kr, m, i0, j0, k0, k1, b, P, f); break;                    \
-    case 3: TILE(3, kr, m, i0, j0, k0, k1, b, P, f); break;                    \
-    case 2: TILE(2, kr, m, i0, j0, k0, k1, b, P, f); break;                    \
-    default: TILE(1, kr, m, i0, j0, k0, k1, b, P, f); break;                   \
+    case 8: TILE(8, FULL, kr, m, i0, j0, k0, k1, b, P, f); break;              \
+    case 7: TILE(7, FULL, kr, m, i0, j0, k0, k1, b, P, f); break;              \
+    case 6: TILE(6, FULL, kr, m, i0, j0, k0, k1, b, P, f); break;              \
+    case 5: TILE(5, FULL, kr, m, i0, j0, k0, k1, b, P, f); break;              \
+    case 4: TILE(4, FULL, kr, m, i0, j0, k0, k1, b, P, f); break;              \
+    case 3: TILE(3, FULL, kr, m, i0, j0, k0, k1, b, P, f); break;              \
+    case 2: TILE(2, FULL, kr, m, i0, j0, k0, k1, b, P, f); break;              \
+    default: TILE(1, FULL, kr, m, i0, j0, k0, k1, b, P, f); break;             \
     }
 
 static LG_AVX512 void laefast_gram_upper_512(
@@ -112,7 +117,11 @@ static LG_AVX512 void laefast_gram_upper_512(
             for (i0 = 0; i0 < j0 + w; i0 += 8) {
                 const double* b = B + c0 * m;
                 int f = first && c0 == 0;
-                LG_TILES(lg_tile)
+                if (w == 16) {
+                    LG_TILES(lg_tile, 1)
+                } else {
+                    LG_TILES(lg_tile, 0)
+                }
             }
         }
         c0 += LG_CHUNK_ROWS;
@@ -141,8 +150,9 @@ static LG_AVX512 LG_INLINE void lg_add8_f32(double* p, __mmask8 k, __m256 v,
 }
 
 static LG_AVX512 LG_INLINE void lg_tile_f32(
-    const int R, ptrdiff_t rows, ptrdiff_t m, ptrdiff_t i0, ptrdiff_t j0,
-    __mmask16 k0, __mmask16 k1, const float* B, double* P, int first)
+    const int R, const int FULL, ptrdiff_t rows, ptrdiff_t m, ptrdiff_t i0,
+    ptrdiff_t j0, __mmask16 k0, __mmask16 k1, const float* B, double* P,
+    int first)
 {
     __m512 a0[8], a1[8];
     /* The sums leave through this buffer: extracting their upper halves
@@ -157,8 +167,10 @@ static LG_AVX512 LG_INLINE void lg_tile_f32(
         a1[r] = _mm512_setzero_ps();
     }
     for (k = 0; k < rows; k++, x += m) {
-        __m512 v0 = _mm512_maskz_loadu_ps(k0, x + j0);
-        __m512 v1 = _mm512_maskz_loadu_ps(k1, x + j0 + 16);
+        __m512 v0 = FULL ? _mm512_loadu_ps(x + j0)
+                         : _mm512_maskz_loadu_ps(k0, x + j0);
+        __m512 v1 = FULL ? _mm512_loadu_ps(x + j0 + 16)
+                         : _mm512_maskz_loadu_ps(k1, x + j0 + 16);
         for (r = 0; r < R; r++) {
             __m512 b = _mm512_set1_ps(x[i0 + r]);
             a0[r] = _mm512_fmadd_ps(b, v0, a0[r]);
@@ -191,7 +203,11 @@ static LG_AVX512 void laefast_gram_upper_512_f32(
             for (i0 = 0; i0 < j0 + w; i0 += 8) {
                 const float* b = B + c0 * m;
                 int f = first && c0 == 0;
-                LG_TILES(lg_tile_f32)
+                if (w == 32) {
+                    LG_TILES(lg_tile_f32, 1)
+                } else {
+                    LG_TILES(lg_tile_f32, 0)
+                }
             }
         }
         c0 += LG_CHUNK_ROWS;
