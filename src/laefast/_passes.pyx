@@ -22,7 +22,8 @@ from laefast._constants cimport (
     CENTERED_BLOCK_ENTRIES, CENTERED_BLOCK_MAX_ROWS, CENTERED_BLOCK_MIN_ROWS,
     CHECK_FLOPS, GRAM_BLOCK_BYTES, GRAM_BLOCK_MAX_ROWS, GRAM_BLOCK_MIN_ROWS,
     COLUMNS_PER_Q_COLUMN, GRAM_AVX2_MAX_M, GRAM_MIN_ROWS, GRAM_SIMD_MAX_M,
-    GRAM_TILES_MIN_ROWS, PARTIAL_SLACK, PRODUCT_MIN_ROWS, PRODUCT_THREAD_MIN_FLOPS,
+    GRAM_TILES_MIN_ROWS, PARTIAL_SLACK, PRODUCT_MIN_ROWS,
+    PRODUCT_THREAD_MIN_FLOPS,
 )
 from laefast._threads cimport threads_for_work
 
@@ -125,9 +126,10 @@ def simd512(enabled=None):
 def gram_kernel(name=None):
     """The Gram pass's block update for narrow blocks (_simd_gram.h):
     "avx512" (at most GRAM_SIMD_MAX_M features), "avx2" (float64, at most
-    GRAM_AVX2_MAX_M; float32 blocks take syrk) or "syrk" (BLAS).  The default is the best this CPU runs;
-    a name sets it (tests and benchmarks compare them), ValueError if the
-    CPU lacks it.  Returns the current one."""
+    GRAM_AVX2_MAX_M; float32 blocks take syrk) or "syrk" (BLAS).  The
+    default is the best this CPU runs; a name sets it (tests and
+    benchmarks compare them), ValueError if the CPU lacks it.  Returns
+    the current one."""
     global GRAM_KERNEL
     if name is not None:
         if name not in GRAM_KERNELS:
@@ -276,7 +278,8 @@ cdef inline void add_upper(Py_ssize_t m, const float* src, double* dst,
                 dst[i * m + j] += src[i * m + j]
 
 
-# Entries of slack that let a buffer start on a 64-byte line (float32).
+# Slack, in entries, for a buffer to start on a 64-byte line (16 float32
+# entries make one line).
 cdef enum:
     LINE_ITEMS = 16
 
