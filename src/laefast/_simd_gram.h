@@ -6,20 +6,19 @@
  * Why not BLAS's syrk: at small m its packing and its triangular edges
  * cost as much as the arithmetic.  One Zen 4 core, 4096 x m centered
  * rows, useful flops (rows m (m + 1) / 2 multiply-adds): OpenBLAS's dsyrk
- * 8.3, 10.4, 15.1, 19.6 and 22.1 Gflop/s at m = 16, 32, 64, 128 and 256;
- * this kernel 13.3, 17.2, 20.3, 22.1 and 20.1 (42 against 67, 126 against
- * 207, 420 against 563 and 1532 against 1819 us up to m = 128; even at
- * m = 160 to 192, slower at 256, standalone on a buffer aligned to a
- * cache line).  A full dgemm of 1024^3 runs at 26.3 here: the kernel's
- * own tiles run near that, and lose only the parts of the diagonal tiles
- * below the diagonal.  In the Gram pass, whose blocks are aligned too,
- * it still gained at m = 256 (the limit, GRAM_SIMD_MAX_M, in
- * _constants.pxd, with the numbers).
+ * 8.3, 10.4, 15.1, 19.6 and 22.1 G/s at m = 16, 32, 64, 128 and 256;
+ * this kernel, standalone on a buffer aligned to a cache line, 15.5,
+ * 20.0, 23.5, 25.8 and 23.5 (36 against 67, 108 against 207, 363 against
+ * 563, 1313 against 1819 and 5741 against 6108 us).  A full dgemm of
+ * 1024^3 runs at 26.3 here: the kernel's own tiles run near that, and
+ * lose only the parts of the diagonal tiles below the diagonal.  Its
+ * limit in the Gram pass (GRAM_SIMD_MAX_M) is in _constants.pxd, with
+ * the pass's own numbers.
  *
  * The upper triangle goes in tiles of 8 rows by 16 columns: 16 running
  * sums in ZMM registers, each row of the block adding the outer product of
  * its 8 entries i0..i0+7 (broadcast) and its 16 entries j0..j0+15 (two
- * vector loads, masked at the right edge).  No packing: both come
+ * vector loads, masked only in the right-edge tiles).  No packing: both come
  * straight from the block's rows.  The rows go in chunks of
  * LG_CHUNK_ROWS, every tile over one chunk before the next, so that a
  * chunk (at most 512 KiB for m <= 256) stays in L2 for all its tiles.
