@@ -132,10 +132,10 @@ static LG_AVX512 void laefast_gram_upper_512(
  * running sums in float32 over one chunk of rows (at most 256 products
  * per sum), then added into P in float64.  BLAS's ssyrk summed a whole
  * block (up to 4096 rows) in float32 before that addition.  One Zen 4
- * core, 4096 rows, useful multiply-adds: 13.4, 26.4, 34.7 and 41.2 G/s
- * at m = 16, 32, 64 and 128, against ssyrk's 9.9, 14.4, 23.0 and 32.4
- * (41.6 against 55, 82 against 148, 246 against 371, 820 against 1042
- * us).
+ * core, 4096 rows, standalone, useful multiply-adds: 13.6, 29.6, 38.8
+ * and 46.1 G/s at m = 16, 32, 64 and 128, against ssyrk's 9.9, 14.4,
+ * 23.0 and 32.4 (41 against 55, 73 against 148, 220 against 371, 734
+ * against 1042 us).
  */
 
 /* P[0..7] (+)= the 8 float32 sums in v, in float64 (lanes in k) */
