@@ -12,17 +12,17 @@ Run:  python benchmarks/bench_peers.py [--threads N] [--quick] [--repeats R]
    BLAS's syrk), against one syrk of X.
 2. LAEPCA(k).fit(X) against scikit-learn's PCA solvers covariance_eigh,
    arpack, randomized and full, on tall float64 and float32 data, narrow
-   (64 features), spiked, no-gap, wide and digits data.  Every row gives the best wall time of
-   --repeats runs (the solvers interleaved round by round; LAEPCA and the
-   reference peer then get rounds of the two alone, up to 12 in all, while
-   those take under 2 s of calls: a best of 3 calls of a few ms is mostly
-   the machine's noise), the ratio to the reference peer (covariance_eigh
-   on tall data, arpack on wide), and the accuracy against a float64
-   eigendecomposition of the same data: the largest principal-angle sine
-   of the k components and the largest relative error of the explained
-   variances.  Targets: LAEPCA <= 0.8x covariance_eigh on tall data with 2
-   threads, <= 0.5x with 16; <= 0.5x arpack on wide data; accuracy no
-   worse than the peer's.
+   (64 features), spiked, no-gap, wide and digits data.  Every row gives
+   the best wall time of --repeats runs (the solvers interleaved round by
+   round; LAEPCA and the reference peer then get rounds of the two alone,
+   up to 12 in all, while those take under 2 s of calls: a best of 3
+   calls of a few ms is mostly the machine's noise), the ratio to the
+   reference peer (covariance_eigh on tall data, arpack on wide), and the
+   accuracy against a float64 eigendecomposition of the same data: the
+   largest principal-angle sine of the k components and the largest
+   relative error of the explained variances.  Targets: LAEPCA <= 0.8x
+   covariance_eigh on tall data with 2 threads, <= 0.5x with 16; <= 0.5x
+   arpack on wide data; accuracy no worse than the peer's.
 3. LAEPCA.partial_fit and LAEStream.partial_fit ('gram' and 'sgd', one
    pass) against IncrementalPCA over the same chunks.
 
