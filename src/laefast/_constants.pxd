@@ -64,9 +64,9 @@ cdef enum:
     # through the shared caches (not measured), so the limit stays there.
     GRAM_SIMD_MAX_M = 256
     # The AVX2 kernel (float64), against OpenBLAS's dsyrk for Haswell:
-    # 0.75-0.90 of the time at m = 16 to 128, 0.91-0.97 at 160 to 192,
-    # 1.08 at 256.
-    GRAM_AVX2_MAX_M = 128
+    # 0.55 / 0.66 / 0.71 / 0.80 of the time at m = 16 / 32 / 64 / 128,
+    # 0.90-0.93 at 160 to 192, 1.01 at 256, 1.15 at 384.
+    GRAM_AVX2_MAX_M = 192
 
     # --- Centered products (laefast._passes.centered_product) ---------
     # Rows centered at a time: about 1 MiB of doubles, 16 to 1024 rows.

@@ -215,14 +215,16 @@ static LG_AVX512 void laefast_gram_upper_512_f32(
 
 /*
  * Where the CPU has AVX2 and FMA but not AVX-512F (float64 only): 16 YMM
- * registers hold tiles of 4 rows by 12 columns (12 running sums, 3 loads
+ * registers hold tiles of 6 rows by 8 columns (12 running sums, 2 loads
  * and a broadcast).  Masked loads only in the right-edge tiles: with a
  * masked load on every row the kernel ran 1.05-1.15x slower.  One Zen 4
  * core, 4096 rows, against OpenBLAS's dsyrk for Haswell (what AVX2-only
- * x86 CPUs get; OPENBLAS_CORETYPE=Haswell): 56 against 81, 137 against
- * 203, 481 against 562, 805 against 1084 and 1511 against 1760 us at m =
- * 16, 32, 64, 96 and 128 (1.16-1.48x).  A float32 version (4 x 24) was
- * no faster than ssyrk there except at m = 96: float32 keeps ssyrk.
+ * x86 CPUs get; OPENBLAS_CORETYPE=Haswell): 31 against 81, 104 against
+ * 203, 361 against 562, 772 against 1084 and 1334 against 1760 us at m =
+ * 16, 32, 64, 96 and 128 (1.3-2.6x; tiles of 4 x 12 took 56, 137, 481,
+ * 805 and 1519 us, their 12 columns a poor fit to most widths).  A
+ * float32 version (4 x 24) was no faster than ssyrk there except at m =
+ * 96: float32 keeps ssyrk.
  */
 #define LG_AVX2 __attribute__((target("avx2,fma")))
 
@@ -243,22 +245,20 @@ static LG_AVX2 LG_INLINE void lg2_tile(
     const int R, const int FULL, ptrdiff_t rows, ptrdiff_t m, ptrdiff_t i0,
     ptrdiff_t j0, ptrdiff_t w, const double* B, double* P, int first)
 {
-    __m256d a0[4], a1[4], a2[4];
-    __m256i k0 = lg2_mask(w), k1 = lg2_mask(w - 4), k2 = lg2_mask(w - 8);
+    __m256d a0[6], a1[6];
+    __m256i k0 = lg2_mask(w), k1 = lg2_mask(w - 4);
     const double* x = B;
     ptrdiff_t k;
     int r;
     for (r = 0; r < R; r++)
-        a0[r] = a1[r] = a2[r] = _mm256_setzero_pd();
+        a0[r] = a1[r] = _mm256_setzero_pd();
     for (k = 0; k < rows; k++, x += m) {
         __m256d v0 = lg2_load(x + j0, k0, FULL);
         __m256d v1 = lg2_load(x + j0 + 4, k1, FULL);
-        __m256d v2 = lg2_load(x + j0 + 8, k2, FULL);
         for (r = 0; r < R; r++) {
             __m256d b = _mm256_broadcast_sd(x + i0 + r);
             a0[r] = _mm256_fmadd_pd(b, v0, a0[r]);
             a1[r] = _mm256_fmadd_pd(b, v1, a1[r]);
-            a2[r] = _mm256_fmadd_pd(b, v2, a2[r]);
         }
     }
     for (r = 0; r < R; r++) {
@@ -266,16 +266,16 @@ static LG_AVX2 LG_INLINE void lg2_tile(
         if (!first) {
             a0[r] = _mm256_add_pd(a0[r], _mm256_maskload_pd(p, k0));
             a1[r] = _mm256_add_pd(a1[r], _mm256_maskload_pd(p + 4, k1));
-            a2[r] = _mm256_add_pd(a2[r], _mm256_maskload_pd(p + 8, k2));
         }
         _mm256_maskstore_pd(p, k0, a0[r]);
         _mm256_maskstore_pd(p + 4, k1, a1[r]);
-        _mm256_maskstore_pd(p + 8, k2, a2[r]);
     }
 }
 
 #define LG2_TILES(FULL)                                                        \
-    switch (j0 + w - i0 < 4 ? (int)(j0 + w - i0) : 4) {                        \
+    switch (j0 + w - i0 < 6 ? (int)(j0 + w - i0) : 6) {                        \
+    case 6: lg2_tile(6, FULL, kr, m, i0, j0, w, b, P, f); break;               \
+    case 5: lg2_tile(5, FULL, kr, m, i0, j0, w, b, P, f); break;               \
     case 4: lg2_tile(4, FULL, kr, m, i0, j0, w, b, P, f); break;               \
     case 3: lg2_tile(3, FULL, kr, m, i0, j0, w, b, P, f); break;               \
     case 2: lg2_tile(2, FULL, kr, m, i0, j0, w, b, P, f); break;               \
@@ -288,12 +288,12 @@ static LG_AVX2 void laefast_gram_upper_avx2(
     ptrdiff_t c0 = 0, kr, i0, j0, w;
     do {
         kr = rows - c0 < LG_CHUNK_ROWS ? rows - c0 : LG_CHUNK_ROWS;
-        for (j0 = 0; j0 < m; j0 += 12) {
-            w = m - j0 < 12 ? m - j0 : 12;
-            for (i0 = 0; i0 < j0 + w; i0 += 4) {
+        for (j0 = 0; j0 < m; j0 += 8) {
+            w = m - j0 < 8 ? m - j0 : 8;
+            for (i0 = 0; i0 < j0 + w; i0 += 6) {
                 const double* b = B + c0 * m;
                 int f = first && c0 == 0;
-                if (w == 12) {
+                if (w == 8) {
                     LG2_TILES(1)
                 } else {
                     LG2_TILES(0)
