@@ -102,10 +102,10 @@ def test_gram_kernel_names():
 
 
 # Widths around the kernels' tiles (AVX-512: 8 x 16 float64, 8 x 32
-# float32; AVX2: 6 x 8 float64; tails of 1 to 7 rows, masked column
-# tiles) and around their largest widths (256; AVX2 192); rows that split
-# into several blocks per thread and several row chunks per block (256
-# rows), with a last chunk of 1 row and one of 44.
+# float32; AVX2: 6 x 8 float64, 6 x 16 float32; tails of 1 to 7 rows,
+# masked column tiles) and around their largest widths (256; AVX2 192);
+# rows that split into several blocks per thread and several row chunks
+# per block (256 rows), with a last chunk of 1 row and one of 44.
 @pytest.mark.parametrize("m", [1, 2, 7, 8, 9, 12, 13, 15, 16, 17, 23, 24,
                                31, 33, 47, 64, 100, 128, 129, 192, 193,
                                255, 256, 257])

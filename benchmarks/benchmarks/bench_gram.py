@@ -1,10 +1,9 @@
 """The Gram pass (GramAccumulator.add) on tall data against one syrk of the
 same X, both on one thread (BLAS limited by threadpoolctl, as it is inside
 the pass).  At 32 and 64 features the pass multiplies with its compiled
-block update where the CPU has AVX-512F or AVX2 (float64; float32 with
-AVX-512F), at 256 with it where the CPU has AVX-512F and with BLAS's
-syrk on centered blocks elsewhere; the pass also centers and sums every
-row."""
+block update where the CPU has AVX-512F or AVX2, at 256 with it where
+the CPU has AVX-512F and with BLAS's syrk on centered blocks elsewhere;
+the pass also centers and sums every row."""
 
 import numpy as np
 from scipy.linalg.blas import dsyrk, ssyrk

@@ -71,6 +71,8 @@ cdef extern from "laefast/_simd_gram.h" nogil:
                                     const float* B, double* P, int first)
     void laefast_gram_upper_avx2(Py_ssize_t rows, Py_ssize_t m,
                                  const double* B, double* P, int first)
+    void laefast_gram_upper_avx2_f32(Py_ssize_t rows, Py_ssize_t m,
+                                     const float* B, double* P, int first)
 
 cdef extern from "laefast/_simd_center.h" nogil:
     void laefast_center_rows_f32(
@@ -82,10 +84,9 @@ cdef extern from "laefast/_simd_center.h" nogil:
 cdef bint SIMD_PRODUCT = laefast_cpu_has_avx2_fma() != 0
 # Its AVX-512 version for 1 or 2 columns, when the CPU has AVX-512F.
 cdef bint SIMD512_PRODUCT = laefast_cpu_has_avx512() != 0
-# The Gram pass's block update for narrow blocks: GRAM_AVX512 (float64
-# and float32, at most GRAM_SIMD_MAX_M features) where the CPU has
-# AVX-512F, GRAM_AVX2 (float64, at most GRAM_AVX2_MAX_M) where it has AVX2
-# and FMA only, else syrk.
+# The Gram pass's block update for narrow blocks: GRAM_AVX512 (at most
+# GRAM_SIMD_MAX_M features) where the CPU has AVX-512F, GRAM_AVX2 (at most
+# GRAM_AVX2_MAX_M) where it has AVX2 and FMA only, else syrk.
 cdef enum:
     GRAM_SYRK, GRAM_AVX2, GRAM_AVX512
 GRAM_KERNELS = ("syrk", "avx2", "avx512")
@@ -125,8 +126,8 @@ def simd512(enabled=None):
 
 def gram_kernel(name=None):
     """The Gram pass's block update for narrow blocks (_simd_gram.h):
-    "avx512" (at most GRAM_SIMD_MAX_M features), "avx2" (float64, at most
-    GRAM_AVX2_MAX_M; float32 blocks take syrk) or "syrk" (BLAS).  The
+    "avx512" (at most GRAM_SIMD_MAX_M features), "avx2" (at most
+    GRAM_AVX2_MAX_M) or "syrk" (BLAS).  The
     default is the best this CPU runs; a name sets it (tests and
     benchmarks compare them), ValueError if the CPU lacks it.  Returns
     the current one."""
@@ -289,23 +290,26 @@ cdef inline floating* line_aligned(floating* p) noexcept nogil:
     return p + ((64 - (<size_t> p) % 64) % 64) // sizeof(floating)
 
 
-cdef inline bint takes_kernel(Py_ssize_t m, bint single) noexcept nogil:
-    """Whether syrk_block multiplies blocks of m features (float32 if
-    single) with a compiled block update rather than syrk."""
+cdef inline bint takes_kernel(Py_ssize_t m) noexcept nogil:
+    """Whether syrk_block multiplies blocks of m features with a compiled
+    block update rather than syrk."""
     if GRAM_KERNEL == GRAM_AVX512:
         return m <= GRAM_SIMD_MAX_M
-    return GRAM_KERNEL == GRAM_AVX2 and not single and m <= GRAM_AVX2_MAX_M
+    return GRAM_KERNEL == GRAM_AVX2 and m <= GRAM_AVX2_MAX_M
 
 
 cdef void syrk_block(Py_ssize_t m, Py_ssize_t rows, const floating* buf,
                      double* P, float* scratch, bint first) noexcept nogil:
     """P's upper triangle (+)= buf^T buf, in float64."""
-    if takes_kernel(m, floating is float):
-        if floating is float:
-            # AVX-512 only: float32 sums over at most 256 rows, then float64.
+    if takes_kernel(m):
+        # float32: sums over at most 256 rows, then float64.
+        if GRAM_KERNEL == GRAM_AVX2:
+            if floating is float:
+                laefast_gram_upper_avx2_f32(rows, m, buf, P, first)
+            else:
+                laefast_gram_upper_avx2(rows, m, buf, P, first)
+        elif floating is float:
             laefast_gram_upper_512_f32(rows, m, buf, P, first)
-        elif GRAM_KERNEL == GRAM_AVX2:
-            laefast_gram_upper_avx2(rows, m, buf, P, first)
         else:
             laefast_gram_upper_512(rows, m, buf, P, first)
     elif floating is double:
@@ -388,7 +392,7 @@ def gram_pass(const floating[:, :] X, const double[::1] shift,
         bufs = np.empty((nt, B * m + LINE_ITEMS), dtype=dtype)
         # float32 blocks that syrk multiplies land in float32 scratch.
         scratch = np.empty((nt, m * m if floating is float
-                                and not takes_kernel(m, True) else 1),
+                                and not takes_kernel(m) else 1),
                            dtype=np.float32)
         for t in prange(nt, nogil=True, num_threads=nt, schedule="static",
                         chunksize=1):
