@@ -127,10 +127,9 @@ def simd512(enabled=None):
 def gram_kernel(name=None):
     """The Gram pass's block update for narrow blocks (_simd_gram.h):
     "avx512" (at most GRAM_SIMD_MAX_M features), "avx2" (at most
-    GRAM_AVX2_MAX_M) or "syrk" (BLAS).  The
-    default is the best this CPU runs; a name sets it (tests and
-    benchmarks compare them), ValueError if the CPU lacks it.  Returns
-    the current one."""
+    GRAM_AVX2_MAX_M) or "syrk" (BLAS).  The default is the best this CPU
+    runs; a name sets it (tests and benchmarks compare them), ValueError
+    if the CPU lacks it.  Returns the current one."""
     global GRAM_KERNEL
     if name is not None:
         if name not in GRAM_KERNELS:
@@ -285,11 +284,6 @@ cdef enum:
     LINE_ITEMS = 16
 
 
-cdef inline floating* line_aligned(floating* p) noexcept nogil:
-    """The first address at or after p on a 64-byte line."""
-    return p + ((64 - (<size_t> p) % 64) % 64) // sizeof(floating)
-
-
 cdef inline bint takes_kernel(Py_ssize_t m) noexcept nogil:
     """Whether syrk_block multiplies blocks of m features with a compiled
     block update rather than syrk."""
@@ -400,7 +394,7 @@ def gram_pass(const floating[:, :] X, const double[::1] shift,
             r0 = n * t // nt
             r1 = n * (t + 1) // nt
             P = &Gv[0, 0] if t == 0 else &P_t[t - 1, 0, 0]
-            buf = line_aligned(&bufs[t, 0])
+            buf = &bufs[t, 0] + place(&bufs[t, 0], 0, 64)
             scr = &scratch[t, 0] if floating is float else NULL
             first = True
             start = r0
@@ -515,11 +509,12 @@ def centered_product_workspace(Py_ssize_t n, Py_ssize_t m, Py_ssize_t r,
     return kernels if simd else blas
 
 
-cdef inline Py_ssize_t place(const double* at, size_t offset,
+cdef inline Py_ssize_t place(const floating* at, size_t offset,
                              size_t period) noexcept nogil:
-    """Doubles from `at` to the first address at `offset` bytes modulo
-    `period` (a power of two; offset a multiple of 8)."""
-    return <Py_ssize_t> ((offset - <size_t> at) & (period - 1)) // 8
+    """Entries from `at` to the first address at `offset` bytes modulo
+    `period` (a power of two; offset a multiple of the entry size)."""
+    return <Py_ssize_t> (((offset - <size_t> at) & (period - 1))
+                         // sizeof(floating))
 
 
 cdef void simd_layout(const double* work, const void* X, Py_ssize_t n,
