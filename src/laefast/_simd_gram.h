@@ -47,14 +47,20 @@
 #define LG_INLINE inline __attribute__((always_inline))
 #define LG_CHUNK_ROWS 256
 
-/* Tile rows i0..i0+R-1 by columns j0..j0+15 (lanes in k0, k1) over `rows`
- * rows of the block B (row stride m). */
+/* lanes l < w of 8 (an AVX-512 mask) */
+static LG_AVX512 LG_INLINE __mmask8 lg_mask8(ptrdiff_t w)
+{
+    return (__mmask8)(w >= 8 ? 0xFF : w <= 0 ? 0 : (1u << w) - 1);
+}
+
+/* Tile rows i0..i0+R-1 by columns j0..j0+w-1 (w <= 16) over `rows` rows
+ * of the block B (row stride m). */
 static LG_AVX512 LG_INLINE void lg_tile(
     const int R, const int FULL, ptrdiff_t rows, ptrdiff_t m, ptrdiff_t i0,
-    ptrdiff_t j0, __mmask8 k0, __mmask8 k1, const double* B, double* P,
-    int first)
+    ptrdiff_t j0, ptrdiff_t w, const double* B, double* P, int first)
 {
     __m512d a0[8], a1[8];
+    __mmask8 k0 = lg_mask8(w), k1 = lg_mask8(w - 8);
     const double* x = B;
     ptrdiff_t k;
     int r;
@@ -85,47 +91,50 @@ static LG_AVX512 LG_INLINE void lg_tile(
 }
 
 /* The tile of rows i0.. (8, or the 1 to 7 left above the diagonal's end)
- * over chunk b, columns j0.. with masks k0, k1 (FULL: all lanes, plain
- * loads; a masked load on every row, its mask reloaded from the stack,
- * made the kernel 1.11-1.19x slower): TILE's row count must be a
- * constant. */
+ * over chunk b, columns j0..j0+w-1 (FULL: all lanes, plain loads; a
+ * masked load on every row, its mask reloaded from the stack, made the
+ * kernel 1.11-1.19x slower): TILE's row count must be a constant. */
 #define LG_TILES(TILE, FULL)                                                   \
     switch (j0 + w - i0 < 8 ? (int)(j0 + w - i0) : 8) {                        \
-    case 8: TILE(8, FULL, kr, m, i0, j0, k0, k1, b, P, f); break;              \
-    case 7: TILE(7, FULL, kr, m, i0, j0, k0, k1, b, P, f); break;              \
-    case 6: TILE(6, FULL, kr, m, i0, j0, k0, k1, b, P, f); break;              \
-    case 5: TILE(5, FULL, kr, m, i0, j0, k0, k1, b, P, f); break;              \
-    case 4: TILE(4, FULL, kr, m, i0, j0, k0, k1, b, P, f); break;              \
-    case 3: TILE(3, FULL, kr, m, i0, j0, k0, k1, b, P, f); break;              \
-    case 2: TILE(2, FULL, kr, m, i0, j0, k0, k1, b, P, f); break;              \
-    default: TILE(1, FULL, kr, m, i0, j0, k0, k1, b, P, f); break;             \
+    case 8: TILE(8, FULL, kr, m, i0, j0, w, b, P, f); break;                   \
+    case 7: TILE(7, FULL, kr, m, i0, j0, w, b, P, f); break;                   \
+    case 6: TILE(6, FULL, kr, m, i0, j0, w, b, P, f); break;                   \
+    case 5: TILE(5, FULL, kr, m, i0, j0, w, b, P, f); break;                   \
+    case 4: TILE(4, FULL, kr, m, i0, j0, w, b, P, f); break;                   \
+    case 3: TILE(3, FULL, kr, m, i0, j0, w, b, P, f); break;                   \
+    case 2: TILE(2, FULL, kr, m, i0, j0, w, b, P, f); break;                   \
+    default: TILE(1, FULL, kr, m, i0, j0, w, b, P, f); break;                  \
     }
 
-static LG_AVX512 void laefast_gram_upper_512(
-    ptrdiff_t rows, ptrdiff_t m, const double* B, double* P, int first)
-{
-    ptrdiff_t c0 = 0, kr, i0, j0, w;
-    do {
-        kr = rows - c0 < LG_CHUNK_ROWS ? rows - c0 : LG_CHUNK_ROWS;
-        for (j0 = 0; j0 < m; j0 += 16) {
-            w = m - j0 < 16 ? m - j0 : 16;
-            __mmask8 k0 = (__mmask8)(w >= 8 ? 0xFF : (1u << w) - 1);
-            __mmask8 k1 = (__mmask8)(w >= 16 ? 0xFF
-                                     : w <= 8 ? 0 : (1u << (w - 8)) - 1);
-            /* rows i < j0 + w hold entries (i, j >= i) of these columns */
-            for (i0 = 0; i0 < j0 + w; i0 += 8) {
-                const double* b = B + c0 * m;
-                int f = first && c0 == 0;
-                if (w == 16) {
-                    LG_TILES(lg_tile, 1)
-                } else {
-                    LG_TILES(lg_tile, 0)
-                }
-            }
-        }
-        c0 += LG_CHUNK_ROWS;
-    } while (c0 < rows);
+/* One kernel NAME (compiled for ATTR, blocks of T): the rows in chunks of
+ * LG_CHUNK_ROWS; in each chunk the columns in tiles of WIDTH and, for
+ * each, the tiles of STEP rows i0 < j0 + w (those rows hold entries (i, j
+ * >= i) of these columns), their row counts dispatched by TILES. */
+#define LG_DEFINE_UPPER(NAME, ATTR, T, WIDTH, STEP, TILES, TILE)               \
+static ATTR void NAME(ptrdiff_t rows, ptrdiff_t m, const T* B, double* P,     \
+                      int first)                                               \
+{                                                                              \
+    ptrdiff_t c0 = 0, kr, i0, j0, w;                                           \
+    do {                                                                       \
+        kr = rows - c0 < LG_CHUNK_ROWS ? rows - c0 : LG_CHUNK_ROWS;            \
+        for (j0 = 0; j0 < m; j0 += WIDTH) {                                    \
+            w = m - j0 < WIDTH ? m - j0 : WIDTH;                               \
+            for (i0 = 0; i0 < j0 + w; i0 += STEP) {                            \
+                const T* b = B + c0 * m;                                       \
+                int f = first && c0 == 0;                                      \
+                if (w == WIDTH) {                                              \
+                    TILES(TILE, 1)                                             \
+                } else {                                                       \
+                    TILES(TILE, 0)                                             \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
+        c0 += LG_CHUNK_ROWS;                                                   \
+    } while (c0 < rows);                                                       \
 }
+
+LG_DEFINE_UPPER(laefast_gram_upper_512, LG_AVX512, double, 16, 8, LG_TILES,
+                lg_tile)
 
 /*
  * float32 blocks: tiles of 8 rows by 32 columns, 16 lanes a vector, the
@@ -148,12 +157,18 @@ static LG_AVX512 LG_INLINE void lg_add8_f32(double* p, __mmask8 k, __m256 v,
     _mm512_mask_storeu_pd(p, k, q);
 }
 
+/* lanes l < w of 16 (an AVX-512 mask) */
+static LG_AVX512 LG_INLINE __mmask16 lg_mask16(ptrdiff_t w)
+{
+    return (__mmask16)(w >= 16 ? 0xFFFF : w <= 0 ? 0 : (1u << w) - 1);
+}
+
 static LG_AVX512 LG_INLINE void lg_tile_f32(
     const int R, const int FULL, ptrdiff_t rows, ptrdiff_t m, ptrdiff_t i0,
-    ptrdiff_t j0, __mmask16 k0, __mmask16 k1, const float* B, double* P,
-    int first)
+    ptrdiff_t j0, ptrdiff_t w, const float* B, double* P, int first)
 {
     __m512 a0[8], a1[8];
+    __mmask16 k0 = lg_mask16(w), k1 = lg_mask16(w - 16);
     /* The sums leave through this buffer: extracting their upper halves
      * from the registers made GCC keep all 16 on the stack, stored on
      * every row (2.4x slower). */
@@ -188,30 +203,8 @@ static LG_AVX512 LG_INLINE void lg_tile_f32(
     }
 }
 
-static LG_AVX512 void laefast_gram_upper_512_f32(
-    ptrdiff_t rows, ptrdiff_t m, const float* B, double* P, int first)
-{
-    ptrdiff_t c0 = 0, kr, i0, j0, w;
-    do {
-        kr = rows - c0 < LG_CHUNK_ROWS ? rows - c0 : LG_CHUNK_ROWS;
-        for (j0 = 0; j0 < m; j0 += 32) {
-            w = m - j0 < 32 ? m - j0 : 32;
-            __mmask16 k0 = (__mmask16)(w >= 16 ? 0xFFFF : (1u << w) - 1);
-            __mmask16 k1 = (__mmask16)(w >= 32 ? 0xFFFF
-                                       : w <= 16 ? 0 : (1u << (w - 16)) - 1);
-            for (i0 = 0; i0 < j0 + w; i0 += 8) {
-                const float* b = B + c0 * m;
-                int f = first && c0 == 0;
-                if (w == 32) {
-                    LG_TILES(lg_tile_f32, 1)
-                } else {
-                    LG_TILES(lg_tile_f32, 0)
-                }
-            }
-        }
-        c0 += LG_CHUNK_ROWS;
-    } while (c0 < rows);
-}
+LG_DEFINE_UPPER(laefast_gram_upper_512_f32, LG_AVX512, float, 32, 8,
+                LG_TILES, lg_tile_f32)
 
 /*
  * Where the CPU has AVX2 and FMA but not AVX-512F: 16 YMM
@@ -280,27 +273,8 @@ static LG_AVX2 LG_INLINE void lg2_tile(
     default: TILE(1, FULL, kr, m, i0, j0, w, b, P, f); break;                  \
     }
 
-static LG_AVX2 void laefast_gram_upper_avx2(
-    ptrdiff_t rows, ptrdiff_t m, const double* B, double* P, int first)
-{
-    ptrdiff_t c0 = 0, kr, i0, j0, w;
-    do {
-        kr = rows - c0 < LG_CHUNK_ROWS ? rows - c0 : LG_CHUNK_ROWS;
-        for (j0 = 0; j0 < m; j0 += 8) {
-            w = m - j0 < 8 ? m - j0 : 8;
-            for (i0 = 0; i0 < j0 + w; i0 += 6) {
-                const double* b = B + c0 * m;
-                int f = first && c0 == 0;
-                if (w == 8) {
-                    LG2_TILES(lg2_tile, 1)
-                } else {
-                    LG2_TILES(lg2_tile, 0)
-                }
-            }
-        }
-        c0 += LG_CHUNK_ROWS;
-    } while (c0 < rows);
-}
+LG_DEFINE_UPPER(laefast_gram_upper_avx2, LG_AVX2, double, 8, 6, LG2_TILES,
+                lg2_tile)
 
 /*
  * float32 blocks in AVX2: tiles of 6 rows by 16 columns (two vectors of 8
@@ -368,27 +342,8 @@ static LG_AVX2 LG_INLINE void lg2_tile_f32(
     }
 }
 
-static LG_AVX2 void laefast_gram_upper_avx2_f32(
-    ptrdiff_t rows, ptrdiff_t m, const float* B, double* P, int first)
-{
-    ptrdiff_t c0 = 0, kr, i0, j0, w;
-    do {
-        kr = rows - c0 < LG_CHUNK_ROWS ? rows - c0 : LG_CHUNK_ROWS;
-        for (j0 = 0; j0 < m; j0 += 16) {
-            w = m - j0 < 16 ? m - j0 : 16;
-            for (i0 = 0; i0 < j0 + w; i0 += 6) {
-                const float* b = B + c0 * m;
-                int f = first && c0 == 0;
-                if (w == 16) {
-                    LG2_TILES(lg2_tile_f32, 1)
-                } else {
-                    LG2_TILES(lg2_tile_f32, 0)
-                }
-            }
-        }
-        c0 += LG_CHUNK_ROWS;
-    } while (c0 < rows);
-}
+LG_DEFINE_UPPER(laefast_gram_upper_avx2_f32, LG_AVX2, float, 16, 6,
+                LG2_TILES, lg2_tile_f32)
 
 #else  /* no SIMD build: never called (laefast_cpu_has_avx2_fma is 0) */
 
