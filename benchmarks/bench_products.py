@@ -76,7 +76,8 @@ def products(n, m, threads, repeats):
         for r in (1, 2, 4):
             Q = np.linalg.qr(rng.standard_normal((m, r)))[0]
             out = np.empty((m, r))
-            work = np.empty(_passes.centered_product_workspace(n, m, r, t))  # both paths
+            # (simd=None: the larger of the two paths' needs.)
+            work = np.empty(_passes.centered_product_workspace(n, m, r, t))
 
             def run(simd, simd512):
                 _passes.simd(simd)
